@@ -1,0 +1,89 @@
+# hark: build, test and benchmark.
+#
+#   make            build build/hark
+#   make run        install what is missing, build, run
+#   make test       every test; ends with "N passed, N failed"
+#   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      figures (never fails)
+
+CC      ?= cc
+SAN     ?= 0
+PREFIX  ?= /usr/local
+
+ifeq ($(SAN),1)
+BUILD   := build/san
+OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN   := -fsanitize=address,undefined
+else
+BUILD   := build
+OPT     := -O2 -g
+LDSAN   :=
+endif
+
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -pthread $(OPT) -MMD -MP
+CPPFLAGS += -Iinclude -Isrc/engine
+LDLIBS  += -lm -ldl -pthread
+LDFLAGS += $(LDSAN)
+
+ENGINE_SRC := $(wildcard src/engine/*.c)
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC    := $(wildcard src/cli/*.c)
+CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
+LIB        := $(BUILD)/libhark.a
+BIN        := $(BUILD)/hark
+
+TEST_HARNESS := $(BUILD)/tests/harness.o
+UNIT_SRC  := $(wildcard tests/unit/*.c)
+REF_SRC   := $(wildcard tests/ref/*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit_%)
+REF_BIN   := $(REF_SRC:tests/ref/%.c=$(BUILD)/tests/ref_%)
+TOOL_SRC  := $(wildcard tools/*.c)
+TOOL_BIN  := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
+TEST_LIBS := -ljansson -lz
+
+.PHONY: all run test bench deps clean
+all: $(BIN) $(TOOL_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(ENGINE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/harness.o: tests/harness.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/unit_%: tests/unit/%.c $(TEST_HARNESS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/ref_%: tests/ref/%.c $(TEST_HARNESS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/tools/%: tools/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+deps:
+	@tools/install-deps.sh
+
+run: deps $(BIN)
+	$(BIN) --help
+
+test: deps $(BIN) $(TOOL_BIN) $(UNIT_BIN) $(REF_BIN)
+	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(REF_BIN) $(wildcard tests/cli/*.sh)
+
+bench: deps $(BIN) $(TOOL_BIN)
+	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

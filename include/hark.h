@@ -1,0 +1,211 @@
+/*
+ * hark.h: the public C API of hark's Whisper engine.
+ *
+ * The engine loads Whisper models in whisper.cpp's ggml file format and turns
+ * 16 kHz mono float PCM into timed text. It is split, as whisper.cpp is, into
+ * an immutable model (weights, vocabulary, mel filters; mmapped, shared by
+ * any number of threads) and a state (every per-transcription buffer: mel,
+ * activations, key/value caches; used by one thread at a time).
+ *
+ * Errors: a function that can fail returns 0 or a negative HARK_E* code from
+ * the table below; hark_strerror() names it. Constructors also fill a
+ * caller-supplied buffer with a one-line reason that names the thing that was
+ * wrong (the file, the tensor, the field).
+ */
+#ifndef HARK_H
+#define HARK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Error codes: name, value, message. The one table that also generates
+ * hark_strerror(). */
+#define HARK_ERRORS(X)                                          \
+    X(OK, 0, "success")                                         \
+    X(EINVAL, -1, "invalid argument")                           \
+    X(ENOMEM, -2, "out of memory")                              \
+    X(EIO, -3, "input/output error")                            \
+    X(EFORMAT, -4, "malformed model file")                      \
+    X(EAUDIO, -5, "unsupported or malformed audio")             \
+    X(ECANCELED, -6, "canceled")                                \
+    X(ERANGE, -7, "value out of range")                         \
+    X(ENOTSUP, -8, "not supported")                             \
+    X(ENOENT, -9, "no such file or directory")
+
+enum hark_error {
+#define HARK_ERR_ENUM(name, value, msg) HARK_##name = value,
+    HARK_ERRORS(HARK_ERR_ENUM)
+#undef HARK_ERR_ENUM
+};
+
+/* Returns a static string for a HARK_E* code (never NULL). Thread-safe. */
+const char *hark_strerror(int code);
+
+/* ---------------------------------------------------------------- model */
+
+typedef struct hark_model hark_model;
+
+/* The header fields of a ggml Whisper file, in file order. */
+struct hark_hparams {
+    int32_t n_vocab;
+    int32_t n_audio_ctx;
+    int32_t n_audio_state;
+    int32_t n_audio_head;
+    int32_t n_audio_layer;
+    int32_t n_text_ctx;
+    int32_t n_text_state;
+    int32_t n_text_head;
+    int32_t n_text_layer;
+    int32_t n_mels;
+    int32_t ftype; /* ftype % 1000 (0 f32, 1 f16, 2 q4_0, 3 q4_1, 7 q8_0, 8 q5_0, 9 q5_1) */
+};
+
+/* Loads and validates a model file (mmapped). Returns NULL on failure with a
+ * one-line reason in err (naming the file) and, if code is not NULL, the
+ * HARK_E* code in *code. The model is immutable: any number of threads may
+ * use it at once. Free it with hark_model_free() after every state made from
+ * it has been freed. */
+hark_model *hark_model_load(const char *path, int *code, char *err, size_t errlen);
+
+/* Frees a model; NULL is a no-op. */
+void hark_model_free(hark_model *model);
+
+/* Borrowed; lives as long as the model. */
+const struct hark_hparams *hark_model_hparams(const hark_model *model);
+
+/* 1 if the vocabulary is multilingual (n_vocab >= 51865), else 0. */
+int hark_model_is_multilingual(const hark_model *model);
+
+/* Tensor listing for `hark models info`: the i-th tensor record in file
+ * order. The name is borrowed for the model's lifetime. Returns 0, or
+ * HARK_ERANGE when i is out of range. */
+struct hark_tensor_info {
+    const char *name;
+    int type; /* ggml type id: 0 f32, 1 f16, 2 q4_0, 3 q4_1, 6 q5_0, 7 q5_1, 8 q8_0 */
+    int n_dims;
+    int64_t ne[4]; /* ggml order: ne[0] varies fastest */
+    size_t n_bytes;
+};
+int hark_model_n_tensors(const hark_model *model);
+int hark_model_tensor(const hark_model *model, int i, struct hark_tensor_info *info);
+
+/* The name of a ggml tensor type ("f16", "q5_1", ...); "?" if unknown. */
+const char *hark_type_name(int type);
+
+/* Language table (openai-whisper's LANGUAGES order). Index 0 is "en".
+ * hark_lang_count() is 100 for large-v3 vocabularies, 99 otherwise. */
+int hark_lang_count(const hark_model *model);
+const char *hark_lang_code(int index); /* "en", "zh", ...; NULL if out of range */
+const char *hark_lang_name(int index); /* "english", ...; NULL if out of range */
+int hark_lang_index(const char *code_or_name); /* -1 if unknown */
+
+/* ---------------------------------------------------------------- state */
+
+typedef struct hark_state hark_state;
+
+/* Makes a state for one transcription at a time over the given model, with
+ * n_threads worker threads (>= 1). Returns NULL on failure (reason in err).
+ * The model must outlive the state. A state is used by one thread at a
+ * time; different states over one model may run concurrently. */
+hark_state *hark_state_new(const hark_model *model, int n_threads, char *err, size_t errlen);
+
+/* Frees a state; NULL is a no-op. */
+void hark_state_free(hark_state *state);
+
+/* ------------------------------------------------------------ transcribe */
+
+enum hark_task { HARK_TASK_TRANSCRIBE = 0, HARK_TASK_TRANSLATE = 1 };
+
+/* Decoding profile: openai-whisper's rules (the default) or whisper.cpp
+ * 1.9.3's departures from them (see ../shared/docs/WHISPER.md). */
+enum hark_decoder { HARK_DECODER_OPENAI = 0, HARK_DECODER_WHISPER_CPP = 1 };
+
+/* Progress callback: fraction of the audio done, 0..1. Return nonzero to
+ * cancel the transcription (hark_transcribe then returns HARK_ECANCELED).
+ * Called from the thread that called hark_transcribe. */
+typedef int (*hark_progress_fn)(void *user, float fraction);
+
+struct hark_options {
+    const char *language;       /* "en", "de", ... or "auto"/NULL: detect (multilingual models) */
+    enum hark_task task;
+    enum hark_decoder decoder;
+    int n_threads;              /* 0: the state's thread count */
+    int beam_size;              /* 1 = greedy; default 5 */
+    int best_of;                /* candidates sampled at temperature > 0; default 5 */
+    float temperature;          /* first temperature; default 0 */
+    float temperature_inc;      /* fallback step; default 0.2 */
+    int no_fallback;            /* 1: decode once at `temperature` */
+    int no_timestamps;          /* 1: <|notimestamps|> */
+    int condition_on_previous;  /* default 1 */
+    const char *initial_prompt; /* NULL: none */
+    float compression_ratio_threshold; /* 2.4 */
+    float logprob_threshold;           /* -1.0 */
+    float no_speech_threshold;         /* 0.6 */
+    uint64_t seed;              /* sampling seed; default 0 */
+    hark_progress_fn progress;  /* may be NULL */
+    void *progress_user;
+};
+
+/* Fills options with the defaults above. */
+void hark_options_init(struct hark_options *opt);
+
+typedef struct hark_result hark_result;
+
+/* Transcribes n_samples of 16 kHz mono float PCM. On success returns 0 and
+ * stores a new result in *out (owned by the caller: hark_result_free). On
+ * failure returns a HARK_E* code with a reason in err; *out is NULL. */
+int hark_transcribe(hark_state *state, const float *pcm, size_t n_samples,
+                    const struct hark_options *opt, hark_result **out,
+                    char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- result */
+
+struct hark_token {
+    int32_t id;
+    const char *text;   /* the token's bytes, NUL-terminated (may be a partial UTF-8 sequence) */
+    float p;            /* probability when it was chosen */
+    float logprob;
+    double t0_s, t1_s;  /* time span (from timestamp tokens); -1 if unknown */
+};
+
+struct hark_segment {
+    int id;
+    int seek;              /* mel frame (10 ms) at which its window started */
+    double start_s, end_s;
+    const char *text;      /* valid UTF-8 (invalid bytes become U+FFFD) */
+    int n_tokens;
+    const struct hark_token *tokens;
+    float temperature;
+    float avg_logprob;
+    float compression_ratio;
+    float no_speech_prob;
+};
+
+/* Accessors. Pointers are borrowed and live as long as the result. */
+int hark_result_n_segments(const hark_result *r);
+const struct hark_segment *hark_result_segment(const hark_result *r, int i);
+const char *hark_result_language(const hark_result *r); /* code, e.g. "en" */
+float hark_result_language_prob(const hark_result *r);
+double hark_result_duration_s(const hark_result *r);
+const char *hark_result_task(const hark_result *r); /* "transcribe" or "translate" */
+
+enum hark_format { HARK_FORMAT_TXT, HARK_FORMAT_JSON, HARK_FORMAT_SRT, HARK_FORMAT_VTT, HARK_FORMAT_TSV };
+
+/* Parses "txt", "json", "srt", "vtt", "tsv"; returns -1 if unknown. */
+int hark_format_parse(const char *name);
+
+/* Writes the result in a format. Returns 0 or HARK_EIO. */
+int hark_result_write(const hark_result *r, enum hark_format fmt, FILE *out);
+
+/* Frees a result; NULL is a no-op. */
+void hark_result_free(hark_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,37 @@
+/*
+ * decoder.h: Whisper's text decoder over a key/value cache.
+ *
+ * The state holds self-attention caches for STATE_MAX_SEQ sequences (slots
+ * 0..STATE_MAX_SEQ-1); cross-attention keys/values come from the last
+ * enc_forward(). All functions return 0 or a negative HARK_E* code.
+ */
+#ifndef HARK_DECODER_H
+#define HARK_DECODER_H
+
+#include <stdint.h>
+
+struct hark_state;
+struct hark_model;
+struct dec_ctx;
+
+struct dec_ctx *dec_ctx_new(const struct hark_model *model);
+void dec_ctx_free(struct dec_ctx *ctx);
+
+/* Decodes n tokens of sequence slot `seq` at positions n_past .. n_past+n-1
+ * (n_past + n <= n_text_ctx), storing their keys/values in the slot. Writes
+ * the logits of rows first_row .. n-1 into `logits`, row-major
+ * (n - first_row, n_vocab); first_row == n writes none. */
+int dec_forward(struct hark_state *st, int seq, const int32_t *tokens, int n, int n_past,
+                int first_row, float *logits);
+
+/* One step for n_seq sequences at once: token tokens[i] goes to slot
+ * seqs[i] at position n_past (the same for all). Writes logits row-major
+ * (n_seq, n_vocab). */
+int dec_step(struct hark_state *st, int n_seq, const int *seqs, const int32_t *tokens,
+             int n_past, float *logits);
+
+/* Copies the first n positions of slot src's cache into slot dst (beam
+ * reordering). */
+void dec_kv_copy(struct hark_state *st, int dst, int src, int n);
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * state.h: the per-transcription state (struct hark_state).
+ *
+ * A state owns every buffer one transcription needs: the thread pool, the
+ * encoder's activations and output, the cross-attention keys/values computed
+ * once per window, and the decoder's self-attention key/value caches for up
+ * to STATE_MAX_SEQ sequences (beams or best-of candidates). It is carved at
+ * hark_state_new() so that nothing is allocated inside the per-token loop.
+ */
+#ifndef HARK_STATE_H
+#define HARK_STATE_H
+
+#include "hark.h"
+
+#define STATE_MAX_SEQ 8 /* >= the largest beam_size / best_of accepted */
+
+struct kern_pool;
+struct enc_ctx;
+struct dec_ctx;
+
+struct hark_state {
+    const struct hark_model *model;
+    int n_threads;
+    struct kern_pool *pool;
+    struct enc_ctx *enc;
+    struct dec_ctx *dec;
+};
+
+#endif

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the Debian packages hark needs to build and test, if any is missing.
+set -eu
+pkgs="build-essential libopenblas-dev libjansson-dev zlib1g-dev"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
