@@ -30,8 +30,13 @@ int dec_forward(struct hark_state *st, int seq, const int32_t *tokens, int n, in
 int dec_step(struct hark_state *st, int n_seq, const int *seqs, const int32_t *tokens,
              int n_past, float *logits);
 
-/* Copies the first n positions of slot src's cache into slot dst (beam
- * reordering). */
-void dec_kv_copy(struct hark_state *st, int dst, int src, int n);
+/* Makes sure slots 0..n_seq-1 have caches (n_seq <= STATE_MAX_SEQ);
+ * allocates what is missing. Called before a window's decoding loop, never
+ * inside it. Returns 0 or HARK_ENOMEM. */
+int dec_reserve(struct hark_state *st, int n_seq);
+
+/* Beam reordering: afterwards slot i (i < n_seq) holds what slot src[i]
+ * held before, for positions 0..n-1. src may repeat and permute slots. */
+void dec_kv_reorder(struct hark_state *st, int n_seq, const int *src, int n);
 
 #endif
