@@ -5,7 +5,8 @@
  * every state and thread. Weight data of f16 and quantized tensors point into
  * the read-only mmap of the file and may be unaligned: read them through
  * memcpy or unaligned SIMD loads, never through a cast pointer. Every f32
- * tensor is copied at load time into 64-byte aligned heap memory (`f32`), so
+ * tensor, and every bias, norm and positional embedding whatever its stored
+ * type, is copied at load time into 64-byte aligned f32 memory (`f32`), so
  * code may index it as a float array.
  */
 #ifndef HARK_MODEL_H
@@ -42,7 +43,9 @@ struct tensor {
     int64_t ne[4];        /* ggml order: ne[0] fastest; unused dims are 1 */
     const uint8_t *data;  /* raw bytes (mmap), possibly unaligned */
     size_t n_bytes;
-    const float *f32;     /* aligned copy when type == TYPE_F32, else NULL */
+    const float *f32;     /* aligned f32 copy: set for every f32 tensor and for every
+                             bias, norm and positional embedding (converted from f16
+                             if stored so); NULL otherwise */
 };
 
 /* Linear weights are (out, in) in PyTorch terms: ne = [in, out], each of the
@@ -103,6 +106,7 @@ struct hark_model {
     /* Every tensor record in file order (for `hark models info`). */
     struct tensor *all;
     int n_all;
+    char *names;               /* storage of every tensor's name */
 };
 
 /* Bytes taken by n values of a type (n a multiple of 32 for quantized
