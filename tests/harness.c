@@ -4,8 +4,10 @@
 #include "harness.h"
 
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <unistd.h>
 
 static int n_passed, n_failed, failed_now;
@@ -53,8 +55,16 @@ void t_skip(const char *name, const char *why)
     printf("SKIP %s: %s\n", name, why);
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static char tmpdir[256];
+
 int t_summary(void)
 {
+    if (tmpdir[0]) nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
 }
@@ -98,14 +108,13 @@ fail:
 
 const char *t_tmpdir(void)
 {
-    static char buf[256];
-    if (!buf[0]) {
+    if (!tmpdir[0]) {
         const char *base = getenv("TMPDIR");
-        snprintf(buf, sizeof buf, "%s/hark-test-XXXXXX", base && *base ? base : "/tmp");
-        if (!mkdtemp(buf)) {
+        snprintf(tmpdir, sizeof tmpdir, "%s/hark-test-XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(tmpdir)) {
             perror("mkdtemp");
             exit(2);
         }
     }
-    return buf;
+    return tmpdir;
 }

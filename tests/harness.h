@@ -45,8 +45,8 @@ const char *t_shared(const char *kind, const char *name);
  * cannot be read. */
 void *t_read_file(const char *path, size_t *len);
 
-/* A fresh temporary directory for this program (removed by the caller if it
- * wishes); a static buffer. */
+/* A fresh temporary directory for this program, removed with its contents
+ * by t_summary(); a static buffer. */
 const char *t_tmpdir(void);
 
 #endif
