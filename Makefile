@@ -37,11 +37,13 @@ UNIT_SRC  := $(wildcard tests/unit/*.c)
 REF_SRC   := $(wildcard tests/ref/*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit_%)
 REF_BIN   := $(REF_SRC:tests/ref/%.c=$(BUILD)/tests/ref_%)
+FUZZ_SRC  := $(filter-out tests/fuzz/replay.c,$(wildcard tests/fuzz/*.c))
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
 TOOL_SRC  := $(wildcard tools/*.c)
 TOOL_BIN  := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 TEST_LIBS := -ljansson -lz
 
-.PHONY: all run test bench deps clean
+.PHONY: all run test bench deps clean fuzz
 all: $(BIN) $(TOOL_BIN)
 
 $(BUILD)/%.o: %.c
@@ -67,6 +69,19 @@ $(BUILD)/tests/ref_%: tests/ref/%.c $(TEST_HARNESS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(TEST_LIBS) $(LDLIBS)
 
+# Fuzz targets: built here with a replay driver that runs every input in
+# tests/fuzz/corpus/<target>/ (the seeds and every crasher ever found);
+# `make fuzz` builds them with clang's libFuzzer for new fuzzing runs.
+$(BUILD)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(TEST_HARNESS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(TEST_HARNESS) $(LIB) $(LDLIBS)
+
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/engine
+fuzz:
+	@mkdir -p build/fuzz
+	for t in $(FUZZ_SRC:tests/fuzz/%.c=%); do \
+	  clang $(FUZZ_CFLAGS) -o build/fuzz/$$t tests/fuzz/$$t.c $(ENGINE_SRC) -lm -ldl -pthread || exit 1; done
+
 $(BUILD)/tools/%: tools/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
@@ -77,8 +92,8 @@ deps:
 run: deps $(BIN)
 	$(BIN) --help
 
-test: deps $(BIN) $(TOOL_BIN) $(UNIT_BIN) $(REF_BIN)
-	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(REF_BIN) $(wildcard tests/cli/*.sh)
+test: deps $(BIN) $(TOOL_BIN) $(UNIT_BIN) $(REF_BIN) $(FUZZ_BIN)
+	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(FUZZ_BIN) $(REF_BIN) $(wildcard tests/cli/*.sh)
 
 bench: deps $(BIN) $(TOOL_BIN)
 	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/bench/run.sh

@@ -39,4 +39,9 @@ int dec_reserve(struct hark_state *st, int n_seq);
  * held before, for positions 0..n-1. src may repeat and permute slots. */
 void dec_kv_reorder(struct hark_state *st, int n_seq, const int *src, int n);
 
+/* The cross-attention keys / values of decoder layer `layer`, (n_audio_ctx,
+ * n_text_state) each, owned by the state; enc_forward() fills them. */
+float *dec_cross_k(struct hark_state *st, int layer);
+float *dec_cross_v(struct hark_state *st, int layer);
+
 #endif
