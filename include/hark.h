@@ -199,7 +199,8 @@ enum hark_format { HARK_FORMAT_TXT, HARK_FORMAT_JSON, HARK_FORMAT_SRT, HARK_FORM
 /* Parses "txt", "json", "srt", "vtt", "tsv"; returns -1 if unknown. */
 int hark_format_parse(const char *name);
 
-/* Writes the result in a format. Returns 0 or HARK_EIO. */
+/* Writes the result in a format. Returns 0, HARK_EINVAL (unknown format or
+ * NULL argument), HARK_ENOMEM or HARK_EIO (a write failed). */
 int hark_result_write(const hark_result *r, enum hark_format fmt, FILE *out);
 
 /* Frees a result; NULL is a no-op. */

@@ -1,0 +1,134 @@
+/*
+ * main.c: the `hark` command: dispatches to a subcommand and holds the
+ * helpers the subcommands share (error line, integer parsing, the default
+ * thread count).
+ *
+ * `hark help [COMMAND]`, `hark --help` and `hark COMMAND --help` print help
+ * on stdout and exit 0; a command line that cannot be understood prints one
+ * line on stderr and exits 2.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "cli.h"
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("hark: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v;
+    if (!s || !*s) return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+const char *cli_bad_option(int argc, char **argv)
+{
+    static char buf[3];
+    const char *arg = optind >= 1 && optind - 1 < argc ? argv[optind - 1] : "";
+    if (!strncmp(arg, "--", 2)) return arg;
+    if (optopt > 0 && optopt < 128) {
+        buf[0] = '-';
+        buf[1] = (char)optopt;
+        buf[2] = 0;
+        return buf;
+    }
+    return arg;
+}
+
+int cli_default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > 8) n = 8;
+    return (int)n;
+}
+
+static void main_help(FILE *out)
+{
+    fputs("usage: hark <command> [options]\n"
+          "\n"
+          "hark is a Whisper speech-to-text engine for whisper.cpp's ggml model files.\n"
+          "\n"
+          "commands:\n"
+          "  transcribe   transcribe (or translate) 16 kHz 16-bit PCM WAV files\n"
+          "  models info  describe a model file: hyperparameters, type, tensors\n"
+          "  bench        time a model's stages and whole transcriptions\n"
+          "  help [CMD]   this help, or the help of a command\n"
+          "\n"
+          "options:\n"
+          "  -h, --help     this help\n"
+          "  -V, --version  print the version\n"
+          "\n"
+          "Run `hark <command> --help` for a command's options.\n",
+          out);
+}
+
+/* `hark help [COMMAND]`. */
+static int help_command(int argc, char **argv)
+{
+    if (argc < 2) {
+        main_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "transcribe")) {
+        cli_transcribe_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "models")) {
+        cli_models_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "bench")) {
+        cli_bench_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    cli_error("no such command '%s' (see `hark --help`)", argv[1]);
+    return CLI_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd;
+    if (argc < 2) {
+        main_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+        main_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+        printf("hark %s\n", HARK_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(cmd, "help")) return help_command(argc - 1, argv + 1);
+    if (!strcmp(cmd, "transcribe")) return cli_transcribe(argc - 1, argv + 1);
+    if (!strcmp(cmd, "models")) return cli_models(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
+    if (cmd[0] == '-')
+        cli_error("unknown option '%s' (see `hark --help`)", cmd);
+    else
+        cli_error("no such command '%s' (see `hark --help`)", cmd);
+    return CLI_EXIT_USAGE;
+}
