@@ -1,0 +1,122 @@
+/*
+ * kernels.h: the numeric building blocks of the forward pass.
+ *
+ * Matrix products (dense GEMM through OpenBLAS or a portable blocked kernel,
+ * GEMV straight from f16 / quantized weights), LayerNorm, softmax, GELU,
+ * attention, f16 conversion and block dequantization, and the small thread
+ * pool every kernel runs on. kernels.c is the only file that knows about
+ * SIMD or BLAS: callers pass plain f32 activations and model tensors.
+ *
+ * Threading: a kern_pool has n threads including the caller of
+ * kern_pool_run(). A pool is used by one thread at a time (it belongs to one
+ * hark_state); different pools run concurrently.
+ */
+#ifndef HARK_KERNELS_H
+#define HARK_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct tensor;
+struct kern_pool;
+
+/* ------------------------------------------------------------------ pool */
+
+/* A task: `task` is its index in 0..n_tasks-1, `thread` the index (0..n-1)
+ * of the pool thread running it, which selects its scratch buffer. */
+typedef void (*kern_task_fn)(void *arg, int task, int thread);
+
+/* Floats of per-thread scratch memory every pool owns. */
+#define KERN_SCRATCH_FLOATS (1u << 20)
+
+/* Starts n_threads - 1 worker threads. Returns NULL on failure. */
+struct kern_pool *kern_pool_new(int n_threads);
+
+/* Stops the workers and frees the pool; NULL is a no-op. */
+void kern_pool_free(struct kern_pool *pool);
+
+int kern_pool_threads(const struct kern_pool *pool);
+
+/* Runs fn for every task index 0..n_tasks-1 across the pool's threads and
+ * returns when all have finished. Tasks are handed out dynamically. */
+void kern_pool_run(struct kern_pool *pool, kern_task_fn fn, void *arg, int n_tasks);
+
+/* The scratch buffer (KERN_SCRATCH_FLOATS floats, 64-byte aligned) of pool
+ * thread `thread`; owned by the pool. */
+float *kern_pool_scratch(struct kern_pool *pool, int thread);
+
+/* ----------------------------------------------------------- conversions */
+
+float kern_f16_to_f32(uint16_t h);
+uint16_t kern_f32_to_f16(float f); /* round to nearest even */
+
+/* Bytes of a row of n values of ggml type `type`; 0 if the type is unknown
+ * or n is not a multiple of the type's block size. */
+size_t kern_row_bytes(int type, int64_t n);
+
+/* Dequantizes n values of `type` (f32, f16 or a quantized block type; n a
+ * multiple of 32 for the block types) from possibly unaligned src into dst.
+ * Returns 0, or HARK_EINVAL for an unknown type or a bad n. */
+int kern_dequant_row(int type, const uint8_t *src, float *dst, int64_t n);
+
+/* ----------------------------------------------------------- linear maps */
+
+enum {
+    KERN_ACCUM = 1, /* y += x·Wᵀ + b instead of y = x·Wᵀ + b */
+    KERN_GELU = 2,  /* y = gelu(x·Wᵀ + b) (not with KERN_ACCUM) */
+};
+
+/* y (m, N) = x (m, K) · Wᵀ + bias, with W a weight tensor of ne [K, N] (N
+ * rows of K values; any weight type) and bias N floats or NULL. x and y are
+ * contiguous row-major and do not overlap. Up to KERN_GEMV_MAX_ROWS rows
+ * read the weights directly (GEMV); more rows convert tiles of the weights
+ * to f32 and multiply them with sgemm. Runs on the pool. */
+#define KERN_GEMV_MAX_ROWS 8
+void kern_linear(struct kern_pool *pool, const struct tensor *w, const float *bias,
+                 const float *x, int m, float *y, int flags);
+
+/* C (M, N) = alpha · A (M, K) · op(B) + beta · C on the calling thread;
+ * op(B) = Bᵀ with B (N, K) when trans_b, else B (K, N). Row-major with
+ * leading dimensions lda, ldb, ldc. OpenBLAS when loaded and enabled,
+ * else the portable kernel. */
+void kern_sgemm(int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc);
+
+/* ----------------------------------------------------------- activations */
+
+/* y (m, n) = LayerNorm(x (m, n)) · w + b over each row, eps 1e-5. x and y
+ * may be the same buffer. Runs on the pool. */
+void kern_layernorm(struct kern_pool *pool, const float *x, int m, int n, const float *w,
+                    const float *b, float *y);
+
+/* Softmax of n floats in place (max-subtracted, f32). */
+void kern_softmax(float *x, int n);
+
+/* GELU, tanh approximation, in place over n floats. */
+void kern_gelu(float *x, size_t n);
+
+/* Multi-head attention. For each head h (columns h·head_dim ..), query row
+ * i of q (n_q rows, stride ldq) attends to key/value rows of k and v (n_kv
+ * rows, stride ldkv):
+ *   out_i = softmax(q_i · Kᵀ / sqrt(head_dim)) · V, out (n_q rows, stride ldo).
+ * With `causal`, query i sees keys 0 .. n_kv - n_q + i only (the queries
+ * are the last n_q positions). Runs heads and blocks of queries on the pool. */
+void kern_attention(struct kern_pool *pool, int n_head, int head_dim, const float *q, int ldq,
+                    int n_q, const float *k, const float *v, int ldkv, int n_kv, int causal,
+                    float *out, int ldo);
+
+/* ------------------------------------------------------- implementations */
+
+/* 1 if the AVX-512 kernels are in use (the CPU has them and they are not
+ * disabled), 0 for the portable scalar kernels. */
+int kern_simd(void);
+
+/* 1 if OpenBLAS was loaded and is in use. */
+int kern_blas(void);
+
+/* For tests and benchmarks: turn the AVX-512 kernels or OpenBLAS off (0)
+ * or back on (1, where available). Call only while no kernel runs. */
+void kern_set_simd(int on);
+void kern_set_blas(int on);
+
+#endif

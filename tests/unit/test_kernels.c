@@ -1,0 +1,648 @@
+/*
+ * test_kernels.c: the numeric kernels against straightforward references.
+ *
+ * Block dequantization is checked on blocks packed here from known integer
+ * values following WHISPER.md §6, f16 conversion on every one of the 65,536
+ * bit patterns, and the products, LayerNorm, softmax, GELU and attention
+ * against double-precision loops written in this file. Every kernel runs
+ * with the AVX-512 path and the scalar path, with and without OpenBLAS, and
+ * on pools of 1 to 4 threads. Each test prints the worst error it saw.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "kernels.h"
+#include "model.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint32_t rnd_u32(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+
+static float rnd_f(void) { return (float)((rnd_u32() & 0xffffff) / 16777216.0 * 2.0 - 1.0); }
+
+/* A float that an f16 holds exactly (so d and m need no rounding). */
+static float rnd_f16_value(float scale)
+{
+    return kern_f16_to_f32(kern_f32_to_f16(scale * (0.25f + 0.75f * fabsf(rnd_f())) * (rnd_u32() & 1 ? 1 : -1)));
+}
+
+static void put_f16(uint8_t *p, float v)
+{
+    uint16_t h = kern_f32_to_f16(v);
+    memcpy(p, &h, 2);
+}
+
+/* Modes every kernel is run in: SIMD on/off x BLAS on/off. */
+static void set_mode(int mode)
+{
+    kern_set_simd(mode & 1);
+    kern_set_blas((mode >> 1) & 1);
+}
+
+static const char *mode_name(int mode)
+{
+    static const char *names[] = {"scalar", "simd", "scalar+blas", "simd+blas"};
+    return names[mode];
+}
+
+/* --------------------------------------------------------------- f16 */
+
+static void test_f16(void)
+{
+    static const struct { uint16_t h; float f; } known[] = {
+        {0x3c00, 1.0f}, {0xc000, -2.0f}, {0x7bff, 65504.0f}, {0x0001, 5.9604644775390625e-8f},
+        {0x03ff, 6.0975551605224609e-5f}, {0x0400, 6.103515625e-5f}, {0x3555, 0.333251953125f},
+        {0x8000, -0.0f}, {0x0000, 0.0f},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        float f = kern_f16_to_f32(known[i].h);
+        CHECKF(f == known[i].f && signbit(f) == signbit(known[i].f), "f16 %04x -> %g, expected %g",
+               known[i].h, f, known[i].f);
+        CHECKF(kern_f32_to_f16(known[i].f) == known[i].h, "%g -> f16 %04x", known[i].f,
+               kern_f32_to_f16(known[i].f));
+    }
+    CHECK(isinf(kern_f16_to_f32(0x7c00)) && kern_f16_to_f32(0x7c00) > 0);
+    CHECK(isinf(kern_f16_to_f32(0xfc00)) && kern_f16_to_f32(0xfc00) < 0);
+    CHECK(isnan(kern_f16_to_f32(0x7e00)));
+    CHECK(kern_f32_to_f16(INFINITY) == 0x7c00);
+    CHECK((kern_f32_to_f16(NAN) & 0x7c00) == 0x7c00 && (kern_f32_to_f16(NAN) & 0x3ff) != 0);
+    /* Rounding: ties to even, overflow to infinity, underflow to zero. */
+    CHECK(kern_f32_to_f16(1.0f + 0x1p-11f) == 0x3c00);
+    CHECK(kern_f32_to_f16(1.0f + 3 * 0x1p-11f) == 0x3c02);
+    CHECK(kern_f32_to_f16(65519.0f) == 0x7bff);
+    CHECK(kern_f32_to_f16(65520.0f) == 0x7c00);
+    CHECK(kern_f32_to_f16(0x1p-25f) == 0x0000);
+    CHECK(kern_f32_to_f16(3 * 0x1p-26f) == 0x0001);
+    CHECK(kern_f32_to_f16(-1e-10f) == 0x8000);
+
+    /* Every pattern: value formula, round trip, and the SIMD converter. */
+    static uint16_t all[65536];
+    static float simd[65536], scal[65536];
+    int bad = 0, bad_rt = 0;
+    for (int i = 0; i < 65536; i++) {
+        all[i] = (uint16_t)i;
+        int e = (i >> 10) & 31, m = i & 1023;
+        double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+        if (i & 0x8000) v = -v;
+        float f = kern_f16_to_f32((uint16_t)i);
+        if (!(isnan(v) ? isnan(f) : (double)f == v)) bad++;
+        if (e != 31 || m == 0)
+            if (kern_f32_to_f16(f) != i) bad_rt++;
+    }
+    CHECKF(bad == 0, "%d f16 patterns convert wrongly", bad);
+    CHECKF(bad_rt == 0, "%d f16 patterns do not round-trip", bad_rt);
+    set_mode(0);
+    CHECK(kern_dequant_row(TYPE_F16, (const uint8_t *)all, scal, 65536) == 0);
+    set_mode(1);
+    CHECK(kern_dequant_row(TYPE_F16, (const uint8_t *)all, simd, 65536) == 0);
+    int diff = 0;
+    for (int i = 0; i < 65536; i++)
+        if (memcmp(&simd[i], &scal[i], 4) && !(isnan(simd[i]) && isnan(scal[i]))) diff++;
+    CHECKF(diff == 0, "%d f16 patterns differ between the SIMD and scalar converters", diff);
+    printf("  f16: 65536 patterns, %d wrong, %d not round-tripping, %d SIMD/scalar differences, simd=%d\n",
+           bad, bad_rt, diff, kern_simd());
+    set_mode(3);
+}
+
+/* ----------------------------------------------------- quantized blocks */
+
+static const int qtypes[] = {TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q8_0};
+
+/* Packs one block from 32 integer values q (in the type's range) and d, m,
+ * following WHISPER.md §6, and returns the 32 values it stands for in out. */
+static void pack_block(int type, const int *q, float d, float m, uint8_t *blk, double *out)
+{
+    uint32_t qh = 0;
+    put_f16(blk, d);
+    for (int j = 0; j < 32; j++) {
+        switch (type) {
+        case TYPE_Q4_0: out[j] = (double)d * (q[j] - 8); break;
+        case TYPE_Q4_1: out[j] = (double)d * q[j] + m; break;
+        case TYPE_Q5_0: out[j] = (double)d * (q[j] - 16); break;
+        case TYPE_Q5_1: out[j] = (double)d * q[j] + m; break;
+        case TYPE_Q8_0: out[j] = (double)d * q[j]; break;
+        }
+    }
+    if (type == TYPE_Q8_0) {
+        for (int j = 0; j < 32; j++) blk[2 + j] = (uint8_t)(int8_t)q[j];
+        return;
+    }
+    int off = 2;
+    if (type == TYPE_Q4_1 || type == TYPE_Q5_1) {
+        put_f16(blk + 2, m);
+        off = 4;
+    }
+    if (type == TYPE_Q5_0 || type == TYPE_Q5_1) {
+        for (int j = 0; j < 32; j++)
+            if (q[j] & 16) qh |= 1u << j;
+        memcpy(blk + off, &qh, 4);
+        off += 4;
+    }
+    for (int j = 0; j < 16; j++) blk[off + j] = (uint8_t)((q[j] & 15) | ((q[j + 16] & 15) << 4));
+}
+
+static void rnd_q(int type, int *q)
+{
+    for (int j = 0; j < 32; j++) {
+        switch (type) {
+        case TYPE_Q4_0: case TYPE_Q4_1: q[j] = (int)(rnd_u32() % 16); break;
+        case TYPE_Q5_0: case TYPE_Q5_1: q[j] = (int)(rnd_u32() % 32); break;
+        default: q[j] = (int)(rnd_u32() % 256) - 128; break;
+        }
+    }
+}
+
+static void test_dequant(void)
+{
+    enum { NB = 5 };
+    uint8_t buf[NB * 34 + 1];
+    double want[NB * 32];
+    float got[NB * 32];
+    double worst = 0;
+    for (size_t t = 0; t < sizeof qtypes / sizeof qtypes[0]; t++) {
+        int type = qtypes[t];
+        size_t bb = kern_row_bytes(type, 32);
+        CHECK(bb == (type == TYPE_Q4_0 ? 18 : type == TYPE_Q4_1 ? 20 : type == TYPE_Q5_0 ? 22
+                     : type == TYPE_Q5_1 ? 24 : 34));
+        CHECK(kern_row_bytes(type, 33) == 0);
+        for (int b = 0; b < NB; b++) {
+            int q[32];
+            if (b == 0) {
+                /* Extremes first: the lowest and highest value in each half. */
+                int hi = type == TYPE_Q8_0 ? 127 : (type == TYPE_Q5_0 || type == TYPE_Q5_1) ? 31 : 15;
+                int lo = type == TYPE_Q8_0 ? -128 : 0;
+                for (int j = 0; j < 32; j++) q[j] = (j % 3 == 0) ? lo : (j % 3 == 1) ? hi : (j * 5) % (hi + 1);
+            } else {
+                rnd_q(type, q);
+            }
+            pack_block(type, q, rnd_f16_value(0.1f), rnd_f16_value(1.0f), buf + 1 + b * bb, want + b * 32);
+        }
+        for (int mode = 0; mode < 2; mode++) {
+            set_mode(mode);
+            /* Offset by one byte: weight data is unaligned in the mmap. */
+            CHECK(kern_dequant_row(type, buf + 1, got, NB * 32) == 0);
+            for (int i = 0; i < NB * 32; i++) {
+                double e = fabs(got[i] - want[i]);
+                if (e > worst) worst = e;
+                CHECKF(e <= 1e-6 * fabs(want[i]) + 1e-7, "%s type %d value %d: %g, expected %g",
+                       mode_name(mode), type, i, got[i], want[i]);
+            }
+        }
+        CHECK(kern_dequant_row(type, buf, got, 31) == HARK_EINVAL);
+    }
+    CHECK(kern_dequant_row(4, buf, got, 32) == HARK_EINVAL);
+    printf("  dequant: worst |error| %.3g\n", worst);
+    set_mode(3);
+}
+
+/* -------------------------------------------------------------- linear */
+
+struct wt {
+    struct tensor t;
+    uint8_t *raw;    /* allocation behind t.data (offset by one byte) */
+    double *ref;     /* (N, K) values the weight stands for */
+};
+
+static const int all_types[] = {TYPE_F32, TYPE_F16, TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q8_0};
+
+static void make_weight(struct wt *w, int type, int K, int N)
+{
+    size_t rb = kern_row_bytes(type, K);
+    memset(w, 0, sizeof *w);
+    w->raw = malloc(rb * (size_t)N + 64);
+    w->ref = malloc(sizeof(double) * (size_t)K * N);
+    uint8_t *data = type == TYPE_F32 ? w->raw : w->raw + 1;
+    for (int j = 0; j < N; j++) {
+        uint8_t *row = data + rb * (size_t)j;
+        double *ref = w->ref + (size_t)j * K;
+        if (type == TYPE_F32 || type == TYPE_F16) {
+            for (int k = 0; k < K; k++) {
+                float v = rnd_f() / sqrtf((float)K) * 2;
+                if (type == TYPE_F16) {
+                    put_f16(row + 2 * k, v);
+                    ref[k] = kern_f16_to_f32(kern_f32_to_f16(v));
+                } else {
+                    memcpy(row + 4 * k, &v, 4);
+                    ref[k] = v;
+                }
+            }
+        } else {
+            size_t bb = kern_row_bytes(type, 32);
+            for (int b = 0; b < K / 32; b++) {
+                int q[32];
+                rnd_q(type, q);
+                pack_block(type, q, rnd_f16_value(0.02f), rnd_f16_value(0.1f), row + b * bb, ref + b * 32);
+            }
+        }
+    }
+    w->t.name = "test";
+    w->t.type = type;
+    w->t.n_dims = 2;
+    w->t.ne[0] = K;
+    w->t.ne[1] = N;
+    w->t.ne[2] = w->t.ne[3] = 1;
+    w->t.data = data;
+    w->t.n_bytes = rb * (size_t)N;
+    w->t.f32 = type == TYPE_F32 ? (const float *)data : NULL;
+}
+
+static void free_weight(struct wt *w)
+{
+    free(w->raw);
+    free(w->ref);
+}
+
+static double gelu_ref(double x) { return 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
+
+/* Runs kern_linear and returns the worst error relative to the sum of the
+ * magnitudes of the terms (|w·x| + |b|, + |y| when accumulating). */
+static double check_linear(struct kern_pool *pool, const struct wt *w, int m, int flags, const char *what)
+{
+    int K = (int)w->t.ne[0], N = (int)w->t.ne[1];
+    float *x = malloc(sizeof(float) * (size_t)m * K);
+    float *y = malloc(sizeof(float) * (size_t)m * N);
+    float *y0 = malloc(sizeof(float) * (size_t)m * N);
+    float *bias = malloc(sizeof(float) * (size_t)N);
+    for (size_t i = 0; i < (size_t)m * K; i++) x[i] = rnd_f();
+    for (int j = 0; j < N; j++) bias[j] = rnd_f() * 0.1f;
+    for (size_t i = 0; i < (size_t)m * N; i++) y0[i] = y[i] = rnd_f();
+    kern_linear(pool, &w->t, bias, x, m, y, flags);
+    double worst = 0;
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < N; j++) {
+            double s = bias[j], mag = fabs(bias[j]);
+            for (int k = 0; k < K; k++) {
+                s += w->ref[(size_t)j * K + k] * x[(size_t)i * K + k];
+                mag += fabs(w->ref[(size_t)j * K + k] * x[(size_t)i * K + k]);
+            }
+            if (flags & KERN_GELU) s = gelu_ref(s);
+            if (flags & KERN_ACCUM) {
+                s += y0[(size_t)i * N + j];
+                mag += fabs(y0[(size_t)i * N + j]);
+            }
+            double e = fabs(y[(size_t)i * N + j] - s) / (mag + 1e-3);
+            if (!(e <= worst)) worst = e;
+        }
+    }
+    CHECKF(worst < 2e-6, "%s type %d K %d N %d m %d flags %d: relative error %.3g", what, w->t.type, K, N,
+           m, flags, worst);
+    free(x);
+    free(y);
+    free(y0);
+    free(bias);
+    return worst;
+}
+
+static void test_linear(void)
+{
+    static const int shapes[][2] = {{64, 1}, {96, 7}, {384, 33}, {160, 100}, {37, 19}, {1, 5}};
+    static const int rows[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 40};
+    double worst[4] = {0};
+    int n_runs = 0;
+    for (int mode = 0; mode < 4; mode++) {
+        set_mode(mode);
+        for (int nt = 1; nt <= 3; nt += 2) {
+            struct kern_pool *pool = kern_pool_new(nt);
+            CHECK(pool != NULL);
+            if (!pool) return;
+            for (size_t ti = 0; ti < sizeof all_types / sizeof all_types[0]; ti++) {
+                for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+                    int type = all_types[ti], K = shapes[si][0], N = shapes[si][1];
+                    if (type >= TYPE_Q4_0 && K % 32) continue;
+                    struct wt w;
+                    make_weight(&w, type, K, N);
+                    for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+                        int flags = (int)(ri % 3); /* none, accumulate, gelu */
+                        double e = check_linear(pool, &w, rows[ri], flags, mode_name(mode));
+                        if (e > worst[mode]) worst[mode] = e;
+                        n_runs++;
+                    }
+                    free_weight(&w);
+                }
+            }
+            kern_pool_free(pool);
+        }
+    }
+    /* The encoder's shape: 1500 rows, every weight type. */
+    struct kern_pool *pool = kern_pool_new(2);
+    for (int mode = 1; mode < 4; mode += 2) {
+        set_mode(mode);
+        for (size_t ti = 0; ti < sizeof all_types / sizeof all_types[0]; ti++) {
+            struct wt w;
+            make_weight(&w, all_types[ti], 64, 48);
+            double e = check_linear(pool, &w, 1500, ti % 2 ? KERN_GELU : 0, mode_name(mode));
+            if (e > worst[mode]) worst[mode] = e;
+            free_weight(&w);
+            n_runs++;
+        }
+    }
+    kern_pool_free(pool);
+    printf("  linear: %d runs; worst relative error scalar %.3g, simd %.3g, scalar+blas %.3g, simd+blas %.3g\n",
+           n_runs, worst[0], worst[1], worst[2], worst[3]);
+    set_mode(3);
+}
+
+/* SIMD against scalar GEMV on one weight of every type: the two paths add
+ * in different orders, so they agree to rounding. */
+static void test_gemv_simd_vs_scalar(void)
+{
+    struct kern_pool *pool = kern_pool_new(2);
+    double worst = 0;
+    for (size_t ti = 0; ti < sizeof all_types / sizeof all_types[0]; ti++) {
+        struct wt w;
+        make_weight(&w, all_types[ti], 256, 77);
+        float x[3 * 256], ya[3 * 77], yb[3 * 77];
+        for (int i = 0; i < 3 * 256; i++) x[i] = rnd_f();
+        set_mode(1);
+        kern_linear(pool, &w.t, NULL, x, 3, ya, 0);
+        set_mode(0);
+        kern_linear(pool, &w.t, NULL, x, 3, yb, 0);
+        for (int i = 0; i < 3 * 77; i++) {
+            double e = fabs(ya[i] - yb[i]);
+            if (!(e <= worst)) worst = e;
+        }
+        free_weight(&w);
+    }
+    CHECKF(worst < 1e-5, "SIMD and scalar GEMV differ by %.3g", worst);
+    printf("  gemv simd vs scalar: worst |difference| %.3g\n", worst);
+    kern_pool_free(pool);
+    set_mode(3);
+}
+
+static void test_sgemm(void)
+{
+    static const int dims[][3] = {{1, 5, 7}, {5, 33, 64}, {16, 16, 16}, {37, 50, 70}, {200, 96, 64}};
+    double worst = 0;
+    for (int mode = 0; mode < 4; mode++) {
+        set_mode(mode);
+        for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+            for (int tb = 0; tb < 2; tb++) {
+                int M = dims[d][0], N = dims[d][1], K = dims[d][2];
+                int lda = K + 3, ldb = (tb ? K : N) + 2, ldc = N + 1;
+                float beta = tb ? 0.5f : 0.0f, alpha = 0.75f;
+                float *A = malloc(sizeof(float) * (size_t)M * lda);
+                float *B = malloc(sizeof(float) * (size_t)(tb ? N : K) * ldb);
+                float *C = malloc(sizeof(float) * (size_t)M * ldc);
+                float *C0 = malloc(sizeof(float) * (size_t)M * ldc);
+                for (size_t i = 0; i < (size_t)M * lda; i++) A[i] = rnd_f();
+                for (size_t i = 0; i < (size_t)(tb ? N : K) * ldb; i++) B[i] = rnd_f();
+                for (size_t i = 0; i < (size_t)M * ldc; i++) C0[i] = C[i] = beta ? rnd_f() : NAN;
+                kern_sgemm(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+                for (int i = 0; i < M; i++) {
+                    for (int j = 0; j < N; j++) {
+                        double s = 0;
+                        for (int k = 0; k < K; k++)
+                            s += (double)A[(size_t)i * lda + k] *
+                                 (tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+                        s = alpha * s + (beta ? beta * C0[(size_t)i * ldc + j] : 0);
+                        double e = fabs(C[(size_t)i * ldc + j] - s);
+                        if (!(e <= worst)) worst = e;
+                    }
+                    /* The padding column is not touched. */
+                    float pad = C[(size_t)i * ldc + N], pad0 = C0[(size_t)i * ldc + N];
+                    CHECK(memcmp(&pad, &pad0, 4) == 0);
+                }
+                free(A);
+                free(B);
+                free(C);
+                free(C0);
+            }
+        }
+    }
+    CHECKF(worst < 1e-4, "sgemm worst |error| %.3g", worst);
+    printf("  sgemm: worst |error| %.3g (blas available: %d)\n", worst, (kern_set_blas(1), kern_blas()));
+    set_mode(3);
+}
+
+/* ------------------------------------------------- norms and activations */
+
+static void test_layernorm(void)
+{
+    enum { M = 7 };
+    static const int ns[] = {1, 15, 16, 17, 384, 1283};
+    double worst = 0;
+    struct kern_pool *pool = kern_pool_new(2);
+    for (int mode = 0; mode < 2; mode++) {
+        set_mode(mode);
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            int n = ns[ni];
+            float *x = malloc(sizeof(float) * M * n), *y = malloc(sizeof(float) * M * n);
+            float *w = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+            for (int i = 0; i < M * n; i++) x[i] = rnd_f() * 3 + 5; /* a large mean */
+            for (int i = 0; i < n; i++) {
+                w[i] = 1 + rnd_f() * 0.1f;
+                b[i] = rnd_f() * 0.1f;
+            }
+            kern_layernorm(pool, x, M, n, w, b, y);
+            for (int r = 0; r < M; r++) {
+                double mean = 0, var = 0;
+                for (int i = 0; i < n; i++) mean += x[r * n + i];
+                mean /= n;
+                for (int i = 0; i < n; i++) var += (x[r * n + i] - mean) * (x[r * n + i] - mean);
+                var /= n;
+                for (int i = 0; i < n; i++) {
+                    double want = (x[r * n + i] - mean) / sqrt(var + 1e-5) * w[i] + b[i];
+                    double e = fabs(y[r * n + i] - want);
+                    if (!(e <= worst)) worst = e;
+                }
+            }
+            /* In place gives the same result. */
+            kern_layernorm(pool, x, M, n, w, b, x);
+            CHECK(memcmp(x, y, sizeof(float) * M * n) == 0);
+            free(x);
+            free(y);
+            free(w);
+            free(b);
+        }
+    }
+    kern_pool_free(pool);
+    CHECKF(worst < 2e-5, "layernorm worst |error| %.3g", worst);
+    printf("  layernorm: worst |error| %.3g\n", worst);
+    set_mode(3);
+}
+
+static void test_softmax_gelu(void)
+{
+    double worst_sm = 0, worst_gelu = 0, worst_pair = 0;
+    for (int mode = 0; mode < 2; mode++) {
+        set_mode(mode);
+        for (int n = 1; n <= 100; n += 3) {
+            float x[100];
+            double want[100], mx = -1e30, sum = 0;
+            for (int i = 0; i < n; i++) {
+                x[i] = rnd_f() * 40 + (i == n / 2 ? 1000 : 0); /* large values need the max subtracted */
+                if (i == 2) x[i] = -INFINITY;                    /* a masked score */
+                mx = x[i] > mx ? x[i] : mx;
+            }
+            for (int i = 0; i < n; i++) sum += (want[i] = exp((double)x[i] - mx));
+            kern_softmax(x, n);
+            for (int i = 0; i < n; i++) {
+                double e = fabs(x[i] - want[i] / sum);
+                if (!(e <= worst_sm)) worst_sm = e;
+            }
+        }
+        enum { NG = 4001 };
+        static float g[NG + 4];
+        for (int i = 0; i < NG; i++) g[i] = -10.0f + 20.0f * (float)i / (NG - 1);
+        g[NG] = -100.0f;
+        g[NG + 1] = 100.0f;
+        g[NG + 2] = 0.0f;
+        g[NG + 3] = -5e-8f;
+        static float in[NG + 4];
+        memcpy(in, g, sizeof g);
+        kern_gelu(g, NG + 4);
+        for (int i = 0; i < NG + 4; i++) {
+            double e = fabs(g[i] - gelu_ref(in[i])) / (1 + fabs(in[i]));
+            if (!(e <= worst_gelu)) worst_gelu = e;
+        }
+    }
+    /* SIMD against scalar softmax on a long row. */
+    static float a[1500], b[1500];
+    for (int i = 0; i < 1500; i++) a[i] = b[i] = rnd_f() * 20;
+    set_mode(1);
+    kern_softmax(a, 1500);
+    set_mode(0);
+    kern_softmax(b, 1500);
+    for (int i = 0; i < 1500; i++) worst_pair = fmax(worst_pair, fabs(a[i] - b[i]) / (b[i] + 1e-30));
+    CHECKF(worst_sm < 1e-6, "softmax worst |error| %.3g", worst_sm);
+    CHECKF(worst_gelu < 1e-6, "gelu worst relative error %.3g", worst_gelu);
+    CHECKF(worst_pair < 1e-5, "softmax simd vs scalar %.3g", worst_pair);
+    printf("  softmax worst |error| %.3g, gelu worst rel %.3g, softmax simd/scalar rel %.3g\n", worst_sm,
+           worst_gelu, worst_pair);
+    set_mode(3);
+}
+
+/* ------------------------------------------------------------ attention */
+
+static void test_attention(void)
+{
+    static const int cases[][5] = {
+        /* n_head, head_dim, n_q, n_kv, causal */
+        {3, 64, 1, 7, 1}, {3, 64, 5, 5, 1}, {2, 24, 6, 300, 1}, {4, 64, 1, 1500, 0},
+        {2, 64, 130, 130, 0}, {2, 64, 300, 300, 1}, {1, 16, 8, 40, 0},
+    };
+    double worst = 0;
+    for (int mode = 0; mode < 4; mode++) {
+        set_mode(mode);
+        for (int nt = 1; nt <= 4; nt += 3) {
+            struct kern_pool *pool = kern_pool_new(nt);
+            for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+                int H = cases[c][0], hd = cases[c][1], nq = cases[c][2], nkv = cases[c][3], causal = cases[c][4];
+                int S = H * hd, ldq = S + 5, ldkv = S + 3, ldo = S + 1;
+                float *q = malloc(sizeof(float) * (size_t)nq * ldq);
+                float *k = malloc(sizeof(float) * (size_t)nkv * ldkv);
+                float *v = malloc(sizeof(float) * (size_t)nkv * ldkv);
+                float *o = malloc(sizeof(float) * (size_t)nq * ldo);
+                double *p = malloc(sizeof(double) * (size_t)nkv);
+                for (size_t i = 0; i < (size_t)nq * ldq; i++) q[i] = rnd_f() * 2;
+                for (size_t i = 0; i < (size_t)nkv * ldkv; i++) k[i] = rnd_f() * 2;
+                for (size_t i = 0; i < (size_t)nkv * ldkv; i++) v[i] = rnd_f();
+                kern_attention(pool, H, hd, q, ldq, nq, k, v, ldkv, nkv, causal, o, ldo);
+                for (int h = 0; h < H; h++) {
+                    for (int i = 0; i < nq; i++) {
+                        int len = causal ? nkv - nq + i + 1 : nkv;
+                        double mx = -1e300, sum = 0;
+                        for (int j = 0; j < len; j++) {
+                            double s = 0;
+                            for (int d = 0; d < hd; d++)
+                                s += (double)q[(size_t)i * ldq + h * hd + d] * k[(size_t)j * ldkv + h * hd + d];
+                            p[j] = s / sqrt((double)hd);
+                            mx = p[j] > mx ? p[j] : mx;
+                        }
+                        for (int j = 0; j < len; j++) sum += (p[j] = exp(p[j] - mx));
+                        for (int d = 0; d < hd; d++) {
+                            double s = 0;
+                            for (int j = 0; j < len; j++) s += p[j] / sum * v[(size_t)j * ldkv + h * hd + d];
+                            double e = fabs(o[(size_t)i * ldo + h * hd + d] - s);
+                            if (!(e <= worst)) worst = e;
+                        }
+                    }
+                }
+                free(q);
+                free(k);
+                free(v);
+                free(o);
+                free(p);
+            }
+            kern_pool_free(pool);
+        }
+    }
+    CHECKF(worst < 2e-5, "attention worst |error| %.3g", worst);
+    printf("  attention: worst |error| %.3g\n", worst);
+    set_mode(3);
+}
+
+/* ----------------------------------------------------------------- pool */
+
+struct pool_probe {
+    atomic_int *hits;
+    atomic_int bad_thread;
+    int n_threads;
+};
+
+static void probe_task(void *arg, int task, int thread)
+{
+    struct pool_probe *p = arg;
+    atomic_fetch_add(&p->hits[task], 1);
+    if (thread < 0 || thread >= p->n_threads) atomic_store(&p->bad_thread, 1);
+}
+
+static void test_pool(void)
+{
+    enum { NT = 5000 };
+    static atomic_int hits[NT];
+    for (int n = 1; n <= 4; n++) {
+        struct kern_pool *pool = kern_pool_new(n);
+        CHECK(pool && kern_pool_threads(pool) == n);
+        if (!pool) continue;
+        struct pool_probe pr = {.hits = hits, .n_threads = n};
+        atomic_store(&pr.bad_thread, 0);
+        int wrong = 0;
+        /* Many small jobs in a row (decoder-like), then one big one. */
+        for (int rep = 0; rep < 2000; rep++) {
+            int nt = 1 + rep % 7;
+            for (int i = 0; i < nt; i++) atomic_store(&hits[i], 0);
+            kern_pool_run(pool, probe_task, &pr, nt);
+            for (int i = 0; i < nt; i++) wrong += atomic_load(&hits[i]) != 1;
+        }
+        for (int i = 0; i < NT; i++) atomic_store(&hits[i], 0);
+        kern_pool_run(pool, probe_task, &pr, NT);
+        for (int i = 0; i < NT; i++) wrong += atomic_load(&hits[i]) != 1;
+        kern_pool_run(pool, probe_task, &pr, 0);
+        CHECKF(wrong == 0, "threads %d: %d tasks not run exactly once", n, wrong);
+        CHECK(atomic_load(&pr.bad_thread) == 0);
+        for (int t = 0; t < n; t++) {
+            float *s = kern_pool_scratch(pool, t);
+            CHECK(s != NULL && ((uintptr_t)s & 63) == 0);
+            if (s) s[KERN_SCRATCH_FLOATS - 1] = 1.0f;
+        }
+        kern_pool_free(pool);
+    }
+    CHECK(kern_pool_new(0) == NULL);
+    kern_pool_free(NULL);
+}
+
+int main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    printf("kernels: simd %d, blas %d\n", kern_simd(), kern_blas());
+    t_run("f16", test_f16);
+    t_run("dequant", test_dequant);
+    t_run("linear", test_linear);
+    t_run("gemv_simd_vs_scalar", test_gemv_simd_vs_scalar);
+    t_run("sgemm", test_sgemm);
+    t_run("layernorm", test_layernorm);
+    t_run("softmax_gelu", test_softmax_gelu);
+    t_run("attention", test_attention);
+    t_run("pool", test_pool);
+    return t_summary();
+}
