@@ -1,0 +1,493 @@
+/*
+ * bench.c: `hark bench`, the speed figures of one model.
+ *
+ * Stages are timed through the engine's internal API, so each figure is the
+ * stage alone: the model load, the log-mel of 30 s of audio, one encoder
+ * window, and decoder steps at batch 1 and at batch 5 (five sequence slots
+ * stepped together, as beam search does). Whole transcriptions of the given
+ * audio files go through the public API (hark_transcribe), greedy and with
+ * beam 5, and report wall time, the real-time factor (wall / audio length)
+ * and tokens per second. Every figure is the median of several runs, at each
+ * requested thread count. The models benchmarked here have random weights,
+ * so the number of tokens a transcription produces is whatever the model
+ * emits; transcriptions run without temperature fallback so that each run
+ * does the same work.
+ *
+ * whisper.cpp 1.9.3's figures (2 threads, flash attention on, measured on
+ * this machine class with the released .en models) are printed beside ours
+ * for the shapes they exist for, with the ratio ours / theirs on the
+ * 2-thread rows. Repeats of a measurement stop early once they have taken
+ * more than the time budget (--budget), so large models finish in bounded
+ * time; the run count used is printed with each figure.
+ */
+#include <getopt.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "bench.h"
+#include "cli.h"
+#include "decoder.h"
+#include "encoder.h"
+#include "hark.h"
+#include "mel.h"
+#include "model.h"
+#include "state.h"
+#include "tokenizer.h"
+#include "wav.h"
+
+#define BENCH_MAX_RUNS 50
+#define BENCH_MAX_THREADS 8
+#define BENCH_MAX_AUDIO 4
+#define BENCH_BATCH 5
+#define WINDOW_SAMPLES 480000 /* 30 s at 16 kHz */
+
+/* whisper.cpp 1.9.3 on 2 threads with flash attention: encoder ms per 30 s
+ * window and decoder ms per token at batch 1, by shape. */
+static const struct {
+    int n_state, n_audio_layer;
+    const char *name;
+    double enc_ms, dec_ms;
+} whisper_cpp[] = {
+    {384, 4, "tiny.en", 556, 2.54},
+    {512, 6, "base.en", 1115, 4.73},
+    {768, 12, "small.en", 4252, 12.5},
+    {1280, 32, "large-v3", 24613, 55.0},
+};
+
+struct bench_opts {
+    const char *model;
+    int threads[BENCH_MAX_THREADS];
+    int n_threads;
+    int runs, transcribe_runs;
+    double budget_ms;
+    int n_tokens;              /* decoder steps timed per run */
+    const char *audio[BENCH_MAX_AUDIO];
+    int n_audio;
+    int beam;                  /* 1: also time beam 5 */
+    const char *label;
+};
+
+void cli_bench_help(FILE *out)
+{
+    fputs("usage: hark bench -m MODEL [options]\n"
+          "\n"
+          "Times one model: load, log-mel of 30 s, encoder per window, decoder per token\n"
+          "(batch 1 and 5), and whole transcriptions of the given WAV files (greedy and\n"
+          "beam 5), as medians of several runs, at each thread count. Prints whisper.cpp\n"
+          "1.9.3's figures beside ours where the model has a released shape.\n"
+          "\n"
+          "options:\n"
+          "  -m, --model PATH        ggml Whisper model\n"
+          "  -t, --threads LIST      thread counts, comma-separated (default: 1,2)\n"
+          "  -r, --runs N            runs per stage figure (default: 5)\n"
+          "      --transcribe-runs N runs per transcription figure (default: --runs)\n"
+          "      --budget S          stop repeating a figure after S seconds (default: 60)\n"
+          "      --tokens N          decoder steps timed per run (default: 64)\n"
+          "  -a, --audio FILE        a 16 kHz WAV file to transcribe (repeatable, up to 4)\n"
+          "      --no-beam           skip the beam-5 transcriptions\n"
+          "      --label NAME        the name printed for the model (default: its file)\n"
+          "  -h, --help              this help\n",
+          out);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* How many more runs: up to `runs`, at least one, and none once the runs
+ * so far have spent the budget. */
+static int keep_going(const struct bench_opts *o, int done, int runs, double spent_ms)
+{
+    if (done >= runs || done >= BENCH_MAX_RUNS) return 0;
+    return done == 0 || spent_ms < o->budget_ms;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (double)ru.ru_maxrss / 1024.0; /* kilobytes on Linux */
+}
+
+static int parse_threads(const char *s, struct bench_opts *o)
+{
+    char buf[128], *save = NULL, *tok;
+    snprintf(buf, sizeof buf, "%s", s);
+    o->n_threads = 0;
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int t;
+        if (o->n_threads == BENCH_MAX_THREADS || cli_parse_int(tok, 1, 256, &t)) return -1;
+        o->threads[o->n_threads++] = t;
+    }
+    return o->n_threads ? 0 : -1;
+}
+
+static int parse_args(int argc, char **argv, struct bench_opts *o)
+{
+    enum { OPT_TRUNS = 256, OPT_BUDGET, OPT_TOKENS, OPT_NOBEAM, OPT_LABEL };
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'},  {"threads", required_argument, NULL, 't'},
+        {"runs", required_argument, NULL, 'r'},   {"transcribe-runs", required_argument, NULL, OPT_TRUNS},
+        {"budget", required_argument, NULL, OPT_BUDGET}, {"tokens", required_argument, NULL, OPT_TOKENS},
+        {"audio", required_argument, NULL, 'a'},  {"no-beam", no_argument, NULL, OPT_NOBEAM},
+        {"label", required_argument, NULL, OPT_LABEL}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c, v;
+
+    memset(o, 0, sizeof *o);
+    o->threads[0] = 1;
+    o->threads[1] = 2;
+    o->n_threads = 2;
+    o->runs = 5;
+    o->transcribe_runs = -1;
+    o->budget_ms = 60e3;
+    o->n_tokens = 64;
+    o->beam = 1;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:t:r:a:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 't':
+            if (parse_threads(optarg, o)) {
+                cli_error("bad --threads '%s' (a comma-separated list of counts)", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            break;
+        case 'r':
+        case OPT_TRUNS:
+            if (cli_parse_int(optarg, 1, BENCH_MAX_RUNS, &v)) {
+                cli_error("bad run count '%s' (1..%d)", optarg, BENCH_MAX_RUNS);
+                return CLI_EXIT_USAGE;
+            }
+            if (c == 'r') o->runs = v;
+            else o->transcribe_runs = v;
+            break;
+        case OPT_BUDGET:
+            if (cli_parse_int(optarg, 1, 100000, &v)) {
+                cli_error("bad --budget '%s' (seconds)", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            o->budget_ms = v * 1e3;
+            break;
+        case OPT_TOKENS:
+            if (cli_parse_int(optarg, 1, 400, &v)) {
+                cli_error("bad --tokens '%s' (1..400)", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            o->n_tokens = v;
+            break;
+        case 'a':
+            if (o->n_audio == BENCH_MAX_AUDIO) {
+                cli_error("at most %d --audio files", BENCH_MAX_AUDIO);
+                return CLI_EXIT_USAGE;
+            }
+            o->audio[o->n_audio++] = optarg;
+            break;
+        case OPT_NOBEAM: o->beam = 0; break;
+        case OPT_LABEL: o->label = optarg; break;
+        case 'h': cli_bench_help(stdout); return -1;
+        case ':':
+            cli_error("option '%s' needs a value", cli_bad_option(argc, argv));
+            return CLI_EXIT_USAGE;
+        default:
+            cli_error("unknown option '%s' (see `hark bench --help`)", cli_bad_option(argc, argv));
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        cli_error("unexpected argument '%s'", argv[optind]);
+        return CLI_EXIT_USAGE;
+    }
+    if (!o->model) {
+        cli_error("no model (-m PATH)");
+        return CLI_EXIT_USAGE;
+    }
+    if (o->transcribe_runs < 0) o->transcribe_runs = o->runs;
+    if (!o->label) o->label = o->model;
+    return 0;
+}
+
+/* 30 s of deterministic test signal: a few tones and low-level noise. The
+ * mel's cost does not depend on the content. */
+static void synth_audio(float *pcm, size_t n)
+{
+    uint32_t r = 12345;
+    for (size_t i = 0; i < n; i++) {
+        double t = (double)i / MEL_SAMPLE_RATE;
+        r = r * 1664525u + 1013904223u;
+        pcm[i] = (float)(0.1 * sin(2 * M_PI * 220 * t) + 0.05 * sin(2 * M_PI * 1375 * t) +
+                         0.01 * ((double)(r >> 8) / 16777216.0 - 0.5));
+    }
+}
+
+/* The figure's whisper.cpp row for this model's shape, or -1. */
+static int whisper_cpp_row(const struct hark_hparams *hp)
+{
+    for (size_t i = 0; i < sizeof whisper_cpp / sizeof whisper_cpp[0]; i++)
+        if (hp->n_audio_state == whisper_cpp[i].n_state && hp->n_audio_layer == whisper_cpp[i].n_audio_layer &&
+            hp->n_text_layer == whisper_cpp[i].n_audio_layer)
+            return (int)i;
+    return -1;
+}
+
+static void print_figure(const char *what, double ms, int n_runs, double ref_ms, int threads)
+{
+    printf("  %-28s %10.2f ms   (median of %d)", what, ms, n_runs);
+    if (ref_ms > 0 && threads == 2) printf("   whisper.cpp %9.2f ms   ratio %.2f", ref_ms, ms / ref_ms);
+    printf("\n");
+}
+
+/* The decoder's start: [sot] for English-only models, [sot, <|en|>,
+ * <|transcribe|>] for multilingual ones. Returns its length. */
+static int prompt_tokens(const hark_model *model, int32_t *prompt)
+{
+    struct tok_special sp;
+    tok_special_init(&sp, hark_model_hparams(model)->n_vocab);
+    prompt[0] = sp.sot;
+    if (!sp.multilingual) return 1;
+    prompt[1] = sp.lang0;
+    prompt[2] = sp.transcribe;
+    return 3;
+}
+
+/* Times the stages at one thread count. */
+static int bench_stages(const struct bench_opts *o, const hark_model *model, hark_state *st, int threads,
+                        const float *pcm30, int ref)
+{
+    const struct hark_hparams *hp = hark_model_hparams(model);
+    double t[BENCH_MAX_RUNS], spent, t0;
+    float *mel = NULL, *logits = NULL;
+    int n_frames = 0, n, rc, ret = CLI_EXIT_FAIL;
+    int32_t prompt[4], toks[BENCH_BATCH];
+    int seqs[BENCH_BATCH], n_prompt = prompt_tokens(model, prompt);
+    double ref_enc = ref >= 0 ? whisper_cpp[ref].enc_ms : 0, ref_dec = ref >= 0 ? whisper_cpp[ref].dec_ms : 0;
+
+    logits = malloc(sizeof(float) * (size_t)hp->n_vocab * BENCH_BATCH);
+    if (!logits) {
+        cli_error("out of memory");
+        goto done;
+    }
+    for (n = 0, spent = 0; keep_going(o, n, o->runs, spent); n++) {
+        free(mel);
+        mel = NULL;
+        t0 = now_ms();
+        rc = mel_compute(pcm30, WINDOW_SAMPLES, model->mel_filters, hp->n_mels, threads, &mel, &n_frames);
+        t[n] = now_ms() - t0;
+        spent += t[n];
+        if (rc) {
+            cli_error("mel: %s", hark_strerror(rc));
+            goto done;
+        }
+    }
+    print_figure("mel (30 s of audio)", median(t, n), n, 0, threads);
+
+    for (n = 0, spent = 0; keep_going(o, n, o->runs, spent); n++) {
+        t0 = now_ms();
+        rc = enc_forward(st, mel, n_frames, 0);
+        t[n] = now_ms() - t0;
+        spent += t[n];
+        if (rc) {
+            cli_error("encoder: %s", hark_strerror(rc));
+            goto done;
+        }
+    }
+    print_figure("encoder / 30 s window", median(t, n), n, ref_enc, threads);
+
+    rc = dec_reserve(st, BENCH_BATCH);
+    if (rc) {
+        cli_error("decoder caches: %s", hark_strerror(rc));
+        goto done;
+    }
+    for (int i = 0; i < BENCH_BATCH; i++) seqs[i] = i;
+    /* Batch 1: slot 0 after the prompt, n_tokens single steps. */
+    for (n = 0, spent = 0; keep_going(o, n, o->runs, spent); n++) {
+        rc = dec_forward(st, 0, prompt, n_prompt, 0, n_prompt - 1, logits);
+        t0 = now_ms();
+        for (int i = 0; !rc && i < o->n_tokens; i++) {
+            toks[0] = 440 + (i * 7919) % 40000;
+            rc = dec_step(st, 1, seqs, toks, n_prompt + i, logits);
+        }
+        t[n] = (now_ms() - t0) / o->n_tokens;
+        spent += t[n] * o->n_tokens;
+        if (rc) {
+            cli_error("decoder: %s", hark_strerror(rc));
+            goto done;
+        }
+    }
+    print_figure("decoder / token, batch 1", median(t, n), n, ref_dec, threads);
+
+    /* Batch 5: every slot after the prompt, n_tokens steps of all five. */
+    for (n = 0, spent = 0; keep_going(o, n, o->runs, spent); n++) {
+        rc = 0;
+        for (int s = 0; !rc && s < BENCH_BATCH; s++) rc = dec_forward(st, s, prompt, n_prompt, 0, n_prompt - 1, logits);
+        t0 = now_ms();
+        for (int i = 0; !rc && i < o->n_tokens; i++) {
+            for (int s = 0; s < BENCH_BATCH; s++) toks[s] = 440 + (i * 7919 + s * 104729) % 40000;
+            rc = dec_step(st, BENCH_BATCH, seqs, toks, n_prompt + i, logits);
+        }
+        t[n] = (now_ms() - t0) / o->n_tokens;
+        spent += t[n] * o->n_tokens;
+        if (rc) {
+            cli_error("decoder: %s", hark_strerror(rc));
+            goto done;
+        }
+    }
+    double step = median(t, n);
+    print_figure("decoder / step, batch 5", step, n, 0, threads);
+    printf("  %-28s %10.2f ms\n", "  = per token at batch 5", step / BENCH_BATCH);
+    ret = CLI_EXIT_OK;
+done:
+    free(mel);
+    free(logits);
+    return ret;
+}
+
+static int count_tokens(const hark_result *r)
+{
+    int n = 0;
+    for (int i = 0; i < hark_result_n_segments(r); i++) n += hark_result_segment(r, i)->n_tokens;
+    return n;
+}
+
+/* Times whole transcriptions of one file at one thread count. */
+static int bench_transcribe(const struct bench_opts *o, hark_state *st, int threads, const char *name,
+                            const float *pcm, size_t n_samples)
+{
+    double t[BENCH_MAX_RUNS], spent;
+    double audio_s = (double)n_samples / MEL_SAMPLE_RATE;
+    char err[512];
+
+    for (int beam = 1; beam <= (o->beam ? 5 : 1); beam += 4) {
+        struct hark_options opt;
+        int n, n_tok = 0, rc;
+        hark_options_init(&opt);
+        opt.language = "en";
+        opt.beam_size = beam;
+        opt.n_threads = threads;
+        opt.no_fallback = 1;
+        for (n = 0, spent = 0; keep_going(o, n, o->transcribe_runs, spent); n++) {
+            hark_result *res = NULL;
+            double t0 = now_ms();
+            rc = hark_transcribe(st, pcm, n_samples, &opt, &res, err, sizeof err);
+            t[n] = now_ms() - t0;
+            spent += t[n];
+            if (rc) {
+                cli_error("transcribe %s: %s", name, err);
+                return CLI_EXIT_FAIL;
+            }
+            n_tok = count_tokens(res);
+            hark_result_free(res);
+        }
+        double wall = median(t, n);
+        char what[96];
+        snprintf(what, sizeof what, "%.18s %s", name, beam == 1 ? "greedy" : "beam 5");
+        printf("  %-28s %10.2f ms   (median of %d)   RTF %.3f   %d tokens   %.1f tokens/s\n", what, wall, n,
+               wall / 1e3 / audio_s, n_tok, n_tok / (wall / 1e3));
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_bench(int argc, char **argv)
+{
+    struct bench_opts o;
+    hark_model *model = NULL;
+    hark_state *st = NULL;
+    float *audio[BENCH_MAX_AUDIO] = {0}, *pcm30 = NULL;
+    size_t n_audio_samples[BENCH_MAX_AUDIO] = {0};
+    double t[BENCH_MAX_RUNS], spent, t0;
+    char err[512];
+    int n, ret = CLI_EXIT_FAIL, code = 0;
+
+    n = parse_args(argc, argv, &o);
+    if (n) return n < 0 ? CLI_EXIT_OK : n;
+    /* Line by line, so that output cut short by a time limit is complete. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    for (int i = 0; i < o.n_audio; i++) {
+        int rc = wav_read(o.audio[i], &audio[i], &n_audio_samples[i], err, sizeof err);
+        if (rc) {
+            cli_error("%s", err);
+            goto done;
+        }
+    }
+    pcm30 = malloc(sizeof(float) * WINDOW_SAMPLES);
+    if (!pcm30) {
+        cli_error("out of memory");
+        goto done;
+    }
+    synth_audio(pcm30, WINDOW_SAMPLES);
+
+    /* Load: every run but the last frees the model again. */
+    for (n = 0, spent = 0; keep_going(&o, n, o.runs, spent); n++) {
+        hark_model_free(model);
+        t0 = now_ms();
+        model = hark_model_load(o.model, &code, err, sizeof err);
+        t[n] = now_ms() - t0;
+        spent += t[n];
+        if (!model) {
+            cli_error("%s", err);
+            goto done;
+        }
+    }
+    const struct hark_hparams *hp = hark_model_hparams(model);
+    int ref = whisper_cpp_row(hp);
+    printf("== %s: n_state %d, heads %d, layers %d+%d, n_mels %d, n_vocab %d, %s\n", o.label, hp->n_audio_state,
+           hp->n_audio_head, hp->n_audio_layer, hp->n_text_layer, hp->n_mels, hp->n_vocab,
+           hark_type_name(model->tok_emb.type));
+    if (ref >= 0)
+        printf("   whisper.cpp 1.9.3 figures are for %s (2 threads, flash attention on)\n", whisper_cpp[ref].name);
+    print_figure("load", median(t, n), n, 0, 0);
+
+    /* Stages at every thread count first, then the (longer) transcriptions,
+     * so that a run cut short by a time limit has printed the stage figures. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int ti = 0; ti < o.n_threads && (pass == 0 || o.n_audio > 0); ti++) {
+            int threads = o.threads[ti];
+            st = hark_state_new(model, threads, err, sizeof err);
+            if (!st) {
+                cli_error("%s", err);
+                goto done;
+            }
+            printf(" threads %d%s\n", threads, pass ? ", transcription (no fallback)" : "");
+            if (pass == 0 && bench_stages(&o, model, st, threads, pcm30, ref)) goto done;
+            for (int i = 0; pass == 1 && i < o.n_audio; i++) {
+                const char *base = strrchr(o.audio[i], '/');
+                base = base ? base + 1 : o.audio[i];
+                if (bench_transcribe(&o, st, threads, base, audio[i], n_audio_samples[i])) goto done;
+            }
+            hark_state_free(st);
+            st = NULL;
+        }
+    }
+    printf("  %-28s %10.1f MB\n", "peak RSS", peak_rss_mb());
+    ret = CLI_EXIT_OK;
+done:
+    fflush(stdout);
+    hark_state_free(st);
+    hark_model_free(model);
+    for (int i = 0; i < BENCH_MAX_AUDIO; i++) free(audio[i]);
+    free(pcm30);
+    return ret;
+}

@@ -1,0 +1,19 @@
+/*
+ * bench.h: `hark bench`, timings of one model's stages (load, mel, encoder,
+ * decoder steps) and of whole transcriptions, with whisper.cpp 1.9.3's
+ * figures beside ours for the shapes they were measured on.
+ */
+#ifndef HARK_CLI_BENCH_H
+#define HARK_CLI_BENCH_H
+
+#include <stdio.h>
+
+/* `hark bench ...`: argv[0] is "bench". Prints figures on stdout and
+ * returns CLI_EXIT_OK, CLI_EXIT_FAIL (the model or an audio file cannot be
+ * read, a stage fails) or CLI_EXIT_USAGE. */
+int cli_bench(int argc, char **argv);
+
+/* Prints the subcommand's help. */
+void cli_bench_help(FILE *out);
+
+#endif
