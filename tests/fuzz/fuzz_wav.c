@@ -1,0 +1,102 @@
+/*
+ * fuzz_wav.c: libFuzzer target for the WAV reader.
+ *
+ * The input is written to a file and read with wav_read(), which must either
+ * return samples or fail cleanly. On success every one of the n samples is
+ * read (so AddressSanitizer sees an array shorter than claimed) and must be
+ * a finite value in [-1, 1], the range of 16-bit PCM scaled by 1/32768 and
+ * averaged over channels. On failure the code must be negative, the output
+ * empty and the reason one non-empty line. A broken expectation calls
+ * abort() so that the fuzzer records the input.
+ */
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hark.h"
+#include "wav.h"
+
+static char named_path[64];
+
+static void remove_named(void) { unlink(named_path); }
+
+/* Writes the input to this process's temporary file and returns a path that
+ * opens it. The file is made once per process (its name carries the pid)
+ * and rewritten for each input. Where /proc is available the name is
+ * unlinked at once and the file reached as /proc/self/fd/N, so that not even
+ * a crashing run leaves it behind; otherwise it is removed at exit. */
+static const char *input_file(const uint8_t *data, size_t size)
+{
+    static int fd = -1;
+    static pid_t owner;
+    static char path[64];
+    size_t done = 0;
+
+    if (fd < 0 || owner != getpid()) {
+        owner = getpid();
+        snprintf(named_path, sizeof named_path, "/tmp/hark-fuzz-wav-%ld.wav", (long)owner);
+        fd = open(named_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            perror(named_path);
+            abort();
+        }
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        if (access(path, R_OK) == 0) {
+            unlink(named_path);
+        } else {
+            snprintf(path, sizeof path, "%s", named_path);
+            atexit(remove_named);
+        }
+    }
+    if (ftruncate(fd, (off_t)size) != 0) {
+        perror("ftruncate");
+        abort();
+    }
+    while (done < size) {
+        ssize_t n = pwrite(fd, data + done, size - done, (off_t)done);
+        if (n <= 0) {
+            perror("pwrite");
+            abort();
+        }
+        done += (size_t)n;
+    }
+    return path;
+}
+
+static void expect(int ok, const char *what)
+{
+    if (!ok) {
+        fprintf(stderr, "fuzz_wav: broken expectation: %s\n", what);
+        abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *path = input_file(data, size);
+    float *pcm = (float *)&size; /* any non-NULL value, to see that failure clears it */
+    size_t n = (size_t)-1, i;
+    char err[512];
+    int rc;
+
+    err[0] = 0;
+    rc = wav_read(path, &pcm, &n, err, sizeof err);
+    if (rc == 0) {
+        expect(pcm != NULL, "samples on success");
+        expect(n <= size / 2, "no more samples than 16-bit values in the file");
+        for (i = 0; i < n; i++)
+            expect(isfinite(pcm[i]) && pcm[i] >= -1.0f && pcm[i] <= 1.0f, "samples in [-1, 1]");
+        free(pcm);
+    } else {
+        expect(rc < 0 && strcmp(hark_strerror(rc), hark_strerror(INT_MIN)) != 0,
+               "a known negative code on failure");
+        expect(pcm == NULL && n == 0, "no samples on failure");
+        expect(err[0] != 0 && !strchr(err, '\n'), "a one-line reason on failure");
+    }
+    return 0;
+}
