@@ -1,0 +1,154 @@
+/*
+ * result.c: the transcription result (result.h): building it segment by
+ * segment, its accessors, freeing it, UTF-8 sanitising of segment text, and
+ * the defaults of struct hark_options.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "hark.h"
+#include "result.h"
+
+void hark_options_init(struct hark_options *opt)
+{
+    memset(opt, 0, sizeof(*opt));
+    opt->language = NULL;
+    opt->task = HARK_TASK_TRANSCRIBE;
+    opt->decoder = HARK_DECODER_OPENAI;
+    opt->n_threads = 0;
+    opt->beam_size = 5;
+    opt->best_of = 5;
+    opt->temperature = 0.0f;
+    opt->temperature_inc = 0.2f;
+    opt->no_fallback = 0;
+    opt->no_timestamps = 0;
+    opt->condition_on_previous = 1;
+    opt->initial_prompt = NULL;
+    opt->compression_ratio_threshold = 2.4f;
+    opt->logprob_threshold = -1.0f;
+    opt->no_speech_threshold = 0.6f;
+    opt->seed = 0;
+    opt->progress = NULL;
+    opt->progress_user = NULL;
+}
+
+static void segment_deinit(struct hark_segment *seg)
+{
+    if (seg->tokens) {
+        for (int i = 0; i < seg->n_tokens; i++) free((char *)seg->tokens[i].text);
+        free((struct hark_token *)seg->tokens);
+    }
+    free((char *)seg->text);
+    seg->tokens = NULL;
+    seg->text = NULL;
+    seg->n_tokens = 0;
+}
+
+int result_add_segment(struct hark_result *r, struct hark_segment *seg)
+{
+    if (r->n_segments == r->cap_segments) {
+        int cap = r->cap_segments ? 2 * r->cap_segments : 16;
+        struct hark_segment *s = realloc(r->segments, (size_t)cap * sizeof(*s));
+        if (!s) {
+            segment_deinit(seg);
+            return HARK_ENOMEM;
+        }
+        r->segments = s;
+        r->cap_segments = cap;
+    }
+    seg->id = r->n_segments;
+    r->segments[r->n_segments++] = *seg;
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence starting at s (1..4), or 0 when the
+ * bytes there are not one (overlong forms, surrogates and values above
+ * U+10FFFF are invalid, as in RFC 3629). */
+static int utf8_valid_len(const unsigned char *s, size_t left)
+{
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    int n;
+    unsigned lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if ((size_t)n > left) return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (int i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf) return 0;
+    return n;
+}
+
+char *result_utf8_sanitize(const char *bytes, size_t len)
+{
+    /* Each invalid byte becomes U+FFFD (3 bytes), so 3 * len bounds it. */
+    char *out = malloc(3 * len + 1);
+    if (!out) return NULL;
+    const unsigned char *s = (const unsigned char *)bytes;
+    size_t i = 0, o = 0;
+    while (i < len) {
+        int n = utf8_valid_len(s + i, len - i);
+        if (n > 0) {
+            memcpy(out + o, s + i, (size_t)n);
+            o += (size_t)n;
+            i += (size_t)n;
+        } else {
+            out[o++] = (char)0xef;
+            out[o++] = (char)0xbf;
+            out[o++] = (char)0xbd;
+            i++;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+int hark_result_n_segments(const hark_result *r)
+{
+    return r ? r->n_segments : 0;
+}
+
+const struct hark_segment *hark_result_segment(const hark_result *r, int i)
+{
+    if (!r || i < 0 || i >= r->n_segments) return NULL;
+    return &r->segments[i];
+}
+
+const char *hark_result_language(const hark_result *r)
+{
+    return r ? r->language : "";
+}
+
+float hark_result_language_prob(const hark_result *r)
+{
+    return r ? r->language_prob : 0.0f;
+}
+
+double hark_result_duration_s(const hark_result *r)
+{
+    return r ? r->duration_s : 0.0;
+}
+
+const char *hark_result_task(const hark_result *r)
+{
+    return r && r->task == HARK_TASK_TRANSLATE ? "translate" : "transcribe";
+}
+
+void hark_result_free(hark_result *r)
+{
+    if (!r) return;
+    for (int i = 0; i < r->n_segments; i++) segment_deinit(&r->segments[i]);
+    free(r->segments);
+    free(r);
+}

@@ -1,0 +1,459 @@
+/*
+ * test_transcribe.c: hark_transcribe end to end with the openai profile on
+ * the random-weight models: well-formed segments, the translate task and
+ * language detection on multilingual vocabularies, the initial prompt,
+ * seeded sampling, cancellation through the progress callback, and two
+ * threads sharing one model.
+ *
+ * The models have random weights, so the text is meaningless; what is
+ * checked is the contract: times, prompts, determinism, errors.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode.h"
+#include "decoder.h"
+#include "encoder.h"
+#include "harness.h"
+#include "hark.h"
+#include "mel.h"
+#include "model.h"
+#include "tokenizer.h"
+#include "wav.h"
+
+static float *jfk;
+static size_t jfk_n;
+
+static hark_model *load(const char *name, hark_state **st)
+{
+    char err[256];
+    hark_model *m = hark_model_load(t_shared("models", name), NULL, err, sizeof(err));
+    CHECKF(m != NULL, "%s: %s", name, err);
+    *st = m ? hark_state_new(m, 2, err, sizeof(err)) : NULL;
+    CHECKF(!m || *st, "%s: %s", name, err);
+    return m;
+}
+
+/* Segments: times non-decreasing inside [0, duration], text non-empty,
+ * openai's first token a timestamp, fields in range. */
+static void check_sane(const hark_model *m, const hark_result *r, const char *what)
+{
+    struct tok_special sp;
+    tok_special_init(&sp, hark_model_hparams(m)->n_vocab);
+    double dur = hark_result_duration_s(r), prev = 0.0;
+    int n = hark_result_n_segments(r);
+    CHECKF(fabs(dur - 11.0) < 1e-9, "%s: duration %.3f", what, dur);
+    CHECKF(n > 0, "%s: no segments", what);
+    for (int i = 0; i < n; i++) {
+        const struct hark_segment *s = hark_result_segment(r, i);
+        CHECKF(s->start_s >= prev - 1e-9 && s->start_s <= s->end_s && s->end_s <= dur + 1e-9,
+               "%s: segment %d [%.2f, %.2f] after %.2f", what, i, s->start_s, s->end_s, prev);
+        prev = s->start_s;
+        CHECKF(s->text && s->text[0], "%s: segment %d has empty text", what, i);
+        CHECKF(s->n_tokens > 0 && s->tokens[0].id >= sp.beg, "%s: segment %d starts with token %d", what, i,
+               s->n_tokens ? s->tokens[0].id : -1);
+        CHECKF(s->avg_logprob <= 0.0f && s->temperature >= 0.0f && s->temperature <= 1.0f,
+               "%s: segment %d avg_logprob %.3f temperature %.2f", what, i, s->avg_logprob, s->temperature);
+        CHECKF(s->no_speech_prob >= 0.0f && s->no_speech_prob <= 1.0f, "%s: no_speech_prob %g", what,
+               s->no_speech_prob);
+        for (int j = 0; j < s->n_tokens; j++) {
+            CHECK(s->tokens[j].text != NULL && s->tokens[j].p >= 0.0f && s->tokens[j].p <= 1.0f);
+            if (s->tokens[j].id >= sp.beg)
+                CHECK(s->tokens[j].t0_s >= 0.0);
+        }
+    }
+}
+
+static int same_result(const hark_result *a, const hark_result *b)
+{
+    if (hark_result_n_segments(a) != hark_result_n_segments(b)) return 0;
+    for (int i = 0; i < hark_result_n_segments(a); i++) {
+        const struct hark_segment *x = hark_result_segment(a, i), *y = hark_result_segment(b, i);
+        if (x->n_tokens != y->n_tokens || x->start_s != y->start_s || x->end_s != y->end_s ||
+            strcmp(x->text, y->text))
+            return 0;
+        for (int j = 0; j < x->n_tokens; j++)
+            if (x->tokens[j].id != y->tokens[j].id) return 0;
+    }
+    return 1;
+}
+
+static void test_openai_greedy_and_beam(void)
+{
+    hark_state *st = NULL;
+    hark_model *m = load("rt-mini.en-f32.bin", &st);
+    if (!st) goto done;
+    char err[256];
+    struct hark_options o;
+    hark_options_init(&o);
+    o.beam_size = 1;
+    hark_result *r = NULL;
+    int rc = hark_transcribe(st, jfk, jfk_n, &o, &r, err, sizeof(err));
+    CHECKF(rc == 0, "greedy: %s", err);
+    if (r) {
+        check_sane(m, r, "openai greedy");
+        CHECK(!strcmp(hark_result_language(r), "en") && hark_result_language_prob(r) == 1.0f);
+        printf("  openai greedy: %d segments, first [%.2f, %.2f] T=%.1f\n", hark_result_n_segments(r),
+               hark_result_segment(r, 0)->start_s, hark_result_segment(r, 0)->end_s,
+               hark_result_segment(r, 0)->temperature);
+    }
+    hark_result_free(r);
+    r = NULL;
+    hark_options_init(&o); /* beam 5, fallback on */
+    rc = hark_transcribe(st, jfk, jfk_n, &o, &r, err, sizeof(err));
+    CHECKF(rc == 0, "beam 5: %s", err);
+    if (r) {
+        check_sane(m, r, "openai beam 5");
+        printf("  openai beam 5: %d segments, T=%.1f\n", hark_result_n_segments(r),
+               hark_result_segment(r, 0)->temperature);
+    }
+    hark_result_free(r);
+    /* Bad options are refused. */
+    hark_options_init(&o);
+    o.beam_size = 64;
+    r = (hark_result *)&o;
+    CHECK(hark_transcribe(st, jfk, jfk_n, &o, &r, err, sizeof(err)) == HARK_EINVAL && r == NULL);
+    hark_options_init(&o);
+    o.language = "de";
+    CHECK(hark_transcribe(st, jfk, jfk_n, &o, &r, err, sizeof(err)) == HARK_EINVAL && r == NULL);
+done:
+    hark_state_free(st);
+    hark_model_free(m);
+}
+
+struct prompt_cap {
+    int32_t prompt[256];
+    int n;
+};
+
+static void cap_begin(void *user, int window, int seek, const int32_t *prompt, int n_prompt)
+{
+    struct prompt_cap *c = user;
+    if (window == 0) {
+        c->n = n_prompt < 256 ? n_prompt : 256;
+        memcpy(c->prompt, prompt, (size_t)c->n * sizeof(int32_t));
+    }
+}
+
+/* Language detection recomputed from the encoder and decoder directly:
+ * the first window as openai pads it (content frames, then zeros), one
+ * decoder step on [sot], softmax over the language tokens. */
+static int reference_language(hark_model *m, hark_state *st, float *prob)
+{
+    struct tok_special sp;
+    tok_special_init(&sp, m->hp.n_vocab);
+    float *mel = NULL, *win = NULL, *logits = NULL;
+    int nf = 0, best = -1;
+    if (mel_compute(jfk, jfk_n, m->mel_filters, m->hp.n_mels, 1, &mel, &nf) != 0) goto out;
+    win = calloc((size_t)m->hp.n_mels * 3000, sizeof(float));
+    logits = malloc((size_t)m->hp.n_vocab * sizeof(float));
+    if (!win || !logits) goto out;
+    int content = nf - 3000;
+    for (int b = 0; b < m->hp.n_mels; b++)
+        memcpy(win + (size_t)b * 3000, mel + (size_t)b * nf, (size_t)(content < 3000 ? content : 3000) * sizeof(float));
+    int32_t sot = sp.sot;
+    if (enc_forward(st, win, 3000, 0) != 0 || dec_forward(st, 0, &sot, 1, 0, 0, logits) != 0) goto out;
+    double mx = -1e30, sum = 0.0;
+    for (int i = 0; i < sp.n_lang; i++)
+        if (logits[sp.lang0 + i] > mx) {
+            mx = logits[sp.lang0 + i];
+            best = i;
+        }
+    for (int i = 0; i < sp.n_lang; i++) sum += exp(logits[sp.lang0 + i] - mx);
+    *prob = (float)(1.0 / sum);
+out:
+    free(mel);
+    free(win);
+    free(logits);
+    return best;
+}
+
+static void check_multilingual(const char *name)
+{
+    hark_state *st = NULL;
+    hark_model *m = load(name, &st);
+    if (!st) goto done;
+    char err[256];
+    struct tok_special sp;
+    tok_special_init(&sp, hark_model_hparams(m)->n_vocab);
+    struct hark_options o;
+    hark_options_init(&o);
+    o.beam_size = 1;
+    o.no_fallback = 1;
+    o.language = NULL;
+    o.task = HARK_TASK_TRANSLATE;
+    struct prompt_cap cap = {{0}, 0};
+    struct decode_hooks hooks = {&cap, cap_begin, NULL, NULL};
+    hark_result *r = NULL;
+    int rc = decode_run(st, jfk, jfk_n, &o, &hooks, &r, err, sizeof(err));
+    CHECKF(rc == 0, "%s translate: %s", name, err);
+    if (r) {
+        const char *lang = hark_result_language(r);
+        int li = hark_lang_index(lang);
+        float p = hark_result_language_prob(r);
+        printf("  %s: detected '%s' p=%.4f, %d segments\n", name, lang, p, hark_result_n_segments(r));
+        CHECKF(li >= 0 && li < hark_lang_count(m), "%s: language '%s'", name, lang);
+        CHECKF(p > 0.0f && p <= 1.0f, "%s: language probability %g", name, p);
+        CHECK(!strcmp(hark_result_task(r), "translate"));
+        float ref_p = 0.0f;
+        int ref_l = reference_language(m, st, &ref_p);
+        CHECKF(ref_l == li && fabsf(ref_p - p) < 1e-5f, "%s: language %d p=%.6f, recomputed %d p=%.6f", name,
+               li, p, ref_l, ref_p);
+        CHECKF(cap.n == 3 && cap.prompt[0] == sp.sot && cap.prompt[1] == sp.lang0 + li &&
+                   cap.prompt[2] == sp.translate,
+               "%s: prompt of %d tokens [%d %d %d]", name, cap.n, cap.prompt[0], cap.prompt[1], cap.prompt[2]);
+        check_sane(m, r, name);
+    }
+    hark_result_free(r);
+    r = NULL;
+    /* An explicit language is used as given; auto detection again. */
+    o.language = "fr";
+    o.task = HARK_TASK_TRANSCRIBE;
+    rc = decode_run(st, jfk, jfk_n, &o, &hooks, &r, err, sizeof(err));
+    CHECKF(rc == 0, "%s fr: %s", name, err);
+    if (r) {
+        CHECK(!strcmp(hark_result_language(r), "fr"));
+        CHECK(cap.n == 3 && cap.prompt[1] == sp.lang0 + hark_lang_index("fr") && cap.prompt[2] == sp.transcribe);
+    }
+    hark_result_free(r);
+done:
+    hark_state_free(st);
+    hark_model_free(m);
+}
+
+static void test_multilingual(void)
+{
+    check_multilingual("rt-mini-f16.bin");
+    check_multilingual("rt-v3-f16.bin");
+}
+
+static void test_initial_prompt(void)
+{
+    hark_state *st = NULL;
+    hark_model *m = load("rt-mini.en-f16.bin", &st);
+    if (!st) goto done;
+    char err[256];
+    struct tok_special sp;
+    tok_special_init(&sp, hark_model_hparams(m)->n_vocab);
+    int32_t ids[64];
+    const char *text = " Ask not what your country can do for you.";
+    int n_ids = tok_encode(m, text, strlen(text), ids, 64);
+    CHECK(n_ids > 3 && n_ids < 64);
+    struct hark_options o;
+    hark_options_init(&o);
+    o.beam_size = 1;
+    o.no_fallback = 1;
+    o.initial_prompt = "  Ask not what your country can do for you.  ";
+    struct prompt_cap cap = {{0}, 0};
+    struct decode_hooks hooks = {&cap, cap_begin, NULL, NULL};
+    hark_result *r = NULL;
+    int rc = decode_run(st, jfk, jfk_n, &o, &hooks, &r, err, sizeof(err));
+    CHECKF(rc == 0, "initial prompt: %s", err);
+    /* openai: [startofprev] + encode(" " + prompt.strip()) + [sot]. */
+    int ok = cap.n == n_ids + 2 && cap.prompt[0] == sp.prev && cap.prompt[cap.n - 1] == sp.sot;
+    for (int i = 0; ok && i < n_ids; i++) ok = cap.prompt[1 + i] == ids[i];
+    CHECKF(ok, "prompt of %d tokens, expected %d", cap.n, n_ids + 2);
+    if (r) check_sane(m, r, "initial prompt");
+    hark_result_free(r);
+done:
+    hark_state_free(st);
+    hark_model_free(m);
+}
+
+static void test_sampling_determinism(void)
+{
+    hark_state *st = NULL;
+    hark_model *m = load("rt-mini.en-f16.bin", &st);
+    if (!st) goto done;
+    char err[256];
+    struct hark_options o;
+    hark_options_init(&o);
+    o.temperature = 0.6f;
+    o.no_fallback = 1;
+    o.best_of = 3;
+    o.seed = 1234;
+    hark_result *a = NULL, *b = NULL, *c = NULL;
+    CHECK(hark_transcribe(st, jfk, jfk_n, &o, &a, err, sizeof(err)) == 0);
+    CHECK(hark_transcribe(st, jfk, jfk_n, &o, &b, err, sizeof(err)) == 0);
+    o.seed = 99;
+    CHECK(hark_transcribe(st, jfk, jfk_n, &o, &c, err, sizeof(err)) == 0);
+    if (a && b) {
+        CHECKF(same_result(a, b), "two runs with seed 1234 differ");
+        check_sane(m, a, "sampled");
+        CHECK(hark_result_segment(a, 0)->temperature == 0.6f);
+    }
+    if (a && c) printf("  seed 99 vs 1234: %s\n", same_result(a, c) ? "same" : "different");
+    hark_result_free(a);
+    hark_result_free(b);
+    hark_result_free(c);
+done:
+    hark_state_free(st);
+    hark_model_free(m);
+}
+
+struct progress_log {
+    float last;
+    int calls, monotonic, cancel_at;
+};
+
+static int on_progress(void *user, float f)
+{
+    struct progress_log *p = user;
+    if (f < p->last || f < 0.0f || f > 1.0f) p->monotonic = 0;
+    p->last = f;
+    p->calls++;
+    return p->cancel_at > 0 && p->calls >= p->cancel_at;
+}
+
+static void test_progress_and_cancel(void)
+{
+    hark_state *st = NULL;
+    hark_model *m = load("rt-mini.en-f16.bin", &st);
+    if (!st) goto done;
+    char err[256];
+    float *pcm = NULL;
+    size_t n = 0;
+    CHECK(wav_read(t_shared("audio", "hifitts_concat_75s.wav"), &pcm, &n, err, sizeof(err)) == 0);
+    struct hark_options o;
+    hark_options_init(&o);
+    o.beam_size = 1;
+    o.no_fallback = 1;
+    struct progress_log p = {0.0f, 0, 1, 1};
+    o.progress = on_progress;
+    o.progress_user = &p;
+    hark_result *r = (hark_result *)&o;
+    int rc = hark_transcribe(st, pcm, n, &o, &r, err, sizeof(err));
+    CHECKF(rc == HARK_ECANCELED && r == NULL, "cancel: rc %d", rc);
+    CHECK(p.calls == 1 && p.last > 0.0f && p.last < 1.0f);
+    struct progress_log q = {0.0f, 0, 1, 0};
+    o.progress_user = &q;
+    rc = hark_transcribe(st, pcm, n, &o, &r, err, sizeof(err));
+    CHECKF(rc == 0, "progress: %s", err);
+    CHECKF(q.calls >= 3 && q.monotonic && q.last == 1.0f, "%d progress calls, monotonic %d, last %.3f",
+           q.calls, q.monotonic, q.last);
+    hark_result_free(r);
+    free(pcm);
+done:
+    hark_state_free(st);
+    hark_model_free(m);
+}
+
+struct job {
+    hark_model *m;
+    hark_result *r;
+    int rc;
+};
+
+static void *worker(void *arg)
+{
+    struct job *j = arg;
+    char err[256];
+    hark_state *st = hark_state_new(j->m, 1, err, sizeof(err));
+    j->rc = HARK_ENOMEM;
+    if (!st) return NULL;
+    struct hark_options o;
+    hark_options_init(&o);
+    o.beam_size = 2;
+    o.no_fallback = 1;
+    j->rc = hark_transcribe(st, jfk, jfk_n, &o, &j->r, err, sizeof(err));
+    hark_state_free(st);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    char err[256];
+    hark_model *m = hark_model_load(t_shared("models", "rt-mini.en-f16.bin"), NULL, err, sizeof(err));
+    CHECKF(m != NULL, "%s", err);
+    if (!m) return;
+    struct job solo = {m, NULL, 0}, j[2] = {{m, NULL, 0}, {m, NULL, 0}};
+    worker(&solo);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) CHECK(pthread_create(&th[i], NULL, worker, &j[i]) == 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    CHECK(solo.rc == 0 && j[0].rc == 0 && j[1].rc == 0);
+    if (solo.r && j[0].r && j[1].r) {
+        CHECKF(same_result(solo.r, j[0].r) && same_result(solo.r, j[1].r),
+               "threaded results differ from the single-threaded one");
+    }
+    hark_result_free(solo.r);
+    hark_result_free(j[0].r);
+    hark_result_free(j[1].r);
+    hark_model_free(m);
+}
+
+/* The suppress_tokens=-1 list of openai-whisper for English-only models as
+ * published in the Hugging Face generation_config.json of tiny.en
+ * (non-speech tokens, then sot, translate, transcribe, startoflm,
+ * startofprev, nospeech). */
+static const int32_t hf_suppress_en[] = {
+    1,     2,     7,     8,     9,     10,    14,    25,    26,    27,    28,    29,    31,    58,
+    59,    60,    61,    62,    63,    90,    91,    92,    93,    357,   366,   438,   532,   685,
+    705,   796,   930,   1058,  1220,  1267,  1279,  1303,  1343,  1377,  1391,  1635,  1782,  1875,
+    2162,  2361,  2488,  3467,  4008,  4211,  4600,  4808,  5299,  5855,  6329,  7203,  9609,  9959,
+    10563, 10786, 11420, 11709, 11907, 13163, 13697, 13700, 14808, 15306, 16410, 16791, 17992, 19203,
+    19510, 20724, 22305, 22935, 27007, 30109, 30420, 33409, 34949, 40283, 40493, 40549, 47282, 49146,
+    50257, 50357, 50358, 50359, 50360, 50361,
+};
+
+/* The same for multilingual models (generation_config.json of tiny). */
+static const int32_t hf_suppress_ml[] = {
+    1,     2,     7,     8,     9,     10,    14,    25,    26,    27,    28,    29,    31,    58,
+    59,    60,    61,    62,    63,    90,    91,    92,    93,    359,   503,   522,   542,   873,
+    893,   902,   918,   922,   931,   1350,  1853,  1982,  2460,  2627,  3246,  3253,  3268,  3536,
+    3846,  3961,  4183,  4667,  6585,  6647,  7273,  9061,  9383,  10428, 10929, 11938, 12033, 12331,
+    12562, 13793, 14157, 14635, 15265, 15618, 16553, 16604, 18362, 18956, 20075, 21675, 22520, 26130,
+    26161, 26435, 28279, 29464, 31650, 32302, 32470, 36865, 42863, 47425, 49870, 50254, 50258, 50358,
+    50359, 50360, 50361, 50362,
+};
+
+static void check_suppress(const char *name, const int32_t *want, int n_want)
+{
+    char err[256];
+    hark_model *m = hark_model_load(t_shared("models", name), NULL, err, sizeof(err));
+    CHECKF(m != NULL, "%s", err);
+    if (!m) return;
+    struct tok_special sp;
+    tok_special_init(&sp, m->hp.n_vocab);
+    int32_t ns[256], list[512];
+    int n_ns = decode_nonspeech_ids(m, ns, 256);
+    CHECK(n_ns > 0);
+    int n = decode_suppress_list(&sp, HARK_DECODER_OPENAI, ns, n_ns, list, 512);
+    int diff = n != n_want;
+    for (int i = 0; !diff && i < n; i++) diff = list[i] != want[i];
+    CHECKF(!diff, "%s: suppress list of %d ids differs from openai-whisper's %d", name, n, n_want);
+    if (diff) {
+        for (int i = 0; i < n; i++) printf("%d ", list[i]);
+        printf("\n");
+    }
+    hark_model_free(m);
+}
+
+static void test_suppress_tokens(void)
+{
+    check_suppress("rt-mini.en-f16.bin", hf_suppress_en, (int)(sizeof(hf_suppress_en) / sizeof(hf_suppress_en[0])));
+    check_suppress("rt-mini-f16.bin", hf_suppress_ml, (int)(sizeof(hf_suppress_ml) / sizeof(hf_suppress_ml[0])));
+}
+
+int main(int argc, char **argv)
+{
+    char err[256];
+    t_init(argc, argv);
+    if (wav_read(t_shared("audio", "jfk.wav"), &jfk, &jfk_n, err, sizeof(err)) != 0) {
+        printf("cannot read jfk.wav: %s\n", err);
+        t_skip("transcribe", "jfk.wav missing");
+        return t_summary();
+    }
+    t_run("suppress_tokens_openai", test_suppress_tokens);
+    t_run("openai_greedy_and_beam", test_openai_greedy_and_beam);
+    t_run("multilingual_translate_detect", test_multilingual);
+    t_run("initial_prompt", test_initial_prompt);
+    t_run("sampling_determinism", test_sampling_determinism);
+    t_run("progress_and_cancel", test_progress_and_cancel);
+    t_run("threads_share_model", test_threads);
+    free(jfk);
+    return t_summary();
+}
