@@ -134,7 +134,6 @@ struct hark_options {
     const char *language;       /* "en", "de", ... or "auto"/NULL: detect (multilingual models) */
     enum hark_task task;
     enum hark_decoder decoder;
-    int n_threads;              /* 0: the state's thread count */
     int beam_size;              /* 1 = greedy; default 5 */
     int best_of;                /* candidates sampled at temperature > 0; default 5 */
     float temperature;          /* first temperature; default 0 */

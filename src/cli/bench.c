@@ -385,7 +385,6 @@ static int bench_transcribe(const struct bench_opts *o, hark_state *st, int thre
         hark_options_init(&opt);
         opt.language = "en";
         opt.beam_size = beam;
-        opt.n_threads = threads;
         opt.no_fallback = 1;
         for (n = 0, spent = 0; keep_going(o, n, o->transcribe_runs, spent); n++) {
             hark_result *res = NULL;

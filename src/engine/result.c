@@ -15,7 +15,6 @@ void hark_options_init(struct hark_options *opt)
     opt->language = NULL;
     opt->task = HARK_TASK_TRANSCRIBE;
     opt->decoder = HARK_DECODER_OPENAI;
-    opt->n_threads = 0;
     opt->beam_size = 5;
     opt->best_of = 5;
     opt->temperature = 0.0f;
