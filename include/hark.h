@@ -169,7 +169,9 @@ struct hark_token {
     const char *text;   /* the token's bytes, NUL-terminated (may be a partial UTF-8 sequence) */
     float p;            /* probability when it was chosen */
     float logprob;
-    double t0_s, t1_s;  /* time span (from timestamp tokens); -1 if unknown */
+    double t0_s, t1_s;  /* time span: a timestamp token's own time; for a text token from
+                           the previous token's end to its step's most probable timestamp,
+                           within its segment; -1 if unknown (no timestamps) */
 };
 
 struct hark_segment {

@@ -200,7 +200,7 @@ static int run_sampling(struct dctx *c, int n_seq, float t, const struct decode_
                 tok = c->hooks->step(c->hooks->user, window, i, lp, V, tok);
                 if (tok < 0 || tok >= V) return HARK_EINVAL;
             }
-            int32_t tid = c->wcpp ? decode_best_timestamp(&c->rules, lp) : (tok >= sp->beg ? tok : 0);
+            int32_t tid = decode_best_timestamp(&c->rules, lp);
             decode_seq_push(s, tok, tid, expf(lp[tok]), lp[tok]);
             s->sum_lp += lp[tok];
             if (c->wcpp) {
@@ -471,6 +471,13 @@ static int add_segment(struct dctx *c, struct hark_result *r, const struct windo
     seg.tokens = toks;
     seg.n_tokens = 0;
     char buf[64];
+    /* Token times: a timestamp token is its own time; a text token runs
+     * from the end of the token before it to the time of the most probable
+     * timestamp at the step it was sampled (whisper.cpp's `tid`), kept
+     * inside its segment and never decreasing; where the rules allowed no
+     * timestamp at that step, it takes no time. Without timestamps a text
+     * token's time is unknown (-1). */
+    double prev_s = start_s;
     for (int i = i0; i < i1; i++) {
         size_t len;
         const char *b = tok_bytes(c->m, s->tok[i], buf, &len);
@@ -490,6 +497,12 @@ static int add_segment(struct dctx *c, struct hark_result *r, const struct windo
         k->logprob = s->lp[i];
         if (s->tok[i] >= sp->beg) {
             k->t0_s = k->t1_s = seek * 0.01 + (s->tok[i] - sp->beg) * 0.02;
+            if (k->t1_s > prev_s) prev_s = k->t1_s < end_s ? k->t1_s : end_s;
+        } else if (!c->opt->no_timestamps) {
+            double t = s->tid[i] >= sp->beg ? seek * 0.01 + (s->tid[i] - sp->beg) * 0.02 : prev_s;
+            k->t0_s = prev_s;
+            k->t1_s = t < prev_s ? prev_s : t > end_s ? end_s : t;
+            prev_s = k->t1_s;
         } else {
             k->t0_s = k->t1_s = -1.0;
         }

@@ -59,10 +59,19 @@ static void check_sane(const hark_model *m, const hark_result *r, const char *wh
                "%s: segment %d avg_logprob %.3f temperature %.2f", what, i, s->avg_logprob, s->temperature);
         CHECKF(s->no_speech_prob >= 0.0f && s->no_speech_prob <= 1.0f, "%s: no_speech_prob %g", what,
                s->no_speech_prob);
+        double tok_prev = s->start_s;
         for (int j = 0; j < s->n_tokens; j++) {
-            CHECK(s->tokens[j].text != NULL && s->tokens[j].p >= 0.0f && s->tokens[j].p <= 1.0f);
-            if (s->tokens[j].id >= sp.beg)
-                CHECK(s->tokens[j].t0_s >= 0.0);
+            const struct hark_token *k = &s->tokens[j];
+            CHECK(k->text != NULL && k->p >= 0.0f && k->p <= 1.0f);
+            if (k->id >= sp.beg) {
+                CHECK(k->t0_s >= 0.0 && k->t0_s == k->t1_s);
+                continue;
+            }
+            /* Text tokens carry a span inside their segment, in order. */
+            CHECKF(k->t0_s >= tok_prev - 1e-9 && k->t0_s <= k->t1_s && k->t1_s <= s->end_s + 1e-9,
+                   "%s: segment %d token %d [%.2f, %.2f] after %.2f in [%.2f, %.2f]", what, i, j,
+                   k->t0_s, k->t1_s, tok_prev, s->start_s, s->end_s);
+            tok_prev = k->t1_s;
         }
     }
 }
