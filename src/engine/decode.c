@@ -691,6 +691,22 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
         set_err(err, errlen, "hark_transcribe: temperature must be in [0, 1]");
         return HARK_EINVAL;
     }
+    if ((opt.task != HARK_TASK_TRANSCRIBE && opt.task != HARK_TASK_TRANSLATE) ||
+        (opt.decoder != HARK_DECODER_OPENAI && opt.decoder != HARK_DECODER_WHISPER_CPP)) {
+        set_err(err, errlen, "hark_transcribe: unknown task or decoder profile");
+        return HARK_EINVAL;
+    }
+    if (opt.task == HARK_TASK_TRANSLATE && st->model->hp.n_vocab < 51865) {
+        set_err(err, errlen, "hark_transcribe: translation needs a multilingual model; this one is English-only");
+        return HARK_EINVAL;
+    }
+    for (size_t i = 0; i < n_samples; i++) {
+        if (!isfinite(pcm[i])) {
+            if (err && errlen)
+                snprintf(err, errlen, "hark_transcribe: audio sample %zu is not a finite number", i);
+            return HARK_EAUDIO;
+        }
+    }
 
     const struct hark_model *m = st->model;
     const struct hark_hparams *hp = &m->hp;
@@ -768,8 +784,12 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     } else if (opt.language && strcmp(opt.language, "auto") && opt.language[0] &&
                hark_lang_index(opt.language) != 0) {
         rc = HARK_EINVAL;
-        if (err && errlen)
-            snprintf(err, errlen, "hark_transcribe: language '%s' on an English-only model", opt.language);
+        if (err && errlen) {
+            if (hark_lang_index(opt.language) < 0)
+                snprintf(err, errlen, "hark_transcribe: unknown language '%s'", opt.language);
+            else
+                snprintf(err, errlen, "hark_transcribe: language '%s' on an English-only model", opt.language);
+        }
         goto fail;
     }
     snprintf(r->language, sizeof(r->language), "%s", hark_lang_code(lang) ? hark_lang_code(lang) : "en");

@@ -350,6 +350,46 @@ done:
     hark_model_free(m);
 }
 
+/* Bad arguments and bad audio give a code and a reason, never a result. */
+static void test_bad_input(void)
+{
+    hark_state *st = NULL;
+    hark_model *m = load("rt-mini.en-f16.bin", &st);
+    if (!st) goto done;
+    float pcm[1600] = {0};
+    static const struct {
+        const char *what, *want;
+        int code;
+    } cases[] = {
+        {"nan sample", "sample 17 is not a finite number", HARK_EAUDIO},
+        {"translate on .en", "needs a multilingual model", HARK_EINVAL},
+        {"unknown language", "unknown language 'xx'", HARK_EINVAL},
+        {"german on .en", "English-only", HARK_EINVAL},
+        {"temperature", "temperature", HARK_EINVAL},
+        {"beam too wide", "at most 8", HARK_EINVAL},
+        {"bad task", "unknown task", HARK_EINVAL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct hark_options o;
+        char err[256] = "";
+        hark_result *r = (hark_result *)&o;
+        hark_options_init(&o);
+        pcm[17] = i == 0 ? NAN : 0.0f;
+        if (i == 1) o.task = HARK_TASK_TRANSLATE;
+        if (i == 2) o.language = "xx";
+        if (i == 3) o.language = "de";
+        if (i == 4) o.temperature = -0.5f;
+        if (i == 5) o.beam_size = 9;
+        if (i == 6) o.task = (enum hark_task)7;
+        int rc = hark_transcribe(st, pcm, 1600, &o, &r, err, sizeof err);
+        CHECKF(rc == cases[i].code && r == NULL && strstr(err, cases[i].want),
+               "%s: rc %d, result %p, '%s'", cases[i].what, rc, (void *)r, err);
+    }
+done:
+    hark_state_free(st);
+    hark_model_free(m);
+}
+
 struct job {
     hark_model *m;
     hark_result *r;
@@ -462,6 +502,7 @@ int main(int argc, char **argv)
     t_run("initial_prompt", test_initial_prompt);
     t_run("sampling_determinism", test_sampling_determinism);
     t_run("progress_and_cancel", test_progress_and_cancel);
+    t_run("bad_input", test_bad_input);
     t_run("threads_share_model", test_threads);
     free(jfk);
     return t_summary();
