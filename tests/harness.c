@@ -3,6 +3,8 @@
  */
 #include "harness.h"
 
+#include "hark.h"
+
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -84,6 +86,14 @@ const char *t_shared(const char *kind, const char *name)
         snprintf(buf, sizeof buf, "%s/%s/%s", root, kind, name);
     }
     return buf;
+}
+
+struct hark_model *t_load_model(const char *name)
+{
+    char err[512];
+    hark_model *m = hark_model_load(t_shared("models", name), NULL, err, sizeof err);
+    CHECKF(m != NULL, "load %s: %s", name, err);
+    return m;
 }
 
 void *t_read_file(const char *path, size_t *len)

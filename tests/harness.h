@@ -41,6 +41,12 @@ int t_failed_now(void); /* 1 if the running test has failed so far */
  * buffer overwritten by the next call. */
 const char *t_shared(const char *kind, const char *name);
 
+/* Loads a model from the shared models folder (t_shared("models", name)).
+ * A failed load fails the running test, with the loader's reason, and
+ * returns NULL. */
+struct hark_model;
+struct hark_model *t_load_model(const char *name);
+
 /* Reads a whole file into a malloc'ed buffer (NUL-terminated); NULL if it
  * cannot be read. */
 void *t_read_file(const char *path, size_t *len);

@@ -26,15 +26,6 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static hark_model *load(const char *name)
-{
-    char err[256];
-    int code = 0;
-    hark_model *m = hark_model_load(t_shared("models", name), &code, err, sizeof err);
-    CHECKF(m != NULL, "load %s: %s", name, err);
-    return m;
-}
-
 static float *read_pcm(const char *name, size_t *n)
 {
     char err[256];
@@ -46,7 +37,7 @@ static float *read_pcm(const char *name, size_t *n)
 
 static void check_jfk(const char *model_name, int n_mels, const char *ref_name)
 {
-    hark_model *m = load(model_name);
+    hark_model *m = t_load_model(model_name);
     size_t n = 0, ref_len = 0;
     float *pcm = read_pcm("jfk.wav", &n);
     float *ref = t_read_file(t_shared("reference", ref_name), &ref_len);
@@ -106,7 +97,7 @@ static void test_jfk_128(void) { check_jfk("rt-v3-f16.bin", 128, "_mel/mel_jfk_1
 
 static void check_75s(const char *model_name, int n_mels, const char *ref_name)
 {
-    hark_model *m = load(model_name);
+    hark_model *m = t_load_model(model_name);
     size_t n = 0, ref_len = 0;
     float *pcm = read_pcm("hifitts_concat_75s.wav", &n);
     float *ref = t_read_file(t_shared("reference", ref_name), &ref_len);

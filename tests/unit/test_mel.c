@@ -21,15 +21,6 @@
 #include "mel.h"
 #include "model.h"
 
-static hark_model *load(const char *name)
-{
-    char err[256];
-    int code = 0;
-    hark_model *m = hark_model_load(t_shared("models", name), &code, err, sizeof err);
-    CHECKF(m != NULL, "load %s: %s", name, err);
-    return m;
-}
-
 static void test_frame_counts(void)
 {
     CHECK(mel_n_frames(0) == 3000);
@@ -111,7 +102,7 @@ static void test_tones(void)
     const char *models[2] = {"rt-mini.en-f32.bin", "rt-v3-f16.bin"};
     const int want_mels[2] = {80, 128};
     for (int i = 0; i < 2; i++) {
-        hark_model *m = load(models[i]);
+        hark_model *m = t_load_model(models[i]);
         if (!m)
             continue;
         CHECK(m->hp.n_mels == want_mels[i]);
@@ -125,7 +116,7 @@ static void test_tones(void)
 /* A random signal against a direct DFT of openai-whisper's padded frames. */
 static void test_direct_dft(void)
 {
-    hark_model *m = load("rt-mini.en-f32.bin");
+    hark_model *m = t_load_model("rt-mini.en-f32.bin");
     const int n = 3001, n_mels = 80;
     float *pcm = malloc(n * sizeof *pcm);
     float *mel = NULL;
@@ -206,7 +197,7 @@ static void check_all_equal(const float *mel, size_t n, float want)
 
 static void test_silence_and_empty(void)
 {
-    hark_model *m = load("rt-v3-f16.bin");
+    hark_model *m = t_load_model("rt-v3-f16.bin");
     float *pcm = calloc(16000, sizeof *pcm);
     float *mel = NULL;
     int n_frames = 0;
@@ -254,7 +245,7 @@ done:
 
 static void test_threads_identical(void)
 {
-    hark_model *m = load("rt-mini.en-f32.bin");
+    hark_model *m = t_load_model("rt-mini.en-f32.bin");
     const size_t n = 50000;
     float *pcm = malloc(n * sizeof *pcm);
     float *a = NULL, *b = NULL;

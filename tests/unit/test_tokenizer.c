@@ -256,15 +256,6 @@ static void test_merge_order(void)
 
 /* --------------------------------------------------- real vocabularies */
 
-static hark_model *load(const char *name)
-{
-    char err[256];
-    int code = 0;
-    hark_model *m = hark_model_load(t_shared("models", name), &code, err, sizeof err);
-    CHECKF(m != NULL, "load %s: %s", name, err);
-    return m;
-}
-
 /* Encodes s, checks the ids' bytes concatenate back to s and no id is a
  * special token; returns the id count. */
 static int round_trip(const hark_model *m, const char *s, size_t len, int32_t *ids, int max)
@@ -316,7 +307,7 @@ static const char *const samples[] = {
 
 static void check_vocab(const char *model_name)
 {
-    hark_model *m = load(model_name);
+    hark_model *m = t_load_model(model_name);
     int32_t ids[4096];
     if (!m)
         return;
