@@ -12,7 +12,10 @@
  * self-attention cache through slot_buf[], an indirection to physical
  * buffers, so that beam reordering mostly swaps indices and copies a cache
  * only for a beam that is duplicated. The cross-attention keys and values
- * are shared by all slots and filled by enc_forward(). All activation
+ * are shared by all slots and filled by enc_forward() through
+ * dec_set_cross(); they are stored as f16, head by head, which halves the
+ * memory every decoded token streams through and lets each head's keys be
+ * read as one contiguous run (the arithmetic stays f32). All activation
  * buffers are carved at dec_ctx_new for the longest batch (n_text_ctx rows),
  * so dec_forward and dec_step never allocate.
  */
@@ -32,7 +35,11 @@ struct dec_ctx {
     int n_layer;
     int n_audio_ctx;
     int max_rows;     /* rows of the activation buffers */
-    float *cross;     /* (n_layer, 2, n_audio_ctx, S): keys then values */
+    int n_head;
+    /* Cross-attention keys then values of each layer, f16, head-major:
+     * (n_layer, 2, n_head, n_audio_ctx, S / n_head). */
+    uint16_t *cross;
+    float *cross32;   /* the same widened to f32 for dec_cross_k/v, or NULL */
     /* Self-attention caches: buf[b] (n_layer, 2, n_ctx, S); slot i uses
      * buf[slot_buf[i]]. Slots 0..n_reserved-1 have one each. */
     float *buf[STATE_MAX_SEQ];
@@ -41,6 +48,11 @@ struct dec_ctx {
     float *x, *xn, *q, *att, *kt, *vt; /* (max_rows, S) */
     float *h;                           /* (max_rows, 4S) */
 };
+
+static size_t cross_elems(const struct dec_ctx *c)
+{
+    return (size_t)c->n_layer * 2 * c->n_audio_ctx * c->n_state;
+}
 
 static size_t cache_floats(const struct dec_ctx *c)
 {
@@ -55,10 +67,11 @@ struct dec_ctx *dec_ctx_new(const struct hark_model *model)
     c->n_ctx = hp->n_text_ctx;
     c->n_state = hp->n_text_state;
     c->n_layer = hp->n_text_layer;
+    c->n_head = hp->n_text_head;
     c->n_audio_ctx = hp->n_audio_ctx;
     c->max_rows = c->n_ctx > STATE_MAX_SEQ ? c->n_ctx : STATE_MAX_SEQ;
     size_t rs = (size_t)c->max_rows * c->n_state * sizeof(float);
-    c->cross = calloc((size_t)c->n_layer * 2 * c->n_audio_ctx * c->n_state, sizeof(float));
+    c->cross = calloc(cross_elems(c), sizeof(uint16_t));
     c->x = aligned_alloc(64, rs);
     c->xn = aligned_alloc(64, rs);
     c->q = aligned_alloc(64, rs);
@@ -78,6 +91,7 @@ void dec_ctx_free(struct dec_ctx *c)
 {
     if (!c) return;
     free(c->cross);
+    free(c->cross32);
     for (int i = 0; i < STATE_MAX_SEQ; i++) free(c->buf[i]);
     free(c->x);
     free(c->xn);
@@ -89,17 +103,55 @@ void dec_ctx_free(struct dec_ctx *c)
     free(c);
 }
 
-float *dec_cross_k(struct hark_state *st, int layer)
+/* Layer `layer`'s cross-attention keys (which 0) or values (1), f16. */
+static uint16_t *cross_kv(struct dec_ctx *c, int layer, int which)
 {
-    struct dec_ctx *c = st->dec;
-    return c->cross + (size_t)(2 * layer) * c->n_audio_ctx * c->n_state;
+    return c->cross + (size_t)(2 * layer + which) * c->n_audio_ctx * c->n_state;
 }
 
-float *dec_cross_v(struct hark_state *st, int layer)
+/* Widens the head-major f16 `src` (n_head, n_audio_ctx, hd) to the
+ * row-major f32 `dst` (n_audio_ctx, S). */
+static void cross_widen(const struct dec_ctx *c, const uint16_t *src, float *dst)
+{
+    int hd = c->n_state / c->n_head;
+    for (int j = 0; j < c->n_audio_ctx; j++)
+        for (int h = 0; h < c->n_head; h++)
+            kern_f16_to_f32_row(src + ((size_t)h * c->n_audio_ctx + j) * hd, dst + (size_t)j * c->n_state + h * hd,
+                                (size_t)hd);
+}
+
+void dec_set_cross(struct hark_state *st, int layer, const float *k, const float *v)
 {
     struct dec_ctx *c = st->dec;
-    return c->cross + (size_t)(2 * layer + 1) * c->n_audio_ctx * c->n_state;
+    size_t n = (size_t)c->n_audio_ctx * c->n_state;
+    int hd = c->n_state / c->n_head;
+    for (int which = 0; which < 2; which++) {
+        const float *src = which ? v : k;
+        uint16_t *dst = cross_kv(c, layer, which);
+        for (int j = 0; j < c->n_audio_ctx; j++)
+            for (int h = 0; h < c->n_head; h++)
+                kern_f32_to_f16_row(src + (size_t)j * c->n_state + h * hd,
+                                    dst + ((size_t)h * c->n_audio_ctx + j) * hd, (size_t)hd);
+        if (c->cross32) cross_widen(c, dst, c->cross32 + (size_t)(2 * layer + which) * n);
+    }
 }
+
+/* The f32 copy, made on first use and kept up to date by dec_set_cross. */
+static float *cross32(struct hark_state *st, int layer, int which)
+{
+    struct dec_ctx *c = st->dec;
+    size_t n = (size_t)c->n_audio_ctx * c->n_state;
+    if (!c->cross32) {
+        c->cross32 = malloc(cross_elems(c) * sizeof(float));
+        if (!c->cross32) return NULL;
+        for (int lw = 0; lw < 2 * c->n_layer; lw++) cross_widen(c, c->cross + lw * n, c->cross32 + lw * n);
+    }
+    return c->cross32 + (size_t)(2 * layer + which) * n;
+}
+
+float *dec_cross_k(struct hark_state *st, int layer) { return cross32(st, layer, 0); }
+
+float *dec_cross_v(struct hark_state *st, int layer) { return cross32(st, layer, 1); }
 
 /* Self-attention keys (which 0) or values (1) of a slot's layer: (n_ctx, S). */
 static float *self_kv(struct dec_ctx *c, int slot, int layer, int which)
@@ -212,17 +264,20 @@ static int forward(struct hark_state *st, const struct rows *rw, const int32_t *
             kern_attention(pool, H, hd, c->q, S, n, self_kv(c, rw->slot, l, 0), self_kv(c, rw->slot, l, 1), S,
                            rw->n_past + n, 1, c->att, S);
         } else {
-            for (int r = 0; r < n; r++)
-                kern_attention(pool, H, hd, c->q + r * rs, S, 1, self_kv(c, rw->seqs[r], l, 0),
-                               self_kv(c, rw->seqs[r], l, 1), S, rw->n_past + 1, 0, c->att + r * rs, S);
+            const float *ks[STATE_MAX_SEQ], *vs[STATE_MAX_SEQ];
+            for (int r = 0; r < n; r++) {
+                ks[r] = self_kv(c, rw->seqs[r], l, 0);
+                vs[r] = self_kv(c, rw->seqs[r], l, 1);
+            }
+            kern_attention_rows(pool, H, hd, c->q, S, n, ks, vs, S, rw->n_past + 1, c->att, S);
         }
         kern_linear(pool, &L->o_w, L->o_b.f32, c->att, n, c->x, KERN_ACCUM);
 
         /* Cross-attention over the encoder output. */
         kern_layernorm(pool, c->x, n, S, L->cross_ln_w.f32, L->cross_ln_b.f32, c->xn);
         kern_linear(pool, &L->cq_w, L->cq_b.f32, c->xn, n, c->q, 0);
-        kern_attention(pool, H, hd, c->q, S, n, dec_cross_k(st, l), dec_cross_v(st, l), S, c->n_audio_ctx,
-                       0, c->att, S);
+        kern_attention_kv16(pool, H, hd, c->q, S, n, cross_kv(c, l, 0), cross_kv(c, l, 1), hd,
+                            (size_t)c->n_audio_ctx * hd, c->n_audio_ctx, c->att, S);
         kern_linear(pool, &L->co_w, L->co_b.f32, c->att, n, c->x, KERN_ACCUM);
 
         /* MLP. */

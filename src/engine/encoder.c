@@ -32,7 +32,8 @@ struct enc_ctx {
     float *conv;   /* (n_ctx, S) conv stem output, before the positional embedding */
     float *x;      /* (n_ctx, S) residual stream */
     float *xn;     /* (n_ctx, S) LayerNorm output, then attention output */
-    float *qkv;    /* q, k, v (n_ctx, S) each; im2col rows before the blocks */
+    float *qkv;    /* q, k, v (n_ctx, S) each; im2col rows before the blocks,
+                    * cross-attention keys and values after them */
     float *h;      /* (n_ctx, 4S) MLP hidden; conv1 output (2·n_ctx, S) before */
     float *out;    /* (n_ctx, S) encoder output */
 };
@@ -49,7 +50,9 @@ struct enc_ctx *enc_ctx_new(const struct hark_model *model)
     /* im2col of conv1 is (2·n_ctx, 3·n_mels), of conv2 (n_ctx, 3·S). */
     size_t qkv = 3 * cs;
     size_t col1 = (size_t)2 * c->n_ctx * 3 * c->n_mels;
+    size_t cross = (size_t)2 * c->n_ctx * hp->n_text_state;
     if (col1 > qkv) qkv = col1;
+    if (cross > qkv) qkv = cross;
     c->conv = aligned_alloc(64, cs * sizeof(float));
     c->x = aligned_alloc(64, cs * sizeof(float));
     c->xn = aligned_alloc(64, cs * sizeof(float));
@@ -164,11 +167,14 @@ int enc_forward(struct hark_state *st, const float *mel, int n_frames, int offse
     }
     kern_layernorm(pool, c->x, n, S, m->ln_post_w.f32, m->ln_post_b.f32, c->out);
 
-    /* Cross-attention keys and values of every decoder layer (n_ctx, n_text_state). */
+    /* Cross-attention keys and values of every decoder layer, (n_ctx,
+     * n_text_state) each, computed in the qkv buffer and handed over. */
+    float *ck = c->qkv, *cv = c->qkv + (size_t)n * hp->n_text_state;
     for (int l = 0; l < hp->n_text_layer; l++) {
         const struct dec_layer *L = &m->dec[l];
-        kern_linear(pool, &L->ck_w, NULL, c->out, n, dec_cross_k(st, l), 0);
-        kern_linear(pool, &L->cv_w, L->cv_b.f32, c->out, n, dec_cross_v(st, l), 0);
+        kern_linear(pool, &L->ck_w, NULL, c->out, n, ck, 0);
+        kern_linear(pool, &L->cv_w, L->cv_b.f32, c->out, n, cv, 0);
+        dec_set_cross(st, l, ck, cv);
     }
     return 0;
 }

@@ -50,6 +50,10 @@ float *kern_pool_scratch(struct kern_pool *pool, int thread);
 float kern_f16_to_f32(uint16_t h);
 uint16_t kern_f32_to_f16(float f); /* round to nearest even */
 
+/* n values from f32 to f16 (round to nearest even) and back. */
+void kern_f32_to_f16_row(const float *src, uint16_t *dst, size_t n);
+void kern_f16_to_f32_row(const uint16_t *src, float *dst, size_t n);
+
 /* Bytes of a row of n values of ggml type `type`; 0 if the type is unknown
  * or n is not a multiple of the type's block size. */
 size_t kern_row_bytes(int type, int64_t n);
@@ -104,6 +108,23 @@ void kern_gelu(float *x, size_t n);
 void kern_attention(struct kern_pool *pool, int n_head, int head_dim, const float *q, int ldq,
                     int n_q, const float *k, const float *v, int ldkv, int n_kv, int causal,
                     float *out, int ldo);
+
+/* kern_attention without a mask over keys and values stored as f16: head
+ * h's key j is the head_dim values at k + h·head_stride + j·ldkv (elements),
+ * and likewise for v. head_stride = head_dim, ldkv = n_head·head_dim is the
+ * usual row-major layout; head_stride = n_kv·head_dim, ldkv = head_dim is
+ * head-major, which streams each head's keys contiguously. f32 arithmetic. */
+void kern_attention_kv16(struct kern_pool *pool, int n_head, int head_dim, const float *q, int ldq,
+                         int n_q, const uint16_t *k, const uint16_t *v, int ldkv, size_t head_stride,
+                         int n_kv, float *out, int ldo);
+
+/* Attention for n_q queries that each have their own keys and values (one
+ * decoding step of several sequences): query row i of q attends, without a
+ * mask, to the n_kv rows of k[i] and v[i] (stride ldkv), head by head as in
+ * kern_attention. Runs heads and queries on the pool. */
+void kern_attention_rows(struct kern_pool *pool, int n_head, int head_dim, const float *q, int ldq,
+                         int n_q, const float *const *k, const float *const *v, int ldkv, int n_kv,
+                         float *out, int ldo);
 
 /* ------------------------------------------------------- implementations */
 

@@ -615,6 +615,9 @@ hark_model *hark_model_load(const char *path, int *code, char *err, size_t errle
         rc = HARK_EIO;
         goto fail;
     }
+    /* Start reading the whole file into the page cache in the background:
+     * the first window touches every weight. */
+    madvise(m->map, m->map_bytes, MADV_WILLNEED);
     close(fd);
     fd = -1;
     c.base = m->map;

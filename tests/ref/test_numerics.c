@@ -399,6 +399,56 @@ static void test_window_padding(void)
     hark_model_free(model);
 }
 
+/* The cross-attention keys and values an enc_forward leaves for the
+ * decoder are the encoder output times the layer's weights (plus the bias
+ * for values), rounded to f16; a later window replaces them. */
+static void test_cross_kv(void)
+{
+    char err[256];
+    int code;
+    hark_model *model = hark_model_load(t_shared("models", "rt-mini.en-f32.bin"), &code, err, sizeof err);
+    CHECKF(model != NULL, "%s", err);
+    if (!model) return;
+    const struct hark_hparams *hp = hark_model_hparams(model);
+    const int n = hp->n_audio_ctx, S = hp->n_text_state;
+    float *mel = read_f32(t_shared("reference", "_mel/mel_jfk_80.f32"), (size_t)hp->n_mels * 4100);
+    hark_state *st = hark_state_new(model, 2, err, sizeof err);
+    CHECK(mel && st);
+    double worst = 0;
+    int not_f16 = 0;
+    for (int pass = 0; pass < 2 && mel && st; pass++) {
+        /* The second window starts 1000 frames later. */
+        CHECK(enc_forward(st, mel, 4100, pass * 1000) == 0);
+        const float *out = enc_output(st);
+        for (int l = 0; l < hp->n_text_layer; l += hp->n_text_layer - 1) {
+            const struct dec_layer *L = &model->dec[l];
+            const float *got[2] = {dec_cross_k(st, l), dec_cross_v(st, l)};
+            const struct tensor *w[2] = {&L->ck_w, &L->cv_w};
+            CHECK(got[0] && got[1] && w[0]->f32 && w[1]->f32);
+            if (!got[0] || !got[1] || !w[0]->f32 || !w[1]->f32) break;
+            for (int which = 0; which < 2; which++) {
+                for (int j = 0; j < n; j += 97) {
+                    for (int o = 0; o < S; o += 5) {
+                        double e = which ? L->cv_b.f32[o] : 0;
+                        for (int i = 0; i < hp->n_audio_state; i++)
+                            e += (double)out[(size_t)j * hp->n_audio_state + i] *
+                                 w[which]->f32[(size_t)o * hp->n_audio_state + i];
+                        float g = got[which][(size_t)j * S + o];
+                        worst = fmax(worst, fabs(g - e) / (fabs(e) + 1e-2));
+                        if (kern_f16_to_f32(kern_f32_to_f16(g)) != g) not_f16++;
+                    }
+                }
+            }
+        }
+    }
+    CHECKF(worst <= 2e-3, "cross keys/values differ from the encoder output's product by %.3g (relative)", worst);
+    CHECKF(not_f16 == 0, "%d cross key/value entries are not f16 values", not_f16);
+    printf("  cross keys/values vs encoder output · weights: worst relative difference %.3g\n", worst);
+    free(mel);
+    hark_state_free(st);
+    hark_model_free(model);
+}
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
@@ -407,5 +457,6 @@ int main(int argc, char **argv)
     t_run("concurrent_states", test_concurrent_states);
     t_run("step_and_reorder", test_step_and_reorder);
     t_run("window_padding", test_window_padding);
+    t_run("cross_kv", test_cross_kv);
     return t_summary();
 }

@@ -4,9 +4,11 @@
  * Block dequantization is checked on blocks packed here from known integer
  * values following WHISPER.md §6, f16 conversion on every one of the 65,536
  * bit patterns, and the products, LayerNorm, softmax, GELU and attention
- * against double-precision loops written in this file. Every kernel runs
- * with the AVX-512 path and the scalar path, with and without OpenBLAS, and
- * on pools of 1 to 4 threads. Each test prints the worst error it saw.
+ * against double-precision loops written in this file (attention also over
+ * f16 keys and values in both layouts, and with keys and values per query).
+ * Every kernel runs with the AVX-512 path and the scalar path, with and
+ * without OpenBLAS, and on pools of 1 to 4 threads. Each test prints the
+ * worst error it saw.
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -528,7 +530,8 @@ static void test_attention(void)
     static const int cases[][5] = {
         /* n_head, head_dim, n_q, n_kv, causal */
         {3, 64, 1, 7, 1}, {3, 64, 5, 5, 1}, {2, 24, 6, 300, 1}, {4, 64, 1, 1500, 0},
-        {2, 64, 130, 130, 0}, {2, 64, 300, 300, 1}, {1, 16, 8, 40, 0},
+        {2, 64, 130, 130, 0}, {2, 64, 300, 300, 1}, {1, 16, 8, 40, 0}, {2, 64, 20, 50, 1},
+        {2, 64, 13, 1500, 0}, {3, 40, 3, 33, 0}, {2, 128, 7, 70, 1},
     };
     double worst = 0;
     for (int mode = 0; mode < 4; mode++) {
@@ -589,6 +592,162 @@ struct pool_probe {
     int n_threads;
 };
 
+/* The reference for one head of one query: out (hd) = softmax(q·Kᵀ/√hd)·V
+ * in double, key j of the head at element j·ld of k (likewise v), f16 or
+ * f32 by `f16`; p is scratch for n scores. */
+static void att_ref(int hd, const float *q, const void *k, const void *v, size_t ld, int n, int f16,
+                    double *p, double *out)
+{
+    double mx = -1e300, sum = 0;
+    for (int j = 0; j < n; j++) {
+        double s = 0;
+        for (int d = 0; d < hd; d++) {
+            size_t at = (size_t)j * ld + d;
+            s += (double)q[d] * (f16 ? kern_f16_to_f32(((const uint16_t *)k)[at]) : ((const float *)k)[at]);
+        }
+        p[j] = s / sqrt((double)hd);
+        mx = p[j] > mx ? p[j] : mx;
+    }
+    for (int j = 0; j < n; j++) sum += (p[j] = exp(p[j] - mx));
+    for (int d = 0; d < hd; d++) {
+        double s = 0;
+        for (int j = 0; j < n; j++) {
+            size_t at = (size_t)j * ld + d;
+            s += p[j] / sum * (f16 ? kern_f16_to_f32(((const uint16_t *)v)[at]) : ((const float *)v)[at]);
+        }
+        out[d] = s;
+    }
+}
+
+/* f16 keys and values, row-major and head-major. */
+static void test_attention_kv16(void)
+{
+    static const int cases[][4] = {
+        /* n_head, head_dim, n_q, n_kv */
+        {6, 64, 1, 1500}, {4, 64, 5, 300}, {2, 64, 9, 37}, {3, 24, 2, 50}, {2, 16, 1, 1}, {1, 128, 3, 100},
+    };
+    double worst = 0;
+    for (int mode = 0; mode < 2; mode++) {
+        set_mode(mode);
+        for (int nt = 1; nt <= 4; nt += 3) {
+            struct kern_pool *pool = kern_pool_new(nt);
+            for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+                int H = cases[c][0], hd = cases[c][1], nq = cases[c][2], nkv = cases[c][3];
+                for (int head_major = 0; head_major < 2; head_major++) {
+                    int S = H * hd, ldq = S + 5, ldo = S + 1;
+                    int ldkv = head_major ? hd : S + 3;
+                    size_t hs = head_major ? (size_t)nkv * hd : (size_t)hd;
+                    size_t nel = head_major ? (size_t)H * nkv * hd : (size_t)nkv * ldkv;
+                    float *q = malloc(sizeof(float) * (size_t)nq * ldq);
+                    uint16_t *k = malloc(sizeof(uint16_t) * nel), *v = malloc(sizeof(uint16_t) * nel);
+                    float *o = malloc(sizeof(float) * (size_t)nq * ldo);
+                    double *p = malloc(sizeof(double) * (size_t)nkv), ref[128];
+                    for (size_t i = 0; i < (size_t)nq * ldq; i++) q[i] = rnd_f() * 2;
+                    for (size_t i = 0; i < nel; i++) k[i] = kern_f32_to_f16(rnd_f() * 2);
+                    for (size_t i = 0; i < nel; i++) v[i] = kern_f32_to_f16(rnd_f());
+                    kern_attention_kv16(pool, H, hd, q, ldq, nq, k, v, ldkv, hs, nkv, o, ldo);
+                    for (int h = 0; h < H; h++) {
+                        for (int i = 0; i < nq; i++) {
+                            att_ref(hd, q + (size_t)i * ldq + h * hd, k + h * hs, v + h * hs, (size_t)ldkv, nkv, 1,
+                                    p, ref);
+                            for (int d = 0; d < hd; d++) {
+                                double e = fabs(o[(size_t)i * ldo + h * hd + d] - ref[d]);
+                                if (!(e <= worst)) worst = e;
+                            }
+                        }
+                    }
+                    free(q);
+                    free(k);
+                    free(v);
+                    free(o);
+                    free(p);
+                }
+            }
+            kern_pool_free(pool);
+        }
+    }
+    set_mode(3);
+    CHECKF(worst < 2e-5, "f16 attention worst |error| %.3g", worst);
+    printf("  f16 keys/values: worst |error| %.3g\n", worst);
+}
+
+/* One query per sequence, each with its own keys and values. */
+static void test_attention_rows(void)
+{
+    enum { H = 3, HD = 64, S = H * HD, NQ = 5, NKV = 41, LD = S + 7 };
+    double worst = 0;
+    float *k[NQ], *v[NQ];
+    static float q[NQ * S], o[NQ * S];
+    double p[NKV], ref[HD];
+    for (int i = 0; i < NQ; i++) {
+        k[i] = malloc(sizeof(float) * NKV * LD);
+        v[i] = malloc(sizeof(float) * NKV * LD);
+        for (int j = 0; j < NKV * LD; j++) {
+            k[i][j] = rnd_f() * 2;
+            v[i][j] = rnd_f();
+        }
+    }
+    for (int i = 0; i < NQ * S; i++) q[i] = rnd_f() * 2;
+    for (int mode = 0; mode < 4; mode++) {
+        set_mode(mode);
+        for (int nt = 1; nt <= 4; nt += 3) {
+            struct kern_pool *pool = kern_pool_new(nt);
+            for (int n_q = 1; n_q <= NQ; n_q += NQ - 1) {
+                for (int n_kv = 1; n_kv <= NKV; n_kv += NKV - 1) {
+                    memset(o, 0, sizeof o);
+                    kern_attention_rows(pool, H, HD, q, S, n_q, (const float *const *)k, (const float *const *)v,
+                                        LD, n_kv, o, S);
+                    for (int i = 0; i < n_q; i++) {
+                        for (int h = 0; h < H; h++) {
+                            att_ref(HD, q + i * S + h * HD, k[i] + h * HD, v[i] + h * HD, LD, n_kv, 0, p, ref);
+                            for (int d = 0; d < HD; d++) {
+                                double e = fabs(o[i * S + h * HD + d] - ref[d]);
+                                if (!(e <= worst)) worst = e;
+                            }
+                        }
+                    }
+                }
+            }
+            kern_pool_free(pool);
+        }
+    }
+    set_mode(3);
+    for (int i = 0; i < NQ; i++) {
+        free(k[i]);
+        free(v[i]);
+    }
+    CHECKF(worst < 2e-5, "per-row attention worst |error| %.3g", worst);
+    printf("  per-row keys/values: worst |error| %.3g\n", worst);
+}
+
+/* Row conversions against the scalar converters checked in test_f16. */
+static void test_f16_rows(void)
+{
+    enum { N = 4099 };
+    static float src[N], back[N];
+    static uint16_t h[N];
+    for (int i = 0; i < N; i++) src[i] = rnd_f() * (float)(1 << (i % 20)) * 0x1p-10f;
+    src[0] = 1.0f + 0x1p-11f; /* a tie */
+    src[1] = 65520.0f;        /* overflows */
+    src[2] = 3 * 0x1p-26f;    /* subnormal */
+    src[3] = -0.0f;
+    int bad = 0, bad_back = 0;
+    for (int mode = 0; mode < 2; mode++) {
+        set_mode(mode);
+        for (int n = N; n >= N - 20; n -= 7) {
+            kern_f32_to_f16_row(src, h, (size_t)n);
+            kern_f16_to_f32_row(h, back, (size_t)n);
+            for (int i = 0; i < n; i++) {
+                if (h[i] != kern_f32_to_f16(src[i])) bad++;
+                if (memcmp(&back[i], &(float){kern_f16_to_f32(h[i])}, 4) != 0) bad_back++;
+            }
+        }
+    }
+    set_mode(3);
+    CHECKF(bad == 0 && bad_back == 0, "row conversions: %d f32->f16 and %d f16->f32 mismatches", bad, bad_back);
+    printf("  row conversions: %d mismatches\n", bad + bad_back);
+}
+
 static void probe_task(void *arg, int task, int thread)
 {
     struct pool_probe *p = arg;
@@ -607,8 +766,11 @@ static void test_pool(void)
         struct pool_probe pr = {.hits = hits, .n_threads = n};
         atomic_store(&pr.bad_thread, 0);
         int wrong = 0;
-        /* Many small jobs in a row (decoder-like), then one big one. */
-        for (int rep = 0; rep < 2000; rep++) {
+        /* Many small jobs in a row (decoder-like), then one big one. A
+         * thread still holding a finished job's ticket while the next job is
+         * published must not claim or count anything of it: with that race
+         * a few tasks in 20000 jobs ran twice or not at all. */
+        for (int rep = 0; rep < 20000; rep++) {
             int nt = 1 + rep % 7;
             for (int i = 0; i < nt; i++) atomic_store(&hits[i], 0);
             kern_pool_run(pool, probe_task, &pr, nt);
@@ -643,6 +805,9 @@ int main(int argc, char **argv)
     t_run("layernorm", test_layernorm);
     t_run("softmax_gelu", test_softmax_gelu);
     t_run("attention", test_attention);
+    t_run("attention_kv16", test_attention_kv16);
+    t_run("attention_rows", test_attention_rows);
+    t_run("f16_rows", test_f16_rows);
     t_run("pool", test_pool);
     return t_summary();
 }
