@@ -103,28 +103,17 @@ static void write_txt(const hark_result *r, FILE *out)
     }
 }
 
-static void write_srt(const hark_result *r, FILE *out)
+/* SubRip and WebVTT differ only in the header, the cue number and the
+ * millisecond separator. */
+static void write_cues(const hark_result *r, FILE *out, int vtt)
 {
+    if (vtt) fputs("WEBVTT\n\n", out);
     for (int i = 0; i < r->n_segments; i++) {
         const struct hark_segment *seg = &r->segments[i];
-        fprintf(out, "%d\n", i + 1);
-        put_timestamp(out, seg->start_s, ',');
+        if (!vtt) fprintf(out, "%d\n", i + 1);
+        put_timestamp(out, seg->start_s, vtt ? '.' : ',');
         fputs(" --> ", out);
-        put_timestamp(out, seg->end_s, ',');
-        fputc('\n', out);
-        put_line_text(out, seg->text, 1);
-        fputs("\n\n", out);
-    }
-}
-
-static void write_vtt(const hark_result *r, FILE *out)
-{
-    fputs("WEBVTT\n\n", out);
-    for (int i = 0; i < r->n_segments; i++) {
-        const struct hark_segment *seg = &r->segments[i];
-        put_timestamp(out, seg->start_s, '.');
-        fputs(" --> ", out);
-        put_timestamp(out, seg->end_s, '.');
+        put_timestamp(out, seg->end_s, vtt ? '.' : ',');
         fputc('\n', out);
         put_line_text(out, seg->text, 1);
         fputs("\n\n", out);
@@ -342,8 +331,8 @@ int hark_result_write(const hark_result *r, enum hark_format fmt, FILE *out)
     switch (fmt) {
     case HARK_FORMAT_TXT: write_txt(r, out); break;
     case HARK_FORMAT_JSON: rc = write_json(r, out); break;
-    case HARK_FORMAT_SRT: write_srt(r, out); break;
-    case HARK_FORMAT_VTT: write_vtt(r, out); break;
+    case HARK_FORMAT_SRT: write_cues(r, out, 0); break;
+    case HARK_FORMAT_VTT: write_cues(r, out, 1); break;
     case HARK_FORMAT_TSV: write_tsv(r, out); break;
     default: return HARK_EINVAL;
     }

@@ -250,10 +250,7 @@ out:
 
 static void test_concurrent_states(void)
 {
-    char err[256];
-    int code;
-    hark_model *model = hark_model_load(t_shared("models", "rt-tiny.en-f16.bin"), &code, err, sizeof err);
-    CHECKF(model != NULL, "%s", err);
+    hark_model *model = t_load_model("rt-tiny.en-f16.bin");
     if (!model) return;
     const struct hark_hparams *hp = hark_model_hparams(model);
     size_t n_mel = (size_t)hp->n_mels * 4100;
@@ -293,14 +290,12 @@ static void test_concurrent_states(void)
  * that decodes each sequence alone with dec_forward. */
 static void test_step_and_reorder(void)
 {
-    char err[256];
-    int code;
-    hark_model *model = hark_model_load(t_shared("models", "rt-tiny.en-f16.bin"), &code, err, sizeof err);
-    CHECKF(model != NULL, "%s", err);
+    hark_model *model = t_load_model("rt-tiny.en-f16.bin");
     if (!model) return;
     const struct hark_hparams *hp = hark_model_hparams(model);
     const int nv = hp->n_vocab;
     float *mel = read_f32(t_shared("reference", "_mel/mel_jfk_80.f32"), (size_t)hp->n_mels * 4100);
+    char err[256];
     hark_state *st = hark_state_new(model, 2, err, sizeof err);
     hark_state *ref = hark_state_new(model, 2, err, sizeof err);
     float *got = malloc(sizeof(float) * 3 * nv), *want = malloc(sizeof(float) * nv);
@@ -360,16 +355,14 @@ done:
  * gives the same encoder output as an all-zero mel. */
 static void test_window_padding(void)
 {
-    char err[256];
-    int code;
-    hark_model *model = hark_model_load(t_shared("models", "rt-mini.en-f32.bin"), &code, err, sizeof err);
-    CHECKF(model != NULL, "%s", err);
+    hark_model *model = t_load_model("rt-mini.en-f32.bin");
     if (!model) return;
     const struct hark_hparams *hp = hark_model_hparams(model);
     size_t ne = (size_t)hp->n_audio_ctx * hp->n_audio_state;
     float *mel = read_f32(t_shared("reference", "_mel/mel_jfk_80.f32"), (size_t)hp->n_mels * 4100);
     float *zeros = calloc((size_t)hp->n_mels * 3000, sizeof(float));
     float *a = malloc(ne * sizeof(float));
+    char err[256];
     hark_state *st = hark_state_new(model, 2, err, sizeof err);
     CHECK(mel && zeros && a && st);
     if (mel && zeros && a && st) {
@@ -404,14 +397,12 @@ static void test_window_padding(void)
  * for values), rounded to f16; a later window replaces them. */
 static void test_cross_kv(void)
 {
-    char err[256];
-    int code;
-    hark_model *model = hark_model_load(t_shared("models", "rt-mini.en-f32.bin"), &code, err, sizeof err);
-    CHECKF(model != NULL, "%s", err);
+    hark_model *model = t_load_model("rt-mini.en-f32.bin");
     if (!model) return;
     const struct hark_hparams *hp = hark_model_hparams(model);
     const int n = hp->n_audio_ctx, S = hp->n_text_state;
     float *mel = read_f32(t_shared("reference", "_mel/mel_jfk_80.f32"), (size_t)hp->n_mels * 4100);
+    char err[256];
     hark_state *st = hark_state_new(model, 2, err, sizeof err);
     CHECK(mel && st);
     double worst = 0;
