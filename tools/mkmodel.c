@@ -47,6 +47,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels.h"
+
 #define MK_MAGIC 0x67676d6cu
 #define MK_QK 32
 #define MK_CHUNK_VALUES (1 << 20) /* values generated per chunk of whole rows */
@@ -141,46 +143,11 @@ static uint64_t mk_name_seed(uint64_t seed, const char *name)
     return s;
 }
 
-/* IEEE half precision, round to nearest even. */
-static uint16_t mk_f32_to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u;
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0));
-    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to infinity */
-    if (ax < 0x38800000u) {                                   /* below 2^-14: subnormal half */
-        float v;
-        memcpy(&v, &ax, 4);
-        return (uint16_t)(sign | (uint32_t)lrintf(v * 16777216.0f));
-    }
-    uint32_t mant = ax & 0x7fffffu;
-    uint32_t h = (((ax >> 23) - 112) << 10) | (mant >> 13);
-    uint32_t rem = mant & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-}
-
-static float mk_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu, x;
-    if (e == 0) {
-        float v = (float)m * (1.0f / 16777216.0f);
-        return sign ? -v : v;
-    }
-    x = e == 31 ? sign | 0x7f800000u | (m << 13) : sign | ((e + 112) << 23) | (m << 13);
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
-
 /* ------------------------------------------------------- quantization */
 
 static void mk_put_f16(uint8_t *p, float v)
 {
-    uint16_t h = mk_f32_to_f16(v);
+    uint16_t h = kern_f32_to_f16(v);
     p[0] = (uint8_t)h;
     p[1] = (uint8_t)(h >> 8);
 }
@@ -402,7 +369,7 @@ static int mk_tensor(struct mk_writer *w, const char *name, int n_dims, const in
             for (uint64_t k = 0; k < m; k++) v[k] = mean + std * mk_normal(&rng);
         }
         if (round_f16)
-            for (uint64_t k = 0; k < m; k++) v[k] = mk_f16_to_f32(mk_f32_to_f16(v[k]));
+            for (uint64_t k = 0; k < m; k++) v[k] = kern_f16_to_f32(kern_f32_to_f16(v[k]));
         mk_encode(type, v, m, w->bytes);
         if (mk_write(w, w->bytes, (size_t)mk_type_bytes(type, m))) return -1;
     }

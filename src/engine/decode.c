@@ -314,11 +314,6 @@ static long token_text(struct dctx *c, const int32_t *tok, int i0, int i1)
     return (long)n;
 }
 
-static int is_space(unsigned char ch)
-{
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f';
-}
-
 /* Decodes one window at temperature t into *wo. */
 static int decode_window(struct dctx *c, int window, int seek, int seek_end, float t,
                          struct window_out *wo)
@@ -404,9 +399,7 @@ static int decode_window(struct dctx *c, int window, int seek, int seek_end, flo
         if (nb < 0) return (int)nb;
         char *txt = result_utf8_sanitize(c->text, (size_t)nb);
         if (!txt) return HARK_ENOMEM;
-        size_t a = 0, b = strlen(txt);
-        while (a < b && is_space((unsigned char)txt[a])) a++;
-        while (b > a && is_space((unsigned char)txt[b - 1])) b--;
+        size_t a, b = result_trim(txt, strlen(txt), &a);
         wo->compression_ratio = decode_compression_ratio(txt + a, b - a);
         free(txt);
     }
@@ -453,9 +446,8 @@ static int add_segment(struct dctx *c, struct hark_result *r, const struct windo
     char *text = result_utf8_sanitize(c->text, (size_t)nb);
     if (!text) return HARK_ENOMEM;
     if (!c->wcpp) {
-        const char *p = text;
-        while (*p && is_space((unsigned char)*p)) p++;
-        if (*p == '\0' || start_s == end_s) {
+        size_t a, b = result_trim(text, strlen(text), &a);
+        if (a == b || start_s == end_s) {
             /* transcribe.py clears instantaneous or empty segments; hark
              * leaves them out. */
             free(text);
@@ -819,12 +811,10 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
             memcpy(txt, opt.initial_prompt, len);
             n_txt = len;
         } else {
-            const char *a = opt.initial_prompt, *b = a + len;
-            while (a < b && is_space((unsigned char)*a)) a++;
-            while (b > a && is_space((unsigned char)b[-1])) b--;
+            size_t a, b = result_trim(opt.initial_prompt, len, &a);
             txt[0] = ' ';
-            memcpy(txt + 1, a, (size_t)(b - a));
-            n_txt = (size_t)(b - a) + 1;
+            memcpy(txt + 1, opt.initial_prompt + a, b - a);
+            n_txt = b - a + 1;
         }
         int k = tok_encode(m, txt, n_txt, ids, (int)(len + 2));
         if (k > 0) context_append(&c, ids, k < (int)(len + 2) ? k : (int)(len + 2));

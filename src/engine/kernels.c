@@ -59,9 +59,10 @@ static atomic_int g_blas_on;
 static void kern_init(void)
 {
     __builtin_cpu_init();
+    /* Every CPU with these AVX-512 subsets also has F16C and FMA (which
+     * clang's __builtin_cpu_supports cannot name). */
     g_have_simd = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                  __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
+                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
     atomic_store(&g_simd_on, g_have_simd);
 
     /* OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded. hark loads

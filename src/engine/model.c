@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels.h"
 #include "tokenizer.h"
 
 #define GGML_MAGIC 0x67676d6cu
@@ -67,30 +68,6 @@ static void seterr(char *err, size_t errlen, const char *path, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
     va_end(ap);
-}
-
-static float f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    float f;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: renormalise */
-            int e = -1;
-            do {
-                e++;
-                man <<= 1;
-            } while (!(man & 0x400));
-            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3ff) << 13;
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | man << 13;
-    } else {
-        bits = sign | (exp + 127 - 15) << 23 | man << 13;
-    }
-    memcpy(&f, &bits, 4);
-    return f;
 }
 
 size_t model_type_bytes(int type, int64_t n)
@@ -320,7 +297,7 @@ static float *copy_f32(const struct tensor *t)
         for (i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, t->data + 2 * i, 2);
-            dst[i] = f16_to_f32(h);
+            dst[i] = kern_f16_to_f32(h);
         }
     }
     return dst;

@@ -46,19 +46,12 @@ int hark_format_parse(const char *name)
 
 /* ------------------------------------------------------------ plain text */
 
-static int is_space(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
 /* Writes a segment's text trimmed of leading and trailing white space, with
  * CR, LF and tab turned into spaces and, when subtitle is set, every "-->"
  * turned into "->". */
 static void put_line_text(FILE *out, const char *text, int subtitle)
 {
-    size_t a = 0, b = text ? strlen(text) : 0;
-    while (a < b && is_space((unsigned char)text[a])) a++;
-    while (b > a && is_space((unsigned char)text[b - 1])) b--;
+    size_t a, b = text ? result_trim(text, strlen(text), &a) : (a = 0);
     for (size_t i = a; i < b; i++) {
         char c = text[i];
         if (subtitle && c == '-' && i + 2 < b && text[i + 1] == '-' && text[i + 2] == '>') {

@@ -151,3 +151,17 @@ void hark_result_free(hark_result *r)
     free(r->segments);
     free(r);
 }
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+size_t result_trim(const char *s, size_t len, size_t *start)
+{
+    size_t a = 0, b = len;
+    while (a < b && is_space(s[a])) a++;
+    while (b > a && is_space(s[b - 1])) b--;
+    *start = a;
+    return b;
+}

@@ -30,4 +30,8 @@ int result_add_segment(struct hark_result *r, struct hark_segment *seg);
  * malloc'ed NUL-terminated string or NULL on allocation failure. */
 char *result_utf8_sanitize(const char *bytes, size_t len);
 
+/* The span of bytes [*start, return value) of s (len bytes) without
+ * leading and trailing ASCII white space. */
+size_t result_trim(const char *s, size_t len, size_t *start);
+
 #endif
