@@ -21,15 +21,20 @@ LDSAN   :=
 endif
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -pthread $(OPT) -MMD -MP
-CPPFLAGS += -Iinclude -Isrc/engine
+CPPFLAGS += -Iinclude -Isrc/engine -Isrc/media -Isrc/store -Isrc/queue -Isrc/http
 LDLIBS  += -lm -ldl -pthread
+# The service's libraries (Debian packages; see tools/install-deps.sh).
+SERVICE_LIBS := -lmicrohttpd -lavformat -lavcodec -lswresample -lavutil -lsqlite3 -lcrypto -ljansson
 LDFLAGS += $(LDSAN)
 
 ENGINE_SRC := $(wildcard src/engine/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
+SERVICE_SRC := $(wildcard src/media/*.c src/store/*.c src/queue/*.c src/http/*.c)
+SERVICE_OBJ := $(SERVICE_SRC:%.c=$(BUILD)/%.o)
 CLI_SRC    := $(wildcard src/cli/*.c)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
 LIB        := $(BUILD)/libhark.a
+SERVICE_LIB := $(BUILD)/libhark-service.a
 BIN        := $(BUILD)/hark
 
 TEST_HARNESS := $(BUILD)/tests/harness.o
@@ -54,16 +59,20 @@ $(LIB): $(ENGINE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN): $(CLI_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+$(SERVICE_LIB): $(SERVICE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(SERVICE_LIB) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(SERVICE_LIB) $(LIB) $(SERVICE_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/harness.o: tests/harness.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -c $< -o $@
 
-$(BUILD)/tests/unit_%: tests/unit/%.c $(TEST_HARNESS) $(LIB)
+$(BUILD)/tests/unit_%: tests/unit/%.c $(TEST_HARNESS) $(SERVICE_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(TEST_LIBS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(SERVICE_LIB) $(LIB) $(TEST_LIBS) $(SERVICE_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/ref_%: tests/ref/%.c $(TEST_HARNESS) $(LIB)
 	@mkdir -p $(dir $@)
@@ -94,7 +103,7 @@ run: deps $(BIN)
 	$(BIN) --help
 
 test: deps $(BIN) $(TOOL_BIN) $(UNIT_BIN) $(REF_BIN) $(FUZZ_BIN)
-	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(FUZZ_BIN) $(REF_BIN) $(wildcard tests/cli/*.sh)
+	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(FUZZ_BIN) $(REF_BIN) $(wildcard tests/cli/*.sh) $(wildcard tests/api/*.sh)
 
 bench: deps $(BIN) $(TOOL_BIN)
 	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/bench/run.sh

@@ -1,0 +1,99 @@
+/*
+ * queue.h: runs transcription jobs. A queue is a set of worker threads,
+ * each with its own engine state, that take jobs from the store (FIFO),
+ * decode the upload's media, run the model and write the results beside the
+ * media. Models are found by name in the models folder, loaded the first
+ * time a job needs them and kept for every later job and worker.
+ *
+ * Results of a finished job, in <data>/db/<upload id>/: results.json (the
+ * engine's JSON writer), results.srt, results.vtt and results.txt. They are
+ * written under temporary names and renamed into place before the job is
+ * marked done, so a reader never sees a half-written result; a job that
+ * fails, is canceled or whose upload is deleted leaves none behind.
+ *
+ * The queue also serves interactive requests (the OpenAI-compatible
+ * routes): queue_transcribe() hands decoded audio to the next free worker,
+ * ahead of stored jobs, and waits for the result.
+ */
+#ifndef HARK_QUEUE_H
+#define HARK_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hark.h"
+
+struct store;
+
+/* ---- Models: a folder of ggml files, named by file name without the
+ * "ggml-" prefix and ".bin" suffix ("ggml-large-v3.bin" is "large-v3",
+ * "rt-tiny.en-f16.bin" is "rt-tiny.en-f16"). */
+
+/* The names of the models in dir, sorted, in a malloc'ed array of malloc'ed
+ * strings (models_list_free). An unreadable or missing folder is an empty
+ * list. */
+int models_list(const char *dir, char ***names, int *n);
+void models_list_free(char **names, int n);
+
+/* The file of a model: name is a name from models_list, or a path to a
+ * .bin file (containing '/'). Fills path (PATH_MAX bytes) and returns 0, or
+ * HARK_ENOENT if there is no such model. Names with "..", or a path that is
+ * not a regular file, are HARK_ENOENT too. */
+int models_resolve(const char *dir, const char *name, char *path, size_t pathlen);
+
+struct queue_config {
+    const char *data_dir;      /* media live in <data_dir>/db/<id>/<filename> */
+    const char *models_dir;
+    const char *default_model; /* used when a job names none */
+    int workers;               /* worker threads; 0 runs no jobs */
+    int threads;               /* engine threads per worker */
+    const char *worker_name;   /* recorded in the store on claim, e.g. "host:pid" */
+};
+
+/* Figures for /metrics, since start. */
+struct queue_stats {
+    int64_t jobs_done, jobs_failed, jobs_canceled;
+    double audio_seconds;      /* audio transcribed by finished jobs and requests */
+    double busy_seconds;       /* time workers spent running the model on it */
+    int busy_workers;          /* running something now */
+    int workers;
+    int models_loaded;
+};
+
+struct queue;
+
+/* Starts the workers. Jobs left running by a process that died are put
+ * back in the queue first (store_requeue_running), so each runs once more.
+ * Returns 0, or a negative code with a line in err. */
+int queue_start(struct store *store, const struct queue_config *cfg, struct queue **out,
+                char *err, size_t errlen);
+
+/* Stops taking work, cancels what is running (a canceled stored job goes
+ * back to queued, to run again at the next start), joins the workers and
+ * frees the queue and every loaded model. */
+void queue_stop(struct queue *q);
+
+/* Wakes an idle worker: a job was just queued. */
+void queue_notify(struct queue *q);
+
+/* Tells the worker running this job, if any, to stop now (after
+ * store_job_cancel or store_upload_delete marked it); the job's results are
+ * not written. */
+void queue_cancel(struct queue *q, int64_t job_id);
+
+/* Blocks until the job has ended (done, failed, canceled or deleted) or
+ * timeout_ms passes (-1: no limit). Returns 0 when it ended, HARK_ERANGE on
+ * timeout. */
+int queue_wait(struct queue *q, int64_t job_id, int timeout_ms);
+
+/* Transcribes decoded 16 kHz mono audio now, on the next free worker (ahead
+ * of stored jobs), with the named model ("" or NULL: the default) and the
+ * given options (its progress fields are the queue's). Returns 0 and a
+ * result (hark_result_free), HARK_ENOENT for an unknown model, or another
+ * negative code, with a line in err. */
+int queue_transcribe(struct queue *q, const char *model, const float *pcm, size_t n_samples,
+                     const struct hark_options *opt, hark_result **out, char *err, size_t errlen);
+
+void queue_stats(struct queue *q, struct queue_stats *out);
+
+#endif

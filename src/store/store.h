@@ -1,0 +1,170 @@
+/*
+ * store.h: the service's metadata and job queue, behind one interface that
+ * every database backend implements. SQLite (sqlite.c, a file in WAL mode)
+ * is the default; the backend is picked by store_open() from the location.
+ *
+ * Two tables hold everything. An upload is one stored media file (its
+ * content hash is unique, so the same bytes are never stored twice); a job
+ * is one request to run a model over an upload. An upload has at most one
+ * active (queued or running) job at a time; its history keeps every job,
+ * and the upload row carries the outcome of the last one that finished.
+ *
+ * Every function is safe to call from any thread at any time, and every
+ * change is one transaction: a process killed at any point leaves either
+ * the whole change or none of it. Functions return 0 on success, a
+ * positive STORE_* outcome where the call ran but found a state it reports
+ * (a duplicate, nothing to claim), or a negative HARK_E* code with a line in
+ * the store's last error (store_error) on failure: HARK_ENOENT for an
+ * unknown id, HARK_EIO for a database fault, HARK_ENOMEM.
+ *
+ * Times are ISO 8601 UTC strings with milliseconds, "2026-11-24T08:01:02.345Z",
+ * which sort as text in time order.
+ */
+#ifndef HARK_STORE_H
+#define HARK_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    STORE_DUPLICATE = 1, /* upload_insert: the content is stored already */
+    STORE_EMPTY = 2,     /* job_claim: no job is queued */
+    STORE_ACTIVE = 3,    /* job_enqueue: the upload has a queued or running job */
+    STORE_GONE = 4,      /* job_progress/finish/fail: the job is no longer running (canceled, deleted, taken back) */
+};
+
+/* Job states, as stored and as shown. */
+#define STORE_QUEUED "queued"
+#define STORE_RUNNING "running"
+#define STORE_DONE "done"
+#define STORE_FAILED "failed"
+#define STORE_CANCELED "canceled"
+
+struct store_upload {
+    char id[40];            /* UUID, 36 characters */
+    char filename[256];     /* the stored (sanitised) file name in <data>/db/<id>/ */
+    char sha256[65];        /* lower-case hex */
+    char content_type[64];
+    char model[128];        /* model asked for at upload (or the default); after a run, the model that ran */
+    char upload_date[32];
+    int64_t size;           /* bytes */
+    double duration_s;      /* probed */
+    /* The outcome of the last finished run. */
+    int model_ran;          /* 1 once a job has finished */
+    char model_date[32];    /* when it finished; "" before */
+    double time_s;          /* seconds the model ran; 0 before */
+    char language[16];      /* detected or given; "" before */
+    /* The latest job, if any (filled by get and list; ignored by insert). */
+    int64_t job_id;         /* 0: never scheduled */
+    char status[16];        /* "uploaded" (no job), or the latest job's state */
+    double progress;        /* 0..100 of the latest job */
+    int queue_position;     /* 1-based among queued jobs, FIFO; 0 unless queued */
+    char error[256];        /* why the latest job failed; "" otherwise */
+};
+
+struct store_job {
+    int64_t id;
+    char upload_id[40];
+    char model[128];
+    char language[16];      /* "" for detection */
+    char task[16];          /* "transcribe" or "translate" */
+    char state[16];
+    double progress;        /* 0..100 */
+    int attempts;           /* how many times a worker has claimed it */
+    char created[32];
+    char started[32];       /* "" until claimed */
+    char finished[32];      /* "" until it ended */
+    char worker[64];        /* who claimed it last */
+    char error[256];
+};
+
+/* Counts for /metrics and /health. */
+struct store_stats {
+    int64_t uploads;
+    int64_t queued, running, done, failed, canceled;
+};
+
+struct store;
+
+/* Opens (creating if needed) the store at location: a file path, or
+ * "sqlite:PATH". Applies schema migrations up to the current version (the
+ * schema_version table records it); a database from a newer hark is refused
+ * with HARK_ENOTSUP. On failure returns a negative code and a line in err. */
+int store_open(const char *location, struct store **out, char *err, size_t errlen);
+void store_close(struct store *s);
+
+/* The last failure's message for the calling thread (never NULL). */
+const char *store_error(struct store *s);
+
+/* The schema version this build writes. */
+int store_schema_version(void);
+
+/* Inserts a new upload (id, filename, sha256, content_type, model,
+ * upload_date, size, duration_s are read; the rest is set to "never run").
+ * If an upload with the same sha256 exists, returns STORE_DUPLICATE and
+ * fills *existing (when not NULL) with it; nothing is written. */
+int store_upload_insert(struct store *s, const struct store_upload *u, struct store_upload *existing);
+
+int store_upload_get(struct store *s, const char *id, struct store_upload *out);
+
+/* Uploads newest first (upload_date, then id, descending): at most limit
+ * rows after skipping offset, in a malloc'ed array (*rows, free()), with the
+ * total number of uploads in *total. */
+int store_upload_list(struct store *s, int limit, int64_t offset,
+                      struct store_upload **rows, int *n, int64_t *total);
+
+/* Deletes the upload and all its jobs. HARK_ENOENT if unknown. A running
+ * job's worker finds its job gone (STORE_GONE) at its next call. */
+int store_upload_delete(struct store *s, const char *id);
+
+/* Queues a job for the upload: FIFO after every queued job. Fills *out with
+ * the new job and *position (1-based place in the queue) when not NULL.
+ * HARK_ENOENT for an unknown upload; STORE_ACTIVE, with *out the active
+ * job, if the upload already has a queued or running job. task is
+ * "transcribe" or "translate"; language may be "" (detect). */
+int store_job_enqueue(struct store *s, const char *upload_id, const char *model,
+                      const char *language, const char *task,
+                      struct store_job *out, int *position);
+
+int store_job_get(struct store *s, int64_t id, struct store_job *out);
+
+/* The active (queued or running) job of an upload: 0 and *out, or
+ * HARK_ENOENT when there is none. */
+int store_job_active(struct store *s, const char *upload_id, struct store_job *out);
+
+/* Takes the oldest queued job: it becomes running, attempts goes up by one,
+ * started and worker are set, progress is 0. STORE_EMPTY if none is queued.
+ * Two callers never get the same job. */
+int store_job_claim(struct store *s, const char *worker, struct store_job *out);
+
+/* Records a running job's progress (0..100). STORE_GONE if the job is no
+ * longer running (canceled, deleted): the worker should stop. */
+int store_job_progress(struct store *s, int64_t id, double progress);
+
+/* Completes a running job, once: the job becomes done (progress 100,
+ * finished set) and its upload gets model_ran = 1, model_date = now,
+ * model, time_s and language, in one transaction. STORE_GONE, and nothing
+ * written, if the job is not running (canceled, deleted, done already). */
+int store_job_finish(struct store *s, int64_t id, const char *model, const char *language, double time_s);
+
+/* A running job failed: state failed, error kept. STORE_GONE if it was not running. */
+int store_job_fail(struct store *s, int64_t id, const char *error);
+
+/* Cancels a queued or running job: state canceled, finished set.
+ * HARK_ENOENT if unknown; STORE_GONE if it had already ended. */
+int store_job_cancel(struct store *s, int64_t id);
+
+/* At start-up of a single-process service: every job left running (its
+ * process died) goes back to the queue, keeping its place by creation
+ * order. *n gets how many. */
+int store_requeue_running(struct store *s, int *n);
+
+/* Ids of all jobs in the given state, oldest first (malloc'ed, free()). */
+int store_jobs_in_state(struct store *s, const char *state, int64_t **ids, int *n);
+
+int store_stats(struct store *s, struct store_stats *out);
+
+/* The current UTC time in the store's format (buf of at least 32 bytes). */
+void store_now(char *buf);
+
+#endif
