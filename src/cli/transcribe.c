@@ -8,7 +8,8 @@
  *   -o DIR           (an existing directory) DIR/<input file name>.<format>
  *                    for each input;
  *   -o FILE          FILE, holding every result one after another.
- * Inputs are 16-bit PCM WAV files at 16 kHz (wav.h). A failed input is
+ * Inputs are any audio or video files FFmpeg's libraries can read; the first
+ * audio stream is decoded to 16 kHz mono (media.h). A failed input is
  * reported on one line and the others still run; the exit status is then 1.
  * While stderr is a terminal a progress bar is drawn there; Ctrl-C cancels
  * the running transcription through the progress callback.
@@ -25,7 +26,7 @@
 
 #include "cli.h"
 #include "hark.h"
-#include "wav.h"
+#include "media.h"
 
 #define DEFAULT_MODEL "models/ggml-base.en.bin"
 
@@ -34,7 +35,9 @@ void cli_transcribe_help(FILE *out)
     fprintf(out,
             "usage: hark transcribe [options] FILE...\n"
             "\n"
-            "Transcribes (or translates to English) 16-bit PCM WAV files sampled at 16 kHz.\n"
+            "Transcribes (or translates to English) audio or video files FFmpeg can read\n"
+            "(wav, mp3, m4a, mp4, mov, flac, ogg, opus, webm, mkv, ...). The first audio\n"
+            "stream is used, its channels averaged and resampled to 16 kHz.\n"
             "\n"
             "options:\n"
             "  -m, --model PATH        ggml Whisper model (default: $HARK_MODEL, else\n"
@@ -62,7 +65,7 @@ void cli_transcribe_help(FILE *out)
             "A progress bar is drawn on stderr when it is a terminal; Ctrl-C cancels.\n"
             "\n"
             "example:\n"
-            "  hark transcribe -m models/ggml-base.en.bin -f srt -o out/ talk.wav\n",
+            "  hark transcribe -m models/ggml-base.en.bin -f srt -o out/ talk.mp4 interview.mp3\n",
             cli_default_threads());
 }
 
@@ -100,6 +103,14 @@ static int progress_cb(void *user, float fraction)
     fprintf(stderr, "\r%s [%s] %3d%%", pg->name, bar, pct);
     fflush(stderr);
     return 0;
+}
+
+/* The decoding callback: draws nothing (decoding is quick) but cancels
+ * after Ctrl-C. */
+static int decode_progress_cb(void *user, float fraction)
+{
+    (void)user, (void)fraction;
+    return interrupted != 0;
 }
 
 static void progress_end(struct progress *pg)
@@ -290,7 +301,7 @@ static int transcribe_one(hark_state *state, const struct settings *s, const cha
     char *path = NULL;
     int rc;
 
-    rc = wav_read(input, &pcm, &n_samples, err, sizeof err);
+    rc = media_decode(input, &pcm, &n_samples, decode_progress_cb, NULL, err, sizeof err);
     if (rc != 0) {
         cli_error("%s", err[0] ? err : hark_strerror(rc));
         goto fail;

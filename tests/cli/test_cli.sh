@@ -7,10 +7,13 @@
 # rt-mini.en-f32 random-weight model in every output format. The whisper.cpp
 # profile with greedy decoding must reproduce whisper.cpp's own segments
 # (text, text token ids, times) from reference/rt-mini.en-f32/expect.json.
+# Inputs go through FFmpeg (media.c): jfk.mp4 (AAC in MP4, 44.1 kHz stereo)
+# and jfk.mp3 transcribe to valid JSON of the right duration; a text file,
+# a file cut inside its header and an empty file are one error line each.
 #
 # Run from the repository root; $HARK_BIN is the binary (default build/hark),
-# shared data is at ${HARK_SHARED:-../shared} (HARK_TEST_MODELS and
-# HARK_TEST_AUDIO override its folders). JSON is read with jq. Prints
+# shared data is at ${HARK_SHARED:-../shared} (HARK_TEST_MODELS,
+# HARK_TEST_AUDIO and HARK_TEST_MEDIA override its folders). JSON is read with jq. Prints
 # "PASS name" / "FAIL name" per test and ends with "N passed, N failed".
 set -u
 
@@ -18,8 +21,10 @@ HARK=${HARK_BIN:-build/hark}
 SHARED=${HARK_SHARED:-../shared}
 MODELS=${HARK_TEST_MODELS:-$SHARED/models}
 AUDIO=${HARK_TEST_AUDIO:-$SHARED/audio}
+MEDIA=${HARK_TEST_MEDIA:-$SHARED/media}
 REF=$SHARED/reference
 MINI=$MODELS/rt-mini.en-f32.bin
+MINI16=$MODELS/rt-mini.en-f16.bin
 TINY=$MODELS/rt-tiny.en-f16.bin
 JFK=$AUDIO/jfk.wav
 EXPECT=$REF/rt-mini.en-f32/expect.json
@@ -337,6 +342,44 @@ test_partial_failure() {
     [ "$(cat "$tmp/out")" = "$(ref_srt_lines | cut -f3)" ] || { say "the good file's text is missing"; return 1; }
 }
 
+# ------------------------------------------------------- other media
+
+# jfk.mp4 (AAC, 44.1 kHz stereo, with video) and jfk.mp3 (16 kHz mono) are
+# the 11 s of jfk.wav: valid JSON with segments and an 11 s duration (AAC's
+# last frame may add up to 1024 samples at 44.1 kHz, 0.023 s).
+media_json_ok() {
+    hark transcribe -m "$MINI16" -t 2 --beam 1 --best-of 1 --no-fallback -l en -f json "$1"
+    expect_rc 0 || return 1
+    jq -e '(.task == "transcribe") and ((.duration - 11) | . < 0.03 and . > -0.03) and
+        (.text | type == "string") and (.segments | length > 0) and
+        all(.segments[]; (.start <= .end) and (.tokens | length > 0))' "$tmp/out" >/dev/null ||
+        { say "$(basename "$1"): bad JSON: $(head -c 300 "$tmp/out")"; return 1; }
+    # FFmpeg's own log is silenced: nothing reaches stderr.
+    [ ! -s "$tmp/err" ] || { say "stderr not empty: $(head -c 200 "$tmp/err")"; return 1; }
+}
+
+test_transcribe_mp4() { media_json_ok "$MEDIA/jfk.mp4"; }
+test_transcribe_mp3() { media_json_ok "$MEDIA/jfk.mp3"; }
+
+# Not media at all: one line naming the file, exit 1, nothing on stdout.
+test_text_input() {
+    printf 'These are meeting notes,\nnot a recording.\n' >"$tmp/notes.txt"
+    hark transcribe -m "$MINI16" -t 2 "$tmp/notes.txt"
+    expect_rc 1 && one_line_error "notes.txt" || return 1
+    [ ! -s "$tmp/out" ] || { say "stdout not empty"; return 1; }
+}
+
+# A recording cut short inside its header (the first 300 bytes of jfk.flac)
+# and an empty file: one error line each.
+test_broken_media() {
+    head -c 300 "$MEDIA/jfk.flac" >"$tmp/cut.flac"
+    hark transcribe -m "$MINI16" -t 2 "$tmp/cut.flac"
+    expect_rc 1 && one_line_error "cut.flac" || return 1
+    : >"$tmp/empty.mp3"
+    hark transcribe -m "$MINI16" -t 2 "$tmp/empty.mp3"
+    expect_rc 1 && one_line_error "empty.mp3"
+}
+
 if ! command -v jq >/dev/null; then
     echo "FAIL cli_setup: jq is not installed (tools/install-deps.sh installs it)"
     echo "0 passed, 1 failed"
@@ -371,6 +414,10 @@ t default_decoder test_default_decoder
 t output_file test_output_file
 t output_dir test_output_dir
 t partial_failure test_partial_failure
+t transcribe_mp4 test_transcribe_mp4
+t transcribe_mp3 test_transcribe_mp3
+t text_input test_text_input
+t broken_media test_broken_media
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
