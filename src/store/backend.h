@@ -1,0 +1,64 @@
+/*
+ * backend.h: what a store backend implements, internal to src/store.
+ *
+ * store.c keeps the public functions of store.h thin: each checks its
+ * handle and calls through the backend's operations table. A backend
+ * (sqlite.c now; postgres.c can follow without touching any caller) defines
+ * its own handle whose first member is a struct store, so a struct store *
+ * converts to the backend's handle and back, and fills one const table of
+ * operations with the same meanings as the functions of store.h.
+ *
+ * Failures are reported through store_set_error(), which keeps a one-line
+ * message per thread for store_error().
+ */
+#ifndef HARK_STORE_BACKEND_H
+#define HARK_STORE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+struct store_backend;
+
+/* The head of every backend's handle. */
+struct store {
+    const struct store_backend *ops;
+};
+
+/* One entry per function of store.h, same arguments and results. open gets
+ * the location with any scheme prefix ("sqlite:") removed. */
+struct store_backend {
+    const char *name;
+    int (*open)(const char *location, struct store **out, char *err, size_t errlen);
+    void (*close)(struct store *s);
+    int (*upload_insert)(struct store *s, const struct store_upload *u, struct store_upload *existing);
+    int (*upload_get)(struct store *s, const char *id, struct store_upload *out);
+    int (*upload_list)(struct store *s, int limit, int64_t offset, struct store_upload **rows, int *n,
+                       int64_t *total);
+    int (*upload_delete)(struct store *s, const char *id);
+    int (*job_enqueue)(struct store *s, const char *upload_id, const char *model, const char *language,
+                       const char *task, struct store_job *out, int *position);
+    int (*job_get)(struct store *s, int64_t id, struct store_job *out);
+    int (*job_active)(struct store *s, const char *upload_id, struct store_job *out);
+    int (*job_claim)(struct store *s, const char *worker, struct store_job *out);
+    int (*job_progress)(struct store *s, int64_t id, double progress);
+    int (*job_finish)(struct store *s, int64_t id, const char *model, const char *language, double time_s);
+    int (*job_fail)(struct store *s, int64_t id, const char *error);
+    int (*job_cancel)(struct store *s, int64_t id);
+    int (*requeue_running)(struct store *s, int *n);
+    int (*jobs_in_state)(struct store *s, const char *state, int64_t **ids, int *n);
+    int (*stats)(struct store *s, struct store_stats *out);
+};
+
+extern const struct store_backend store_sqlite_backend;
+
+/* Sets the calling thread's last error message (printf-style, truncated to
+ * one line of at most 511 bytes). Returns nothing; thread-safe. */
+void store_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Copies src into dst[dstlen], cutting it at a UTF-8 character boundary
+ * when it does not fit; dst is always NUL-terminated. src NULL gives "". */
+void store_copy(char *dst, size_t dstlen, const char *src);
+
+#endif

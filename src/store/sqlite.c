@@ -1,0 +1,1152 @@
+/*
+ * sqlite.c: the SQLite backend of the store (store.h, backend.h).
+ *
+ * The database is one file in WAL mode, so readers never wait for a writer
+ * and a writer never waits for readers. A store holds one write connection
+ * behind a mutex, through which every change goes, and a small pool of read
+ * connections (query_only) for the functions that only read: any thread
+ * takes a free reader, runs its statements and gives it back, so listings
+ * and lookups go on while a worker records progress or claims a job. Each
+ * connection is used by one thread at a time (the mutexes guarantee it), so
+ * connections are opened without SQLite's own locking, and each keeps its
+ * prepared statements for the life of the store. The price of separate
+ * connections is that a reader's page cache is dropped whenever another
+ * connection has written, so reads just after a write fetch their pages
+ * again; the schema keeps what a listing reads small for that reason (the
+ * total comes from a counter row, a page from the date index).
+ *
+ * Every change is one transaction begun with BEGIN IMMEDIATE, which takes
+ * the database's write lock before the first read: a read-modify-write
+ * (claim, enqueue, finish) can never interleave with another process's
+ * writer either, and busy_timeout (5 s) lets a second process wait its turn.
+ * Reads that combine several statements (a listing, its total and its queue
+ * places) run in one read transaction, so they see one snapshot.
+ *
+ * synchronous=NORMAL: in WAL mode a commit is atomic and survives the
+ * process dying at any point; only a power loss or OS crash can take back
+ * the last few commits (never corrupt the file). For a transcription queue
+ * that means at worst a job that runs once more or an upload whose row is
+ * lost while its file stays, which is worth not paying an fsync on every
+ * progress update.
+ *
+ * Schema changes are an ordered list of SQL scripts; schema_version records
+ * each one applied. store_open applies the missing ones, one transaction
+ * each, and refuses a database written by a newer hark.
+ *
+ * Strings are stored as given and cut (at a UTF-8 character boundary) only
+ * when copied into the fixed-size fields of struct store_upload/store_job.
+ */
+#include "backend.h"
+
+#include "hark.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_READERS 4
+#define BUSY_TIMEOUT_MS 5000
+
+/* ---------------------------------------------------------------- schema */
+
+/* Migration i takes the schema from version i to version i + 1. Never edit
+ * one that has shipped: add a new one. */
+static const char *const migrations[] = {
+    /* 1: uploads and jobs. */
+    "CREATE TABLE uploads ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " filename TEXT NOT NULL DEFAULT '',"
+    " sha256 TEXT UNIQUE NOT NULL,"
+    " content_type TEXT NOT NULL DEFAULT '',"
+    " model TEXT NOT NULL DEFAULT '',"
+    " upload_date TEXT NOT NULL DEFAULT '',"
+    " size INTEGER NOT NULL DEFAULT 0,"
+    " duration_s REAL NOT NULL DEFAULT 0,"
+    " model_ran INTEGER NOT NULL DEFAULT 0,"
+    " model_date TEXT NOT NULL DEFAULT '',"
+    " time_s REAL NOT NULL DEFAULT 0,"
+    " language TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX uploads_by_date ON uploads(upload_date DESC, id DESC);"
+    "CREATE TABLE jobs ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " upload_id TEXT NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,"
+    " model TEXT NOT NULL DEFAULT '',"
+    " language TEXT NOT NULL DEFAULT '',"
+    " task TEXT NOT NULL DEFAULT 'transcribe',"
+    " state TEXT NOT NULL CHECK (state IN ('queued','running','done','failed','canceled')),"
+    " progress REAL NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " created TEXT NOT NULL DEFAULT '',"
+    " started TEXT NOT NULL DEFAULT '',"
+    " finished TEXT NOT NULL DEFAULT '',"
+    " worker TEXT NOT NULL DEFAULT '',"
+    " error TEXT NOT NULL DEFAULT '');"
+    /* The latest job of an upload (MAX(id) per upload_id) and the cascade. */
+    "CREATE INDEX jobs_by_upload ON jobs(upload_id, id);"
+    /* Claim (oldest queued), queue places, jobs_in_state, stats. */
+    "CREATE INDEX jobs_by_state ON jobs(state, id);"
+    /* At most one active job per upload, whatever the callers do. */
+    "CREATE UNIQUE INDEX jobs_one_active ON jobs(upload_id)"
+    " WHERE state IN ('queued','running');"
+    /* The number of uploads, kept by triggers in the same transaction as
+     * the change: counting the rows instead reads the whole of an index,
+     * which is slow just after any write, when a read connection's page
+     * cache is stale. */
+    "CREATE TABLE upload_count (n INTEGER NOT NULL);"
+    "INSERT INTO upload_count VALUES (0);"
+    "CREATE TRIGGER uploads_count_insert AFTER INSERT ON uploads"
+    " BEGIN UPDATE upload_count SET n = n + 1; END;"
+    "CREATE TRIGGER uploads_count_delete AFTER DELETE ON uploads"
+    " BEGIN UPDATE upload_count SET n = n - 1; END;",
+};
+
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---------------------------------------------------------------- statements */
+
+#define UPLOAD_COLS                                                              \
+    "u.id, u.filename, u.sha256, u.content_type, u.model, u.upload_date, u.size," \
+    " u.duration_s, u.model_ran, u.model_date, u.time_s, u.language,"             \
+    " j.id, j.state, j.progress, j.error"
+
+/* Each upload with its latest job (NULL columns when it has none). A page
+ * of the listing is picked from the date index alone (it covers the sort
+ * and holds the rowid, so skipping offset rows reads nothing else); only
+ * the rows of the page are then read and joined to their latest job. */
+#define UPLOAD_JOIN \
+    " LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE upload_id = u.id)"
+
+#define JOB_COLS                                                                   \
+    "id, upload_id, model, language, task, state, progress, attempts, created,"    \
+    " started, finished, worker, error"
+
+#define STATEMENTS(X)                                                                      \
+    X(BEGIN_WRITE, "BEGIN IMMEDIATE")                                                      \
+    X(BEGIN_READ, "BEGIN")                                                                 \
+    X(COMMIT, "COMMIT")                                                                    \
+    X(ROLLBACK, "ROLLBACK")                                                                \
+    X(VERSION, "SELECT COALESCE(MAX(version), 0) FROM schema_version")                     \
+    X(VERSION_ADD, "INSERT INTO schema_version(version, applied) VALUES (?1, ?2)")         \
+    X(UPLOAD_BY_SHA, "SELECT " UPLOAD_COLS " FROM uploads u" UPLOAD_JOIN                   \
+                     " WHERE u.sha256 = ?1")                                               \
+    X(UPLOAD_GET, "SELECT " UPLOAD_COLS " FROM uploads u" UPLOAD_JOIN " WHERE u.id = ?1")  \
+    X(UPLOAD_LIST, "SELECT " UPLOAD_COLS " FROM (SELECT rowid AS rid FROM uploads"         \
+                   " ORDER BY upload_date DESC, id DESC LIMIT ?1 OFFSET ?2) page"          \
+                   " CROSS JOIN uploads u ON u.rowid = page.rid" UPLOAD_JOIN               \
+                   " ORDER BY u.upload_date DESC, u.id DESC")                              \
+    X(UPLOAD_COUNT, "SELECT n FROM upload_count")                                          \
+    X(UPLOAD_EXISTS, "SELECT 1 FROM uploads WHERE id = ?1")                                \
+    X(UPLOAD_INSERT, "INSERT INTO uploads (id, filename, sha256, content_type, model,"     \
+                     " upload_date, size, duration_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") \
+    X(UPLOAD_DELETE, "DELETE FROM uploads WHERE id = ?1")                                  \
+    X(UPLOAD_RAN, "UPDATE uploads SET model_ran = 1, model_date = ?2,"                     \
+                  " model = COALESCE(NULLIF(?3, ''), (SELECT model FROM jobs WHERE id = ?1)),"  \
+                  " time_s = ?4, language = ?5"                                            \
+                  " WHERE id = (SELECT upload_id FROM jobs WHERE id = ?1)")                \
+    X(QUEUED_RANGE, "SELECT id FROM jobs WHERE state = 'queued' AND id > ?1 AND id <= ?2"  \
+                    " ORDER BY id")                                                        \
+    X(QUEUE_PLACE, "SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND id <= ?1")        \
+    X(JOB_GET, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1")                              \
+    X(JOB_ACTIVE, "SELECT " JOB_COLS " FROM jobs WHERE upload_id = ?1"                     \
+                  " AND state IN ('queued', 'running') ORDER BY id DESC LIMIT 1")          \
+    X(JOB_INSERT, "INSERT INTO jobs (upload_id, model, language, task, state, created)"    \
+                  " VALUES (?1, ?2, ?3, ?4, 'queued', ?5)")                                \
+    X(JOB_CLAIM, "UPDATE jobs SET state = 'running', attempts = attempts + 1,"             \
+                 " started = ?1, worker = ?2, progress = 0, finished = '', error = ''"     \
+                 " WHERE id = (SELECT id FROM jobs WHERE state = 'queued'"                 \
+                 " ORDER BY id LIMIT 1) RETURNING " JOB_COLS)                              \
+    X(JOB_PROGRESS, "UPDATE jobs SET progress = ?2 WHERE id = ?1 AND state = 'running'")   \
+    X(JOB_DONE, "UPDATE jobs SET state = 'done', progress = 100, finished = ?2"            \
+                " WHERE id = ?1 AND state = 'running'")                                    \
+    X(JOB_FAILED, "UPDATE jobs SET state = 'failed', error = ?2, finished = ?3"            \
+                  " WHERE id = ?1 AND state = 'running'")                                  \
+    X(JOB_CANCEL, "UPDATE jobs SET state = 'canceled', finished = ?2"                      \
+                  " WHERE id = ?1 AND state IN ('queued', 'running')")                     \
+    X(JOB_EXISTS, "SELECT 1 FROM jobs WHERE id = ?1")                                      \
+    X(REQUEUE, "UPDATE jobs SET state = 'queued', progress = 0 WHERE state = 'running'")   \
+    X(JOBS_IN_STATE, "SELECT id FROM jobs WHERE state = ?1 ORDER BY id")                   \
+    X(STATS_JOBS, "SELECT state, COUNT(*) FROM jobs GROUP BY state")
+
+enum {
+#define STMT_ENUM(name, sql) S_##name,
+    STATEMENTS(STMT_ENUM)
+#undef STMT_ENUM
+    N_STMT
+};
+
+static const char *const stmt_sql[N_STMT] = {
+#define STMT_SQL(name, sql) sql,
+    STATEMENTS(STMT_SQL)
+#undef STMT_SQL
+};
+
+/* One connection and its prepared statements (made on first use). */
+struct conn {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[N_STMT];
+};
+
+struct sqlite_store {
+    struct store base;
+    pthread_mutex_t write_lock; /* guards writer */
+    struct conn writer;
+    pthread_mutex_t pool_lock;  /* guards free_readers, n_free */
+    pthread_cond_t pool_cond;   /* signalled when a reader is given back */
+    struct conn readers[N_READERS];
+    int free_readers[N_READERS];
+    int n_free;
+};
+
+static struct sqlite_store *from_store(struct store *s) { return (struct sqlite_store *)s; }
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Records op's failure with SQLite's message; returns the HARK_E* code. */
+static int db_fail(sqlite3 *db, const char *op, int rc)
+{
+    store_set_error("%s: %s", op, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    return rc == SQLITE_NOMEM ? HARK_ENOMEM : HARK_EIO;
+}
+
+/* The prepared statement id of c, or NULL with the error recorded. */
+static sqlite3_stmt *get_stmt(struct conn *c, int id, const char *op, int *rc)
+{
+    if (!c->stmt[id]) {
+        int src = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                     &c->stmt[id], NULL);
+        if (src != SQLITE_OK) {
+            *rc = db_fail(c->db, op, src);
+            c->stmt[id] = NULL;
+            return NULL;
+        }
+    }
+    return c->stmt[id];
+}
+
+/* Makes a statement ready for its next use and drops its bindings. */
+static void done_stmt(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Binds a string of at most max bytes (a fixed-size field need not be
+ * NUL-terminated); NULL binds "". */
+static void bind_str(sqlite3_stmt *st, int idx, const char *str, size_t max)
+{
+    if (!str) str = "";
+    sqlite3_bind_text(st, idx, str, (int)strnlen(str, max), SQLITE_STATIC);
+}
+
+#define NO_LIMIT ((size_t)1 << 30)
+#define BIND_FIELD(st, idx, field) bind_str(st, idx, field, sizeof(field))
+
+static void col_str(char *dst, size_t dstlen, sqlite3_stmt *st, int col)
+{
+    store_copy(dst, dstlen, (const char *)sqlite3_column_text(st, col));
+}
+
+/* Runs a statement that returns no rows, with its bindings in place. */
+static int exec_stmt(struct conn *c, sqlite3_stmt *st, const char *op)
+{
+    int src = sqlite3_step(st);
+    int rc = src == SQLITE_DONE ? 0 : db_fail(c->db, op, src);
+    done_stmt(st);
+    return rc;
+}
+
+/* Runs a prepared statement with no parameters and no rows. */
+static int exec_id(struct conn *c, int id, const char *op)
+{
+    int rc = 0;
+    sqlite3_stmt *st = get_stmt(c, id, op, &rc);
+    if (!st) return rc;
+    return exec_stmt(c, st, op);
+}
+
+/* Ends an open transaction without keeping anything (a no-op when none is
+ * open); the error already recorded stays. */
+static void rollback(struct conn *c)
+{
+    if (sqlite3_get_autocommit(c->db)) return;
+    sqlite3_stmt **st = &c->stmt[S_ROLLBACK];
+    if (!*st && sqlite3_prepare_v3(c->db, stmt_sql[S_ROLLBACK], -1, SQLITE_PREPARE_PERSISTENT, st,
+                                   NULL) != SQLITE_OK) {
+        *st = NULL;
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        return;
+    }
+    sqlite3_step(*st);
+    sqlite3_reset(*st);
+}
+
+/* Starts a write transaction: takes the writer and the database's write
+ * lock. On failure nothing is held. */
+static int write_begin(struct sqlite_store *st, const char *op)
+{
+    pthread_mutex_lock(&st->write_lock);
+    int rc = exec_id(&st->writer, S_BEGIN_WRITE, op);
+    if (rc < 0) pthread_mutex_unlock(&st->write_lock);
+    return rc;
+}
+
+/* Ends a write transaction: commits when rc is 0, rolls back otherwise
+ * (an outcome such as STORE_GONE writes nothing). Returns rc, or the
+ * commit's failure. */
+static int write_end(struct sqlite_store *st, const char *op, int rc)
+{
+    if (rc == 0) {
+        rc = exec_id(&st->writer, S_COMMIT, op);
+        if (rc < 0) rollback(&st->writer);
+    } else {
+        rollback(&st->writer);
+    }
+    pthread_mutex_unlock(&st->write_lock);
+    return rc;
+}
+
+/* Takes a free read connection, waiting for one if all are in use. */
+static struct conn *reader_take(struct sqlite_store *st)
+{
+    pthread_mutex_lock(&st->pool_lock);
+    while (st->n_free == 0) pthread_cond_wait(&st->pool_cond, &st->pool_lock);
+    struct conn *c = &st->readers[st->free_readers[--st->n_free]];
+    pthread_mutex_unlock(&st->pool_lock);
+    return c;
+}
+
+static void reader_give(struct sqlite_store *st, struct conn *c)
+{
+    rollback(c);
+    pthread_mutex_lock(&st->pool_lock);
+    st->free_readers[st->n_free++] = (int)(c - st->readers);
+    pthread_cond_signal(&st->pool_cond);
+    pthread_mutex_unlock(&st->pool_lock);
+}
+
+/* Fills an upload from a row of UPLOAD_COLS; queue_position is left 0. */
+static void read_upload(sqlite3_stmt *q, struct store_upload *u)
+{
+    memset(u, 0, sizeof *u);
+    col_str(u->id, sizeof u->id, q, 0);
+    col_str(u->filename, sizeof u->filename, q, 1);
+    col_str(u->sha256, sizeof u->sha256, q, 2);
+    col_str(u->content_type, sizeof u->content_type, q, 3);
+    col_str(u->model, sizeof u->model, q, 4);
+    col_str(u->upload_date, sizeof u->upload_date, q, 5);
+    u->size = sqlite3_column_int64(q, 6);
+    u->duration_s = sqlite3_column_double(q, 7);
+    u->model_ran = sqlite3_column_int(q, 8) != 0;
+    col_str(u->model_date, sizeof u->model_date, q, 9);
+    u->time_s = sqlite3_column_double(q, 10);
+    col_str(u->language, sizeof u->language, q, 11);
+    if (sqlite3_column_type(q, 12) == SQLITE_NULL) {
+        store_copy(u->status, sizeof u->status, "uploaded");
+        return;
+    }
+    u->job_id = sqlite3_column_int64(q, 12);
+    col_str(u->status, sizeof u->status, q, 13);
+    u->progress = sqlite3_column_double(q, 14);
+    if (strcmp(u->status, STORE_FAILED) == 0) col_str(u->error, sizeof u->error, q, 15);
+}
+
+static void read_job(sqlite3_stmt *q, struct store_job *j)
+{
+    memset(j, 0, sizeof *j);
+    j->id = sqlite3_column_int64(q, 0);
+    col_str(j->upload_id, sizeof j->upload_id, q, 1);
+    col_str(j->model, sizeof j->model, q, 2);
+    col_str(j->language, sizeof j->language, q, 3);
+    col_str(j->task, sizeof j->task, q, 4);
+    col_str(j->state, sizeof j->state, q, 5);
+    j->progress = sqlite3_column_double(q, 6);
+    j->attempts = sqlite3_column_int(q, 7);
+    col_str(j->created, sizeof j->created, q, 8);
+    col_str(j->started, sizeof j->started, q, 9);
+    col_str(j->finished, sizeof j->finished, q, 10);
+    col_str(j->worker, sizeof j->worker, q, 11);
+    col_str(j->error, sizeof j->error, q, 12);
+}
+
+/* Runs a query that returns at most one upload row: 0 and *out, 1 when
+ * there is no row, or a negative code. */
+static int query_upload(struct conn *c, int id, const char *key, const char *op,
+                        struct store_upload *out)
+{
+    int rc = 0;
+    sqlite3_stmt *q = get_stmt(c, id, op, &rc);
+    if (!q) return rc;
+    bind_str(q, 1, key, NO_LIMIT);
+    int src = sqlite3_step(q);
+    if (src == SQLITE_ROW) {
+        if (out) read_upload(q, out);
+    } else if (src == SQLITE_DONE) {
+        rc = 1;
+    } else {
+        rc = db_fail(c->db, op, src);
+    }
+    done_stmt(q);
+    return rc;
+}
+
+/* The same for a job, with the statement's parameters bound by the caller. */
+static int query_job(struct conn *c, sqlite3_stmt *q, const char *op, struct store_job *out)
+{
+    int rc = 0;
+    int src = sqlite3_step(q);
+    if (src == SQLITE_ROW) {
+        if (out) read_job(q, out);
+    } else if (src == SQLITE_DONE) {
+        rc = 1;
+    } else {
+        rc = db_fail(c->db, op, src);
+    }
+    done_stmt(q);
+    return rc;
+}
+
+/* Runs a query returning one integer. */
+static int query_int(struct conn *c, sqlite3_stmt *q, const char *op, int64_t *value)
+{
+    int src = sqlite3_step(q);
+    int rc = 0;
+    if (src == SQLITE_ROW)
+        *value = sqlite3_column_int64(q, 0);
+    else
+        rc = db_fail(c->db, op, src == SQLITE_DONE ? SQLITE_ERROR : src);
+    done_stmt(q);
+    return rc;
+}
+
+struct place {
+    int64_t job_id;
+    int row;
+};
+
+static int place_cmp(const void *a, const void *b)
+{
+    const struct place *x = a, *y = b;
+    return (x->job_id > y->job_id) - (x->job_id < y->job_id);
+}
+
+/* Fills queue_position of the queued rows, inside the caller's read
+ * transaction: one count for the oldest of them, then one walk over the
+ * queued jobs between it and the newest, instead of a count per row. */
+static int fill_positions(struct conn *c, struct store_upload *rows, int n, const char *op)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (rows[i].job_id && strcmp(rows[i].status, STORE_QUEUED) == 0) k++;
+    if (k == 0) return 0;
+    struct place *pl = malloc((size_t)k * sizeof *pl);
+    if (!pl) {
+        store_set_error("%s: out of memory", op);
+        return HARK_ENOMEM;
+    }
+    k = 0;
+    for (int i = 0; i < n; i++)
+        if (rows[i].job_id && strcmp(rows[i].status, STORE_QUEUED) == 0)
+            pl[k++] = (struct place){rows[i].job_id, i};
+    qsort(pl, (size_t)k, sizeof *pl, place_cmp);
+
+    int rc = 0;
+    int64_t first = 0;
+    sqlite3_stmt *q = get_stmt(c, S_QUEUE_PLACE, op, &rc);
+    if (!q) goto fail;
+    sqlite3_bind_int64(q, 1, pl[0].job_id);
+    rc = query_int(c, q, op, &first);
+    if (rc < 0) goto fail;
+    int pos = (int)first, next = 0;
+    while (next < k && pl[next].job_id == pl[0].job_id) rows[pl[next++].row].queue_position = pos;
+    if (next == k) goto fail;
+    q = get_stmt(c, S_QUEUED_RANGE, op, &rc);
+    if (!q) goto fail;
+    sqlite3_bind_int64(q, 1, pl[0].job_id);
+    sqlite3_bind_int64(q, 2, pl[k - 1].job_id);
+    int src = SQLITE_DONE;
+    while (next < k && (src = sqlite3_step(q)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(q, 0);
+        pos++;
+        while (next < k && pl[next].job_id == id) rows[pl[next++].row].queue_position = pos;
+    }
+    if (next < k && src != SQLITE_DONE) rc = db_fail(c->db, op, src);
+    done_stmt(q);
+fail:
+    free(pl);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- open, close */
+
+static void conn_close(struct conn *c)
+{
+    for (int i = 0; i < N_STMT; i++) sqlite3_finalize(c->stmt[i]);
+    memset(c->stmt, 0, sizeof c->stmt);
+    sqlite3_close(c->db);
+    c->db = NULL;
+}
+
+/* Opens one connection with the store's settings. */
+static int conn_open(struct conn *c, const char *path, int reader)
+{
+    int src = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                                SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        store_set_error("store_open '%s': %s", path,
+                        c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(src));
+        sqlite3_close(c->db);
+        c->db = NULL;
+        return src == SQLITE_NOMEM ? HARK_ENOMEM : HARK_EIO;
+    }
+    sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+    const char *pragmas = reader ? "PRAGMA foreign_keys = ON; PRAGMA query_only = ON;"
+                                 : "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+    int rc = 0;
+    if (!reader) {
+        /* journal_mode reads the file first: this is where a file that is
+         * not a database is found. */
+        sqlite3_stmt *q = NULL;
+        src = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &q, NULL);
+        if (src == SQLITE_OK) src = sqlite3_step(q);
+        if (src != SQLITE_ROW) {
+            store_set_error("store_open '%s': %s", path, sqlite3_errmsg(c->db));
+            rc = src == SQLITE_NOMEM ? HARK_ENOMEM : HARK_EIO;
+        } else if (sqlite3_stricmp((const char *)sqlite3_column_text(q, 0), "wal") != 0) {
+            store_set_error("store_open '%s': cannot use WAL mode (journal mode is %s)", path,
+                            (const char *)sqlite3_column_text(q, 0));
+            rc = HARK_EIO;
+        }
+        sqlite3_finalize(q);
+        if (rc < 0) goto fail;
+    }
+    src = sqlite3_exec(c->db, pragmas, NULL, NULL, NULL);
+    if (src != SQLITE_OK) {
+        store_set_error("store_open '%s': %s", path, sqlite3_errmsg(c->db));
+        rc = src == SQLITE_NOMEM ? HARK_ENOMEM : HARK_EIO;
+        goto fail;
+    }
+    return 0;
+fail:
+    conn_close(c);
+    return rc;
+}
+
+/* Brings the schema up to date: one BEGIN IMMEDIATE transaction per
+ * migration, each re-reading the version under the write lock, so two
+ * processes opening the same new file apply each migration once. */
+static int migrate(struct conn *c, const char *path)
+{
+    int rc;
+    for (;;) {
+        rc = exec_id(c, S_BEGIN_WRITE, "store_open (migrate)");
+        if (rc < 0) return rc;
+        int src = sqlite3_exec(c->db,
+                               "CREATE TABLE IF NOT EXISTS schema_version ("
+                               " version INTEGER PRIMARY KEY, applied TEXT NOT NULL)",
+                               NULL, NULL, NULL);
+        if (src != SQLITE_OK) {
+            rc = db_fail(c->db, "store_open (schema_version)", src);
+            goto fail;
+        }
+        int64_t version = 0;
+        sqlite3_stmt *q = get_stmt(c, S_VERSION, "store_open (schema_version)", &rc);
+        if (!q) goto fail;
+        rc = query_int(c, q, "store_open (schema_version)", &version);
+        if (rc < 0) goto fail;
+        if (version > N_MIGRATIONS) {
+            store_set_error("store_open '%s': the database has schema version %lld, newer than "
+                            "this hark's %d; use a newer hark or another database",
+                            path, (long long)version, N_MIGRATIONS);
+            rc = HARK_ENOTSUP;
+            goto fail;
+        }
+        if (version == N_MIGRATIONS) return exec_id(c, S_COMMIT, "store_open (migrate)");
+        src = sqlite3_exec(c->db, migrations[version], NULL, NULL, NULL);
+        if (src != SQLITE_OK) {
+            store_set_error("store_open '%s': migration to schema version %lld: %s", path,
+                            (long long)version + 1, sqlite3_errmsg(c->db));
+            rc = src == SQLITE_NOMEM ? HARK_ENOMEM : HARK_EIO;
+            goto fail;
+        }
+        q = get_stmt(c, S_VERSION_ADD, "store_open (schema_version)", &rc);
+        if (!q) goto fail;
+        char now[32];
+        store_now(now);
+        sqlite3_bind_int64(q, 1, version + 1);
+        bind_str(q, 2, now, sizeof now);
+        rc = exec_stmt(c, q, "store_open (schema_version)");
+        if (rc < 0) goto fail;
+        rc = exec_id(c, S_COMMIT, "store_open (migrate)");
+        if (rc < 0) goto fail;
+    }
+fail:
+    rollback(c);
+    return rc;
+}
+
+static void sqlite_close(struct store *s)
+{
+    struct sqlite_store *st = from_store(s);
+    /* The writer closes last: closing the last connection checkpoints the
+     * WAL into the database file. */
+    for (int i = 0; i < N_READERS; i++) conn_close(&st->readers[i]);
+    conn_close(&st->writer);
+    pthread_cond_destroy(&st->pool_cond);
+    pthread_mutex_destroy(&st->pool_lock);
+    pthread_mutex_destroy(&st->write_lock);
+    free(st);
+}
+
+/* Failures are left in the thread's last error; store_open copies it
+ * into its caller's err. */
+static int sqlite_open(const char *path, struct store **out, char *err, size_t errlen)
+{
+    if (!path[0] || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0) {
+        store_set_error("store_open '%s': the SQLite store needs a file path", path);
+        return HARK_EINVAL;
+    }
+    struct sqlite_store *st = calloc(1, sizeof *st);
+    if (!st) {
+        store_set_error("store_open '%s': out of memory", path);
+        return HARK_ENOMEM;
+    }
+    st->base.ops = &store_sqlite_backend;
+    pthread_mutex_init(&st->write_lock, NULL);
+    pthread_mutex_init(&st->pool_lock, NULL);
+    pthread_cond_init(&st->pool_cond, NULL);
+    int rc = conn_open(&st->writer, path, 0);
+    if (rc < 0) goto fail;
+    rc = migrate(&st->writer, path);
+    if (rc < 0) goto fail;
+    for (int i = 0; i < N_READERS; i++) {
+        rc = conn_open(&st->readers[i], path, 1);
+        if (rc < 0) goto fail;
+        st->free_readers[st->n_free++] = i;
+    }
+    *out = &st->base;
+    return 0;
+fail:
+    sqlite_close(&st->base);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- uploads */
+
+static int sqlite_upload_insert(struct store *s, const struct store_upload *u,
+                                struct store_upload *existing)
+{
+    static const char op[] = "store_upload_insert";
+    struct sqlite_store *st = from_store(s);
+    if (!u || !u->id[0] || !u->sha256[0]) {
+        store_set_error("%s: an upload needs an id and a sha256", op);
+        return HARK_EINVAL;
+    }
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    char sha[sizeof u->sha256];
+    store_copy(sha, sizeof sha, u->sha256);
+    rc = query_upload(c, S_UPLOAD_BY_SHA, sha, op, existing);
+    if (rc == 0) {
+        if (existing) rc = fill_positions(c, existing, 1, op);
+        rc = rc < 0 ? rc : STORE_DUPLICATE;
+        goto done;
+    }
+    if (rc < 0) goto done;
+    sqlite3_stmt *q = get_stmt(c, S_UPLOAD_INSERT, op, &rc);
+    if (!q) goto done;
+    BIND_FIELD(q, 1, u->id);
+    BIND_FIELD(q, 2, u->filename);
+    BIND_FIELD(q, 3, u->sha256);
+    BIND_FIELD(q, 4, u->content_type);
+    BIND_FIELD(q, 5, u->model);
+    BIND_FIELD(q, 6, u->upload_date);
+    sqlite3_bind_int64(q, 7, u->size);
+    sqlite3_bind_double(q, 8, u->duration_s);
+    int src = sqlite3_step(q);
+    if (src == SQLITE_DONE) {
+        rc = 0;
+    } else if ((src & 0xff) == SQLITE_CONSTRAINT) {
+        store_set_error("%s: upload '%.40s': %s", op, u->id, sqlite3_errmsg(c->db));
+        rc = HARK_EINVAL;
+    } else {
+        rc = db_fail(c->db, op, src);
+    }
+    done_stmt(q);
+done:
+    return write_end(st, op, rc);
+}
+
+static int sqlite_upload_get(struct store *s, const char *id, struct store_upload *out)
+{
+    static const char op[] = "store_upload_get";
+    struct sqlite_store *st = from_store(s);
+    if (!id || !out) {
+        store_set_error("%s: no id or no output", op);
+        return HARK_EINVAL;
+    }
+    struct conn *c = reader_take(st);
+    int rc = exec_id(c, S_BEGIN_READ, op);
+    if (rc < 0) goto done;
+    rc = query_upload(c, S_UPLOAD_GET, id, op, out);
+    if (rc == 1) {
+        store_set_error("%s: no upload '%.64s'", op, id);
+        rc = HARK_ENOENT;
+    }
+    if (rc == 0) rc = fill_positions(c, out, 1, op);
+done:
+    reader_give(st, c);
+    return rc;
+}
+
+static int sqlite_upload_list(struct store *s, int limit, int64_t offset, struct store_upload **rows,
+                              int *n, int64_t *total)
+{
+    static const char op[] = "store_upload_list";
+    struct sqlite_store *st = from_store(s);
+    if (!rows || !n || limit < 0 || offset < 0) {
+        store_set_error("%s: bad arguments (limit %d, offset %lld)", op, limit, (long long)offset);
+        return HARK_EINVAL;
+    }
+    *rows = NULL;
+    *n = 0;
+    struct store_upload *out = NULL;
+    int count = 0;
+    int64_t all = 0;
+    struct conn *c = reader_take(st);
+    int rc = exec_id(c, S_BEGIN_READ, op);
+    if (rc < 0) goto fail;
+    sqlite3_stmt *q = get_stmt(c, S_UPLOAD_COUNT, op, &rc);
+    if (!q) goto fail;
+    rc = query_int(c, q, op, &all);
+    if (rc < 0) goto fail;
+    /* Room for what the page can hold, not for limit rows. */
+    int64_t room = all - offset < limit ? all - offset : limit;
+    if (room > 0) {
+        out = malloc((size_t)room * sizeof *out);
+        if (!out) {
+            store_set_error("%s: out of memory for %lld rows", op, (long long)room);
+            rc = HARK_ENOMEM;
+            goto fail;
+        }
+        q = get_stmt(c, S_UPLOAD_LIST, op, &rc);
+        if (!q) goto fail;
+        sqlite3_bind_int64(q, 1, room);
+        sqlite3_bind_int64(q, 2, offset);
+        int src = SQLITE_DONE;
+        while (count < room && (src = sqlite3_step(q)) == SQLITE_ROW) read_upload(q, &out[count++]);
+        if (count < room && src != SQLITE_DONE) rc = db_fail(c->db, op, src);
+        done_stmt(q);
+        if (rc < 0) goto fail;
+        rc = fill_positions(c, out, count, op);
+        if (rc < 0) goto fail;
+    }
+    reader_give(st, c);
+    *rows = out;
+    *n = count;
+    if (total) *total = all;
+    return 0;
+fail:
+    reader_give(st, c);
+    free(out);
+    return rc;
+}
+
+static int sqlite_upload_delete(struct store *s, const char *id)
+{
+    static const char op[] = "store_upload_delete";
+    struct sqlite_store *st = from_store(s);
+    if (!id) {
+        store_set_error("%s: no id", op);
+        return HARK_EINVAL;
+    }
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_UPLOAD_DELETE, op, &rc);
+    if (!q) goto done;
+    bind_str(q, 1, id, NO_LIMIT);
+    rc = exec_stmt(c, q, op);
+    if (rc == 0 && sqlite3_changes(c->db) == 0) {
+        store_set_error("%s: no upload '%.64s'", op, id);
+        rc = HARK_ENOENT;
+    }
+done:
+    return write_end(st, op, rc);
+}
+
+/* ---------------------------------------------------------------- jobs */
+
+static int sqlite_job_enqueue(struct store *s, const char *upload_id, const char *model,
+                              const char *language, const char *task, struct store_job *out,
+                              int *position)
+{
+    static const char op[] = "store_job_enqueue";
+    struct sqlite_store *st = from_store(s);
+    if (!task || !task[0]) task = "transcribe";
+    if (!upload_id || (strcmp(task, "transcribe") != 0 && strcmp(task, "translate") != 0)) {
+        store_set_error("%s: needs an upload id and a task of transcribe or translate", op);
+        return HARK_EINVAL;
+    }
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_UPLOAD_EXISTS, op, &rc);
+    if (!q) goto done;
+    bind_str(q, 1, upload_id, NO_LIMIT);
+    int src = sqlite3_step(q);
+    done_stmt(q);
+    if (src == SQLITE_DONE) {
+        store_set_error("%s: no upload '%.64s'", op, upload_id);
+        rc = HARK_ENOENT;
+        goto done;
+    }
+    if (src != SQLITE_ROW) {
+        rc = db_fail(c->db, op, src);
+        goto done;
+    }
+    q = get_stmt(c, S_JOB_ACTIVE, op, &rc);
+    if (!q) goto done;
+    bind_str(q, 1, upload_id, NO_LIMIT);
+    rc = query_job(c, q, op, out);
+    if (rc == 0) {
+        store_set_error("%s: upload '%.64s' has an active job", op, upload_id);
+        rc = STORE_ACTIVE;
+        goto done;
+    }
+    if (rc < 0) goto done;
+
+    char now[32];
+    store_now(now);
+    q = get_stmt(c, S_JOB_INSERT, op, &rc);
+    if (!q) goto done;
+    bind_str(q, 1, upload_id, NO_LIMIT);
+    bind_str(q, 2, model, NO_LIMIT);
+    bind_str(q, 3, language, NO_LIMIT);
+    bind_str(q, 4, task, NO_LIMIT);
+    bind_str(q, 5, now, sizeof now);
+    rc = exec_stmt(c, q, op);
+    if (rc < 0) goto done;
+    int64_t id = sqlite3_last_insert_rowid(c->db);
+    if (out) {
+        q = get_stmt(c, S_JOB_GET, op, &rc);
+        if (!q) goto done;
+        sqlite3_bind_int64(q, 1, id);
+        rc = query_job(c, q, op, out);
+        if (rc != 0) {
+            if (rc > 0) rc = db_fail(c->db, op, SQLITE_ERROR);
+            goto done;
+        }
+    }
+    if (position) {
+        int64_t place = 0;
+        q = get_stmt(c, S_QUEUE_PLACE, op, &rc);
+        if (!q) goto done;
+        sqlite3_bind_int64(q, 1, id);
+        rc = query_int(c, q, op, &place);
+        if (rc < 0) goto done;
+        *position = (int)place;
+    }
+done:
+    return write_end(st, op, rc);
+}
+
+static int sqlite_job_get(struct store *s, int64_t id, struct store_job *out)
+{
+    static const char op[] = "store_job_get";
+    struct sqlite_store *st = from_store(s);
+    if (!out) {
+        store_set_error("%s: no output", op);
+        return HARK_EINVAL;
+    }
+    struct conn *c = reader_take(st);
+    int rc = 0;
+    sqlite3_stmt *q = get_stmt(c, S_JOB_GET, op, &rc);
+    if (q) {
+        sqlite3_bind_int64(q, 1, id);
+        rc = query_job(c, q, op, out);
+        if (rc == 1) {
+            store_set_error("%s: no job %lld", op, (long long)id);
+            rc = HARK_ENOENT;
+        }
+    }
+    reader_give(st, c);
+    return rc;
+}
+
+static int sqlite_job_active(struct store *s, const char *upload_id, struct store_job *out)
+{
+    static const char op[] = "store_job_active";
+    struct sqlite_store *st = from_store(s);
+    if (!upload_id || !out) {
+        store_set_error("%s: no upload id or no output", op);
+        return HARK_EINVAL;
+    }
+    struct conn *c = reader_take(st);
+    int rc = 0;
+    sqlite3_stmt *q = get_stmt(c, S_JOB_ACTIVE, op, &rc);
+    if (q) {
+        bind_str(q, 1, upload_id, NO_LIMIT);
+        rc = query_job(c, q, op, out);
+        if (rc == 1) {
+            store_set_error("%s: upload '%.64s' has no active job", op, upload_id);
+            rc = HARK_ENOENT;
+        }
+    }
+    reader_give(st, c);
+    return rc;
+}
+
+static int sqlite_job_claim(struct store *s, const char *worker, struct store_job *out)
+{
+    static const char op[] = "store_job_claim";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_JOB_CLAIM, op, &rc);
+    if (!q) goto done;
+    char now[32];
+    store_now(now);
+    bind_str(q, 1, now, sizeof now);
+    bind_str(q, 2, worker, NO_LIMIT);
+    int src = sqlite3_step(q);
+    if (src == SQLITE_ROW) {
+        if (out) read_job(q, out);
+        src = sqlite3_step(q);
+    } else if (src == SQLITE_DONE) {
+        rc = STORE_EMPTY;
+    }
+    if (src != SQLITE_DONE) rc = db_fail(c->db, op, src);
+    done_stmt(q);
+done:
+    return write_end(st, op, rc);
+}
+
+/* Runs one UPDATE on a job that must still be running, with its
+ * parameters bound by the caller: STORE_GONE when it touched no row. */
+static int update_running(struct conn *c, sqlite3_stmt *q, const char *op, int64_t id)
+{
+    int rc = exec_stmt(c, q, op);
+    if (rc == 0 && sqlite3_changes(c->db) == 0) {
+        store_set_error("%s: job %lld is not running", op, (long long)id);
+        rc = STORE_GONE;
+    }
+    return rc;
+}
+
+static int sqlite_job_progress(struct store *s, int64_t id, double progress)
+{
+    static const char op[] = "store_job_progress";
+    struct sqlite_store *st = from_store(s);
+    if (!(progress >= 0)) progress = 0;
+    if (progress > 100) progress = 100;
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_JOB_PROGRESS, op, &rc);
+    if (q) {
+        sqlite3_bind_int64(q, 1, id);
+        sqlite3_bind_double(q, 2, progress);
+        rc = update_running(c, q, op, id);
+    }
+    return write_end(st, op, rc);
+}
+
+static int sqlite_job_finish(struct store *s, int64_t id, const char *model, const char *language,
+                             double time_s)
+{
+    static const char op[] = "store_job_finish";
+    struct sqlite_store *st = from_store(s);
+    if (!isfinite(time_s) || time_s < 0) time_s = 0;
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    char now[32];
+    store_now(now);
+    sqlite3_stmt *q = get_stmt(c, S_JOB_DONE, op, &rc);
+    if (!q) goto done;
+    sqlite3_bind_int64(q, 1, id);
+    bind_str(q, 2, now, sizeof now);
+    rc = update_running(c, q, op, id);
+    if (rc != 0) goto done;
+    q = get_stmt(c, S_UPLOAD_RAN, op, &rc);
+    if (!q) goto done;
+    sqlite3_bind_int64(q, 1, id);
+    bind_str(q, 2, now, sizeof now);
+    bind_str(q, 3, model, NO_LIMIT);
+    sqlite3_bind_double(q, 4, time_s);
+    bind_str(q, 5, language, NO_LIMIT);
+    rc = exec_stmt(c, q, op);
+done:
+    return write_end(st, op, rc);
+}
+
+static int sqlite_job_fail(struct store *s, int64_t id, const char *error)
+{
+    static const char op[] = "store_job_fail";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    char now[32];
+    store_now(now);
+    sqlite3_stmt *q = get_stmt(c, S_JOB_FAILED, op, &rc);
+    if (q) {
+        sqlite3_bind_int64(q, 1, id);
+        bind_str(q, 2, error, NO_LIMIT);
+        bind_str(q, 3, now, sizeof now);
+        rc = update_running(c, q, op, id);
+    }
+    return write_end(st, op, rc);
+}
+
+static int sqlite_job_cancel(struct store *s, int64_t id)
+{
+    static const char op[] = "store_job_cancel";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    char now[32];
+    store_now(now);
+    sqlite3_stmt *q = get_stmt(c, S_JOB_CANCEL, op, &rc);
+    if (!q) goto done;
+    sqlite3_bind_int64(q, 1, id);
+    bind_str(q, 2, now, sizeof now);
+    rc = exec_stmt(c, q, op);
+    if (rc < 0 || sqlite3_changes(c->db) > 0) goto done;
+    q = get_stmt(c, S_JOB_EXISTS, op, &rc);
+    if (!q) goto done;
+    sqlite3_bind_int64(q, 1, id);
+    int src = sqlite3_step(q);
+    done_stmt(q);
+    if (src == SQLITE_ROW) {
+        store_set_error("%s: job %lld has already ended", op, (long long)id);
+        rc = STORE_GONE;
+    } else if (src == SQLITE_DONE) {
+        store_set_error("%s: no job %lld", op, (long long)id);
+        rc = HARK_ENOENT;
+    } else {
+        rc = db_fail(c->db, op, src);
+    }
+done:
+    return write_end(st, op, rc);
+}
+
+static int sqlite_requeue_running(struct store *s, int *n)
+{
+    static const char op[] = "store_requeue_running";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    rc = exec_id(c, S_REQUEUE, op);
+    if (rc == 0 && n) *n = sqlite3_changes(c->db);
+    return write_end(st, op, rc);
+}
+
+static int sqlite_jobs_in_state(struct store *s, const char *state, int64_t **ids, int *n)
+{
+    static const char op[] = "store_jobs_in_state";
+    struct sqlite_store *st = from_store(s);
+    if (!state || !ids || !n) {
+        store_set_error("%s: no state or no output", op);
+        return HARK_EINVAL;
+    }
+    *ids = NULL;
+    *n = 0;
+    int64_t *out = NULL;
+    int count = 0, cap = 0;
+    struct conn *c = reader_take(st);
+    int rc = 0;
+    sqlite3_stmt *q = get_stmt(c, S_JOBS_IN_STATE, op, &rc);
+    if (!q) goto fail;
+    bind_str(q, 1, state, NO_LIMIT);
+    int src;
+    while ((src = sqlite3_step(q)) == SQLITE_ROW) {
+        if (count == cap) {
+            int grown = cap ? cap * 2 : 64;
+            int64_t *more = realloc(out, (size_t)grown * sizeof *out);
+            if (!more) {
+                store_set_error("%s: out of memory", op);
+                rc = HARK_ENOMEM;
+                break;
+            }
+            out = more;
+            cap = grown;
+        }
+        out[count++] = sqlite3_column_int64(q, 0);
+    }
+    if (rc == 0 && src != SQLITE_DONE) rc = db_fail(c->db, op, src);
+    done_stmt(q);
+    if (rc < 0) goto fail;
+    reader_give(st, c);
+    *ids = out;
+    *n = count;
+    return 0;
+fail:
+    reader_give(st, c);
+    free(out);
+    return rc;
+}
+
+static int sqlite_stats(struct store *s, struct store_stats *out)
+{
+    static const char op[] = "store_stats";
+    struct sqlite_store *st = from_store(s);
+    if (!out) {
+        store_set_error("%s: no output", op);
+        return HARK_EINVAL;
+    }
+    memset(out, 0, sizeof *out);
+    struct conn *c = reader_take(st);
+    int rc = exec_id(c, S_BEGIN_READ, op);
+    if (rc < 0) goto done;
+    sqlite3_stmt *q = get_stmt(c, S_UPLOAD_COUNT, op, &rc);
+    if (!q) goto done;
+    rc = query_int(c, q, op, &out->uploads);
+    if (rc < 0) goto done;
+    q = get_stmt(c, S_STATS_JOBS, op, &rc);
+    if (!q) goto done;
+    int src;
+    while ((src = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *state = (const char *)sqlite3_column_text(q, 0);
+        int64_t k = sqlite3_column_int64(q, 1);
+        if (!state) continue;
+        if (strcmp(state, STORE_QUEUED) == 0) out->queued = k;
+        else if (strcmp(state, STORE_RUNNING) == 0) out->running = k;
+        else if (strcmp(state, STORE_DONE) == 0) out->done = k;
+        else if (strcmp(state, STORE_FAILED) == 0) out->failed = k;
+        else if (strcmp(state, STORE_CANCELED) == 0) out->canceled = k;
+    }
+    if (src != SQLITE_DONE) rc = db_fail(c->db, op, src);
+    done_stmt(q);
+done:
+    reader_give(st, c);
+    return rc;
+}
+
+const struct store_backend store_sqlite_backend = {
+    .name = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .upload_insert = sqlite_upload_insert,
+    .upload_get = sqlite_upload_get,
+    .upload_list = sqlite_upload_list,
+    .upload_delete = sqlite_upload_delete,
+    .job_enqueue = sqlite_job_enqueue,
+    .job_get = sqlite_job_get,
+    .job_active = sqlite_job_active,
+    .job_claim = sqlite_job_claim,
+    .job_progress = sqlite_job_progress,
+    .job_finish = sqlite_job_finish,
+    .job_fail = sqlite_job_fail,
+    .job_cancel = sqlite_job_cancel,
+    .requeue_running = sqlite_requeue_running,
+    .jobs_in_state = sqlite_jobs_in_state,
+    .stats = sqlite_stats,
+};

@@ -1,0 +1,1190 @@
+/*
+ * test_store.c: the store (store.h) over its SQLite backend.
+ *
+ * Each test opens its own database file in the test's temporary folder.
+ * Expected values come from what the test itself put in (ids, dates,
+ * order of creation), never from the store; where a test needs to look
+ * under the store (schema_version rows, journal mode, a job table left
+ * empty by a cascade) or to set up a state the API cannot make (a newer
+ * schema, a writer killed mid-transaction), it opens the file with SQLite
+ * directly. Timings (10,000 uploads, listing them) are printed, not judged.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "hark.h"
+#include "store.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+static char db_path[512];
+
+/* A fresh database path for the running test. */
+static const char *fresh_path(const char *name)
+{
+    snprintf(db_path, sizeof db_path, "%s/%s.db", t_tmpdir(), name);
+    return db_path;
+}
+
+static struct store *open_store(const char *path)
+{
+    struct store *s = NULL;
+    char err[512] = "";
+    int rc = store_open(path, &s, err, sizeof err);
+    CHECKF(rc == 0 && s, "store_open %s: %d %s", path, rc, err);
+    return s;
+}
+
+/* Upload number i: id "up-<i>", a sha derived from i, a date that grows
+ * with i by one second from 2026-01-01 (for i below 86,400) unless date
+ * is given. */
+static void make_upload(struct store_upload *u, int i, const char *date)
+{
+    memset(u, 0, sizeof *u);
+    snprintf(u->id, sizeof u->id, "up-%06d", i);
+    snprintf(u->filename, sizeof u->filename, "file-%d.wav", i);
+    snprintf(u->sha256, sizeof u->sha256, "%064x", i + 1);
+    snprintf(u->content_type, sizeof u->content_type, "audio/wav");
+    snprintf(u->model, sizeof u->model, "rt-mini.en-f16");
+    if (date) {
+        snprintf(u->upload_date, sizeof u->upload_date, "%s", date);
+    } else {
+        int h = (i / 3600) % 24, m = (i / 60) % 60, sec = i % 60;
+        snprintf(u->upload_date, sizeof u->upload_date, "2026-01-01T%02d:%02d:%02d.000Z", h, m, sec);
+    }
+    u->size = 1000 + i;
+    u->duration_s = 1.5 * i;
+}
+
+static int insert(struct store *s, int i, const char *date)
+{
+    struct store_upload u;
+    make_upload(&u, i, date);
+    int rc = store_upload_insert(s, &u, NULL);
+    CHECKF(rc == 0, "insert %d: %d %s", i, rc, store_error(s));
+    return rc;
+}
+
+/* Runs a query that returns one integer on the file directly. */
+static int64_t sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int64_t v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) goto done;
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) goto done;
+    if (sqlite3_step(q) == SQLITE_ROW) v = sqlite3_column_int64(q, 0);
+done:
+    if (!q && db) printf("  sql_int: %s: %s\n", sql, sqlite3_errmsg(db));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
+static int sql_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) printf("  sql_exec: %s: %s\n", sql, db ? sqlite3_errmsg(db) : "?");
+    sqlite3_close(db);
+    return rc;
+}
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_now(void)
+{
+    char a[32], b[32];
+    store_now(a);
+    store_now(b);
+    /* "2026-11-24T08:01:02.345Z": 24 characters in a fixed layout. */
+    CHECKF(strlen(a) == 24, "'%s'", a);
+    CHECK(a[4] == '-' && a[7] == '-' && a[10] == 'T' && a[13] == ':' && a[16] == ':' &&
+          a[19] == '.' && a[23] == 'Z');
+    CHECK(strncmp(a, "20", 2) == 0);
+    CHECKF(strcmp(a, b) <= 0, "%s then %s", a, b);
+    CHECK(store_schema_version() >= 1);
+}
+
+static void test_open_new(void)
+{
+    const char *path = fresh_path("open_new");
+    struct store *s = open_store(path);
+    if (!s) return;
+    store_close(s);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM schema_version") == store_schema_version());
+    CHECK(sql_int(path, "SELECT MAX(version) FROM schema_version") == store_schema_version());
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('uploads','jobs')") == 2);
+    /* WAL is a property of the file: a plain connection sees it. */
+    sqlite3 *db;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    sqlite3_stmt *q;
+    CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL) == SQLITE_OK);
+    CHECK(sqlite3_step(q) == SQLITE_ROW);
+    CHECKF(strcmp((const char *)sqlite3_column_text(q, 0), "wal") == 0, "journal mode %s",
+           sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+
+    /* The "sqlite:" prefix names the same kind of store. */
+    char loc[600];
+    snprintf(loc, sizeof loc, "sqlite:%s", path);
+    s = open_store(loc);
+    if (s) CHECK(insert(s, 1, NULL) == 0);
+    store_close(s);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads") == 1);
+
+    /* PostgreSQL is recognised but not built. */
+    char err[256] = "";
+    s = (struct store *)1;
+    CHECK(store_open("postgres://localhost/hark", &s, err, sizeof err) == HARK_ENOTSUP);
+    CHECK(s == NULL);
+    CHECKF(strstr(err, "PostgreSQL") != NULL, "err '%s'", err);
+    CHECK(store_open("", &s, err, sizeof err) == HARK_EINVAL);
+    CHECK(store_open(":memory:", &s, err, sizeof err) == HARK_EINVAL);
+    store_close(NULL);
+}
+
+static void test_upload_insert_get(void)
+{
+    struct store *s = open_store(fresh_path("insert_get"));
+    if (!s) return;
+    struct store_upload in, out;
+    make_upload(&in, 7, "2026-11-24T08:01:02.345Z");
+    CHECK(store_upload_insert(s, &in, NULL) == 0);
+    /* Fields insert must ignore. */
+    memset(&out, 0x55, sizeof out);
+    CHECK(store_upload_get(s, in.id, &out) == 0);
+    CHECK(strcmp(out.id, "up-000007") == 0);
+    CHECK(strcmp(out.filename, "file-7.wav") == 0);
+    CHECK(strcmp(out.sha256, in.sha256) == 0 && strlen(out.sha256) == 64);
+    CHECK(strcmp(out.content_type, "audio/wav") == 0);
+    CHECK(strcmp(out.model, "rt-mini.en-f16") == 0);
+    CHECK(strcmp(out.upload_date, "2026-11-24T08:01:02.345Z") == 0);
+    CHECK(out.size == 1007);
+    CHECK(out.duration_s == 10.5);
+    CHECK(out.model_ran == 0 && out.model_date[0] == 0 && out.time_s == 0 && out.language[0] == 0);
+    CHECK(out.job_id == 0 && strcmp(out.status, "uploaded") == 0 && out.progress == 0);
+    CHECK(out.queue_position == 0 && out.error[0] == 0);
+
+    CHECK(store_upload_get(s, "no-such-id", &out) == HARK_ENOENT);
+    CHECKF(strstr(store_error(s), "store_upload_get") && strstr(store_error(s), "no-such-id"),
+           "error '%s'", store_error(s));
+    CHECK(store_upload_get(s, NULL, &out) == HARK_EINVAL);
+    CHECK(store_upload_get(NULL, in.id, &out) == HARK_EINVAL);
+
+    /* An upload needs an id and a hash. */
+    struct store_upload bad = in;
+    bad.sha256[0] = 0;
+    CHECK(store_upload_insert(s, &bad, NULL) == HARK_EINVAL);
+    /* The same id with other bytes is refused, not a duplicate. */
+    bad = in;
+    bad.sha256[0] = 'f';
+    CHECK(store_upload_insert(s, &bad, NULL) == HARK_EINVAL);
+    CHECKF(strstr(store_error(s), "store_upload_insert") != NULL, "'%s'", store_error(s));
+    struct store_stats stats;
+    CHECK(store_stats(s, &stats) == 0 && stats.uploads == 1);
+    store_close(s);
+}
+
+static void test_duplicate(void)
+{
+    const char *path = fresh_path("duplicate");
+    struct store *s = open_store(path);
+    if (!s) return;
+    struct store_upload a, b, existing;
+    make_upload(&a, 1, NULL);
+    CHECK(store_upload_insert(s, &a, NULL) == 0);
+    struct store_job job;
+    CHECK(store_job_enqueue(s, a.id, "m", "", "transcribe", &job, NULL) == 0);
+
+    make_upload(&b, 2, NULL);
+    memcpy(b.sha256, a.sha256, sizeof b.sha256);
+    memset(&existing, 0, sizeof existing);
+    int64_t changes_before = sql_int(path, "SELECT COUNT(*) FROM uploads");
+    CHECK(store_upload_insert(s, &b, &existing) == STORE_DUPLICATE);
+    CHECK(strcmp(existing.id, a.id) == 0);
+    CHECK(strcmp(existing.filename, a.filename) == 0);
+    CHECK(existing.size == a.size);
+    CHECK(existing.job_id == job.id && strcmp(existing.status, "queued") == 0);
+    CHECK(existing.queue_position == 1);
+    CHECK(store_upload_insert(s, &b, NULL) == STORE_DUPLICATE);
+    CHECK(store_upload_get(s, b.id, &existing) == HARK_ENOENT);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads") == changes_before);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads WHERE id = 'up-000002'") == 0);
+    store_close(s);
+}
+
+/* Strings longer than their fields are cut at a character boundary. */
+static void test_truncation(void)
+{
+    struct store *s = open_store(fresh_path("truncation"));
+    if (!s) return;
+    CHECK(insert(s, 1, NULL) == 0);
+    /* 200 two-byte characters (400 bytes) into model[128]: 127 bytes fit,
+     * which would split a character, so 126 are kept. */
+    char model[401];
+    for (int i = 0; i < 200; i++) memcpy(model + 2 * i, "\xc3\xa9", 2);
+    model[400] = 0;
+    char error[600];
+    memset(error, 'e', sizeof error - 1);
+    error[sizeof error - 1] = 0;
+    struct store_job job;
+    CHECK(store_job_enqueue(s, "up-000001", model, "en", "translate", &job, NULL) == 0);
+    CHECKF(strlen(job.model) == 126, "model length %zu", strlen(job.model));
+    CHECK(memcmp(job.model, model, 126) == 0);
+    CHECK(strcmp(job.task, "translate") == 0 && strcmp(job.language, "en") == 0);
+    /* The worker name fills worker[64] exactly: 63 bytes and the NUL. */
+    char worker[100];
+    memset(worker, 'w', sizeof worker - 1);
+    worker[sizeof worker - 1] = 0;
+    CHECK(store_job_claim(s, worker, &job) == 0);
+    CHECK(strlen(job.worker) == 63);
+    CHECK(store_job_fail(s, job.id, error) == 0);
+    CHECK(store_job_get(s, job.id, &job) == 0);
+    CHECK(strlen(job.error) == 255 && job.error[0] == 'e');
+    struct store_upload u;
+    CHECK(store_upload_get(s, "up-000001", &u) == 0);
+    CHECK(strcmp(u.status, "failed") == 0 && strlen(u.error) == 255);
+    store_close(s);
+}
+
+static void test_list(void)
+{
+    struct store *s = open_store(fresh_path("list"));
+    if (!s) return;
+    /* 25 uploads: dates grow with i, except 10..14 which share one date
+     * (then the id, descending, decides). Expected order, newest first:
+     * 24..15, then 14..10 (same date, ids descending), then 9..0. */
+    for (int i = 0; i < 25; i++) {
+        const char *date = i >= 10 && i < 15 ? "2026-01-01T00:00:12.000Z" : NULL;
+        insert(s, i, date);
+    }
+    int expect[25];
+    for (int k = 0; k < 25; k++) expect[k] = 24 - k;
+
+    struct store_upload *rows = NULL;
+    int n = -1;
+    int64_t total = -1;
+    CHECK(store_upload_list(s, 10, 0, &rows, &n, &total) == 0);
+    CHECK(n == 10 && total == 25);
+    for (int k = 0; k < n && rows; k++) {
+        char id[40];
+        snprintf(id, sizeof id, "up-%06d", expect[k]);
+        CHECKF(strcmp(rows[k].id, id) == 0, "row %d: %s, expected %s", k, rows[k].id, id);
+        CHECK(strcmp(rows[k].status, "uploaded") == 0);
+    }
+    free(rows);
+
+    CHECK(store_upload_list(s, 10, 20, &rows, &n, &total) == 0);
+    CHECK(n == 5 && total == 25);
+    for (int k = 0; k < n && rows; k++) {
+        char id[40];
+        snprintf(id, sizeof id, "up-%06d", expect[20 + k]);
+        CHECKF(strcmp(rows[k].id, id) == 0, "row %d: %s, expected %s", 20 + k, rows[k].id, id);
+    }
+    free(rows);
+
+    /* The whole list in pages of 7 is the whole list at once. */
+    struct store_upload *all = NULL;
+    CHECK(store_upload_list(s, 100, 0, &all, &n, &total) == 0 && n == 25);
+    for (int off = 0; off < 25 && all; off += 7) {
+        CHECK(store_upload_list(s, 7, off, &rows, &n, &total) == 0);
+        CHECK(n == (25 - off < 7 ? 25 - off : 7));
+        for (int k = 0; k < n; k++) CHECK(strcmp(rows[k].id, all[off + k].id) == 0);
+        free(rows);
+    }
+    free(all);
+
+    rows = (struct store_upload *)1;
+    CHECK(store_upload_list(s, 10, 30, &rows, &n, &total) == 0);
+    CHECK(n == 0 && rows == NULL && total == 25);
+    CHECK(store_upload_list(s, 0, 0, &rows, &n, &total) == 0);
+    CHECK(n == 0 && rows == NULL && total == 25);
+    CHECK(store_upload_list(s, -1, 0, &rows, &n, &total) == HARK_EINVAL);
+    CHECK(store_upload_list(s, 10, -1, &rows, &n, &total) == HARK_EINVAL);
+    store_close(s);
+}
+
+static void test_enqueue_position(void)
+{
+    struct store *s = open_store(fresh_path("enqueue"));
+    if (!s) return;
+    for (int i = 1; i <= 4; i++) insert(s, i, NULL);
+    struct store_job jobs[3];
+    for (int i = 0; i < 3; i++) {
+        char id[40];
+        snprintf(id, sizeof id, "up-%06d", i + 1);
+        int pos = -1;
+        CHECK(store_job_enqueue(s, id, "tiny", "", "transcribe", &jobs[i], &pos) == 0);
+        CHECKF(pos == i + 1, "position %d for job %d", pos, i);
+        CHECK(strcmp(jobs[i].state, "queued") == 0 && jobs[i].attempts == 0);
+        CHECK(strcmp(jobs[i].upload_id, id) == 0 && strcmp(jobs[i].model, "tiny") == 0);
+        CHECK(jobs[i].created[0] && !jobs[i].started[0] && !jobs[i].finished[0]);
+        CHECK(i == 0 || jobs[i].id > jobs[i - 1].id);
+    }
+    /* A second job for an upload with an active one. */
+    struct store_job active;
+    int pos = -1;
+    CHECK(store_job_enqueue(s, "up-000002", "base", "", "transcribe", &active, &pos) == STORE_ACTIVE);
+    CHECK(active.id == jobs[1].id && strcmp(active.model, "tiny") == 0);
+    CHECK(store_job_enqueue(s, "nope", "base", "", "transcribe", &active, &pos) == HARK_ENOENT);
+    CHECK(store_job_enqueue(s, "up-000004", "base", "", "summarise", &active, &pos) == HARK_EINVAL);
+    /* NULL outputs and a default task. */
+    CHECK(store_job_enqueue(s, "up-000004", NULL, NULL, NULL, NULL, NULL) == 0);
+    CHECK(store_job_active(s, "up-000004", &active) == 0 && strcmp(active.task, "transcribe") == 0);
+
+    struct store_upload u;
+    CHECK(store_upload_get(s, "up-000002", &u) == 0);
+    CHECK(strcmp(u.status, "queued") == 0 && u.queue_position == 2 && u.job_id == jobs[1].id);
+    CHECK(store_job_active(s, "up-000003", &active) == 0 && active.id == jobs[2].id);
+
+    struct store_job claimed;
+    CHECK(store_job_claim(s, "w", &claimed) == 0 && claimed.id == jobs[0].id);
+    CHECK(store_upload_get(s, "up-000001", &u) == 0);
+    CHECK(strcmp(u.status, "running") == 0 && u.queue_position == 0);
+    CHECK(store_upload_get(s, "up-000003", &u) == 0 && u.queue_position == 2);
+    /* The list gives the same places (newest first: 4, 3, 2, 1). */
+    struct store_upload *rows;
+    int n;
+    int64_t total;
+    CHECK(store_upload_list(s, 10, 0, &rows, &n, &total) == 0 && n == 4);
+    if (n == 4) {
+        CHECK(rows[0].queue_position == 3 && rows[1].queue_position == 2);
+        CHECK(rows[2].queue_position == 1 && rows[3].queue_position == 0);
+        CHECK(strcmp(rows[3].status, "running") == 0);
+    }
+    free(rows);
+    /* A new job goes after every queued one. */
+    insert(s, 5, NULL);
+    CHECK(store_job_enqueue(s, "up-000005", "tiny", "", "transcribe", NULL, &pos) == 0 && pos == 4);
+    store_close(s);
+}
+
+static void test_claim_fifo(void)
+{
+    struct store *s = open_store(fresh_path("claim_fifo"));
+    if (!s) return;
+    struct store_job job;
+    CHECK(store_job_claim(s, "w", &job) == STORE_EMPTY);
+    int64_t ids[5];
+    /* Uploads enqueued in the order 3, 1, 4, 0, 2: claims follow that order. */
+    const int order[5] = {3, 1, 4, 0, 2};
+    for (int i = 0; i < 5; i++) insert(s, i, NULL);
+    for (int k = 0; k < 5; k++) {
+        char id[40];
+        snprintf(id, sizeof id, "up-%06d", order[k]);
+        CHECK(store_job_enqueue(s, id, "m", "", "transcribe", &job, NULL) == 0);
+        ids[k] = job.id;
+    }
+    for (int k = 0; k < 5; k++) {
+        char id[40];
+        snprintf(id, sizeof id, "up-%06d", order[k]);
+        CHECK(store_job_claim(s, "host:1", &job) == 0);
+        CHECKF(job.id == ids[k] && strcmp(job.upload_id, id) == 0, "claim %d got %lld", k,
+               (long long)job.id);
+        CHECK(strcmp(job.state, "running") == 0 && job.attempts == 1);
+        CHECK(strcmp(job.worker, "host:1") == 0 && job.started[0] && job.progress == 0);
+    }
+    CHECK(store_job_claim(s, "w", &job) == STORE_EMPTY);
+    CHECK(store_job_claim(s, "w", NULL) == STORE_EMPTY);
+    store_close(s);
+}
+
+/* ---- Four threads claim 200 jobs at once; a fifth lists meanwhile. */
+
+#define N_CONC_JOBS 200
+#define N_CLAIMERS 4
+
+struct claimer {
+    struct store *s;
+    int64_t got[N_CONC_JOBS];
+    int n_got;
+    int errors;
+};
+
+static void *claim_loop(void *arg)
+{
+    struct claimer *c = arg;
+    char name[32];
+    snprintf(name, sizeof name, "w%p", arg);
+    for (;;) {
+        struct store_job job;
+        int rc = store_job_claim(c->s, name, &job);
+        if (rc == STORE_EMPTY) break;
+        if (rc != 0 || c->n_got >= N_CONC_JOBS) {
+            c->errors++;
+            break;
+        }
+        c->got[c->n_got++] = job.id;
+        if (store_job_progress(c->s, job.id, 50) != 0) c->errors++;
+        if (store_job_finish(c->s, job.id, NULL, "en", 0.5) != 0) c->errors++;
+    }
+    return NULL;
+}
+
+static atomic_int readers_stop;
+
+static void *list_loop(void *arg)
+{
+    struct claimer *c = arg;
+    while (!readers_stop) {
+        struct store_upload *rows;
+        int n;
+        int64_t total;
+        if (store_upload_list(c->s, 50, 0, &rows, &n, &total) != 0 || total != N_CONC_JOBS) c->errors++;
+        free(rows);
+    }
+    return NULL;
+}
+
+static void test_claim_threads(void)
+{
+    const char *path = fresh_path("claim_threads");
+    struct store *s = open_store(path);
+    if (!s) return;
+    for (int i = 0; i < N_CONC_JOBS; i++) {
+        char id[40];
+        insert(s, i, NULL);
+        snprintf(id, sizeof id, "up-%06d", i);
+        CHECK(store_job_enqueue(s, id, "m", "", "transcribe", NULL, NULL) == 0);
+    }
+    static struct claimer cl[N_CLAIMERS + 1];
+    pthread_t th[N_CLAIMERS + 1];
+    memset(cl, 0, sizeof cl);
+    readers_stop = 0;
+    double t0 = now_us();
+    for (int i = 0; i <= N_CLAIMERS; i++) {
+        cl[i].s = s;
+        pthread_create(&th[i], NULL, i < N_CLAIMERS ? claim_loop : list_loop, &cl[i]);
+    }
+    for (int i = 0; i < N_CLAIMERS; i++) pthread_join(th[i], NULL);
+    double t1 = now_us();
+    readers_stop = 1;
+    pthread_join(th[N_CLAIMERS], NULL);
+
+    int seen[N_CONC_JOBS + 1] = {0};
+    int n_total = 0, bad = 0;
+    for (int i = 0; i < N_CLAIMERS; i++) {
+        CHECKF(cl[i].errors == 0, "claimer %d: %d errors", i, cl[i].errors);
+        n_total += cl[i].n_got;
+        for (int k = 0; k < cl[i].n_got; k++) {
+            int64_t id = cl[i].got[k];
+            if (id < 1 || id > N_CONC_JOBS) bad++;
+            else seen[id]++;
+            /* Each thread's claims come in id order (FIFO). */
+            if (k > 0 && id <= cl[i].got[k - 1]) bad++;
+        }
+    }
+    CHECKF(cl[N_CLAIMERS].errors == 0, "lister: %d errors", cl[N_CLAIMERS].errors);
+    CHECKF(n_total == N_CONC_JOBS && bad == 0, "%d claims, %d bad", n_total, bad);
+    int twice = 0, never = 0;
+    for (int id = 1; id <= N_CONC_JOBS; id++) {
+        if (seen[id] > 1) twice++;
+        if (seen[id] == 0) never++;
+    }
+    CHECKF(twice == 0 && never == 0, "%d claimed twice, %d never", twice, never);
+    printf("  %d jobs claimed+progress+finished by %d threads (+1 lister) in %.1f ms: "
+           "%d/%d/%d/%d per thread\n",
+           N_CONC_JOBS, N_CLAIMERS, (t1 - t0) / 1e3, cl[0].n_got, cl[1].n_got, cl[2].n_got,
+           cl[3].n_got);
+    struct store_stats st;
+    CHECK(store_stats(s, &st) == 0 && st.done == N_CONC_JOBS && st.queued == 0 && st.running == 0);
+    store_close(s);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads WHERE model_ran = 1") == N_CONC_JOBS);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs WHERE attempts = 1") == N_CONC_JOBS);
+}
+
+/* Two processes (and this one) claim from the same file: the database's
+ * write lock, not only the store's mutex, keeps claims apart. Children
+ * write the ids they got into a pipe. */
+static void test_claim_processes(void)
+{
+    enum { N_JOBS = 120, N_CHILDREN = 2 };
+    const char *path = fresh_path("claim_procs");
+    struct store *s = open_store(path);
+    if (!s) return;
+    for (int i = 0; i < N_JOBS; i++) {
+        char id[40];
+        insert(s, i, NULL);
+        snprintf(id, sizeof id, "up-%06d", i);
+        CHECK(store_job_enqueue(s, id, "m", "", "transcribe", NULL, NULL) == 0);
+    }
+    /* fds: ids from the children; ready: a byte from each child with its
+     * store open; go: a byte to each child to start, so all three claim at
+     * once. */
+    int fds[2], ready[2], go[2];
+    CHECK(pipe(fds) == 0 && pipe(ready) == 0 && pipe(go) == 0);
+    pid_t pids[N_CHILDREN];
+    for (int c = 0; c < N_CHILDREN; c++) {
+        pids[c] = fork();
+        if (pids[c] == 0) {
+            close(fds[0]);
+            struct store *cs = NULL;
+            char err[256], b = 1;
+            if (store_open(path, &cs, err, sizeof err) != 0) _exit(3);
+            if (write(ready[1], &b, 1) != 1 || read(go[0], &b, 1) != 1) _exit(4);
+            struct store_job j;
+            int rc;
+            while ((rc = store_job_claim(cs, "child", &j)) == 0) {
+                if (write(fds[1], &j.id, sizeof j.id) != sizeof j.id) _exit(4);
+                if (store_job_finish(cs, j.id, "m", "en", 1) != 0) _exit(5);
+            }
+            store_close(cs);
+            _exit(rc == STORE_EMPTY ? 0 : 6);
+        }
+    }
+    close(fds[1]);
+    char b = 0;
+    for (int c = 0; c < N_CHILDREN; c++) CHECK(read(ready[0], &b, 1) == 1);
+    for (int c = 0; c < N_CHILDREN; c++) CHECK(write(go[1], &b, 1) == 1);
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
+    int seen[N_JOBS + 1] = {0};
+    int n_parent = 0, n_children = 0, bad = 0;
+    struct store_job j;
+    int rc;
+    while ((rc = store_job_claim(s, "parent", &j)) == 0) {
+        if (j.id < 1 || j.id > N_JOBS) bad++;
+        else seen[j.id]++;
+        n_parent++;
+        if (store_job_finish(s, j.id, "m", "en", 1) != 0) bad++;
+    }
+    CHECKF(rc == STORE_EMPTY, "parent claim: %d %s", rc, store_error(s));
+    int64_t id;
+    while (read(fds[0], &id, sizeof id) == (ssize_t)sizeof id) {
+        if (id < 1 || id > N_JOBS) bad++;
+        else seen[id]++;
+        n_children++;
+    }
+    close(fds[0]);
+    for (int c = 0; c < N_CHILDREN; c++) {
+        int status = 0;
+        CHECK(pids[c] > 0 && waitpid(pids[c], &status, 0) == pids[c]);
+        CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d status %d", c, status);
+    }
+    int twice = 0, never = 0;
+    for (int k = 1; k <= N_JOBS; k++) {
+        if (seen[k] > 1) twice++;
+        if (seen[k] == 0) never++;
+    }
+    CHECKF(bad == 0 && twice == 0 && never == 0, "bad %d, twice %d, never %d", bad, twice, never);
+    printf("  %d jobs: %d claimed here, %d by %d other processes\n", N_JOBS, n_parent, n_children,
+           N_CHILDREN);
+    struct store_stats st;
+    CHECK(store_stats(s, &st) == 0 && st.done == N_JOBS);
+    store_close(s);
+}
+
+static void test_job_state_rules(void)
+{
+    const char *path = fresh_path("state_rules");
+    struct store *s = open_store(path);
+    if (!s) return;
+    for (int i = 1; i <= 3; i++) insert(s, i, NULL);
+    struct store_job job, got;
+    struct store_upload u;
+
+    /* Queued -> running -> progress -> done, once. */
+    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &job, NULL) == 0);
+    CHECK(store_job_progress(s, job.id, 10) == STORE_GONE); /* queued, not running */
+    CHECK(store_job_finish(s, job.id, "m", "en", 1) == STORE_GONE);
+    CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id);
+    CHECK(store_job_progress(s, job.id, 42.5) == 0);
+    CHECK(store_job_get(s, job.id, &got) == 0 && got.progress == 42.5);
+    CHECK(store_upload_get(s, "up-000001", &u) == 0 && u.progress == 42.5);
+    CHECK(store_job_progress(s, job.id, 250) == 0);
+    CHECK(store_job_get(s, job.id, &got) == 0 && got.progress == 100);
+    CHECK(store_job_finish(s, job.id, "rt-tiny", "de", 3.25) == 0);
+    CHECK(store_job_get(s, job.id, &got) == 0);
+    CHECK(strcmp(got.state, "done") == 0 && got.progress == 100 && got.finished[0]);
+    CHECK(store_upload_get(s, "up-000001", &u) == 0);
+    CHECK(u.model_ran == 1 && strcmp(u.model, "rt-tiny") == 0 && strcmp(u.language, "de") == 0);
+    CHECK(u.time_s == 3.25 && u.model_date[0] && strcmp(u.status, "done") == 0);
+    CHECK(u.job_id == job.id && u.progress == 100 && u.error[0] == 0);
+    CHECK(store_job_finish(s, job.id, "other", "fr", 9) == STORE_GONE);
+    CHECKF(strstr(store_error(s), "store_job_finish") != NULL, "'%s'", store_error(s));
+    CHECK(store_upload_get(s, "up-000001", &u) == 0 && strcmp(u.model, "rt-tiny") == 0);
+    CHECK(store_job_progress(s, job.id, 5) == STORE_GONE);
+    CHECK(store_job_fail(s, job.id, "late") == STORE_GONE);
+    CHECK(store_job_cancel(s, job.id) == STORE_GONE);
+    CHECK(store_job_active(s, "up-000001", &got) == HARK_ENOENT);
+
+    /* A second run that fails: the upload keeps the first run's outcome. */
+    CHECK(store_job_enqueue(s, "up-000001", "big", "", "transcribe", &job, NULL) == 0);
+    CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id);
+    CHECK(store_job_fail(s, job.id, "decoder exploded") == 0);
+    CHECK(store_job_get(s, job.id, &got) == 0);
+    CHECK(strcmp(got.state, "failed") == 0 && strcmp(got.error, "decoder exploded") == 0);
+    CHECK(got.finished[0]);
+    CHECK(store_job_fail(s, job.id, "again") == STORE_GONE);
+    CHECK(store_upload_get(s, "up-000001", &u) == 0);
+    CHECK(strcmp(u.status, "failed") == 0 && strcmp(u.error, "decoder exploded") == 0);
+    CHECK(u.model_ran == 1 && strcmp(u.model, "rt-tiny") == 0);
+
+    /* Cancel while queued: nothing to claim. */
+    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", &job, NULL) == 0);
+    CHECK(store_job_cancel(s, job.id) == 0);
+    CHECK(store_job_get(s, job.id, &got) == 0 && strcmp(got.state, "canceled") == 0 && got.finished[0]);
+    CHECK(store_job_claim(s, "w", &got) == STORE_EMPTY);
+    CHECK(store_job_cancel(s, job.id) == STORE_GONE);
+
+    /* Cancel while running: the worker's finish is refused and the upload
+     * is not marked as run. */
+    CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", &job, NULL) == 0);
+    CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id);
+    CHECK(store_job_cancel(s, job.id) == 0);
+    CHECK(store_job_progress(s, job.id, 60) == STORE_GONE);
+    CHECK(store_job_finish(s, job.id, "m", "en", 1) == STORE_GONE);
+    CHECK(store_upload_get(s, "up-000003", &u) == 0);
+    CHECK(u.model_ran == 0 && u.model_date[0] == 0 && strcmp(u.status, "canceled") == 0);
+    CHECK(store_job_get(s, job.id, &got) == 0 && strcmp(got.state, "canceled") == 0);
+
+    /* Unknown jobs. */
+    CHECK(store_job_cancel(s, 9999) == HARK_ENOENT);
+    CHECK(store_job_get(s, 9999, &got) == HARK_ENOENT);
+    CHECK(store_job_progress(s, 9999, 1) == STORE_GONE);
+    CHECK(store_job_finish(s, 9999, "m", "en", 1) == STORE_GONE);
+
+    /* A canceled upload can be queued again. */
+    CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", &job, NULL) == 0);
+
+    int64_t *ids = NULL;
+    int n = -1;
+    CHECK(store_jobs_in_state(s, STORE_CANCELED, &ids, &n) == 0 && n == 2);
+    free(ids);
+    CHECK(store_jobs_in_state(s, STORE_QUEUED, &ids, &n) == 0 && n == 1 && ids && ids[0] == job.id);
+    free(ids);
+    CHECK(store_jobs_in_state(s, STORE_RUNNING, &ids, &n) == 0 && n == 0);
+    free(ids);
+    struct store_stats st;
+    CHECK(store_stats(s, &st) == 0);
+    CHECKF(st.uploads == 3 && st.queued == 1 && st.running == 0 && st.done == 1 && st.failed == 1 &&
+               st.canceled == 2,
+           "stats %lld %lld %lld %lld %lld %lld", (long long)st.uploads, (long long)st.queued,
+           (long long)st.running, (long long)st.done, (long long)st.failed, (long long)st.canceled);
+    store_close(s);
+}
+
+static void test_delete_cascade(void)
+{
+    const char *path = fresh_path("delete");
+    struct store *s = open_store(path);
+    if (!s) return;
+    insert(s, 1, NULL);
+    insert(s, 2, NULL);
+    struct store_job j1, j2, j3, got;
+    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &j1, NULL) == 0);
+    CHECK(store_job_claim(s, "w", &got) == 0);
+    CHECK(store_job_finish(s, j1.id, "m", "en", 1) == 0);
+    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &j2, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", &j3, NULL) == 0);
+    CHECK(store_upload_delete(s, "up-000001") == 0);
+    struct store_upload u;
+    CHECK(store_upload_get(s, "up-000001", &u) == HARK_ENOENT);
+    CHECK(store_job_get(s, j1.id, &got) == HARK_ENOENT);
+    CHECK(store_job_get(s, j2.id, &got) == HARK_ENOENT);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs WHERE upload_id = 'up-000001'") == 0);
+    CHECK(store_upload_delete(s, "up-000001") == HARK_ENOENT);
+    CHECK(store_upload_delete(s, NULL) == HARK_EINVAL);
+    /* The other upload's job moved up to the head of the queue. */
+    CHECK(store_upload_get(s, "up-000002", &u) == 0 && u.queue_position == 1);
+
+    /* Deleting under a running job: the worker finds it gone. */
+    CHECK(store_job_claim(s, "w", &got) == 0 && got.id == j3.id);
+    CHECK(store_upload_delete(s, "up-000002") == 0);
+    CHECK(store_job_progress(s, j3.id, 10) == STORE_GONE);
+    CHECK(store_job_finish(s, j3.id, "m", "en", 1) == STORE_GONE);
+    CHECK(store_job_fail(s, j3.id, "x") == STORE_GONE);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs") == 0);
+    struct store_stats st;
+    CHECK(store_stats(s, &st) == 0 && st.uploads == 0 && st.done == 0);
+    /* The total follows inserts and deletes. */
+    for (int i = 10; i < 15; i++) insert(s, i, NULL);
+    CHECK(store_upload_delete(s, "up-000012") == 0);
+    CHECK(store_upload_delete(s, "up-000012") == HARK_ENOENT);
+    struct store_upload *rows = NULL;
+    int n = 0;
+    int64_t total = 0;
+    CHECK(store_upload_list(s, 10, 0, &rows, &n, &total) == 0 && n == 4 && total == 4);
+    free(rows);
+    store_close(s);
+}
+
+static void test_requeue_after_crash(void)
+{
+    const char *path = fresh_path("requeue");
+    struct store *s = open_store(path);
+    if (!s) return;
+    insert(s, 1, NULL);
+    insert(s, 2, NULL);
+    struct store_job a, b, got;
+    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &a, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", &b, NULL) == 0);
+    CHECK(store_job_claim(s, "w1", &got) == 0 && got.id == a.id);
+    CHECK(store_job_progress(s, a.id, 70) == 0);
+    /* The process "dies": the store closes without finishing the job. */
+    store_close(s);
+
+    s = open_store(path);
+    if (!s) return;
+    int64_t *ids = NULL;
+    int n = 0;
+    CHECK(store_jobs_in_state(s, STORE_RUNNING, &ids, &n) == 0 && n == 1 && ids[0] == a.id);
+    free(ids);
+    n = -1;
+    CHECK(store_requeue_running(s, &n) == 0 && n == 1);
+    CHECK(store_job_get(s, a.id, &got) == 0 && strcmp(got.state, "queued") == 0 && got.progress == 0);
+    struct store_upload u;
+    CHECK(store_upload_get(s, "up-000001", &u) == 0 && u.queue_position == 1);
+    CHECK(store_upload_get(s, "up-000002", &u) == 0 && u.queue_position == 2);
+    /* It keeps its place ahead of the job queued after it. */
+    CHECK(store_job_claim(s, "w2", &got) == 0 && got.id == a.id && got.attempts == 2);
+    CHECK(strcmp(got.worker, "w2") == 0);
+    CHECK(store_job_finish(s, a.id, "m", "en", 2) == 0);
+    CHECK(store_requeue_running(s, &n) == 0 && n == 0);
+    store_close(s);
+}
+
+static void test_reopen_keeps_data(void)
+{
+    const char *path = fresh_path("reopen");
+    struct store *s = open_store(path);
+    if (!s) return;
+    insert(s, 1, NULL);
+    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL) == 0);
+    store_close(s);
+    /* Mark the recorded migration: a re-run would add or replace rows. */
+    CHECK(sql_exec(path, "UPDATE schema_version SET applied = 'marker'") == SQLITE_OK);
+    for (int k = 0; k < 2; k++) {
+        s = open_store(path);
+        if (!s) return;
+        struct store_upload u;
+        CHECK(store_upload_get(s, "up-000001", &u) == 0 && strcmp(u.status, "queued") == 0);
+        store_close(s);
+    }
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM schema_version") == store_schema_version());
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM schema_version WHERE applied = 'marker'") ==
+          store_schema_version());
+}
+
+static void test_newer_schema(void)
+{
+    const char *path = fresh_path("newer");
+    struct store *s = open_store(path);
+    if (!s) return;
+    insert(s, 1, NULL);
+    store_close(s);
+    char sql[128];
+    snprintf(sql, sizeof sql, "INSERT INTO schema_version VALUES (%d, 'future')",
+             store_schema_version() + 5);
+    CHECK(sql_exec(path, sql) == SQLITE_OK);
+    char err[512] = "";
+    s = (struct store *)1;
+    CHECK(store_open(path, &s, err, sizeof err) == HARK_ENOTSUP);
+    CHECK(s == NULL);
+    char want[32];
+    snprintf(want, sizeof want, "%d", store_schema_version() + 5);
+    CHECKF(strstr(err, "newer") && strstr(err, want), "err '%s'", err);
+    /* Nothing was changed by the refusal. */
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads") == 1);
+}
+
+static void test_not_a_database(void)
+{
+    const char *path = fresh_path("garbage");
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (!f) return;
+    char junk[8192];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (char)("hark is not sqlite\n"[i % 19]);
+    fwrite(junk, 1, sizeof junk, f);
+    fclose(f);
+    struct store *s = (struct store *)1;
+    char err[512] = "";
+    int rc = store_open(path, &s, err, sizeof err);
+    CHECKF(rc < 0 && s == NULL, "rc %d", rc);
+    CHECKF(strstr(err, "not a database") && strstr(err, "garbage.db"), "err '%s'", err);
+    size_t len = 0;
+    char *back = t_read_file(path, &len);
+    CHECK(back && len == sizeof junk && memcmp(back, junk, len) == 0);
+    free(back);
+
+    /* A missing folder, and a folder in place of the file. */
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/no/such/dir/hark.db", t_tmpdir());
+    err[0] = 0;
+    rc = store_open(missing, &s, err, sizeof err);
+    CHECKF(rc < 0 && s == NULL && strstr(err, "no/such/dir") != NULL, "rc %d err '%s'", rc, err);
+    err[0] = 0;
+    rc = store_open(t_tmpdir(), &s, err, sizeof err);
+    CHECKF(rc < 0 && s == NULL && err[0], "rc %d err '%s'", rc, err);
+}
+
+/* A writer killed inside a transaction leaves nothing behind. The child
+ * writes 2,000 rows with a tiny page cache, so uncommitted pages spill
+ * into the WAL before it dies. */
+static void test_crash_mid_transaction(void)
+{
+    const char *path = fresh_path("crash_raw");
+    struct store *s = open_store(path);
+    if (!s) return;
+    insert(s, 1, NULL);
+    store_close(s);
+
+    pid_t pid = fork();
+    if (pid == 0) {
+        sqlite3 *db;
+        if (sqlite3_open(path, &db) != SQLITE_OK) _exit(3);
+        sqlite3_exec(db, "PRAGMA cache_size = 4; BEGIN IMMEDIATE", NULL, NULL, NULL);
+        for (int i = 0; i < 2000; i++) {
+            char sql[512];
+            snprintf(sql, sizeof sql,
+                     "INSERT INTO uploads (id, sha256, filename) VALUES ('c%d', 'sha%d', "
+                     "printf('%%.300c', 'x'))",
+                     i, i);
+            if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) _exit(4);
+        }
+        kill(getpid(), SIGKILL);
+        _exit(5);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECKF(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    struct stat sb;
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    int64_t wal_bytes = stat(wal, &sb) == 0 ? (int64_t)sb.st_size : 0;
+    printf("  WAL left by the killed writer: %lld bytes\n", (long long)wal_bytes);
+    CHECK(wal_bytes > 100000); /* its uncommitted pages really reached the file */
+
+    s = open_store(path);
+    if (!s) return;
+    struct store_stats st;
+    CHECK(store_stats(s, &st) == 0 && st.uploads == 1);
+    struct store_upload u;
+    CHECK(store_upload_get(s, "c0", &u) == HARK_ENOENT);
+    CHECK(insert(s, 2, NULL) == 0);
+    store_close(s);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads") == 2);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM pragma_integrity_check "
+                        "WHERE integrity_check != 'ok'") == 0);
+}
+
+/* The store's own transactions under SIGKILL at an arbitrary moment: a
+ * child runs insert/enqueue/claim/progress/finish in a loop; after it is
+ * killed every finished job's upload is marked run and no other is. */
+static void test_crash_store_api(void)
+{
+    const char *path = fresh_path("crash_api");
+    struct store *s = open_store(path);
+    if (!s) return;
+    store_close(s);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct store *cs = NULL;
+        char err[256];
+        if (store_open(path, &cs, err, sizeof err) != 0) _exit(3);
+        for (int i = 0;; i++) {
+            struct store_upload u;
+            struct store_job j;
+            make_upload(&u, i, NULL);
+            if (store_upload_insert(cs, &u, NULL) != 0) _exit(4);
+            if (store_job_enqueue(cs, u.id, "m", "", "transcribe", NULL, NULL) != 0) _exit(5);
+            if (i % 3 == 0) continue;
+            if (store_job_claim(cs, "child", &j) != 0) _exit(6);
+            if (store_job_progress(cs, j.id, 50) != 0) _exit(7);
+            if (store_job_finish(cs, j.id, "m", "en", 1) != 0) _exit(8);
+        }
+    }
+    /* Let it get going (a loaded or sanitised build starts slowly), then
+     * kill it wherever it is. */
+    for (int waited = 0; waited < 10000; waited += 10) {
+        if (sql_int(path, "SELECT COUNT(*) FROM uploads") >= 30) break;
+        usleep(10 * 1000);
+    }
+    usleep(37 * 1000);
+    kill(pid, SIGKILL);
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECKF(WIFSIGNALED(status), "child exited early with %d", WEXITSTATUS(status));
+
+    s = open_store(path);
+    if (!s) return;
+    struct store_stats st;
+    CHECK(store_stats(s, &st) == 0);
+    printf("  killed child left %lld uploads, %lld done, %lld queued, %lld running\n",
+           (long long)st.uploads, (long long)st.done, (long long)st.queued, (long long)st.running);
+    CHECK(st.uploads > 0);
+    CHECK(st.running <= 1);
+    store_close(s);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads u WHERE model_ran != EXISTS (SELECT 1 "
+                        "FROM jobs WHERE upload_id = u.id AND state = 'done')") == 0);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs WHERE state = 'done' AND progress != 100") == 0);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads u WHERE NOT EXISTS "
+                        "(SELECT 1 FROM jobs WHERE upload_id = u.id)") <= 1);
+}
+
+/* The message is per thread: another thread's failure does not replace
+ * this thread's. */
+static void *fail_in_thread(void *arg)
+{
+    struct store *s = arg;
+    struct store_job j;
+    int rc = store_job_get(s, 424242, &j);
+    return (void *)(intptr_t)(rc == HARK_ENOENT && strstr(store_error(s), "424242") != NULL);
+}
+
+static void test_error_per_thread(void)
+{
+    struct store *s = open_store(fresh_path("errors"));
+    if (!s) return;
+    struct store_upload u;
+    CHECK(store_upload_get(s, "first-missing", &u) == HARK_ENOENT);
+    pthread_t th;
+    void *ok = NULL;
+    pthread_create(&th, NULL, fail_in_thread, s);
+    pthread_join(th, &ok);
+    CHECK(ok == (void *)1);
+    CHECKF(strstr(store_error(s), "first-missing") != NULL, "'%s'", store_error(s));
+    store_close(s);
+}
+
+struct writer {
+    struct store *s;
+    int64_t job_id;
+    int n, errors;
+};
+
+static atomic_int writer_stop;
+
+static void *progress_loop(void *arg)
+{
+    struct writer *w = arg;
+    while (!writer_stop) {
+        if (store_job_progress(w->s, w->job_id, (w->n % 100) + 0.5) != 0) w->errors++;
+        w->n++;
+        usleep(500);
+    }
+    return NULL;
+}
+
+/* 10,000 uploads, a tenth with a finished job and a tenth queued; the
+ * listing of a page and of everything, timed. Reads are timed alone and
+ * again while another thread keeps writing progress. */
+static void test_big_list(void)
+{
+    enum { N = 10000 };
+    struct store *s = open_store(fresh_path("big"));
+    if (!s) return;
+    double t0 = now_us();
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        struct store_upload u;
+        make_upload(&u, i, NULL);
+        if (store_upload_insert(s, &u, NULL) != 0) bad++;
+    }
+    double t1 = now_us();
+    /* Uploads i % 10 == 1 get a job that finishes, then uploads i % 10 == 0
+     * one that stays queued; the others never get one. */
+    int n_queued = 0;
+    for (int pass = 1; pass >= 0 && !bad; pass--) {
+        for (int i = 0; i < N; i++) {
+            char id[40];
+            if (i % 10 != pass) continue;
+            snprintf(id, sizeof id, "up-%06d", i);
+            if (store_job_enqueue(s, id, "m", "", "transcribe", NULL, NULL) != 0) bad++;
+            if (pass == 0) n_queued++;
+        }
+        struct store_job j;
+        while (pass == 1 && store_job_claim(s, "w", &j) == 0)
+            if (store_job_finish(s, j.id, "m", "en", 1) != 0) bad++;
+    }
+    double t2 = now_us();
+    CHECKF(bad == 0, "%d failures: %s", bad, store_error(s));
+    printf("  10000 uploads inserted (one transaction each) in %.1f ms (%.1f us each); "
+           "jobs queued, claimed and finished in %.1f ms\n",
+           (t1 - t0) / 1e3, (t1 - t0) / N, (t2 - t1) / 1e3);
+
+    enum { REPS = 41 };
+    double times[REPS];
+    struct store_upload *rows = NULL;
+    int n = 0;
+    int64_t total = 0;
+    for (int r = 0; r < REPS; r++) {
+        double a = now_us();
+        CHECK(store_upload_list(s, 100, 0, &rows, &n, &total) == 0);
+        times[r] = now_us() - a;
+        if (r < REPS - 1) free(rows);
+    }
+    CHECK(n == 100 && total == N);
+    double page = median(times, REPS);
+    if (n == 100) CHECK(strcmp(rows[0].id, "up-009999") == 0 && strcmp(rows[99].id, "up-009900") == 0);
+    free(rows);
+
+    for (int r = 0; r < REPS; r++) {
+        double a = now_us();
+        CHECK(store_upload_list(s, 100, 9900, &rows, &n, &total) == 0);
+        times[r] = now_us() - a;
+        if (r < REPS - 1) free(rows);
+    }
+    double last_page = median(times, REPS);
+    CHECK(n == 100 && rows && strcmp(rows[99].id, "up-000000") == 0);
+    free(rows);
+
+    for (int r = 0; r < 5; r++) {
+        double a = now_us();
+        CHECK(store_upload_list(s, N, 0, &rows, &n, &total) == 0);
+        times[r] = now_us() - a;
+        if (r < 4) free(rows);
+    }
+    double whole = median(times, 5);
+    CHECK(n == N);
+    /* Every row in order; queue places are 1..n_queued in job order
+     * (uploads i % 10 == 0, oldest first, so newest-first rows count down). */
+    int order_bad = 0, place_bad = 0, status_bad = 0, expect_place = n_queued;
+    for (int k = 0; k < n && rows; k++) {
+        int i = N - 1 - k;
+        char id[40];
+        snprintf(id, sizeof id, "up-%06d", i);
+        if (strcmp(rows[k].id, id) != 0) order_bad++;
+        const char *want = i % 10 == 0 ? "queued" : i % 10 == 1 ? "done" : "uploaded";
+        if (strcmp(rows[k].status, want) != 0) status_bad++;
+        if (i % 10 == 0) {
+            if (rows[k].queue_position != expect_place--) place_bad++;
+        } else if (rows[k].queue_position != 0) {
+            place_bad++;
+        }
+        if ((i % 10 == 1) != (rows[k].model_ran == 1)) status_bad++;
+    }
+    CHECKF(order_bad == 0 && place_bad == 0 && status_bad == 0, "order %d places %d status %d",
+           order_bad, place_bad, status_bad);
+    free(rows);
+
+    for (int r = 0; r < REPS; r++) {
+        struct store_upload u;
+        char id[40];
+        snprintf(id, sizeof id, "up-%06d", (r * 241) % N);
+        double a = now_us();
+        CHECK(store_upload_get(s, id, &u) == 0);
+        times[r] = now_us() - a;
+    }
+    double get = median(times, REPS);
+    printf("  median: list(100) %.0f us, list(100, offset 9900) %.0f us, list(10000) %.0f us, "
+           "get %.1f us (%d queued)\n",
+           page, last_page, whole, get, n_queued);
+
+    /* Reads right after a write: every read connection's page cache is
+     * stale then, and is read again. */
+    struct store_job j;
+    CHECK(store_job_claim(s, "w", &j) == 0);
+    double times2[REPS];
+    for (int r = 0; r < REPS; r++) {
+        struct store_upload u;
+        char id[40];
+        snprintf(id, sizeof id, "up-%06d", (r * 241) % N);
+        CHECK(store_job_progress(s, j.id, r) == 0);
+        double a = now_us();
+        CHECK(store_upload_list(s, 100, 0, &rows, &n, &total) == 0 && n == 100);
+        times[r] = now_us() - a;
+        free(rows);
+        CHECK(store_job_progress(s, j.id, r + 0.5) == 0);
+        a = now_us();
+        CHECK(store_upload_get(s, id, &u) == 0);
+        times2[r] = now_us() - a;
+    }
+    printf("  right after a write: median list(100) %.0f us, get %.1f us\n", median(times, REPS),
+           median(times2, REPS));
+
+    /* The same reads while another thread records progress about 2,000
+     * times a second (far more often than workers do). */
+    struct writer w = {s, j.id, 0, 0};
+    pthread_t th;
+    writer_stop = 0;
+    pthread_create(&th, NULL, progress_loop, &w);
+    usleep(20 * 1000);
+    for (int r = 0; r < REPS; r++) {
+        double a = now_us();
+        CHECK(store_upload_list(s, 100, 0, &rows, &n, &total) == 0 && n == 100);
+        times[r] = now_us() - a;
+        free(rows);
+    }
+    double page_busy = median(times, REPS);
+    for (int r = 0; r < REPS; r++) {
+        struct store_upload u;
+        char id[40];
+        snprintf(id, sizeof id, "up-%06d", (r * 241) % N);
+        double a = now_us();
+        CHECK(store_upload_get(s, id, &u) == 0);
+        times[r] = now_us() - a;
+    }
+    double get_busy = median(times, REPS);
+    writer_stop = 1;
+    pthread_join(th, NULL);
+    CHECK(w.errors == 0 && w.n > 0);
+    printf("  with a writer thread (%d progress updates meanwhile): median list(100) %.0f us, "
+           "get %.1f us\n",
+           w.n, page_busy, get_busy);
+    store_close(s);
+}
+
+int main(int argc, char **argv)
+{
+    t_init(argc, argv);
+    t_run("store_now", test_now);
+    t_run("store_open_new", test_open_new);
+    t_run("store_upload_insert_get", test_upload_insert_get);
+    t_run("store_duplicate", test_duplicate);
+    t_run("store_truncation", test_truncation);
+    t_run("store_list", test_list);
+    t_run("store_enqueue_position", test_enqueue_position);
+    t_run("store_claim_fifo", test_claim_fifo);
+    t_run("store_claim_threads", test_claim_threads);
+    t_run("store_claim_processes", test_claim_processes);
+    t_run("store_job_state_rules", test_job_state_rules);
+    t_run("store_delete_cascade", test_delete_cascade);
+    t_run("store_requeue_after_crash", test_requeue_after_crash);
+    t_run("store_reopen_keeps_data", test_reopen_keeps_data);
+    t_run("store_newer_schema", test_newer_schema);
+    t_run("store_not_a_database", test_not_a_database);
+    t_run("store_crash_mid_transaction", test_crash_mid_transaction);
+    t_run("store_crash_store_api", test_crash_store_api);
+    t_run("store_error_per_thread", test_error_per_thread);
+    t_run("store_big_list", test_big_list);
+    return t_summary();
+}
