@@ -24,7 +24,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -
 CPPFLAGS += -Iinclude -Isrc/engine -Isrc/media -Isrc/store -Isrc/queue -Isrc/http
 LDLIBS  += -lm -ldl -pthread
 # The service's libraries (Debian packages; see tools/install-deps.sh).
-SERVICE_LIBS := -lmicrohttpd -lavformat -lavcodec -lswresample -lavutil -lsqlite3 -lcrypto -ljansson
+SERVICE_LIBS := -lcurl -lmicrohttpd -lavformat -lavcodec -lswresample -lavutil -lsqlite3 -lcrypto -ljansson
 LDFLAGS += $(LDSAN)
 
 ENGINE_SRC := $(wildcard src/engine/*.c)
@@ -74,6 +74,11 @@ $(BUILD)/tests/unit_%: tests/unit/%.c $(TEST_HARNESS) $(SERVICE_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(SERVICE_LIB) $(LIB) $(TEST_LIBS) $(SERVICE_LIBS) $(LDLIBS)
 
+# The download test also links the command's downloader (src/cli/download.c).
+$(BUILD)/tests/unit_test_download: tests/unit/test_download.c $(BUILD)/src/cli/download.o $(TEST_HARNESS) $(SERVICE_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/src/cli/download.o $(TEST_HARNESS) $(SERVICE_LIB) $(LIB) $(TEST_LIBS) $(SERVICE_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/ref_%: tests/ref/%.c $(TEST_HARNESS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(TEST_LIBS) $(LDLIBS)
@@ -99,8 +104,15 @@ $(BUILD)/tools/%: tools/%.c $(LIB)
 deps:
 	@tools/install-deps.sh
 
+# Serves on 127.0.0.1:8080 with ./data and ./models (override with HARK_*
+# variables, e.g. `make run HARK_PORT=9000`, or ARGS="--workers 2"); when
+# ./models is empty it first downloads MODEL from Hugging Face.
+MODEL ?= base.en
 run: deps $(BIN)
-	$(BIN) --help
+	@mkdir -p models
+	@ls models/*.bin >/dev/null 2>&1 || $(BIN) models download --models models $(MODEL) || \
+	  echo "hark: serving without a model; put ggml model files into ./models"
+	$(BIN) serve $(ARGS)
 
 test: deps $(BIN) $(TOOL_BIN) $(UNIT_BIN) $(REF_BIN) $(FUZZ_BIN)
 	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(FUZZ_BIN) $(REF_BIN) $(wildcard tests/cli/*.sh) $(wildcard tests/api/*.sh)

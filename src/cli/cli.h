@@ -34,6 +34,10 @@ int cli_default_threads(void);
 int cli_transcribe(int argc, char **argv);
 void cli_transcribe_help(FILE *out);
 
+/* `hark serve ...` (serve.c). */
+int cli_serve(int argc, char **argv);
+void cli_serve_help(FILE *out);
+
 /* `hark models ...` (models.c). */
 int cli_models(int argc, char **argv);
 void cli_models_help(FILE *out);

@@ -67,11 +67,13 @@ static void main_help(FILE *out)
 {
     fputs("usage: hark <command> [options]\n"
           "\n"
-          "hark is a Whisper speech-to-text engine for whisper.cpp's ggml model files.\n"
+          "hark is a Whisper speech-to-text service and engine for whisper.cpp's ggml model files.\n"
           "\n"
           "commands:\n"
-          "  transcribe   transcribe (or translate) 16 kHz 16-bit PCM WAV files\n"
-          "  models info  describe a model file: hyperparameters, type, tensors\n"
+          "  serve        serve the HTTP API: uploads, a job queue, results, media\n"
+          "  transcribe   transcribe (or translate) audio or video files\n"
+          "  models       model files: info (describe one), list (the models folder),\n"
+          "               download NAME (from Hugging Face)\n"
           "  bench        time a model's stages and whole transcriptions\n"
           "  help [CMD]   this help, or the help of a command\n"
           "\n"
@@ -88,6 +90,10 @@ static int help_command(int argc, char **argv)
 {
     if (argc < 2) {
         main_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "serve")) {
+        cli_serve_help(stdout);
         return CLI_EXIT_OK;
     }
     if (!strcmp(argv[1], "transcribe")) {
@@ -123,6 +129,7 @@ int main(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (!strcmp(cmd, "help")) return help_command(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "transcribe")) return cli_transcribe(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) return cli_models(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);

@@ -1,32 +1,65 @@
 /*
- * models.c: `hark models info MODEL`, a description of a ggml Whisper model
- * file: its size, the model type its hyperparameters name, the vocabulary,
- * every hyperparameter, a table of the tensors (name, type, shape, bytes) and
- * the totals per tensor type.
+ * models.c: `hark models`, the model files' command:
+ *
+ *   info MODEL      a description of a ggml Whisper model file: its size, the
+ *                   model type its hyperparameters name, the vocabulary, every
+ *                   hyperparameter, a table of the tensors (name, type, shape,
+ *                   bytes) and the totals per tensor type;
+ *   list            the models in the models folder, one a line, each loaded
+ *                   (and so validated) for its type;
+ *   download NAME   whisper.cpp's converted models fetched from Hugging Face
+ *                   into the models folder (the transfer is download.c's).
  *
  * The model type is named from n_audio_layer and n_audio_state (the pairs of
  * the released models, which share them between .en and multilingual
  * variants); 128 mel bins make a large model large-v3, and large-v3 with 4
  * decoder layers is large-v3-turbo. Any other combination is "unknown".
  */
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "download.h"
 #include "hark.h"
+#include "queue.h"
 
 void cli_models_help(FILE *out)
 {
     fputs("usage: hark models info MODEL\n"
+          "       hark models list [--models DIR]\n"
+          "       hark models download [--models DIR] [--base-url URL] [--force] NAME...\n"
           "\n"
-          "Describes a ggml Whisper model file (whisper.cpp's ggml-<name>.bin): file size,\n"
-          "model type (tiny, base, small, medium, large, large-v3, large-v3-turbo), vocabulary,\n"
-          "hyperparameters, the table of tensors (name, type, shape in PyTorch order, bytes)\n"
-          "and the totals per tensor type.\n"
+          "Works with whisper.cpp's ggml Whisper model files (ggml-<name>.bin).\n"
+          "\n"
+          "  info       describes a model file: file size, model type (tiny, base, small, medium,\n"
+          "             large, large-v3, large-v3-turbo), vocabulary, hyperparameters, the table\n"
+          "             of tensors (name, type, shape in PyTorch order, bytes) and the totals per\n"
+          "             tensor type\n"
+          "  list       the models in the models folder, one a line: name, size, model type,\n"
+          "             weight type and whether it is multilingual (the names `hark serve` takes)\n"
+          "  download   fetches each NAME as ggml-NAME.bin into the models folder, resuming an\n"
+          "             interrupted download (Ctrl-C keeps what was fetched), and checks that the\n"
+          "             file loads before putting it in place; a model already there is kept\n"
+          "\n"
+          "model names: tiny, tiny.en, base, base.en, small, small.en, medium, medium.en,\n"
+          "  large-v1, large-v2, large-v3, large-v3-turbo, and quantized variants such as\n"
+          "  tiny.en-q5_1, base.en-q5_1, small-q8_0, medium.en-q5_0, large-v3-turbo-q5_0\n"
+          "  (\".en\" models are English-only; the rest are multilingual)\n"
           "\n"
           "options:\n"
-          "  -h, --help   this help\n",
+          "  --models DIR     the models folder (HARK_MODELS; default ./models, created by\n"
+          "                   download if missing)\n"
+          "  --base-url URL   where download fetches <URL>/ggml-NAME.bin (HARK_MODEL_URL;\n"
+          "                   default " MODELS_DEFAULT_URL ")\n"
+          "  -f, --force      download a model again even if it is already present\n"
+          "  -h, --help       this help\n"
+          "\n"
+          "example: hark models download base.en && hark serve --model base.en\n",
           out);
 }
 
@@ -138,17 +171,171 @@ static int models_info(const char *path)
     return CLI_EXIT_OK;
 }
 
+static const char *default_models_dir(void)
+{
+    const char *env = getenv("HARK_MODELS");
+    return env && *env ? env : "./models";
+}
+
+/* `hark models list`: one line per model in the folder. A file that does not
+ * load is listed as invalid, with the loader's reason. */
+static int list_models(const char *dir)
+{
+    char **names = NULL;
+    int n = 0, width = 4, rc;
+
+    if ((rc = models_list(dir, &names, &n)) != 0) {
+        cli_error("cannot list %s: %s", dir, hark_strerror(rc));
+        return CLI_EXIT_FAIL;
+    }
+    if (n == 0) {
+        cli_error("no models in %s (get one with `hark models download base.en`)", dir);
+        models_list_free(names, n);
+        return CLI_EXIT_OK;
+    }
+    for (int i = 0; i < n; i++)
+        if ((int)strlen(names[i]) > width) width = (int)strlen(names[i]);
+    printf("%-*s %10s  %-15s %-7s %s\n", width, "name", "size", "type", "weights", "multilingual");
+    for (int i = 0; i < n; i++) {
+        char path[4096], err[512] = "", size[32] = "?";
+        struct stat st;
+        hark_model *model;
+        int code = 0;
+
+        if (models_resolve(dir, names[i], path, sizeof path) != 0) continue;
+        if (stat(path, &st) == 0) snprintf(size, sizeof size, "%.1f MB", (double)st.st_size / 1e6);
+        model = hark_model_load(path, &code, err, sizeof err);
+        if (!model) {
+            printf("%-*s %10s  invalid: %s\n", width, names[i], size, err[0] ? err : hark_strerror(code));
+            continue;
+        }
+        printf("%-*s %10s  %-15s %-7s %s\n", width, names[i], size, model_type_name(hark_model_hparams(model)),
+               ftype_name(hark_model_hparams(model)->ftype), hark_model_is_multilingual(model) ? "yes" : "no");
+        hark_model_free(model);
+    }
+    models_list_free(names, n);
+    if (fflush(stdout) != 0) {
+        cli_error("cannot write to stdout");
+        return CLI_EXIT_FAIL;
+    }
+    return CLI_EXIT_OK;
+}
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    models_download_set_canceled(1);
+}
+
+/* `hark models download NAME...`: every name is checked before anything is
+ * fetched; the first interruption stops the whole command. */
+static int download_models(const char *dir, const char *base_url, int force, int n, char **names)
+{
+    struct sigaction sa, old_int, old_term;
+    int status = CLI_EXIT_OK;
+    int report = isatty(STDERR_FILENO) ? MODELS_REPORT_PROGRESS : MODELS_REPORT_SUMMARY;
+
+    for (int i = 0; i < n; i++) {
+        if (models_name_check(names[i]) != 0) {
+            cli_error("'%s' is not a model name: use a whisper.cpp name such as base.en or "
+                      "large-v3-turbo-q5_0 (see `hark models --help`)",
+                      names[i]);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    /* Ctrl-C (and SIGTERM) stop the transfer but keep the partial file;
+     * without SA_RESTART, so a blocked wait returns at once. */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    models_download_set_canceled(0);
+    for (int i = 0; i < n; i++) {
+        char err[1024] = "";
+        int rc = models_download(base_url, dir, names[i], force, report, err, sizeof err);
+        if (rc == MODELS_PRESENT) {
+            fprintf(stderr, "hark: %s already present in %s (--force downloads it again)\n", names[i], dir);
+            continue;
+        }
+        if (rc < 0) {
+            cli_error("%s", err[0] ? err : hark_strerror(rc));
+            status = CLI_EXIT_FAIL;
+            if (rc == HARK_ECANCELED) break;
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return status;
+}
+
+/* `hark models list|download [options] ...`; argv[0] is the subcommand. */
+static int folder_command(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        {"models", required_argument, 0, 'M'},
+        {"base-url", required_argument, 0, 'U'},
+        {"force", no_argument, 0, 'f'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int is_list = !strcmp(argv[0], "list"), force = 0, c;
+    const char *dir = default_models_dir(), *base_url = getenv("HARK_MODEL_URL");
+
+    if (!base_url || !*base_url) base_url = MODELS_DEFAULT_URL;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, is_list ? ":h" : ":fh", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'M': dir = optarg; break;
+        case 'U':
+            if (is_list) goto bad_option;
+            base_url = optarg;
+            break;
+        case 'f':
+            if (is_list) goto bad_option;
+            force = 1;
+            break;
+        case 'h': cli_models_help(stdout); return CLI_EXIT_OK;
+        case ':': cli_error("option '%s' needs a value", cli_bad_option(argc, argv)); return CLI_EXIT_USAGE;
+        default: goto bad_option;
+        }
+    }
+    if (!*dir) {
+        cli_error("the models folder is an empty string");
+        return CLI_EXIT_USAGE;
+    }
+    if (is_list) {
+        if (optind < argc) {
+            cli_error("models list takes no arguments, got '%s' (see `hark models --help`)", argv[optind]);
+            return CLI_EXIT_USAGE;
+        }
+        return list_models(dir);
+    }
+    if (optind >= argc) {
+        cli_error("models download needs a model name such as base.en (see `hark models --help`)");
+        return CLI_EXIT_USAGE;
+    }
+    return download_models(dir, base_url, force, argc - optind, argv + optind);
+
+bad_option:
+    cli_error("unknown option '%s' for models %s (see `hark models --help`)", cli_bad_option(argc, argv),
+              argv[0]);
+    return CLI_EXIT_USAGE;
+}
+
 int cli_models(int argc, char **argv)
 {
     const char *path = NULL;
     if (argc < 2) {
-        cli_error("models needs a subcommand (see `hark models --help`)");
+        cli_error("models needs a subcommand: info, list or download (see `hark models --help`)");
         return CLI_EXIT_USAGE;
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         cli_models_help(stdout);
         return CLI_EXIT_OK;
     }
+    if (!strcmp(argv[1], "list") || !strcmp(argv[1], "download")) return folder_command(argc - 1, argv + 1);
     if (strcmp(argv[1], "info") != 0) {
         cli_error("no such models subcommand '%s' (see `hark models --help`)", argv[1]);
         return CLI_EXIT_USAGE;

@@ -68,6 +68,12 @@ struct queue;
 int queue_start(struct store *store, const struct queue_config *cfg, struct queue **out,
                 char *err, size_t errlen);
 
+/* Begins stopping, without waiting: workers take no more work and cancel
+ * what they run, and every queue_wait and queue_transcribe caller returns
+ * at once (HARK_ECANCELED). Safe to call more than once; queue_stop calls
+ * it too. Lets a server end its blocked requests before it joins them. */
+void queue_shutdown(struct queue *q);
+
 /* Stops taking work, cancels what is running (a canceled stored job goes
  * back to queued, to run again at the next start), joins the workers and
  * frees the queue and every loaded model. */
@@ -83,7 +89,7 @@ void queue_cancel(struct queue *q, int64_t job_id);
 
 /* Blocks until the job has ended (done, failed, canceled or deleted) or
  * timeout_ms passes (-1: no limit). Returns 0 when it ended, HARK_ERANGE on
- * timeout. */
+ * timeout, HARK_ECANCELED when the queue is shutting down. */
 int queue_wait(struct queue *q, int64_t job_id, int timeout_ms);
 
 /* Transcribes decoded 16 kHz mono audio now, on the next free worker (ahead

@@ -124,7 +124,7 @@ test_usage_errors() {
         usage_error transcribe "$JFK" -m &&
         usage_error transcribe &&
         usage_error models &&
-        usage_error models list &&
+        usage_error models bogus &&
         usage_error models info &&
         usage_error models info --bogus "$TINY" &&
         usage_error help nothing

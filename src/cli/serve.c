@@ -1,0 +1,330 @@
+/*
+ * serve.c: `hark serve`, the HTTP service: opens the data folder and its
+ * database, sweeps what an earlier process left half-done, starts the job
+ * workers and the HTTP server, and runs until SIGINT or SIGTERM.
+ *
+ * Every option has an environment variable (HARK_HOST, HARK_PORT, ...);
+ * the command line wins over the environment, the environment over the
+ * defaults.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "hark.h"
+#include "http.h"
+#include "queue.h"
+#include "store.h"
+
+#define DEFAULT_MAX_UPLOAD ((int64_t)8 << 30)
+
+struct serve_settings {
+    const char *host;
+    int port;
+    const char *data;
+    const char *models;
+    const char *model;
+    int workers;
+    int threads;
+    int64_t max_upload;
+    const char *api_key;
+};
+
+void cli_serve_help(FILE *out)
+{
+    fputs("usage: hark serve [options]\n"
+          "\n"
+          "Serves hark's HTTP API: upload media, schedule transcriptions, browse the\n"
+          "history, fetch results, stream the media, and OpenAI-compatible\n"
+          "/v1/audio/transcriptions. Jobs are kept in <data>/hark.db and survive restarts.\n"
+          "\n"
+          "options (each also read from the environment variable shown):\n"
+          "  --host ADDR            address to listen on (HARK_HOST; default 127.0.0.1)\n"
+          "  --port N               port, 0 for any free one (HARK_PORT; default 8080)\n"
+          "  --data DIR             media, results and database (HARK_DATA; default ./data)\n"
+          "  --models DIR           folder of ggml model files (HARK_MODELS; default ./models)\n"
+          "  --model NAME           default model: a file name in the models folder without\n"
+          "                         \"ggml-\" and \".bin\", or a path (HARK_MODEL; default the\n"
+          "                         first model in the folder)\n"
+          "  --workers N            transcription workers, 0 for none (HARK_WORKERS; default 1)\n"
+          "  --threads N            threads per worker (HARK_THREADS; default the cores, at most 8)\n"
+          "  --max-upload-bytes N   largest upload accepted (HARK_MAX_UPLOAD_BYTES; default 8 GiB)\n"
+          "  --api-key KEY          require \"Authorization: Bearer KEY\" on every route but\n"
+          "                         /health (HARK_API_KEY; default none)\n"
+          "  -h, --help             this help\n"
+          "\n"
+          "When it is ready it prints \"hark: listening on http://ADDR:PORT\" on stdout.\n"
+          "SIGINT or SIGTERM stops it; a job cut off runs again at the next start.\n",
+          out);
+}
+
+static int parse_int64(const char *s, int64_t lo, int64_t *out)
+{
+    char *end;
+    long long v;
+    if (!s || !*s) return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Reads the environment's defaults; returns -1 after an error line. */
+static int settings_from_env(struct serve_settings *s)
+{
+    const char *v;
+    s->host = getenv("HARK_HOST") && *getenv("HARK_HOST") ? getenv("HARK_HOST") : "127.0.0.1";
+    s->port = 8080;
+    s->data = getenv("HARK_DATA") && *getenv("HARK_DATA") ? getenv("HARK_DATA") : "./data";
+    s->models = getenv("HARK_MODELS") && *getenv("HARK_MODELS") ? getenv("HARK_MODELS") : "./models";
+    s->model = getenv("HARK_MODEL");
+    s->workers = 1;
+    s->threads = cli_default_threads();
+    s->max_upload = DEFAULT_MAX_UPLOAD;
+    s->api_key = getenv("HARK_API_KEY");
+    if ((v = getenv("HARK_PORT")) && *v && cli_parse_int(v, 0, 65535, &s->port) < 0) {
+        cli_error("HARK_PORT must be a port number, not \"%s\"", v);
+        return -1;
+    }
+    if ((v = getenv("HARK_WORKERS")) && *v && cli_parse_int(v, 0, 64, &s->workers) < 0) {
+        cli_error("HARK_WORKERS must be a whole number from 0 to 64, not \"%s\"", v);
+        return -1;
+    }
+    if ((v = getenv("HARK_THREADS")) && *v && cli_parse_int(v, 1, 256, &s->threads) < 0) {
+        cli_error("HARK_THREADS must be a whole number from 1 to 256, not \"%s\"", v);
+        return -1;
+    }
+    if ((v = getenv("HARK_MAX_UPLOAD_BYTES")) && *v && parse_int64(v, 1, &s->max_upload) < 0) {
+        cli_error("HARK_MAX_UPLOAD_BYTES must be a positive number of bytes, not \"%s\"", v);
+        return -1;
+    }
+    return 0;
+}
+
+static const struct option long_options[] = {
+    {"host", required_argument, 0, 'H'},
+    {"port", required_argument, 0, 'p'},
+    {"data", required_argument, 0, 'd'},
+    {"models", required_argument, 0, 'M'},
+    {"model", required_argument, 0, 'm'},
+    {"workers", required_argument, 0, 'w'},
+    {"threads", required_argument, 0, 't'},
+    {"max-upload-bytes", required_argument, 0, 'u'},
+    {"api-key", required_argument, 0, 'k'},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+/* Returns 0, 1 for --help (printed), or -1 after an error line. */
+static int parse_args(int argc, char **argv, struct serve_settings *s)
+{
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'H': s->host = optarg; break;
+        case 'p':
+            if (cli_parse_int(optarg, 0, 65535, &s->port) < 0) {
+                cli_error("--port must be a port number, not \"%s\"", optarg);
+                return -1;
+            }
+            break;
+        case 'd': s->data = optarg; break;
+        case 'M': s->models = optarg; break;
+        case 'm': s->model = optarg; break;
+        case 'w':
+            if (cli_parse_int(optarg, 0, 64, &s->workers) < 0) {
+                cli_error("--workers must be a whole number from 0 to 64, not \"%s\"", optarg);
+                return -1;
+            }
+            break;
+        case 't':
+            if (cli_parse_int(optarg, 1, 256, &s->threads) < 0) {
+                cli_error("--threads must be a whole number from 1 to 256, not \"%s\"", optarg);
+                return -1;
+            }
+            break;
+        case 'u':
+            if (parse_int64(optarg, 1, &s->max_upload) < 0) {
+                cli_error("--max-upload-bytes must be a positive number of bytes, not \"%s\"", optarg);
+                return -1;
+            }
+            break;
+        case 'k': s->api_key = optarg; break;
+        case 'h': cli_serve_help(stdout); return 1;
+        case ':': cli_error("%s needs a value", cli_bad_option(argc, argv)); return -1;
+        default: cli_error("unknown option %s (see hark serve --help)", cli_bad_option(argc, argv)); return -1;
+        }
+    }
+    if (optind < argc) {
+        cli_error("unexpected argument \"%s\" (see hark serve --help)", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0755) == 0 || errno == EEXIST) {
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+        errno = ENOTDIR;
+    }
+    cli_error("cannot create the folder %s: %s", path, strerror(errno));
+    return -1;
+}
+
+/* Removes the plain files of a folder whose names start with prefix ("" for all). */
+static void remove_files(const char *path, const char *prefix)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    if (!d) return;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            !strncmp(e->d_name, prefix, strlen(prefix)))
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+}
+
+/* Clears what an earlier process left half-done: uploads in flight in
+ * <data>/tmp, result files being written (names starting with '.'), and
+ * upload folders whose row was never written or was deleted. */
+static void sweep(struct store *store, const char *data)
+{
+    char path[PATH_MAX + 300];
+    DIR *d;
+    struct dirent *e;
+    int orphans = 0;
+    snprintf(path, sizeof path, "%s/tmp", data);
+    remove_files(path, "");
+    snprintf(path, sizeof path, "%s/db", data);
+    d = opendir(path);
+    if (!d) return;
+    while ((e = readdir(d))) {
+        struct store_upload u;
+        int rc = strlen(e->d_name) < sizeof u.id ? store_upload_get(store, e->d_name, &u) : HARK_ENOENT;
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/db/%s", data, e->d_name);
+        if (rc == 0) {
+            remove_files(path, ".");
+        } else if (rc == HARK_ENOENT) {
+            remove_files(path, "");
+            if (rmdir(path) == 0) orphans++;
+        }
+    }
+    closedir(d);
+    if (orphans) fprintf(stderr, "hark: removed %d upload folder(s) without a record\n", orphans);
+}
+
+int cli_serve(int argc, char **argv)
+{
+    struct serve_settings s;
+    struct store *store = NULL;
+    struct queue *queue = NULL;
+    struct http_server *http = NULL;
+    struct queue_config qc;
+    struct http_config hc;
+    char path[PATH_MAX + 64], err[512], default_model[128] = "", worker[320], host[256];
+    char **names = NULL;
+    int n_names = 0, rc, sig, status = CLI_EXIT_FAIL;
+    sigset_t stop_signals;
+
+    if (settings_from_env(&s) < 0) return CLI_EXIT_USAGE;
+    rc = parse_args(argc, argv, &s);
+    if (rc) return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+
+    if (s.model && *s.model) {
+        if (models_resolve(s.models, s.model, path, sizeof path) < 0) {
+            cli_error("no model \"%s\" in %s (a name is a file name there without \"ggml-\" and "
+                      "\".bin\", or give a path)",
+                      s.model, s.models);
+            return CLI_EXIT_USAGE;
+        }
+        snprintf(default_model, sizeof default_model, "%s", s.model);
+    } else {
+        models_list(s.models, &names, &n_names);
+        if (n_names) snprintf(default_model, sizeof default_model, "%s", names[0]);
+        else
+            fprintf(stderr,
+                    "hark: no models in %s yet: run `hark models download base.en`, or put "
+                    "whisper.cpp ggml model files there\n",
+                    s.models);
+        models_list_free(names, n_names);
+    }
+
+    if (make_dir(s.data) < 0) return CLI_EXIT_FAIL;
+    snprintf(path, sizeof path, "%s/db", s.data);
+    if (make_dir(path) < 0) return CLI_EXIT_FAIL;
+    snprintf(path, sizeof path, "%s/tmp", s.data);
+    if (make_dir(path) < 0) return CLI_EXIT_FAIL;
+    snprintf(path, sizeof path, "%s/hark.db", s.data);
+    if (store_open(path, &store, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return CLI_EXIT_FAIL;
+    }
+    sweep(store, s.data);
+
+    /* Every thread started from here on inherits the blocked stop signals;
+     * this thread takes them with sigwait. */
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = 0;
+    snprintf(worker, sizeof worker, "%s:%ld", host, (long)getpid());
+    memset(&qc, 0, sizeof qc);
+    qc.data_dir = s.data;
+    qc.models_dir = s.models;
+    qc.default_model = default_model;
+    qc.workers = s.workers;
+    qc.threads = s.threads;
+    qc.worker_name = worker;
+    if (queue_start(store, &qc, &queue, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        goto out;
+    }
+
+    memset(&hc, 0, sizeof hc);
+    hc.host = s.host;
+    hc.port = s.port;
+    hc.data_dir = s.data;
+    hc.models_dir = s.models;
+    hc.default_model = default_model;
+    hc.max_upload_bytes = s.max_upload;
+    hc.api_key = s.api_key;
+    if (http_start(&hc, store, queue, &http, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        goto out;
+    }
+    printf(strchr(s.host, ':') ? "hark: listening on http://[%s]:%d\n"
+                               : "hark: listening on http://%s:%d\n",
+           s.host, http_port(http));
+    fflush(stdout);
+
+    do {
+        rc = sigwait(&stop_signals, &sig);
+    } while (rc == EINTR);
+    fprintf(stderr, "hark: stopping (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    status = CLI_EXIT_OK;
+out:
+    if (queue) queue_shutdown(queue);
+    if (http) http_stop(http);
+    if (queue) queue_stop(queue);
+    store_close(store);
+    return status;
+}

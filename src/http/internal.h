@@ -1,0 +1,197 @@
+/*
+ * internal.h: what the HTTP server's files share: the server and request
+ * records, the router's route names, the multipart receiver and the
+ * response helpers. Not part of any public interface.
+ */
+#ifndef HARK_HTTP_INTERNAL_H
+#define HARK_HTTP_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/evp.h>
+
+#include "http.h"
+
+struct store;
+struct queue;
+struct store_upload;
+
+enum route {
+    ROUTE_NOT_FOUND,
+    ROUTE_INDEX,
+    ROUTE_UPLOAD,          /* POST /upload */
+    ROUTE_MODEL,           /* POST /model */
+    ROUTE_UPLOADS,         /* GET /uploads */
+    ROUTE_UPLOAD_ONE,      /* GET, DELETE /uploads/<id> */
+    ROUTE_JOB,             /* GET /jobs/<id> */
+    ROUTE_JOB_CANCEL,      /* POST /jobs/<id>/cancel */
+    ROUTE_RESULTS,         /* GET /results/<id> */
+    ROUTE_FILE,            /* GET, HEAD /<id>/<file> */
+    ROUTE_HEALTH,
+    ROUTE_METRICS,
+    ROUTE_V1_MODELS,
+    ROUTE_V1_TRANSCRIPTIONS,
+    ROUTE_V1_TRANSLATIONS,
+    ROUTE_COUNT
+};
+
+/* Requests counted for /metrics: route x method x status. */
+#define METRIC_SLOTS 256
+struct metric_slot {
+    enum route route;
+    char method[8];
+    int status;
+    int64_t count;
+};
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct store *store;
+    struct queue *queue;
+    char data_dir[PATH_MAX];
+    char db_dir[PATH_MAX];     /* <data>/db */
+    char tmp_dir[PATH_MAX];    /* <data>/tmp */
+    char models_dir[PATH_MAX];
+    char default_model[128];
+    char api_key[256];
+    int64_t max_upload_bytes;
+    int port;
+
+    pthread_mutex_t lock;      /* guards what follows */
+    struct metric_slot metrics[METRIC_SLOTS];
+    int n_metrics;
+    int64_t upload_bytes;      /* bytes of accepted uploads since start */
+};
+
+/* One form field of a multipart body other than the file. */
+struct form_field {
+    char name[64];
+    char *value;               /* NUL-terminated, malloc'ed */
+    size_t len;
+};
+
+#define FORM_MAX_FIELDS 32
+#define FORM_MAX_FIELD_BYTES (64 * 1024)
+
+/* A multipart/form-data body being received: the part named "file" is
+ * streamed to a temporary file while its SHA-256 is computed; the other
+ * fields are kept in memory (small). The first error met is kept and
+ * answered once the body ends (or at once, for a body that is too large). */
+struct receive {
+    struct MHD_PostProcessor *pp;
+    int fd;                    /* -1 until the file part starts */
+    char tmp_path[PATH_MAX + 16]; /* cleared once the file is moved into place */
+    int tmp_made;
+    char filename[256];        /* as the client named it */
+    char part_type[128];       /* the part's Content-Type */
+    int64_t bytes;
+    int64_t limit;
+    int file_parts;            /* how many parts named "file" arrived */
+    int file_closed;
+    EVP_MD_CTX *sha;
+    struct form_field fields[FORM_MAX_FIELDS];
+    int n_fields;
+    size_t field_bytes;
+    int status;                /* 0, or the HTTP status of the first error */
+    char code[32];
+    char param[32];
+    char message[256];
+};
+
+struct request {
+    enum route route;
+    char method[8];
+    char id[64];               /* first path parameter, percent-decoded */
+    char file[256];            /* second path parameter (ROUTE_FILE) */
+    int bad_path;              /* a segment decoded to "..", "/", NUL, ... */
+    char *body;                /* a JSON body (POST /model), NUL-terminated */
+    size_t body_len;
+    int body_too_large;
+    struct receive *rx;
+    int status;                /* of the response queued */
+    int responded;
+};
+
+/* ---- server.c: responses */
+
+/* Queues a JSON response (takes the reference to body). */
+enum MHD_Result http_send_json(struct MHD_Connection *c, struct request *rq, int status, json_t *body);
+
+/* Queues an error in OpenAI's shape: {"error":{"message","type","param","code"}};
+ * extra, when not NULL, is a JSON object whose members go beside "error"
+ * (taken). param and code may be NULL. */
+enum MHD_Result http_send_error(struct MHD_Connection *c, struct request *rq, int status,
+                                const char *code, const char *param, json_t *extra,
+                                const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+/* Queues a response of bytes (copied) with a content type. */
+enum MHD_Result http_send_bytes(struct MHD_Connection *c, struct request *rq, int status,
+                                const char *content_type, const void *data, size_t len);
+
+/* Queues a prepared response (destroyed here). */
+enum MHD_Result http_send_response(struct MHD_Connection *c, struct request *rq, int status,
+                                   struct MHD_Response *r);
+
+/* A query argument, percent-decoded into buf; NULL if absent. */
+const char *http_query(struct MHD_Connection *c, const char *name, char *buf, size_t len);
+
+/* ---- receive.c: multipart bodies */
+
+/* Starts receiving a multipart body whose file part may be at most limit
+ * bytes. Returns NULL, with rq's status set, if the request is not
+ * multipart/form-data or resources run out. */
+struct receive *receive_begin(struct http_server *srv, struct MHD_Connection *c, int64_t limit);
+
+/* Feeds a piece of the body. Returns 0, or -1 once an error is recorded. */
+int receive_data(struct receive *rx, const char *data, size_t size);
+
+/* Ends the body: closes the file, checks a file came. Returns 0, or -1
+ * with the error recorded (400 for a missing or empty file). On success
+ * fills sha (65 bytes hex). */
+int receive_end(struct receive *rx, char *sha);
+
+/* A field's value, or NULL. index picks among repeated fields. */
+const char *receive_field(const struct receive *rx, const char *name, int index);
+
+/* Removes the temporary file (if still there) and frees. NULL is a no-op. */
+void receive_free(struct receive *rx);
+
+/* Records an error (first one wins). */
+void receive_fail(struct receive *rx, int status, const char *code, const char *param,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ---- routes.c: the upload service */
+
+enum MHD_Result route_upload(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+enum MHD_Result route_uploads(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+enum MHD_Result route_upload_one(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+enum MHD_Result route_job(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+enum MHD_Result route_job_cancel(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+enum MHD_Result route_results(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+enum MHD_Result route_file(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+enum MHD_Result route_health(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+enum MHD_Result route_metrics(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+enum MHD_Result route_index(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+
+/* An upload's metadata as the routes show it (a new object). */
+json_t *upload_json(const struct store_upload *u);
+
+/* Checks a model name against the models folder: 0, or -1 after queueing a
+ * 400 (or 404 with openai set) that lists the models there. */
+int check_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq,
+                const char *name, int openai, enum MHD_Result *ret);
+
+/* ---- openai.c: /v1 */
+
+enum MHD_Result route_v1_models(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+
+/* ---- metrics (server.c) */
+
+const char *route_name(enum route r);
+
+#endif

@@ -1,0 +1,239 @@
+/*
+ * openai.c: the OpenAI-compatible routes: GET /v1/models,
+ * POST /v1/audio/transcriptions and POST /v1/audio/translations, with the
+ * request fields and response shapes of OpenAI's audio API, so its client
+ * libraries work against hark unchanged. A request is answered
+ * synchronously: the file is received into <data>/tmp, decoded, handed to
+ * the next free worker ahead of queued jobs, and removed; nothing enters
+ * the upload history. The model "whisper-1" is the server's default model.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hark.h"
+#include "internal.h"
+#include "media.h"
+#include "queue.h"
+
+enum MHD_Result route_v1_models(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
+{
+    char **names = NULL;
+    int n = 0, i;
+    json_t *data = json_array();
+    models_list(srv->models_dir, &names, &n);
+    if (srv->default_model[0])
+        json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}", "id", "whisper-1", "object",
+                                              "model", "created", 0, "owned_by", "hark"));
+    for (i = 0; i < n; i++)
+        json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s}", "id", names[i], "object",
+                                              "model", "created", 0, "owned_by", "hark"));
+    models_list_free(names, n);
+    return http_send_json(c, rq, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+}
+
+/* The whole text: the segments' texts joined, without outer white space. */
+static char *full_text(const hark_result *r)
+{
+    size_t len = 0, off = 0, k;
+    int i, n = hark_result_n_segments(r);
+    char *s;
+    for (i = 0; i < n; i++) len += strlen(hark_result_segment(r, i)->text);
+    s = malloc(len + 1);
+    if (!s) return NULL;
+    for (i = 0; i < n; i++) {
+        const char *t = hark_result_segment(r, i)->text;
+        k = strlen(t);
+        memcpy(s + off, t, k);
+        off += k;
+    }
+    s[off] = 0;
+    k = 0;
+    while (s[k] == ' ' || s[k] == '\n') k++;
+    memmove(s, s + k, off - k + 1);
+    off -= k;
+    while (off && (s[off - 1] == ' ' || s[off - 1] == '\n')) s[--off] = 0;
+    return s;
+}
+
+static int is_special(const char *text)
+{
+    size_t n = strlen(text);
+    return n >= 4 && !strncmp(text, "<|", 2) && !strcmp(text + n - 2, "|>");
+}
+
+/* Words from the tokens' times: a token that starts with a space starts a
+ * word; the others extend the current one. */
+static json_t *words_json(const hark_result *r)
+{
+    json_t *words = json_array();
+    char word[256];
+    size_t wlen = 0;
+    double t0 = -1, t1 = -1;
+    int i, j, n = hark_result_n_segments(r);
+    for (i = 0; i <= n; i++) {
+        const struct hark_segment *seg = i < n ? hark_result_segment(r, i) : NULL;
+        int nt = seg ? seg->n_tokens : 0;
+        for (j = 0; j <= nt; j++) {
+            const struct hark_token *t = j < nt ? &seg->tokens[j] : NULL;
+            int boundary = !t || t->text[0] == ' ' || is_special(t->text);
+            if (boundary && wlen) {
+                size_t a = 0;
+                word[wlen] = 0;
+                while (word[a] == ' ') a++;
+                if (word[a] && t0 >= 0) {
+                    json_t *w = json_string(word + a);
+                    if (w)
+                        json_array_append_new(words, json_pack("{s:o, s:f, s:f}", "word", w,
+                                                               "start", t0, "end", t1));
+                }
+                wlen = 0;
+                t0 = t1 = -1;
+            }
+            if (!t || is_special(t->text)) continue;
+            if (wlen + strlen(t->text) < sizeof word) {
+                memcpy(word + wlen, t->text, strlen(t->text));
+                wlen += strlen(t->text);
+                if (t0 < 0) t0 = t->t0_s;
+                t1 = t->t1_s;
+            }
+        }
+        if (!seg) break;
+    }
+    return words;
+}
+
+static json_t *verbose_json(const hark_result *r, const char *text, int words)
+{
+    json_t *segs = json_array(), *o;
+    int i, j, n = hark_result_n_segments(r);
+    int lang = hark_lang_index(hark_result_language(r));
+    for (i = 0; i < n; i++) {
+        const struct hark_segment *s = hark_result_segment(r, i);
+        json_t *tokens = json_array();
+        for (j = 0; j < s->n_tokens; j++) json_array_append_new(tokens, json_integer(s->tokens[j].id));
+        json_array_append_new(segs,
+                              json_pack("{s:i, s:i, s:f, s:f, s:s, s:o, s:f, s:f, s:f, s:f}", "id",
+                                        s->id, "seek", s->seek, "start", s->start_s, "end", s->end_s,
+                                        "text", s->text, "tokens", tokens, "temperature",
+                                        (double)s->temperature, "avg_logprob",
+                                        (double)s->avg_logprob, "compression_ratio",
+                                        (double)s->compression_ratio, "no_speech_prob",
+                                        (double)s->no_speech_prob));
+    }
+    o = json_pack("{s:s, s:s, s:f, s:s, s:o}", "task", hark_result_task(r), "language",
+                  lang >= 0 ? hark_lang_name(lang) : hark_result_language(r), "duration",
+                  hark_result_duration_s(r), "text", text, "segments", segs);
+    if (o && words) json_object_set_new(o, "words", words_json(r));
+    return o;
+}
+
+static enum MHD_Result send_text_format(struct MHD_Connection *c, struct request *rq,
+                                        const hark_result *r, enum hark_format fmt)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    enum MHD_Result ret;
+    if (!f) return MHD_NO;
+    if (hark_result_write(r, fmt, f) < 0) {
+        fclose(f);
+        free(buf);
+        return http_send_error(c, rq, 500, "internal", NULL, NULL, "cannot format the result");
+    }
+    fclose(f);
+    ret = http_send_bytes(c, rq, 200, "text/plain; charset=utf-8", buf, len);
+    free(buf);
+    return ret;
+}
+
+enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
+{
+    struct receive *rx = rq->rx;
+    struct hark_options opt;
+    hark_result *res = NULL;
+    float *pcm = NULL;
+    size_t n = 0;
+    char sha[65], err[512];
+    const char *model, *format, *language, *prompt, *temp, *g;
+    int translate = rq->route == ROUTE_V1_TRANSLATIONS, words = 0, i, rc;
+    enum MHD_Result ret;
+
+    if (receive_end(rx, sha) < 0)
+        return http_send_error(c, rq, rx->status, rx->code, rx->param[0] ? rx->param : NULL, NULL,
+                               "%s", rx->message);
+    model = receive_field(rx, "model", 0);
+    if (!model || !*model || !strcmp(model, "whisper-1")) model = srv->default_model;
+    if (check_model(srv, c, rq, model, 1, &ret) < 0) return ret;
+
+    format = receive_field(rx, "response_format", 0);
+    if (!format || !*format) format = "json";
+    if (strcmp(format, "json") && strcmp(format, "text") && strcmp(format, "srt") &&
+        strcmp(format, "verbose_json") && strcmp(format, "vtt"))
+        return http_send_error(c, rq, 400, "invalid_value", "response_format", NULL,
+                               "response_format must be json, text, srt, verbose_json or vtt, not \"%s\"",
+                               format);
+    hark_options_init(&opt);
+    language = receive_field(rx, "language", 0);
+    if (language && *language) {
+        if (hark_lang_index(language) < 0)
+            return http_send_error(c, rq, 400, "invalid_value", "language", NULL,
+                                   "unknown language \"%s\": use an ISO-639-1 code such as \"en\"",
+                                   language);
+        if (!translate) opt.language = language;
+    }
+    prompt = receive_field(rx, "prompt", 0);
+    if (prompt && *prompt) opt.initial_prompt = prompt;
+    temp = receive_field(rx, "temperature", 0);
+    if (temp && *temp) {
+        char *end;
+        double t;
+        errno = 0;
+        t = strtod(temp, &end);
+        if (errno || *end || !isfinite(t) || t < 0 || t > 1)
+            return http_send_error(c, rq, 400, "invalid_value", "temperature", NULL,
+                                   "temperature must be a number from 0 to 1");
+        opt.temperature = (float)t;
+    }
+    for (i = 0; (g = receive_field(rx, "timestamp_granularities[]", i)); i++) {
+        if (!strcmp(g, "word")) words = 1;
+        else if (strcmp(g, "segment"))
+            return http_send_error(c, rq, 400, "invalid_value", "timestamp_granularities", NULL,
+                                   "timestamp granularities are \"segment\" and \"word\", not \"%s\"", g);
+    }
+    opt.task = translate ? HARK_TASK_TRANSLATE : HARK_TASK_TRANSCRIBE;
+
+    rc = media_decode(rx->tmp_path, &pcm, &n, NULL, NULL, err, sizeof err);
+    if (rc < 0) {
+        if (rc == HARK_EAUDIO || rc == HARK_EFORMAT)
+            return http_send_error(c, rq, 400, "invalid_file_format", "file", NULL,
+                                   "invalid file format: %s",
+                                   strstr(err, ": ") ? strstr(err, ": ") + 2 : err);
+        return http_send_error(c, rq, 500, "media", "file", NULL, "cannot read the file: %s", err);
+    }
+    rc = queue_transcribe(srv->queue, model, pcm, n, &opt, &res, err, sizeof err);
+    free(pcm);
+    if (rc < 0) {
+        if (rc == HARK_ENOENT)
+            return http_send_error(c, rq, 404, "model_not_found", "model", NULL, "%s", err);
+        if (rc == HARK_ENOTSUP)
+            return http_send_error(c, rq, 503, "unavailable", NULL, NULL, "%s", err);
+        return http_send_error(c, rq, 500, "transcription_failed", NULL, NULL, "%s", err);
+    }
+    if (!strcmp(format, "text")) ret = send_text_format(c, rq, res, HARK_FORMAT_TXT);
+    else if (!strcmp(format, "srt")) ret = send_text_format(c, rq, res, HARK_FORMAT_SRT);
+    else if (!strcmp(format, "vtt")) ret = send_text_format(c, rq, res, HARK_FORMAT_VTT);
+    else {
+        char *text = full_text(res);
+        if (!text) ret = MHD_NO;
+        else if (!strcmp(format, "json"))
+            ret = http_send_json(c, rq, 200, json_pack("{s:s}", "text", text));
+        else
+            ret = http_send_json(c, rq, 200, verbose_json(res, text, words));
+        free(text);
+    }
+    hark_result_free(res);
+    return ret;
+}

@@ -1,0 +1,209 @@
+/*
+ * receive.c: multipart/form-data bodies, parsed by libmicrohttpd's post
+ * processor. The part named "file" goes straight to a temporary file in
+ * <data>/tmp as it arrives, through a SHA-256 (OpenSSL's EVP interface), so
+ * memory stays constant whatever the file's size; every other field is
+ * kept in memory, up to FORM_MAX_FIELDS fields of FORM_MAX_FIELD_BYTES.
+ *
+ * The temporary file belongs to the receive record until the upload route
+ * renames it into place (it then clears tmp_path); receive_free removes
+ * whatever is left, so a rejected or broken-off upload leaves nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define POST_BUFFER (64 * 1024)
+
+void receive_fail(struct receive *rx, int status, const char *code, const char *param,
+                  const char *fmt, ...)
+{
+    va_list ap;
+    if (rx->status) return;
+    rx->status = status;
+    snprintf(rx->code, sizeof rx->code, "%s", code ? code : "");
+    snprintf(rx->param, sizeof rx->param, "%s", param ? param : "");
+    va_start(ap, fmt);
+    vsnprintf(rx->message, sizeof rx->message, fmt, ap);
+    va_end(ap);
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static enum MHD_Result file_data(struct receive *rx, const char *filename, const char *type,
+                                 const char *data, uint64_t off, size_t size)
+{
+    if (off == 0 && rx->fd < 0 && !rx->file_closed) {
+        snprintf(rx->filename, sizeof rx->filename, "%s", filename ? filename : "");
+        snprintf(rx->part_type, sizeof rx->part_type, "%s", type ? type : "");
+        rx->fd = mkostemp(rx->tmp_path, O_CLOEXEC);
+        if (rx->fd < 0) {
+            rx->tmp_path[0] = 0;
+            receive_fail(rx, 500, "storage", NULL, "cannot create a temporary file: %s",
+                         strerror(errno));
+            return MHD_NO;
+        }
+        rx->tmp_made = 1;
+        rx->file_parts++;
+    } else if (off == 0 && (rx->fd >= 0 || rx->file_closed)) {
+        /* A second part named "file". */
+        rx->file_parts++;
+        receive_fail(rx, 400, "invalid_request", "file", "send one file per request");
+        return MHD_NO;
+    }
+    if (!size) return MHD_YES;
+    if (rx->bytes + (int64_t)size > rx->limit) {
+        receive_fail(rx, 413, "too_large", "file",
+                     "the file is larger than the limit of %lld bytes", (long long)rx->limit);
+        return MHD_NO;
+    }
+    if (write_all(rx->fd, data, size) < 0) {
+        receive_fail(rx, 507, "storage", NULL, "cannot store the upload: %s", strerror(errno));
+        return MHD_NO;
+    }
+    EVP_DigestUpdate(rx->sha, data, size);
+    rx->bytes += (int64_t)size;
+    return MHD_YES;
+}
+
+static enum MHD_Result field_data(struct receive *rx, const char *key, const char *data,
+                                  uint64_t off, size_t size)
+{
+    struct form_field *f;
+    char *v;
+    if (off == 0) {
+        if (rx->n_fields == FORM_MAX_FIELDS) {
+            receive_fail(rx, 400, "invalid_request", NULL, "too many form fields");
+            return MHD_NO;
+        }
+        f = &rx->fields[rx->n_fields++];
+        snprintf(f->name, sizeof f->name, "%s", key);
+        f->value = calloc(1, 1);
+        f->len = 0;
+        if (!f->value) return MHD_NO;
+    } else {
+        if (!rx->n_fields) return MHD_NO;
+        f = &rx->fields[rx->n_fields - 1];
+    }
+    if (!size) return MHD_YES;
+    if (rx->field_bytes + size > FORM_MAX_FIELD_BYTES) {
+        receive_fail(rx, 413, "too_large", key, "the form fields are larger than %d bytes",
+                     FORM_MAX_FIELD_BYTES);
+        return MHD_NO;
+    }
+    v = realloc(f->value, f->len + size + 1);
+    if (!v) return MHD_NO;
+    memcpy(v + f->len, data, size);
+    f->value = v;
+    f->len += size;
+    v[f->len] = 0;
+    rx->field_bytes += size;
+    return MHD_YES;
+}
+
+static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *filename, const char *content_type,
+                               const char *transfer_encoding, const char *data, uint64_t off,
+                               size_t size)
+{
+    struct receive *rx = cls;
+    if (rx->status) return MHD_NO;
+    if (!key) return MHD_YES;
+    if (!strcmp(key, "file")) return file_data(rx, filename, content_type, data, off, size);
+    return field_data(rx, key, data, off, size);
+}
+
+struct receive *receive_begin(struct http_server *srv, struct MHD_Connection *c, int64_t limit)
+{
+    struct receive *rx = calloc(1, sizeof *rx);
+    if (!rx) return NULL;
+    rx->fd = -1;
+    rx->limit = limit;
+    snprintf(rx->tmp_path, sizeof rx->tmp_path, "%s/up-XXXXXX", srv->tmp_dir);
+    rx->sha = EVP_MD_CTX_new();
+    if (!rx->sha || !EVP_DigestInit_ex(rx->sha, EVP_sha256(), NULL)) goto fail;
+    rx->pp = MHD_create_post_processor(c, POST_BUFFER, on_part, rx);
+    if (!rx->pp) goto fail;
+    return rx;
+fail:
+    receive_free(rx);
+    return NULL;
+}
+
+int receive_data(struct receive *rx, const char *data, size_t size)
+{
+    if (rx->status) return -1;
+    if (MHD_post_process(rx->pp, data, size) != MHD_YES) {
+        receive_fail(rx, 400, "invalid_request", NULL, "the multipart body is malformed");
+        return -1;
+    }
+    return 0;
+}
+
+int receive_end(struct receive *rx, char *sha)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0, i;
+    if (rx->pp) {
+        if (MHD_destroy_post_processor(rx->pp) != MHD_YES)
+            receive_fail(rx, 400, "invalid_request", NULL, "the multipart body is incomplete");
+        rx->pp = NULL;
+    }
+    if (rx->fd >= 0) {
+        if (close(rx->fd) < 0)
+            receive_fail(rx, 507, "storage", NULL, "cannot store the upload: %s", strerror(errno));
+        rx->fd = -1;
+        rx->file_closed = 1;
+    }
+    if (rx->status) return -1;
+    if (!rx->file_parts) {
+        receive_fail(rx, 400, "missing_file", "file", "no file: send it in the form field \"file\"");
+        return -1;
+    }
+    if (!rx->bytes) {
+        receive_fail(rx, 400, "empty_file", "file", "the file is empty");
+        return -1;
+    }
+    EVP_DigestFinal_ex(rx->sha, md, &mdlen);
+    for (i = 0; i < mdlen && i < 32; i++) sprintf(sha + 2 * i, "%02x", md[i]);
+    sha[2 * i] = 0;
+    return 0;
+}
+
+const char *receive_field(const struct receive *rx, const char *name, int index)
+{
+    int i;
+    for (i = 0; i < rx->n_fields; i++)
+        if (!strcmp(rx->fields[i].name, name) && index-- == 0) return rx->fields[i].value;
+    return NULL;
+}
+
+void receive_free(struct receive *rx)
+{
+    int i;
+    if (!rx) return;
+    if (rx->pp) MHD_destroy_post_processor(rx->pp);
+    if (rx->fd >= 0) close(rx->fd);
+    if (rx->tmp_made && rx->tmp_path[0]) unlink(rx->tmp_path);
+    for (i = 0; i < rx->n_fields; i++) free(rx->fields[i].value);
+    EVP_MD_CTX_free(rx->sha);
+    free(rx);
+}

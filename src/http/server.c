@@ -1,0 +1,487 @@
+/*
+ * server.c: the libmicrohttpd daemon, the router and the response helpers.
+ *
+ * The daemon runs a thread per connection, so a route may block (a
+ * `"wait": true` schedule, a synchronous /v1 transcription) without
+ * holding up others. Paths reach the router exactly as the client sent
+ * them (the daemon's own unescaping is switched off); the router splits
+ * them at '/' first and percent-decodes each segment after, so an encoded
+ * slash or dot can never become a path separator or a parent directory. A
+ * segment that decodes to "." or "..", or holds '/', '\\' or NUL, marks the
+ * request as a bad path, which every route answers with 404.
+ *
+ * Each request's state (struct request) lives from the first call of the
+ * access handler to the completion callback, which also counts the request
+ * for /metrics and removes what a broken-off upload left behind.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <sys/socket.h>
+
+#include "hark.h"
+#include "internal.h"
+
+#define JSON_BODY_MAX (64 * 1024)
+
+static const char *const route_names[ROUTE_COUNT] = {
+    [ROUTE_NOT_FOUND] = "other",
+    [ROUTE_INDEX] = "/",
+    [ROUTE_UPLOAD] = "/upload",
+    [ROUTE_MODEL] = "/model",
+    [ROUTE_UPLOADS] = "/uploads",
+    [ROUTE_UPLOAD_ONE] = "/uploads/:id",
+    [ROUTE_JOB] = "/jobs/:id",
+    [ROUTE_JOB_CANCEL] = "/jobs/:id/cancel",
+    [ROUTE_RESULTS] = "/results/:id",
+    [ROUTE_FILE] = "/:id/:file",
+    [ROUTE_HEALTH] = "/health",
+    [ROUTE_METRICS] = "/metrics",
+    [ROUTE_V1_MODELS] = "/v1/models",
+    [ROUTE_V1_TRANSCRIPTIONS] = "/v1/audio/transcriptions",
+    [ROUTE_V1_TRANSLATIONS] = "/v1/audio/translations",
+};
+
+const char *route_name(enum route r)
+{
+    return r >= 0 && r < ROUTE_COUNT ? route_names[r] : "other";
+}
+
+/* ------------------------------------------------------------ responses */
+
+enum MHD_Result http_send_response(struct MHD_Connection *c, struct request *rq, int status,
+                                   struct MHD_Response *r)
+{
+    enum MHD_Result ret;
+    if (!r) return MHD_NO;
+    if (rq->responded) {
+        MHD_destroy_response(r);
+        return MHD_YES;
+    }
+    ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    rq->status = status;
+    rq->responded = 1;
+    return ret;
+}
+
+enum MHD_Result http_send_bytes(struct MHD_Connection *c, struct request *rq, int status,
+                                const char *content_type, const void *data, size_t len)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    return http_send_response(c, rq, status, r);
+}
+
+enum MHD_Result http_send_json(struct MHD_Connection *c, struct request *rq, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+    struct MHD_Response *r;
+    size_t len;
+    json_decref(body);
+    if (!text) return MHD_NO;
+    len = strlen(text);
+    text[len] = 0;
+    r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    return http_send_response(c, rq, status, r);
+}
+
+enum MHD_Result http_send_error(struct MHD_Connection *c, struct request *rq, int status,
+                                const char *code, const char *param, json_t *extra,
+                                const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    json_t *body = extra && json_is_object(extra) ? extra : json_object();
+    if (extra && body != extra) json_decref(extra);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_object_set_new(body, "error",
+                        json_pack("{s:s, s:s, s:o, s:o}", "message", msg, "type",
+                                  status >= 500 ? "server_error" : "invalid_request_error",
+                                  "param", param ? json_string(param) : json_null(),
+                                  "code", code ? json_string(code) : json_null()));
+    return http_send_json(c, rq, status, body);
+}
+
+const char *http_query(struct MHD_Connection *c, const char *name, char *buf, size_t len)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    size_t n;
+    if (!v) return NULL;
+    n = strlen(v);
+    if (n >= len) n = len - 1;
+    memcpy(buf, v, n);
+    buf[n] = 0;
+    n = MHD_http_unescape(buf);
+    buf[n] = 0;
+    return buf;
+}
+
+/* --------------------------------------------------------------- router */
+
+/* Percent-decodes one path segment into out (len bytes). Returns 0, or -1
+ * for a segment that must never name a file: empty, ".", "..", or one that
+ * decodes to hold '/', '\\' or NUL, or too long. */
+static int decode_segment(const char *seg, size_t seglen, char *out, size_t len)
+{
+    size_t n;
+    if (seglen == 0 || seglen >= len) return -1;
+    memcpy(out, seg, seglen);
+    out[seglen] = 0;
+    n = MHD_http_unescape(out);
+    if (n != strlen(out)) return -1;
+    if (!strcmp(out, ".") || !strcmp(out, "..")) return -1;
+    if (strchr(out, '/') || strchr(out, '\\')) return -1;
+    return 0;
+}
+
+static void route_request(struct request *rq, const char *url)
+{
+    const char *seg[4];
+    size_t seglen[4];
+    int n = 0;
+    const char *p = url;
+
+    rq->route = ROUTE_NOT_FOUND;
+    if (*p != '/') return;
+    p++;
+    if (!*p) {
+        rq->route = ROUTE_INDEX;
+        return;
+    }
+    while (*p) {
+        const char *e = strchr(p, '/');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (n == 4) return;
+        seg[n] = p;
+        seglen[n] = l;
+        n++;
+        if (!e) break;
+        p = e + 1;
+        if (!*p) break; /* a trailing slash names the same route */
+    }
+#define SEG_IS(i, s) (seglen[i] == sizeof(s) - 1 && !memcmp(seg[i], s, sizeof(s) - 1))
+    if (n == 1) {
+        if (SEG_IS(0, "upload")) rq->route = ROUTE_UPLOAD;
+        else if (SEG_IS(0, "model")) rq->route = ROUTE_MODEL;
+        else if (SEG_IS(0, "uploads")) rq->route = ROUTE_UPLOADS;
+        else if (SEG_IS(0, "health")) rq->route = ROUTE_HEALTH;
+        else if (SEG_IS(0, "metrics")) rq->route = ROUTE_METRICS;
+        return;
+    }
+    if (n == 2 && SEG_IS(0, "v1") && SEG_IS(1, "models")) {
+        rq->route = ROUTE_V1_MODELS;
+        return;
+    }
+    if (n == 3 && SEG_IS(0, "v1") && SEG_IS(1, "audio")) {
+        if (SEG_IS(2, "transcriptions")) rq->route = ROUTE_V1_TRANSCRIPTIONS;
+        else if (SEG_IS(2, "translations")) rq->route = ROUTE_V1_TRANSLATIONS;
+        return;
+    }
+    if (n < 2 || n > 3) return;
+    if (decode_segment(seg[1], seglen[1], rq->id, sizeof rq->id) < 0) {
+        rq->bad_path = 1;
+        rq->id[0] = 0;
+    }
+    if (n == 3) {
+        if (SEG_IS(0, "jobs") && SEG_IS(2, "cancel")) rq->route = ROUTE_JOB_CANCEL;
+        return;
+    }
+    if (SEG_IS(0, "uploads")) rq->route = ROUTE_UPLOAD_ONE;
+    else if (SEG_IS(0, "jobs")) rq->route = ROUTE_JOB;
+    else if (SEG_IS(0, "results")) rq->route = ROUTE_RESULTS;
+    else {
+        rq->route = ROUTE_FILE;
+        if (decode_segment(seg[0], seglen[0], rq->id, sizeof rq->id) < 0 ||
+            decode_segment(seg[1], seglen[1], rq->file, sizeof rq->file) < 0) {
+            rq->bad_path = 1;
+            rq->id[0] = rq->file[0] = 0;
+        }
+    }
+#undef SEG_IS
+}
+
+/* The methods each route answers ("Allow" of a 405). */
+static const char *route_methods(enum route r)
+{
+    switch (r) {
+    case ROUTE_UPLOAD:
+    case ROUTE_MODEL:
+    case ROUTE_JOB_CANCEL:
+    case ROUTE_V1_TRANSCRIPTIONS:
+    case ROUTE_V1_TRANSLATIONS: return "POST";
+    case ROUTE_UPLOAD_ONE: return "GET, HEAD, DELETE";
+    default: return "GET, HEAD";
+    }
+}
+
+static int method_allowed(enum route r, const char *m)
+{
+    int get = !strcmp(m, "GET") || !strcmp(m, "HEAD");
+    switch (r) {
+    case ROUTE_UPLOAD:
+    case ROUTE_MODEL:
+    case ROUTE_JOB_CANCEL:
+    case ROUTE_V1_TRANSCRIPTIONS:
+    case ROUTE_V1_TRANSLATIONS: return !strcmp(m, "POST");
+    case ROUTE_UPLOAD_ONE: return get || !strcmp(m, "DELETE");
+    default: return get;
+    }
+}
+
+static int authorized(struct http_server *srv, struct MHD_Connection *c)
+{
+    const char *h;
+    size_t klen = strlen(srv->api_key), hlen;
+    if (!klen) return 1;
+    h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
+    h += 7;
+    while (*h == ' ') h++;
+    hlen = strlen(h);
+    while (hlen && (h[hlen - 1] == ' ' || h[hlen - 1] == '\t')) hlen--;
+    return hlen == klen && CRYPTO_memcmp(h, srv->api_key, klen) == 0;
+}
+
+static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
+{
+    switch (rq->route) {
+    case ROUTE_INDEX: return route_index(srv, c, rq);
+    case ROUTE_UPLOAD: return route_upload(srv, c, rq);
+    case ROUTE_MODEL: return route_model(srv, c, rq);
+    case ROUTE_UPLOADS: return route_uploads(srv, c, rq);
+    case ROUTE_UPLOAD_ONE: return route_upload_one(srv, c, rq);
+    case ROUTE_JOB: return route_job(srv, c, rq);
+    case ROUTE_JOB_CANCEL: return route_job_cancel(srv, c, rq);
+    case ROUTE_RESULTS: return route_results(srv, c, rq);
+    case ROUTE_FILE: return route_file(srv, c, rq);
+    case ROUTE_HEALTH: return route_health(srv, c, rq);
+    case ROUTE_METRICS: return route_metrics(srv, c, rq);
+    case ROUTE_V1_MODELS: return route_v1_models(srv, c, rq);
+    case ROUTE_V1_TRANSCRIPTIONS:
+    case ROUTE_V1_TRANSLATIONS: return route_v1_audio(srv, c, rq);
+    default: break;
+    }
+    return http_send_error(c, rq, 404, "not_found", NULL, NULL, "no such route");
+}
+
+static int is_multipart_route(enum route r)
+{
+    return r == ROUTE_UPLOAD || r == ROUTE_V1_TRANSCRIPTIONS || r == ROUTE_V1_TRANSLATIONS;
+}
+
+/* The limit of a whole multipart body: the file plus room for the other
+ * fields and the part headers. */
+static int64_t body_limit(struct http_server *srv)
+{
+    return srv->max_upload_bytes > INT64_MAX - (1 << 20) ? INT64_MAX
+                                                         : srv->max_upload_bytes + (1 << 20);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct http_server *srv = cls;
+    struct request *rq = *con_cls;
+
+    if (!rq) {
+        const char *cl;
+        rq = calloc(1, sizeof *rq);
+        if (!rq) return MHD_NO;
+        *con_cls = rq;
+        snprintf(rq->method, sizeof rq->method, "%s", method);
+        route_request(rq, url);
+        if (rq->route == ROUTE_NOT_FOUND)
+            return http_send_error(c, rq, 404, "not_found", NULL, NULL, "no such route: %s", url);
+        if (!method_allowed(rq->route, method)) {
+            enum MHD_Result ret = http_send_error(c, rq, 405, "method_not_allowed", NULL, NULL,
+                                                  "%s is not allowed here (allowed: %s)", method,
+                                                  route_methods(rq->route));
+            return ret;
+        }
+        if (rq->route != ROUTE_HEALTH && !authorized(srv, c))
+            return http_send_error(c, rq, 401, "invalid_api_key", NULL, NULL,
+                                   "a valid API key is needed: send \"Authorization: Bearer <key>\"");
+        cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (is_multipart_route(rq->route)) {
+            if (cl && strtoll(cl, NULL, 10) > body_limit(srv))
+                return http_send_error(c, rq, 413, "too_large", "file", NULL,
+                                       "the upload is larger than the limit of %lld bytes",
+                                       (long long)srv->max_upload_bytes);
+            rq->rx = receive_begin(srv, c, srv->max_upload_bytes);
+            if (!rq->rx)
+                return http_send_error(c, rq, 400, "invalid_request", "file", NULL,
+                                       "expected a multipart/form-data body with a \"file\" field");
+        } else if (cl && strtoll(cl, NULL, 10) > JSON_BODY_MAX && rq->route == ROUTE_MODEL) {
+            return http_send_error(c, rq, 413, "too_large", NULL, NULL,
+                                   "the request body is larger than %d bytes", JSON_BODY_MAX);
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (rq->responded) return MHD_YES;
+        if (rq->rx) {
+            if (receive_data(rq->rx, upload_data, n) < 0 && rq->rx->status == 413)
+                return http_send_error(c, rq, 413, rq->rx->code, rq->rx->param, NULL, "%s",
+                                       rq->rx->message);
+        } else if (!rq->body_too_large) {
+            char *b;
+            if (rq->body_len + n > JSON_BODY_MAX) {
+                rq->body_too_large = 1;
+                return http_send_error(c, rq, 413, "too_large", NULL, NULL,
+                                       "the request body is larger than %d bytes", JSON_BODY_MAX);
+            }
+            b = realloc(rq->body, rq->body_len + n + 1);
+            if (!b) return MHD_NO;
+            memcpy(b + rq->body_len, upload_data, n);
+            rq->body = b;
+            rq->body_len += n;
+            b[rq->body_len] = 0;
+        }
+        return MHD_YES;
+    }
+    if (rq->responded) return MHD_YES;
+    return dispatch(srv, c, rq);
+}
+
+static void count_request(struct http_server *srv, const struct request *rq)
+{
+    int i;
+    pthread_mutex_lock(&srv->lock);
+    for (i = 0; i < srv->n_metrics; i++) {
+        struct metric_slot *m = &srv->metrics[i];
+        if (m->route == rq->route && m->status == rq->status && !strcmp(m->method, rq->method)) {
+            m->count++;
+            break;
+        }
+    }
+    if (i == srv->n_metrics && i < METRIC_SLOTS) {
+        struct metric_slot *m = &srv->metrics[srv->n_metrics++];
+        m->route = rq->route;
+        m->status = rq->status;
+        snprintf(m->method, sizeof m->method, "%s", rq->method);
+        m->count = 1;
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *srv = cls;
+    struct request *rq = *con_cls;
+    if (!rq) return;
+    if (rq->status) count_request(srv, rq);
+    receive_free(rq->rx);
+    free(rq->body);
+    free(rq);
+    *con_cls = NULL;
+}
+
+/* Paths reach the router undecoded (see the top of the file). */
+static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
+{
+    return strlen(s);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    /* The daemon's complaints (a client that went away, a malformed request
+     * line) are answered to the client; they are not the operator's
+     * business, so they are dropped. */
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+int http_start(const struct http_config *cfg, struct store *store, struct queue *queue,
+               struct http_server **out, char *err, size_t errlen)
+{
+    struct http_server *srv;
+    struct addrinfo hints, *ai = NULL;
+    char port[16];
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    const union MHD_DaemonInfo *info;
+    int rc;
+
+    *out = NULL;
+    srv = calloc(1, sizeof *srv);
+    if (!srv) return HARK_ENOMEM;
+    pthread_mutex_init(&srv->lock, NULL);
+    srv->store = store;
+    srv->queue = queue;
+    snprintf(srv->data_dir, sizeof srv->data_dir, "%s", cfg->data_dir);
+    snprintf(srv->db_dir, sizeof srv->db_dir, "%s/db", cfg->data_dir);
+    snprintf(srv->tmp_dir, sizeof srv->tmp_dir, "%s/tmp", cfg->data_dir);
+    snprintf(srv->models_dir, sizeof srv->models_dir, "%s", cfg->models_dir);
+    snprintf(srv->default_model, sizeof srv->default_model, "%s",
+             cfg->default_model ? cfg->default_model : "");
+    snprintf(srv->api_key, sizeof srv->api_key, "%s", cfg->api_key ? cfg->api_key : "");
+    srv->max_upload_bytes = cfg->max_upload_bytes;
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(port, sizeof port, "%d", cfg->port);
+    rc = getaddrinfo(cfg->host, port, &hints, &ai);
+    if (rc) {
+        snprintf(err, errlen, "cannot resolve address %s: %s", cfg->host, gai_strerror(rc));
+        http_stop(srv);
+        return HARK_EINVAL;
+    }
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    srv->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+        MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!srv->daemon) {
+        snprintf(err, errlen, "cannot listen on %s port %d: %s", cfg->host, cfg->port,
+                 errno ? strerror(errno) : "the HTTP daemon did not start");
+        http_stop(srv);
+        return HARK_EIO;
+    }
+    info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : cfg->port;
+    *out = srv;
+    return 0;
+}
+
+int http_port(const struct http_server *srv)
+{
+    return srv->port;
+}
+
+void http_stop(struct http_server *srv)
+{
+    if (!srv) return;
+    if (srv->daemon) MHD_stop_daemon(srv->daemon);
+    pthread_mutex_destroy(&srv->lock);
+    free(srv);
+}
