@@ -43,6 +43,7 @@ struct dctx {
     struct decode_rules rules;
     int32_t suppress[MAX_SUPPRESS];
     int V, n_mels, n_text_ctx, wcpp, n_max;
+    float progress_f;  /* the fraction last reported to the progress callback */
 
     float *mel;             /* (n_mels, n_frames) */
     int n_frames;
@@ -174,6 +175,15 @@ static float prob_of(const float *row, int V, int id, float *scratch)
 
 /* Greedy (n_seq 1 at temperature 0) or best-of sampling over n_seq
  * sequences. Row a of c->logits holds the logits of active sequence a. */
+/* Asks the progress callback, every 16 decoder steps, whether to go on (at
+ * the fraction last reported), so that a cancel takes effect within a few
+ * tokens rather than at the end of a 30 s window. */
+static int poll_cancel(const struct dctx *c, int step)
+{
+    if (!c->opt->progress || (step & 15)) return 0;
+    return c->opt->progress(c->opt->progress_user, c->progress_f) ? HARK_ECANCELED : 0;
+}
+
 static int run_sampling(struct dctx *c, int n_seq, float t, const struct decode_wcpp *w0, int window)
 {
     const struct tok_special *sp = &c->rules.sp;
@@ -190,6 +200,8 @@ static int run_sampling(struct dctx *c, int n_seq, float t, const struct decode_
     }
     int n_act = n_seq;
     for (int i = 0; i < c->n_max; i++) {
+        int rc = poll_cancel(c, i);
+        if (rc) return rc;
         for (int a = 0; a < n_act; a++) {
             struct decode_seq *s = &c->seqs[act[a]];
             float *row = c->logits + (size_t)a * V, *lp = c->logprobs + (size_t)a * V;
@@ -218,7 +230,7 @@ static int run_sampling(struct dctx *c, int n_seq, float t, const struct decode_
         }
         n_act = m;
         if (n_act == 0 || i == c->n_max - 1 || c->n_prompt + i >= c->n_text_ctx) break;
-        int rc = dec_step(c->st, n_act, act, last, c->n_prompt + i, c->logits);
+        rc = dec_step(c->st, n_act, act, last, c->n_prompt + i, c->logits);
         if (rc) return rc;
     }
     return 0;
@@ -262,6 +274,8 @@ static int run_beam(struct dctx *c, int K, const struct decode_wcpp *w0)
     int32_t last[DECODE_MAX_SEQ];
     decode_beam_init(c->beam, c->rules.profile, K, sp->eot, w0);
     for (int i = 0; i < c->n_max; i++) {
+        int rc = poll_cancel(c, i);
+        if (rc) return rc;
         int n_act = decode_beam_active(c->beam, act);
         if (i == 0) {
             decode_apply_rules(&c->rules, 0.0f, c->logits, NULL, 0, c->logprobs);
@@ -283,7 +297,7 @@ static int run_beam(struct dctx *c, int K, const struct decode_wcpp *w0)
             const struct decode_seq *s = &c->beam->live[act[a]];
             last[a] = s->tok[s->n - 1];
         }
-        int rc = dec_step(c->st, n_act, act, last, c->n_prompt + i, c->logits);
+        rc = dec_step(c->st, n_act, act, last, c->n_prompt + i, c->logits);
         if (rc) return rc;
     }
     return 0;
@@ -516,6 +530,7 @@ static int report_progress(struct dctx *c, int seek, int total)
     float f = total > 0 ? (float)seek / (float)total : 1.0f;
     if (f > 1.0f) f = 1.0f;
     if (f < 0.0f) f = 0.0f;
+    c->progress_f = f;
     return c->opt->progress(c->opt->progress_user, f) ? HARK_ECANCELED : 0;
 }
 

@@ -336,7 +336,7 @@ static void test_progress_and_cancel(void)
     hark_result *r = (hark_result *)&o;
     int rc = hark_transcribe(st, pcm, n, &o, &r, err, sizeof(err));
     CHECKF(rc == HARK_ECANCELED && r == NULL, "cancel: rc %d", rc);
-    CHECK(p.calls == 1 && p.last > 0.0f && p.last < 1.0f);
+    CHECK(p.calls == 1 && p.last >= 0.0f && p.last < 1.0f);
     struct progress_log q = {0.0f, 0, 1, 0};
     o.progress_user = &q;
     rc = hark_transcribe(st, pcm, n, &o, &r, err, sizeof(err));
