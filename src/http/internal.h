@@ -113,6 +113,12 @@ struct request {
     struct receive *rx;
     int status;                /* of the response queued */
     int responded;
+    /* An error found before the body was read, answered after it. */
+    int refuse_status;
+    char refuse_code[32];
+    char refuse_param[32];
+    char refuse_message[512];
+    int64_t discarded;
 };
 
 /* ---- server.c: responses */

@@ -51,7 +51,15 @@ static int write_all(int fd, const char *p, size_t n)
 static enum MHD_Result file_data(struct receive *rx, const char *filename, const char *type,
                                  const char *data, uint64_t off, size_t size)
 {
-    if (off == 0 && rx->fd < 0 && !rx->file_closed) {
+    /* The post processor may call with offset 0 more than once for one
+     * part (first with no data); a part that starts at offset 0 after
+     * file bytes have arrived is a second file. */
+    if (off == 0 && (rx->file_closed || (rx->fd >= 0 && rx->bytes > 0))) {
+        rx->file_parts++;
+        receive_fail(rx, 400, "invalid_request", "file", "send one file per request");
+        return MHD_NO;
+    }
+    if (rx->fd < 0) {
         snprintf(rx->filename, sizeof rx->filename, "%s", filename ? filename : "");
         snprintf(rx->part_type, sizeof rx->part_type, "%s", type ? type : "");
         rx->fd = mkostemp(rx->tmp_path, O_CLOEXEC);
@@ -63,11 +71,6 @@ static enum MHD_Result file_data(struct receive *rx, const char *filename, const
         }
         rx->tmp_made = 1;
         rx->file_parts++;
-    } else if (off == 0 && (rx->fd >= 0 || rx->file_closed)) {
-        /* A second part named "file". */
-        rx->file_parts++;
-        receive_fail(rx, 400, "invalid_request", "file", "send one file per request");
-        return MHD_NO;
     }
     if (!size) return MHD_YES;
     if (rx->bytes + (int64_t)size > rx->limit) {
@@ -84,12 +87,26 @@ static enum MHD_Result file_data(struct receive *rx, const char *filename, const
     return MHD_YES;
 }
 
+/* The form fields the routes read; others are skipped unread. */
+static int known_field(const char *key)
+{
+    static const char *const names[] = {"model", "language", "prompt", "response_format",
+                                        "temperature", "timestamp_granularities[]"};
+    size_t i;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(key, names[i])) return 1;
+    return 0;
+}
+
 static enum MHD_Result field_data(struct receive *rx, const char *key, const char *data,
                                   uint64_t off, size_t size)
 {
-    struct form_field *f;
+    struct form_field *f = rx->n_fields ? &rx->fields[rx->n_fields - 1] : NULL;
     char *v;
-    if (off == 0) {
+    if (!known_field(key)) return MHD_YES;
+    /* Offset 0 starts a field, unless it repeats the start of the field
+     * just begun (the post processor may announce a part before its data). */
+    if (off == 0 && !(f && f->len == 0 && !strcmp(f->name, key))) {
         if (rx->n_fields == FORM_MAX_FIELDS) {
             receive_fail(rx, 400, "invalid_request", NULL, "too many form fields");
             return MHD_NO;
@@ -99,9 +116,8 @@ static enum MHD_Result field_data(struct receive *rx, const char *key, const cha
         f->value = calloc(1, 1);
         f->len = 0;
         if (!f->value) return MHD_NO;
-    } else {
-        if (!rx->n_fields) return MHD_NO;
-        f = &rx->fields[rx->n_fields - 1];
+    } else if (!f || strcmp(f->name, key)) {
+        return MHD_YES;
     }
     if (!size) return MHD_YES;
     if (rx->field_bytes + size > FORM_MAX_FIELD_BYTES) {

@@ -28,6 +28,7 @@
 #include "internal.h"
 
 #define JSON_BODY_MAX (64 * 1024)
+#define DISCARD_MAX ((int64_t)64 << 20)
 
 static const char *const route_names[ROUTE_COUNT] = {
     [ROUTE_NOT_FOUND] = "other",
@@ -292,6 +293,43 @@ static int64_t body_limit(struct http_server *srv)
                                                          : srv->max_upload_bytes + (1 << 20);
 }
 
+/* Whether the request comes with a body (a length above 0, or chunked). */
+static int has_body(struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    return (cl && strtoll(cl, NULL, 10) > 0) || (te && strcasestr(te, "chunked"));
+}
+
+/* Answers an error found before the body has been read. A client that is
+ * still sending would see the connection close under it instead of the
+ * answer, so a request with a body is answered once its body has been read
+ * (and dropped), up to DISCARD_MAX bytes; beyond that, or without a body,
+ * at once. */
+static enum MHD_Result refuse(struct MHD_Connection *c, struct request *rq, int status,
+                              const char *code, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static enum MHD_Result refuse(struct MHD_Connection *c, struct request *rq, int status,
+                              const char *code, const char *param, const char *fmt, ...)
+{
+    va_list ap;
+    rq->refuse_status = status;
+    snprintf(rq->refuse_code, sizeof rq->refuse_code, "%s", code);
+    snprintf(rq->refuse_param, sizeof rq->refuse_param, "%s", param ? param : "");
+    va_start(ap, fmt);
+    vsnprintf(rq->refuse_message, sizeof rq->refuse_message, fmt, ap);
+    va_end(ap);
+    if (has_body(c)) return MHD_YES;
+    return http_send_error(c, rq, status, code, param, NULL, "%s", rq->refuse_message);
+}
+
+static enum MHD_Result send_refusal(struct MHD_Connection *c, struct request *rq)
+{
+    return http_send_error(c, rq, rq->refuse_status, rq->refuse_code,
+                           rq->refuse_param[0] ? rq->refuse_param : NULL, NULL, "%s",
+                           rq->refuse_message);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -308,27 +346,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         snprintf(rq->method, sizeof rq->method, "%s", method);
         route_request(rq, url);
         if (rq->route == ROUTE_NOT_FOUND)
-            return http_send_error(c, rq, 404, "not_found", NULL, NULL, "no such route: %s", url);
-        if (!method_allowed(rq->route, method)) {
-            enum MHD_Result ret = http_send_error(c, rq, 405, "method_not_allowed", NULL, NULL,
-                                                  "%s is not allowed here (allowed: %s)", method,
-                                                  route_methods(rq->route));
-            return ret;
-        }
+            return refuse(c, rq, 404, "not_found", NULL, "no such route: %s", url);
+        if (!method_allowed(rq->route, method))
+            return refuse(c, rq, 405, "method_not_allowed", NULL,
+                          "%s is not allowed here (allowed: %s)", method, route_methods(rq->route));
         if (rq->route != ROUTE_HEALTH && !authorized(srv, c))
-            return http_send_error(c, rq, 401, "invalid_api_key", NULL, NULL,
-                                   "a valid API key is needed: send \"Authorization: Bearer <key>\"");
+            return refuse(c, rq, 401, "invalid_api_key", NULL,
+                          "a valid API key is needed: send \"Authorization: Bearer <key>\"");
         cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (is_multipart_route(rq->route)) {
+            /* Too large by its declared length: answered at once, before
+             * a client that asked "Expect: 100-continue" sends anything. */
             if (cl && strtoll(cl, NULL, 10) > body_limit(srv))
                 return http_send_error(c, rq, 413, "too_large", "file", NULL,
                                        "the upload is larger than the limit of %lld bytes",
                                        (long long)srv->max_upload_bytes);
             rq->rx = receive_begin(srv, c, srv->max_upload_bytes);
             if (!rq->rx)
-                return http_send_error(c, rq, 400, "invalid_request", "file", NULL,
-                                       "expected a multipart/form-data body with a \"file\" field");
-        } else if (cl && strtoll(cl, NULL, 10) > JSON_BODY_MAX && rq->route == ROUTE_MODEL) {
+                return refuse(c, rq, 400, "invalid_request", "file",
+                              "expected a multipart/form-data body with a \"file\" field");
+        } else if (cl && strtoll(cl, NULL, 10) > JSON_BODY_MAX) {
             return http_send_error(c, rq, 413, "too_large", NULL, NULL,
                                    "the request body is larger than %d bytes", JSON_BODY_MAX);
         }
@@ -339,16 +376,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (rq->responded) return MHD_YES;
+        if (rq->refuse_status) {
+            rq->discarded += n;
+            return rq->discarded > DISCARD_MAX ? send_refusal(c, rq) : MHD_YES;
+        }
         if (rq->rx) {
-            if (receive_data(rq->rx, upload_data, n) < 0 && rq->rx->status == 413)
-                return http_send_error(c, rq, 413, rq->rx->code, rq->rx->param, NULL, "%s",
-                                       rq->rx->message);
+            /* After an error the rest of the body is read and dropped;
+             * the error is answered at its end. */
+            receive_data(rq->rx, upload_data, n);
         } else if (!rq->body_too_large) {
             char *b;
             if (rq->body_len + n > JSON_BODY_MAX) {
                 rq->body_too_large = 1;
-                return http_send_error(c, rq, 413, "too_large", NULL, NULL,
-                                       "the request body is larger than %d bytes", JSON_BODY_MAX);
+                return refuse(c, rq, 413, "too_large", NULL,
+                              "the request body is larger than %d bytes", JSON_BODY_MAX);
             }
             b = realloc(rq->body, rq->body_len + n + 1);
             if (!b) return MHD_NO;
@@ -360,6 +401,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (rq->responded) return MHD_YES;
+    if (rq->refuse_status) return send_refusal(c, rq);
     return dispatch(srv, c, rq);
 }
 

@@ -79,5 +79,7 @@ for m in ${BENCH_MODELS:-tiny base small large-v3}; do
     fi
 done
 echo
+"$(dirname "$0")/api.sh"
+echo
 echo "bench finished in $(( $(date +%s) - start )) s"
 exit 0

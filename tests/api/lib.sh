@@ -1,0 +1,192 @@
+# lib.sh: helpers for the black-box tests and benchmarks of `hark serve`,
+# sourced by tests/api/test_api.sh and tests/bench/api.sh.
+#
+# api_init makes a temporary folder ($API_TMP) and installs an exit trap that
+# stops every server and background process started through these helpers
+# and removes the folder, so nothing is left behind whatever way the script
+# ends. server_start runs `hark serve` on a free loopback port (--port 0),
+# reads its "hark: listening on http://HOST:PORT" line and waits for
+# /health; server_stop ends it with SIGTERM and checks that it exited
+# cleanly without a sanitizer report.
+#
+# Paths: $HARK_BIN (default build/hark), models in
+# ${HARK_TEST_MODELS:-${HARK_SHARED:-../shared}/models}, media in
+# ${HARK_TEST_MEDIA:-.../media}, audio in ${HARK_TEST_AUDIO:-.../audio}.
+
+HARK=${HARK_BIN:-build/hark}
+SHARED=${HARK_SHARED:-../shared}
+MODELS=${HARK_TEST_MODELS:-$SHARED/models}
+MEDIA=${HARK_TEST_MEDIA:-$SHARED/media}
+AUDIO=${HARK_TEST_AUDIO:-$SHARED/audio}
+MODEL=${HARK_API_MODEL:-rt-mini.en-f16}
+
+# Time limits grow under the sanitizers (HARK_BUILD=build/san), which run
+# the engine several times slower.
+case "${HARK_BUILD:-build}:$HARK" in
+    *san*) SLOW=6 ;;
+    *) SLOW=1 ;;
+esac
+
+API_TMP=
+_api_pids=()
+
+_api_cleanup() {
+    local p
+    for p in "${_api_pids[@]}"; do
+        [ -n "$p" ] && kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+    done
+    for p in "${_api_pids[@]}"; do
+        [ -n "$p" ] && wait "$p" 2>/dev/null
+    done
+    [ -n "$API_TMP" ] && rm -rf "$API_TMP"
+}
+
+api_init() {
+    API_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hark-api-XXXXXX") || return 1
+    trap _api_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
+}
+
+# track PID: a background process the exit trap must end.
+track() { _api_pids+=("$1"); }
+
+# untrack PID: it has ended (or been waited for).
+untrack() {
+    local i
+    for i in "${!_api_pids[@]}"; do
+        [ "${_api_pids[$i]}" = "$1" ] && unset "_api_pids[$i]"
+    done
+}
+
+# server_start NAME DATA_DIR [ARGS...]: starts a server on a free loopback
+# port with its data in DATA_DIR (created), the shared models, the test
+# model, one worker and two threads; ARGS are added (later flags win).
+# Environment for the server can be given by the caller with `env`-style
+# assignments in SERVER_ENV (an array). Sets ${NAME}_url, ${NAME}_pid,
+# ${NAME}_log (stdout) and ${NAME}_err (stderr). Returns non-zero, with the
+# reason on stdout, if it does not come up.
+SERVER_ENV=()
+server_start() {
+    local name=$1 data=$2 log err pid url i line
+    shift 2
+    mkdir -p "$data"
+    log=$API_TMP/$name.out
+    err=$API_TMP/$name.err
+    : >"$log"
+    env "${SERVER_ENV[@]}" "$HARK" serve --host 127.0.0.1 --port 0 --data "$data" --models "$MODELS" \
+        --model "$MODEL" --workers 1 --threads 2 "$@" >"$log" 2>"$err" &
+    pid=$!
+    track "$pid"
+    printf -v "${name}_pid" %s "$pid"
+    printf -v "${name}_log" %s "$log"
+    printf -v "${name}_err" %s "$err"
+    url=
+    for ((i = 0; i < 300 * SLOW; i++)); do
+        line=$(grep -m1 '^hark: listening on http://' "$log" 2>/dev/null)
+        if [ -n "$line" ]; then
+            url=${line#hark: listening on }
+            break
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "  server $name exited before listening: $(head -c 400 "$err")"
+            return 1
+        fi
+        sleep 0.05
+    done
+    if [ -z "$url" ]; then
+        echo "  server $name printed no listening line in $((15 * SLOW)) s"
+        return 1
+    fi
+    printf -v "${name}_url" %s "$url"
+    for ((i = 0; i < 200 * SLOW; i++)); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/health")" = 200 ] && return 0
+        sleep 0.05
+    done
+    echo "  server $name: /health did not answer 200 in $((10 * SLOW)) s"
+    return 1
+}
+
+# sanitizer_clean ERRFILE: no AddressSanitizer/UBSan report in the file.
+sanitizer_clean() {
+    if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$1" 2>/dev/null; then
+        echo "  sanitizer report in $1:"
+        grep -m3 -E 'ERROR: |runtime error:|SUMMARY' "$1" | sed 's/^/    /'
+        return 1
+    fi
+}
+
+# server_stop NAME: SIGTERM, then waits up to 30 s (x SLOW) for a clean exit
+# (status 0, no sanitizer report); SIGKILL after that. The engine looks for
+# a cancel between 30 s windows, so a busy worker may take a window to stop. Returns non-zero with
+# the reason printed if the stop was not clean.
+server_stop() {
+    local name=$1 pid_var="${1}_pid" err_var="${1}_err" pid rc i
+    pid=${!pid_var:-}
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 600 * SLOW; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        untrack "$pid"
+        printf -v "$pid_var" %s ""
+        echo "  server $name did not stop on SIGTERM within $((30 * SLOW)) s"
+        return 1
+    fi
+    wait "$pid"
+    rc=$?
+    untrack "$pid"
+    printf -v "$pid_var" %s ""
+    if [ "$rc" -ne 0 ]; then
+        echo "  server $name exited with status $rc after SIGTERM: $(tail -c 300 "${!err_var}")"
+        return 1
+    fi
+    sanitizer_clean "${!err_var}"
+}
+
+# server_kill NAME: SIGKILL, no questions asked.
+server_kill() {
+    local pid_var="${1}_pid" pid
+    pid=${!pid_var:-}
+    [ -n "$pid" ] || return 0
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    untrack "$pid"
+    printf -v "$pid_var" %s ""
+}
+
+# req METHOD URL [CURL ARGS...]: one request; the status lands in $code, the
+# body in $API_TMP/body, the headers in $API_TMP/headers. Never fails.
+req() {
+    local method=$1 url=$2
+    shift 2
+    code=$(curl -s --path-as-is -X "$method" -o "$API_TMP/body" -D "$API_TMP/headers" \
+        -w '%{http_code}' --max-time $((60 * SLOW)) "$@" "$url" 2>/dev/null)
+    [ -n "$code" ] || code=000
+}
+
+# hdr NAME: a header's value from the last req (case-insensitive, no CR).
+hdr() {
+    awk -v n="$1" 'BEGIN { n = tolower(n) } {
+        sub(/\r$/, "")
+        i = index($0, ":")
+        if (i && tolower(substr($0, 1, i - 1)) == n) { v = substr($0, i + 1); sub(/^[ \t]+/, "", v); last = v }
+    } END { if (last != "") print last }' "$API_TMP/headers"
+}
+
+# wav_header FILE TOTAL_BYTES: a 44-byte 16 kHz mono 16-bit WAV header whose
+# data chunk fills a file of TOTAL_BYTES (at most 4 GiB - 1).
+wav_header() {
+    local total=$2
+    LC_ALL=C awk -v t="$total" 'function le(v, n,   i) { for (i = 0; i < n; i++) { printf "%c", v % 256; v = int(v / 256) } }
+    BEGIN {
+        d = t - 44
+        printf "RIFF"; le(t - 8, 4); printf "WAVEfmt "; le(16, 4); le(1, 2); le(1, 2)
+        le(16000, 4); le(32000, 4); le(2, 2); le(16, 2); printf "data"; le(d, 4)
+    }' >"$1"
+}

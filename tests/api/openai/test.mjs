@@ -1,0 +1,215 @@
+// test.mjs: the official `openai` npm client (the exact version pinned in
+// package.json) against hark serve's OpenAI-compatible routes under /v1:
+// models.list, audio.transcriptions.create in every response_format,
+// audio.translations.create, and errors surfacing as the client's APIError
+// with the status, type, param and code the server sent.
+//
+// Run by tests/api/test_api.sh with the environment: HARK_URL (a server
+// without an API key), HARK_KEY_URL and HARK_KEY (a server started with
+// --api-key), HARK_MEDIA (the shared media folder) and HARK_TMP (a scratch
+// folder). Prints "PASS name" / "FAIL name: reason" per check and exits 1
+// if any failed.
+import fs from 'node:fs';
+import path from 'node:path';
+import OpenAI, { toFile } from 'openai';
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+
+const base = env('HARK_URL');
+const keyBase = process.env.HARK_KEY_URL || '';
+const key = process.env.HARK_KEY || '';
+const media = env('HARK_MEDIA');
+const tmp = env('HARK_TMP');
+const mp4 = path.join(media, 'jfk.mp4');
+const mp3 = path.join(media, 'jfk.mp3');
+
+// No retries: a retried request would hide the first answer.
+const client = new OpenAI({ apiKey: 'not-needed', baseURL: `${base}/v1`, maxRetries: 0, timeout: 300_000 });
+
+let passed = 0;
+let failed = 0;
+
+async function check(name, fn) {
+  try {
+    await fn();
+    console.log(`PASS ${name}`);
+    passed++;
+  } catch (e) {
+    const why = e instanceof OpenAI.APIError ? `APIError ${e.status}: ${e.message}` : (e && e.message) || String(e);
+    console.log(`FAIL ${name}: ${why}`);
+    failed++;
+  }
+}
+
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+const show = (v) => {
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return s === undefined ? String(v) : s.slice(0, 200);
+};
+
+const srtTime = /^\d{2}:\d{2}:\d{2},\d{3} --> \d{2}:\d{2}:\d{2},\d{3}$/m;
+const vttTime = /^(\d{2}:)?\d{2}:\d{2}\.\d{3} --> (\d{2}:)?\d{2}:\d{2}\.\d{3}/m;
+
+function transcribe(format, extra = {}) {
+  return client.audio.transcriptions.create({
+    file: fs.createReadStream(mp4),
+    model: 'whisper-1',
+    response_format: format,
+    ...extra,
+  });
+}
+
+// expectError(promise, status, fields): the call fails with an APIError of
+// that status whose type/param/code equal the given fields.
+async function expectError(promise, status, fields) {
+  let err = null;
+  try {
+    const r = await promise;
+    throw new Error(`no error; got ${show(r)}`);
+  } catch (e) {
+    err = e;
+  }
+  if (!(err instanceof OpenAI.APIError)) throw err;
+  assert(err.status === status, `status ${err.status}, expected ${status} (${err.message})`);
+  assert(err.error && typeof err.error.message === 'string' && err.error.message.length > 0,
+    `error.message missing: ${show(err.error)}`);
+  for (const [k, v] of Object.entries(fields)) {
+    assert(err[k] === v, `error.${k} is ${show(err[k])}, expected ${show(v)}`);
+  }
+  return err;
+}
+
+await check('openai_models_list', async () => {
+  const page = await client.models.list();
+  const ids = page.data.map((m) => m.id);
+  assert(ids.includes('whisper-1'), `no whisper-1 in ${show(ids)}`);
+  assert(ids.includes('rt-mini.en-f16'), `no rt-mini.en-f16 in ${show(ids)}`);
+  const w = page.data.find((m) => m.id === 'whisper-1');
+  assert(w.object === 'model' && w.owned_by === 'hark' && typeof w.created === 'number', `whisper-1: ${show(w)}`);
+});
+
+await check('openai_transcribe_json', async () => {
+  const r = await transcribe('json');
+  assert(r && typeof r === 'object' && typeof r.text === 'string', `got ${show(r)}`);
+  assert(r.text.trim().length > 0, 'empty text');
+});
+
+await check('openai_transcribe_default_format', async () => {
+  const r = await client.audio.transcriptions.create({ file: fs.createReadStream(mp4), model: 'whisper-1' });
+  assert(r && typeof r.text === 'string', `got ${show(r)}`);
+});
+
+await check('openai_transcribe_text', async () => {
+  const r = await transcribe('text');
+  assert(typeof r === 'string' && r.trim().length > 0, `got ${show(r)}`);
+  assert(!r.trimStart().startsWith('{') && !r.includes('-->'), `not plain text: ${show(r)}`);
+});
+
+await check('openai_transcribe_srt', async () => {
+  const r = await transcribe('srt');
+  assert(typeof r === 'string', `got ${show(r)}`);
+  assert(r.trimStart().startsWith('1\n') || r.trimStart().startsWith('1\r\n'), `SRT does not start with cue 1: ${show(r)}`);
+  assert(srtTime.test(r), `no SRT time line: ${show(r)}`);
+});
+
+await check('openai_transcribe_vtt', async () => {
+  const r = await transcribe('vtt');
+  assert(typeof r === 'string' && r.startsWith('WEBVTT'), `got ${show(r)}`);
+  assert(vttTime.test(r), `no WebVTT time line: ${show(r)}`);
+});
+
+await check('openai_transcribe_verbose_json', async () => {
+  const r = await transcribe('verbose_json');
+  assert(r.task === 'transcribe', `task ${show(r.task)}`);
+  assert(r.language === 'english', `language ${show(r.language)}`);
+  assert(typeof r.duration === 'number' && r.duration > 10.5 && r.duration < 12.5, `duration ${show(r.duration)}`);
+  assert(typeof r.text === 'string', `text ${show(r.text)}`);
+  assert(Array.isArray(r.segments) && r.segments.length > 0, `segments ${show(r.segments)}`);
+  for (const s of r.segments) {
+    assert(typeof s.start === 'number' && typeof s.end === 'number' && s.start <= s.end, `segment ${show(s)}`);
+    assert(typeof s.text === 'string' && typeof s.id === 'number', `segment ${show(s)}`);
+  }
+});
+
+await check('openai_transcribe_words', async () => {
+  const r = await transcribe('verbose_json', { timestamp_granularities: ['word', 'segment'] });
+  assert(Array.isArray(r.words) && r.words.length > 0, `words ${show(r.words)}`);
+  for (const w of r.words) {
+    assert(typeof w.word === 'string' && typeof w.start === 'number' && typeof w.end === 'number' && w.start <= w.end,
+      `word ${show(w)}`);
+  }
+  assert(Array.isArray(r.segments), 'segments missing');
+});
+
+await check('openai_transcribe_buffer_upload', async () => {
+  // The client's own file helper, from bytes in memory, with options.
+  const file = await toFile(fs.readFileSync(mp3), 'jfk.mp3', { type: 'audio/mpeg' });
+  const r = await client.audio.transcriptions.create({
+    file, model: 'rt-mini.en-f16', language: 'en', temperature: 0, prompt: 'President Kennedy.',
+  });
+  assert(typeof r.text === 'string', `got ${show(r)}`);
+});
+
+await check('openai_translation', async () => {
+  // An English-only model cannot translate; the multilingual one can.
+  const r = await client.audio.translations.create({ file: fs.createReadStream(mp3), model: 'rt-mini-f16' });
+  assert(r && typeof r.text === 'string', `got ${show(r)}`);
+});
+
+await check('openai_error_not_media', async () => {
+  const bad = path.join(tmp, 'openai-notes.txt');
+  fs.writeFileSync(bad, 'this is a plain text file, not audio\n'.repeat(50));
+  await expectError(client.audio.transcriptions.create({ file: fs.createReadStream(bad), model: 'whisper-1' }),
+    400, { type: 'invalid_request_error', param: 'file' });
+});
+
+await check('openai_error_unknown_model', async () => {
+  const err = await expectError(
+    client.audio.transcriptions.create({ file: fs.createReadStream(mp3), model: 'no-such-model' }),
+    404, { type: 'invalid_request_error', code: 'model_not_found' });
+  assert(err instanceof OpenAI.NotFoundError, `not a NotFoundError: ${err.constructor.name}`);
+});
+
+if (keyBase) {
+  const wrong = new OpenAI({ apiKey: 'wrong-key', baseURL: `${keyBase}/v1`, maxRetries: 0 });
+  await check('openai_error_wrong_key', async () => {
+    const err = await expectError(wrong.models.list(), 401, { type: 'invalid_request_error', code: 'invalid_api_key' });
+    assert(err instanceof OpenAI.AuthenticationError, `not an AuthenticationError: ${err.constructor.name}`);
+  });
+
+  // The same with a multipart body in flight: the 401 must reach the client.
+  await check('openai_error_wrong_key_upload', async () => {
+    const err2 = await expectError(
+      wrong.audio.transcriptions.create({ file: fs.createReadStream(mp3), model: 'whisper-1' }),
+      401, { code: 'invalid_api_key' });
+    assert(err2 instanceof OpenAI.AuthenticationError, `not an AuthenticationError: ${err2.constructor.name}`);
+  });
+
+  await check('openai_right_key', async () => {
+    const right = new OpenAI({ apiKey: key, baseURL: `${keyBase}/v1`, maxRetries: 0 });
+    const page = await right.models.list();
+    assert(page.data.some((m) => m.id === 'whisper-1'), `models ${show(page.data)}`);
+  });
+} else {
+  console.log('FAIL openai_error_wrong_key: HARK_KEY_URL is not set');
+  failed++;
+}
+
+// Nothing the /v1 routes did went into the history.
+await check('openai_not_stored', async () => {
+  const before = await (await fetch(`${base}/uploads?limit=1000`)).json();
+  await transcribe('json');
+  const after = await (await fetch(`${base}/uploads?limit=1000`)).json();
+  assert(before.total === after.total, `uploads total ${before.total} -> ${after.total}`);
+  assert(!after.uploads.some((u) => u.filename === 'openai-notes.txt'), 'a rejected file is in the history');
+});
+
+console.log(`openai client: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
