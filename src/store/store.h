@@ -93,7 +93,8 @@ struct store;
 int store_open(const char *location, struct store **out, char *err, size_t errlen);
 void store_close(struct store *s);
 
-/* The last failure's message for the calling thread (never NULL). */
+/* The last failure's message for the calling thread (never NULL). A file
+ * that is not a database fails to open with HARK_EIO. */
 const char *store_error(struct store *s);
 
 /* The schema version this build writes. */
@@ -102,14 +103,16 @@ int store_schema_version(void);
 /* Inserts a new upload (id, filename, sha256, content_type, model,
  * upload_date, size, duration_s are read; the rest is set to "never run").
  * If an upload with the same sha256 exists, returns STORE_DUPLICATE and
- * fills *existing (when not NULL) with it; nothing is written. */
+ * fills *existing (when not NULL) with it; nothing is written. An id that
+ * exists with another sha256 is HARK_EINVAL. */
 int store_upload_insert(struct store *s, const struct store_upload *u, struct store_upload *existing);
 
 int store_upload_get(struct store *s, const char *id, struct store_upload *out);
 
 /* Uploads newest first (upload_date, then id, descending): at most limit
  * rows after skipping offset, in a malloc'ed array (*rows, free()), with the
- * total number of uploads in *total. */
+ * total number of uploads in *total. limit 0 gives *rows NULL, *n 0 and the
+ * total. */
 int store_upload_list(struct store *s, int limit, int64_t offset,
                       struct store_upload **rows, int *n, int64_t *total);
 
@@ -121,7 +124,8 @@ int store_upload_delete(struct store *s, const char *id);
  * the new job and *position (1-based place in the queue) when not NULL.
  * HARK_ENOENT for an unknown upload; STORE_ACTIVE, with *out the active
  * job, if the upload already has a queued or running job. task is
- * "transcribe" or "translate"; language may be "" (detect). */
+ * "transcribe" or "translate" (NULL or "" mean "transcribe"; anything else
+ * is HARK_EINVAL); language may be "" (detect). */
 int store_job_enqueue(struct store *s, const char *upload_id, const char *model,
                       const char *language, const char *task,
                       struct store_job *out, int *position);
@@ -138,7 +142,8 @@ int store_job_active(struct store *s, const char *upload_id, struct store_job *o
 int store_job_claim(struct store *s, const char *worker, struct store_job *out);
 
 /* Records a running job's progress (0..100). STORE_GONE if the job is no
- * longer running (canceled, deleted): the worker should stop. */
+ * longer running (canceled, deleted, or an unknown id): the worker should
+ * stop. finish and fail answer an unknown id with STORE_GONE too. */
 int store_job_progress(struct store *s, int64_t id, double progress);
 
 /* Completes a running job, once: the job becomes done (progress 100,
