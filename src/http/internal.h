@@ -123,6 +123,13 @@ struct request {
 
 /* ---- server.c: responses */
 
+/* A JSON response (takes the reference to body); NULL if out of memory. */
+struct MHD_Response *http_json_response(json_t *body);
+
+/* An error response in OpenAI's shape (see http_send_error). */
+struct MHD_Response *http_error_response(int status, const char *code, const char *param,
+                                         json_t *extra, const char *message);
+
 /* Queues a JSON response (takes the reference to body). */
 enum MHD_Result http_send_json(struct MHD_Connection *c, struct request *rq, int status, json_t *body);
 

@@ -655,7 +655,8 @@ enum MHD_Result route_file(struct http_server *srv, struct MHD_Connection *c, st
         struct MHD_Response *e;
         close(fd);
         snprintf(range, sizeof range, "bytes */%lld", (long long)st.st_size);
-        e = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        e = http_error_response(416, "range_not_satisfiable", NULL, NULL,
+                                "the range is outside the file");
         if (!e) return MHD_NO;
         MHD_add_response_header(e, MHD_HTTP_HEADER_CONTENT_RANGE, range);
         MHD_add_response_header(e, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");

@@ -81,22 +81,37 @@ enum MHD_Result http_send_bytes(struct MHD_Connection *c, struct request *rq, in
     return http_send_response(c, rq, status, r);
 }
 
-enum MHD_Result http_send_json(struct MHD_Connection *c, struct request *rq, int status, json_t *body)
+struct MHD_Response *http_json_response(json_t *body)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
     struct MHD_Response *r;
-    size_t len;
     json_decref(body);
-    if (!text) return MHD_NO;
-    len = strlen(text);
-    text[len] = 0;
-    r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!text) return NULL;
+    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    return http_send_response(c, rq, status, r);
+    return r;
+}
+
+enum MHD_Result http_send_json(struct MHD_Connection *c, struct request *rq, int status, json_t *body)
+{
+    return http_send_response(c, rq, status, http_json_response(body));
+}
+
+struct MHD_Response *http_error_response(int status, const char *code, const char *param,
+                                         json_t *extra, const char *message)
+{
+    json_t *body = extra && json_is_object(extra) ? extra : json_object();
+    if (extra && body != extra) json_decref(extra);
+    json_object_set_new(body, "error",
+                        json_pack("{s:s, s:s, s:o, s:o}", "message", message, "type",
+                                  status >= 500 ? "server_error" : "invalid_request_error",
+                                  "param", param ? json_string(param) : json_null(),
+                                  "code", code ? json_string(code) : json_null()));
+    return http_json_response(body);
 }
 
 enum MHD_Result http_send_error(struct MHD_Connection *c, struct request *rq, int status,
@@ -105,17 +120,10 @@ enum MHD_Result http_send_error(struct MHD_Connection *c, struct request *rq, in
 {
     char msg[1024];
     va_list ap;
-    json_t *body = extra && json_is_object(extra) ? extra : json_object();
-    if (extra && body != extra) json_decref(extra);
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_object_set_new(body, "error",
-                        json_pack("{s:s, s:s, s:o, s:o}", "message", msg, "type",
-                                  status >= 500 ? "server_error" : "invalid_request_error",
-                                  "param", param ? json_string(param) : json_null(),
-                                  "code", code ? json_string(code) : json_null()));
-    return http_send_json(c, rq, status, body);
+    return http_send_response(c, rq, status, http_error_response(status, code, param, extra, msg));
 }
 
 const char *http_query(struct MHD_Connection *c, const char *name, char *buf, size_t len)
@@ -301,6 +309,15 @@ static int has_body(struct MHD_Connection *c)
     return (cl && strtoll(cl, NULL, 10) > 0) || (te && strcasestr(te, "chunked"));
 }
 
+static enum MHD_Result send_refusal(struct MHD_Connection *c, struct request *rq)
+{
+    struct MHD_Response *r =
+        http_error_response(rq->refuse_status, rq->refuse_code,
+                            rq->refuse_param[0] ? rq->refuse_param : NULL, NULL, rq->refuse_message);
+    if (r && rq->refuse_status == 405) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, route_methods(rq->route));
+    return http_send_response(c, rq, rq->refuse_status, r);
+}
+
 /* Answers an error found before the body has been read. A client that is
  * still sending would see the connection close under it instead of the
  * answer, so a request with a body is answered once its body has been read
@@ -320,14 +337,7 @@ static enum MHD_Result refuse(struct MHD_Connection *c, struct request *rq, int 
     vsnprintf(rq->refuse_message, sizeof rq->refuse_message, fmt, ap);
     va_end(ap);
     if (has_body(c)) return MHD_YES;
-    return http_send_error(c, rq, status, code, param, NULL, "%s", rq->refuse_message);
-}
-
-static enum MHD_Result send_refusal(struct MHD_Connection *c, struct request *rq)
-{
-    return http_send_error(c, rq, rq->refuse_status, rq->refuse_code,
-                           rq->refuse_param[0] ? rq->refuse_param : NULL, NULL, "%s",
-                           rq->refuse_message);
+    return send_refusal(c, rq);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
