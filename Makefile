@@ -30,7 +30,10 @@ LDFLAGS += $(LDSAN)
 ENGINE_SRC := $(wildcard src/engine/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
 SERVICE_SRC := $(wildcard src/media/*.c src/store/*.c src/queue/*.c src/http/*.c)
-SERVICE_OBJ := $(SERVICE_SRC:%.c=$(BUILD)/%.o)
+# The web page (web/*) is compiled in as a generated C file.
+UI_FILES    := $(sort $(wildcard web/*))
+UI_OBJ      := $(BUILD)/gen/ui_assets.o
+SERVICE_OBJ := $(SERVICE_SRC:%.c=$(BUILD)/%.o) $(UI_OBJ)
 CLI_SRC    := $(wildcard src/cli/*.c)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
 LIB        := $(BUILD)/libhark.a
@@ -58,6 +61,17 @@ $(BUILD)/%.o: %.c
 $(LIB): $(ENGINE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+$(BUILD)/gen/ui_assets.c: $(UI_FILES) $(BUILD)/tools/embed
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed $@ $(UI_FILES)
+
+$(UI_OBJ): $(BUILD)/gen/ui_assets.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 $(SERVICE_LIB): $(SERVICE_OBJ)
 	@rm -f $@

@@ -35,6 +35,7 @@ enum route {
     ROUTE_V1_MODELS,
     ROUTE_V1_TRANSCRIPTIONS,
     ROUTE_V1_TRANSLATIONS,
+    ROUTE_UI_ASSET,        /* GET /ui/<file>: the web page's files */
     ROUTE_COUNT
 };
 
@@ -188,7 +189,12 @@ enum MHD_Result route_results(struct http_server *srv, struct MHD_Connection *c,
 enum MHD_Result route_file(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_health(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_metrics(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
-enum MHD_Result route_index(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+
+/* ---- ui.c: the web page, embedded at build time */
+
+/* GET / (the page) and GET /ui/<file> (rq->file: its scripts, styles,
+ * images). Needs no API key: the page asks for it and sends it itself. */
+enum MHD_Result route_ui(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 
 /* An upload's metadata as the routes show it (a new object). */
 json_t *upload_json(const struct store_upload *u);

@@ -763,12 +763,3 @@ enum MHD_Result route_metrics(struct http_server *srv, struct MHD_Connection *c,
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
     return http_send_response(c, rq, 200, r);
 }
-
-enum MHD_Result route_index(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
-{
-    return http_send_json(c, rq, 200,
-                          json_pack("{s:s, s:[s,s,s,s,s,s]}", "service", "hark", "routes",
-                                    "POST /upload", "POST /model", "GET /uploads",
-                                    "GET /results/<id>", "GET /<id>/<file>",
-                                    "POST /v1/audio/transcriptions"));
-}

@@ -46,6 +46,7 @@ static const char *const route_names[ROUTE_COUNT] = {
     [ROUTE_V1_MODELS] = "/v1/models",
     [ROUTE_V1_TRANSCRIPTIONS] = "/v1/audio/transcriptions",
     [ROUTE_V1_TRANSLATIONS] = "/v1/audio/translations",
+    [ROUTE_UI_ASSET] = "/ui/:file",
 };
 
 const char *route_name(enum route r)
@@ -196,6 +197,11 @@ static void route_request(struct request *rq, const char *url)
         rq->route = ROUTE_V1_MODELS;
         return;
     }
+    if (n == 2 && SEG_IS(0, "ui")) {
+        rq->route = ROUTE_UI_ASSET;
+        if (decode_segment(seg[1], seglen[1], rq->file, sizeof rq->file) < 0) rq->bad_path = 1;
+        return;
+    }
     if (n == 3 && SEG_IS(0, "v1") && SEG_IS(1, "audio")) {
         if (SEG_IS(2, "transcriptions")) rq->route = ROUTE_V1_TRANSCRIPTIONS;
         else if (SEG_IS(2, "translations")) rq->route = ROUTE_V1_TRANSLATIONS;
@@ -269,7 +275,8 @@ static int authorized(struct http_server *srv, struct MHD_Connection *c)
 static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
 {
     switch (rq->route) {
-    case ROUTE_INDEX: return route_index(srv, c, rq);
+    case ROUTE_INDEX:
+    case ROUTE_UI_ASSET: return route_ui(srv, c, rq);
     case ROUTE_UPLOAD: return route_upload(srv, c, rq);
     case ROUTE_MODEL: return route_model(srv, c, rq);
     case ROUTE_UPLOADS: return route_uploads(srv, c, rq);
@@ -360,7 +367,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!method_allowed(rq->route, method))
             return refuse(c, rq, 405, "method_not_allowed", NULL,
                           "%s is not allowed here (allowed: %s)", method, route_methods(rq->route));
-        if (rq->route != ROUTE_HEALTH && !authorized(srv, c))
+        if (rq->route != ROUTE_HEALTH && rq->route != ROUTE_INDEX && rq->route != ROUTE_UI_ASSET &&
+            !authorized(srv, c))
             return refuse(c, rq, 401, "invalid_api_key", NULL,
                           "a valid API key is needed: send \"Authorization: Bearer <key>\"");
         cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
