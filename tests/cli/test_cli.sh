@@ -33,52 +33,7 @@ WCPP=(--decoder whisper.cpp --beam 1 --best-of 1 --temperature 0 --no-fallback -
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hark-cli-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-
-# t NAME FUNCTION: runs a test function; it fails by returning non-zero after
-# printing why (indented).
-t() {
-    if "$2"; then
-        echo "PASS $1"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $1"
-        failed=$((failed + 1))
-    fi
-}
-
-say() { echo "  $*"; }
-
-# hark ARGS...: runs the binary with stdout in $tmp/out, stderr in $tmp/err
-# and the exit status in $rc.
-hark() {
-    "$HARK" "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-}
-
-expect_rc() {
-    if [ "$rc" -ne "$1" ]; then
-        say "exit status $rc, expected $1 (stderr: $(head -c 300 "$tmp/err"))"
-        return 1
-    fi
-}
-
-# The error contract: exactly one line on stderr, "hark: <reason>", and that
-# reason mentions $1 when given.
-one_line_error() {
-    local lines
-    lines=$(wc -l <"$tmp/err")
-    if [ "$lines" -ne 1 ] || ! grep -q '^hark: ' "$tmp/err"; then
-        say "stderr is not one 'hark: ...' line:"
-        sed 's/^/    /' "$tmp/err" | head -5
-        return 1
-    fi
-    if [ -n "${1:-}" ] && ! grep -qF -- "$1" "$tmp/err"; then
-        say "error does not name '$1': $(cat "$tmp/err")"
-        return 1
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # ------------------------------------------------------------------ help
 

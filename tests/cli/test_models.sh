@@ -32,46 +32,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-passed=0
-failed=0
-
-t() {
-    if "$2"; then
-        echo "PASS $1"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $1"
-        failed=$((failed + 1))
-    fi
-}
-
-say() { echo "  $*"; }
-
-# hark ARGS...: stdout in $tmp/out, stderr in $tmp/err, exit status in $rc.
-hark() {
-    "$HARK" "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-}
-
-expect_rc() {
-    if [ "$rc" -ne "$1" ]; then
-        say "exit status $rc, expected $1 (stderr: $(head -c 300 "$tmp/err"))"
-        return 1
-    fi
-}
-
-# Exactly one line on stderr, "hark: <reason>", mentioning $1 when given.
-one_line_error() {
-    if [ "$(wc -l <"$tmp/err")" -ne 1 ] || ! grep -q '^hark: ' "$tmp/err"; then
-        say "stderr is not one 'hark: ...' line:"
-        sed 's/^/    /' "$tmp/err" | head -5
-        return 1
-    fi
-    if [ -n "${1:-}" ] && ! grep -qF -- "$1" "$tmp/err"; then
-        say "stderr does not mention '$1': $(cat "$tmp/err")"
-        return 1
-    fi
-}
+. "$(dirname "$0")/lib.sh"
 
 same_file() {
     if ! cmp -s "$1" "$2"; then
