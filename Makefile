@@ -129,7 +129,7 @@ run: deps $(BIN)
 	$(BIN) serve $(ARGS)
 
 test: deps $(BIN) $(TOOL_BIN) $(UNIT_BIN) $(REF_BIN) $(FUZZ_BIN)
-	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(FUZZ_BIN) $(REF_BIN) $(wildcard tests/cli/test_*.sh) $(wildcard tests/api/test_*.sh)
+	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(FUZZ_BIN) $(REF_BIN) $(wildcard tests/cli/test_*.sh) $(wildcard tests/api/test_*.sh) $(wildcard tests/ui/test_*.sh)
 
 bench: deps $(BIN) $(TOOL_BIN)
 	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/bench/run.sh

@@ -1,0 +1,255 @@
+// player.js: one entry's transcript beside its media. The segment being
+// spoken is highlighted and kept in view while the media plays; clicking a
+// segment seeks there; the WebVTT result is the video's captions track.
+// An entry without a transcript shows its status (following the job while
+// one is active) and can be scheduled from here.
+
+import * as api from './api.js';
+import { el, clock, seconds, status, isActive } from './format.js';
+import { subscribe, watch } from './store.js';
+import { announce, settings, toast } from './ui.js';
+
+const state = {
+  id: null,
+  meta: null,
+  result: null,
+  segments: [],
+  active: -1,
+  revokers: [],
+  token: 0,
+};
+
+const $ = (id) => document.getElementById(id);
+
+function releaseMedia() {
+  const video = $('player-video');
+  video.pause();
+  for (const t of [...video.querySelectorAll('track')]) t.remove();
+  video.removeAttribute('src');
+  video.load();
+  for (const r of state.revokers) r();
+  state.revokers = [];
+}
+
+export function hidePlayer() {
+  if (state.id === null) return;
+  state.token++;
+  state.id = null;
+  releaseMedia();
+}
+
+function showMeta(meta) {
+  $('player-title').textContent = meta.filename;
+  const parts = [clock(meta.duration_s)];
+  if (meta.model_ran) parts.push(meta.model);
+  if (meta.language) parts.push(`language ${meta.language}`);
+  if (meta.time !== undefined) parts.push(`transcribed in ${seconds(meta.time)}`);
+  $('player-meta').textContent = parts.join(' · ');
+}
+
+function showPending(meta) {
+  $('player-body').hidden = true;
+  $('player-pending').hidden = false;
+  let text = `Status: ${status(meta)}.`;
+  if (meta.status === 'uploaded') text = 'This file has not been transcribed yet.';
+  if (meta.status === 'failed') text = `The transcription failed${meta.error ? `: ${meta.error}` : ''}.`;
+  if (meta.status === 'canceled') text = 'The transcription was canceled.';
+  $('player-status').textContent = text;
+  $('player-progress').value = meta.progress || 0;
+  $('player-progress').hidden = !isActive(meta);
+  $('player-transcribe').hidden = isActive(meta);
+}
+
+export async function showPlayer(id) {
+  if (state.id === id) return;
+  hidePlayer();
+  const token = ++state.token;
+  state.id = id;
+  state.result = null;
+  $('player-title').textContent = 'Transcript';
+  $('player-meta').textContent = 'Loading…';
+  $('player-body').hidden = true;
+  $('player-pending').hidden = true;
+  try {
+    const meta = await api.getUpload(id);
+    if (token !== state.token) return;
+    state.meta = meta;
+    showMeta(meta);
+    if (meta.status === 'done') await showTranscript(meta, token);
+    else {
+      showPending(meta);
+      watch(meta);
+    }
+  } catch (e) {
+    if (token !== state.token) return;
+    $('player-meta').textContent = e.message;
+  }
+}
+
+async function showTranscript(meta, token) {
+  let result;
+  try {
+    result = await api.results(meta.id);
+  } catch (e) {
+    if (token === state.token) $('player-meta').textContent = e.message;
+    return;
+  }
+  if (token !== state.token) return;
+  state.result = result;
+  state.segments = result.segments || [];
+  state.active = -1;
+  $('player-pending').hidden = true;
+  $('player-body').hidden = false;
+  renderSegments();
+
+  const video = $('player-video');
+  const note = $('player-media-note');
+  note.hidden = true;
+  try {
+    const media = await api.mediaUrl(meta.location);
+    const vtt = await api.mediaUrl(`/results/${encodeURIComponent(meta.id)}?format=vtt`);
+    if (token !== state.token) {
+      media.revoke();
+      vtt.revoke();
+      return;
+    }
+    state.revokers.push(media.revoke, vtt.revoke);
+    video.src = media.url;
+    const track = el('track', {
+      kind: 'captions',
+      label: `Transcript${result.language ? ` (${result.language})` : ''}`,
+      srclang: result.language || 'und',
+      src: vtt.url,
+      default: true,
+    });
+    track.addEventListener('error', () => {
+      note.hidden = false;
+      note.textContent = 'The captions could not be loaded.';
+    });
+    video.append(track);
+    track.track.mode = 'showing';
+  } catch (e) {
+    note.hidden = false;
+    note.textContent = `The media could not be loaded. ${e.message}`;
+  }
+}
+
+function renderSegments() {
+  const list = $('segments');
+  list.replaceChildren(
+    ...state.segments.map((s, i) =>
+      el('li', {},
+        el('button', { type: 'button', class: 'seg', 'data-index': i, 'data-start': s.start },
+          el('span', { class: 'time' }, `${clock(s.start)}–${clock(s.end)}`),
+          el('span', { class: 'text' }, (s.text || '').trim() || '…')))),
+  );
+  if (!state.segments.length) list.append(el('li', { class: 'empty' }, 'No speech was found.'));
+}
+
+function highlight() {
+  const t = $('player-video').currentTime;
+  let idx = -1;
+  for (let i = 0; i < state.segments.length; i++) {
+    if (state.segments[i].start <= t + 0.01) idx = i;
+    else break;
+  }
+  if (idx >= 0 && t > state.segments[idx].end + 0.01 && idx + 1 < state.segments.length) idx = -1;
+  if (idx === state.active) return;
+  const list = $('segments');
+  const old = list.querySelector('.seg[aria-current]');
+  if (old) old.removeAttribute('aria-current');
+  state.active = idx;
+  if (idx < 0) return;
+  const btn = list.querySelector(`.seg[data-index="${idx}"]`);
+  if (!btn) return;
+  btn.setAttribute('aria-current', 'true');
+  // Scroll the list (not the page) so the segment is in view.
+  const item = btn.parentElement;
+  const top = item.offsetTop - list.offsetTop;
+  if (top < list.scrollTop || top + item.offsetHeight > list.scrollTop + list.clientHeight)
+    list.scrollTo({ top: Math.max(0, top - list.clientHeight / 3), behavior: 'smooth' });
+}
+
+async function copyText() {
+  const text = (state.result && state.result.text ? state.result.text : state.segments.map((s) => s.text).join(' ')).trim();
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const area = el('textarea', { class: 'visually-hidden', readonly: true });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    const ok = document.execCommand('copy');
+    area.remove();
+    if (!ok) {
+      toast('The text could not be copied: the browser does not allow it here.');
+      return;
+    }
+  }
+  announce('Transcript text copied.');
+  $('player-copy').textContent = 'Copied';
+  setTimeout(() => {
+    $('player-copy').textContent = 'Copy text';
+  }, 2000);
+}
+
+export function initPlayer() {
+  const video = $('player-video');
+  video.addEventListener('timeupdate', highlight);
+  video.addEventListener('seeked', highlight);
+  $('segments').addEventListener('click', (e) => {
+    const btn = e.target.closest('.seg');
+    if (!btn) return;
+    const s = state.segments[Number(btn.dataset.index)];
+    if (!s) return;
+    video.currentTime = s.start;
+    highlight();
+  });
+  for (const b of document.querySelectorAll('#player-body [data-format]')) {
+    b.addEventListener('click', async () => {
+      if (!state.meta) return;
+      const f = b.dataset.format;
+      const base = state.meta.filename.replace(/\.[^.]*$/, '') || 'transcript';
+      try {
+        await api.download(`/results/${encodeURIComponent(state.meta.id)}?format=${f}&download=1`, `${base}.${f}`);
+        announce(`${f.toUpperCase()} downloaded.`);
+      } catch (e) {
+        toast(e.message);
+      }
+    });
+  }
+  $('player-copy').addEventListener('click', copyText);
+  $('player-transcribe').addEventListener('click', async () => {
+    if (!state.meta) return;
+    try {
+      const meta = await api.schedule(state.meta.id, settings());
+      state.meta = meta;
+      showPending(meta);
+      watch(meta);
+      announce('Transcription queued.');
+      $('player-status').focus();
+    } catch (e) {
+      toast(e.message);
+    }
+  });
+  subscribe((kind, value) => {
+    if (state.id === null) return;
+    if (kind === 'deleted' && value === state.id) {
+      $('player-meta').textContent = 'This entry was deleted.';
+      $('player-pending').hidden = true;
+      $('player-body').hidden = true;
+      releaseMedia();
+      return;
+    }
+    if (kind !== 'update' || value.id !== state.id || state.result) return;
+    state.meta = value;
+    showMeta(value);
+    if (value.status === 'done') {
+      const hadFocus = $('player-pending').contains(document.activeElement);
+      announce('The transcript is ready.');
+      showTranscript(value, state.token).then(() => {
+        if (hadFocus) $('segments-title').focus();
+      });
+    } else showPending(value);
+  });
+}
