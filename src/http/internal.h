@@ -84,6 +84,7 @@ struct form_field {
 struct receive {
     struct MHD_PostProcessor *pp;
     int fd;                    /* -1 until the file part starts */
+    struct spool *spool;       /* writes the file part to fd */
     char tmp_path[PATH_MAX + 16]; /* cleared once the file is moved into place */
     int tmp_made;
     char filename[256];        /* as the client named it */

@@ -1,7 +1,8 @@
 /*
  * receive.c: multipart/form-data bodies, parsed by libmicrohttpd's post
  * processor. The part named "file" goes straight to a temporary file in
- * <data>/tmp as it arrives, through a SHA-256 (OpenSSL's EVP interface), so
+ * <data>/tmp as it arrives: the connection's thread hashes it (SHA-256,
+ * OpenSSL's EVP interface) while a spool thread writes it (spool.c), so
  * memory stays constant whatever the file's size; every other field is
  * kept in memory, up to FORM_MAX_FIELDS fields of FORM_MAX_FIELD_BYTES.
  *
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "spool.h"
 
 #define POST_BUFFER (64 * 1024)
 
@@ -32,20 +34,6 @@ void receive_fail(struct receive *rx, int status, const char *code, const char *
     va_start(ap, fmt);
     vsnprintf(rx->message, sizeof rx->message, fmt, ap);
     va_end(ap);
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 static enum MHD_Result file_data(struct receive *rx, const char *filename, const char *type,
@@ -71,6 +59,11 @@ static enum MHD_Result file_data(struct receive *rx, const char *filename, const
         }
         rx->tmp_made = 1;
         rx->file_parts++;
+        if (spool_open(rx->fd, &rx->spool) < 0) {
+            receive_fail(rx, 500, "storage", NULL, "cannot start the file writer: %s",
+                         strerror(errno));
+            return MHD_NO;
+        }
     }
     if (!size) return MHD_YES;
     if (rx->bytes + (int64_t)size > rx->limit) {
@@ -78,7 +71,7 @@ static enum MHD_Result file_data(struct receive *rx, const char *filename, const
                      "the file is larger than the limit of %lld bytes", (long long)rx->limit);
         return MHD_NO;
     }
-    if (write_all(rx->fd, data, size) < 0) {
+    if (spool_write(rx->spool, data, size) < 0) {
         receive_fail(rx, 507, "storage", NULL, "cannot store the upload: %s", strerror(errno));
         return MHD_NO;
     }
@@ -183,6 +176,11 @@ int receive_end(struct receive *rx, char *sha)
             receive_fail(rx, 400, "invalid_request", NULL, "the multipart body is incomplete");
         rx->pp = NULL;
     }
+    if (rx->spool) {
+        if (spool_close(rx->spool) < 0)
+            receive_fail(rx, 507, "storage", NULL, "cannot store the upload: %s", strerror(errno));
+        rx->spool = NULL;
+    }
     if (rx->fd >= 0) {
         if (close(rx->fd) < 0)
             receive_fail(rx, 507, "storage", NULL, "cannot store the upload: %s", strerror(errno));
@@ -217,6 +215,7 @@ void receive_free(struct receive *rx)
     int i;
     if (!rx) return;
     if (rx->pp) MHD_destroy_post_processor(rx->pp);
+    spool_abort(rx->spool);
     if (rx->fd >= 0) close(rx->fd);
     if (rx->tmp_made && rx->tmp_path[0]) unlink(rx->tmp_path);
     for (i = 0; i < rx->n_fields; i++) free(rx->fields[i].value);
