@@ -21,10 +21,10 @@ LDSAN   :=
 endif
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -pthread $(OPT) -MMD -MP
-CPPFLAGS += -Iinclude -Isrc/engine -Isrc/media -Isrc/store -Isrc/queue -Isrc/http
+CPPFLAGS += -Iinclude -Isrc/engine -Isrc/media -Isrc/store -Isrc/queue -Isrc/http -I/usr/include/postgresql
 LDLIBS  += -lm -ldl -pthread
 # The service's libraries (Debian packages; see tools/install-deps.sh).
-SERVICE_LIBS := -lcurl -lmicrohttpd -lavformat -lavcodec -lswresample -lavutil -lsqlite3 -lcrypto -ljansson
+SERVICE_LIBS := -lcurl -lmicrohttpd -lavformat -lavcodec -lswresample -lavutil -lsqlite3 -lpq -lcrypto -ljansson
 LDFLAGS += $(LDSAN)
 
 ENGINE_SRC := $(wildcard src/engine/*.c)
@@ -129,7 +129,7 @@ run: deps $(BIN)
 	$(BIN) serve $(ARGS)
 
 test: deps $(BIN) $(TOOL_BIN) $(UNIT_BIN) $(REF_BIN) $(FUZZ_BIN)
-	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(FUZZ_BIN) $(REF_BIN) $(wildcard tests/cli/test_*.sh) $(wildcard tests/api/test_*.sh) $(wildcard tests/ui/test_*.sh)
+	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(FUZZ_BIN) $(REF_BIN) $(wildcard tests/cli/test_*.sh) $(wildcard tests/store/test_*.sh) $(wildcard tests/api/test_*.sh) $(wildcard tests/ui/test_*.sh)
 
 bench: deps $(BIN) $(TOOL_BIN)
 	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/bench/run.sh

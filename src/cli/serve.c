@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -37,6 +39,7 @@ struct serve_settings {
     int threads;
     int64_t max_upload;
     const char *api_key;
+    const char *db;
 };
 
 void cli_serve_help(FILE *out)
@@ -60,6 +63,8 @@ void cli_serve_help(FILE *out)
           "  --max-upload-bytes N   largest upload accepted (HARK_MAX_UPLOAD_BYTES; default 8 GiB)\n"
           "  --api-key KEY          require \"Authorization: Bearer KEY\" on every route but\n"
           "                         /health (HARK_API_KEY; default none)\n"
+          "  --db LOCATION          the database: an SQLite file, or a postgres:// URI\n"
+          "                         (HARK_DB; default <data>/hark.db)\n"
           "  -h, --help             this help\n"
           "\n"
           "When it is ready it prints \"hark: listening on http://ADDR:PORT\" on stdout.\n"
@@ -92,6 +97,7 @@ static int settings_from_env(struct serve_settings *s)
     s->threads = cli_default_threads();
     s->max_upload = DEFAULT_MAX_UPLOAD;
     s->api_key = getenv("HARK_API_KEY");
+    s->db = getenv("HARK_DB");
     if ((v = getenv("HARK_PORT")) && *v && cli_parse_int(v, 0, 65535, &s->port) < 0) {
         cli_error("HARK_PORT must be a port number, not \"%s\"", v);
         return -1;
@@ -121,6 +127,7 @@ static const struct option long_options[] = {
     {"threads", required_argument, 0, 't'},
     {"max-upload-bytes", required_argument, 0, 'u'},
     {"api-key", required_argument, 0, 'k'},
+    {"db", required_argument, 0, 'D'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -162,6 +169,7 @@ static int parse_args(int argc, char **argv, struct serve_settings *s)
             }
             break;
         case 'k': s->api_key = optarg; break;
+        case 'D': s->db = optarg; break;
         case 'h': cli_serve_help(stdout); return 1;
         case ':': cli_error("%s needs a value", cli_bad_option(argc, argv)); return -1;
         default: cli_error("unknown option %s (see hark serve --help)", cli_bad_option(argc, argv)); return -1;
@@ -186,29 +194,40 @@ static int make_dir(const char *path)
 }
 
 /* Removes the plain files of a folder whose names start with prefix ("" for all). */
-static void remove_files(const char *path, const char *prefix)
+/* Whether a file was last changed at least min_age seconds ago. */
+static int old_enough(int dfd, const char *name, int min_age)
+{
+    struct stat st;
+    if (min_age <= 0) return 1;
+    return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && time(NULL) - st.st_mtime >= min_age;
+}
+
+/* Removes the plain files of a folder whose names start with prefix ("" for
+ * all) and that are at least min_age seconds old. */
+static void remove_files(const char *path, const char *prefix, int min_age)
 {
     DIR *d = opendir(path);
     struct dirent *e;
     if (!d) return;
     while ((e = readdir(d)))
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-            !strncmp(e->d_name, prefix, strlen(prefix)))
+            !strncmp(e->d_name, prefix, strlen(prefix)) && old_enough(dirfd(d), e->d_name, min_age))
             unlinkat(dirfd(d), e->d_name, 0);
     closedir(d);
 }
 
 /* Clears what an earlier process left half-done: uploads in flight in
  * <data>/tmp, result files being written (names starting with '.'), and
- * upload folders whose row was never written or was deleted. */
-static void sweep(struct store *store, const char *data)
+ * upload folders whose row was never written or was deleted; only what is
+ * at least min_age seconds old. */
+static void sweep(struct store *store, const char *data, int min_age)
 {
     char path[PATH_MAX + 300];
     DIR *d;
     struct dirent *e;
     int orphans = 0;
     snprintf(path, sizeof path, "%s/tmp", data);
-    remove_files(path, "");
+    remove_files(path, "", min_age);
     snprintf(path, sizeof path, "%s/db", data);
     d = opendir(path);
     if (!d) return;
@@ -218,9 +237,9 @@ static void sweep(struct store *store, const char *data)
         if (e->d_name[0] == '.') continue;
         snprintf(path, sizeof path, "%s/db/%s", data, e->d_name);
         if (rc == 0) {
-            remove_files(path, ".");
-        } else if (rc == HARK_ENOENT) {
-            remove_files(path, "");
+            remove_files(path, ".", min_age);
+        } else if (rc == HARK_ENOENT && old_enough(dirfd(d), e->d_name, min_age)) {
+            remove_files(path, "", 0);
             if (rmdir(path) == 0) orphans++;
         }
     }
@@ -269,12 +288,16 @@ int cli_serve(int argc, char **argv)
     if (make_dir(path) < 0) return CLI_EXIT_FAIL;
     snprintf(path, sizeof path, "%s/tmp", s.data);
     if (make_dir(path) < 0) return CLI_EXIT_FAIL;
-    snprintf(path, sizeof path, "%s/hark.db", s.data);
+    if (s.db && *s.db) snprintf(path, sizeof path, "%s", s.db);
+    else snprintf(path, sizeof path, "%s/hark.db", s.data);
     if (store_open(path, &store, err, sizeof err) < 0) {
         cli_error("%s", err);
         return CLI_EXIT_FAIL;
     }
-    sweep(store, s.data);
+    /* A database of its own (SQLite) means no other process shares the
+     * data folder, so whatever is in flight there was left by a dead one;
+     * a shared database leaves other processes' recent work alone. */
+    sweep(store, s.data, strncmp(path, "postgres", 8) ? 0 : 3600);
 
     /* Every thread started from here on inherits the blocked stop signals;
      * this thread takes them with sigwait. */

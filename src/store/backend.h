@@ -27,7 +27,8 @@ struct store {
 };
 
 /* One entry per function of store.h, same arguments and results. open gets
- * the location with any scheme prefix ("sqlite:") removed. */
+ * the location with any scheme prefix ("sqlite:") removed; a PostgreSQL
+ * location is a libpq URI and is passed whole. */
 struct store_backend {
     const char *name;
     int (*open)(const char *location, struct store **out, char *err, size_t errlen);
@@ -52,6 +53,7 @@ struct store_backend {
 };
 
 extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_postgres_backend;
 
 /* Sets the calling thread's last error message (printf-style, truncated to
  * one line of at most 511 bytes). Returns nothing; thread-safe. */

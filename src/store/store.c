@@ -1,9 +1,9 @@
 /*
  * store.c: the backend-independent part of the store (store.h).
  *
- * store_open() picks a backend from the location ("sqlite:PATH" or a plain
- * path for SQLite; "postgres://" and "postgresql://" are recognised and
- * refused until a PostgreSQL backend exists). Every other function checks
+ * store_open() picks a backend from the location: "sqlite:PATH" or a plain
+ * path for SQLite, a "postgres://" or "postgresql://" URI (handed to libpq
+ * whole) for PostgreSQL. Every other function checks
  * its handle and calls the backend through its operations table
  * (backend.h), so callers never depend on which database is behind it.
  *
@@ -87,9 +87,7 @@ int store_open(const char *location, struct store **out, char *err, size_t errle
         rest = location + 7;
     } else if (strncmp(location, "postgres://", 11) == 0 ||
                strncmp(location, "postgresql://", 13) == 0) {
-        store_set_error("store_open: PostgreSQL stores are not supported by this build");
-        set_err(err, errlen, last_error);
-        return HARK_ENOTSUP;
+        ops = &store_postgres_backend;
     }
     int rc = ops->open(rest, out, err, errlen);
     if (rc < 0) set_err(err, errlen, last_error);

@@ -1,7 +1,8 @@
 /*
  * store.h: the service's metadata and job queue, behind one interface that
  * every database backend implements. SQLite (sqlite.c, a file in WAL mode)
- * is the default; the backend is picked by store_open() from the location.
+ * is the default, PostgreSQL (postgres.c, libpq) serves many processes on
+ * many machines; the backend is picked by store_open() from the location.
  *
  * Two tables hold everything. An upload is one stored media file (its
  * content hash is unique, so the same bytes are never stored twice); a job
@@ -86,8 +87,8 @@ struct store_stats {
 
 struct store;
 
-/* Opens (creating if needed) the store at location: a file path, or
- * "sqlite:PATH". Applies schema migrations up to the current version (the
+/* Opens (creating if needed) the store at location: a file path,
+ * "sqlite:PATH", or a postgres:// / postgresql:// libpq URI. Applies schema migrations up to the current version (the
  * schema_version table records it); a database from a newer hark is refused
  * with HARK_ENOTSUP. On failure returns a negative code and a line in err. */
 int store_open(const char *location, struct store **out, char *err, size_t errlen);

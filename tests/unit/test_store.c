@@ -1,15 +1,24 @@
 /*
- * test_store.c: the store (store.h) over its SQLite backend.
+ * test_store.c: the store (store.h) over each of its backends.
  *
- * Each test opens its own database file in the test's temporary folder.
- * Expected values come from what the test itself put in (ids, dates,
- * order of creation), never from the store; where a test needs to look
- * under the store (schema_version rows, journal mode, a job table left
- * empty by a cascade) or to set up a state the API cannot make (a newer
- * schema, a writer killed mid-transaction), it opens the file with SQLite
- * directly. Timings (10,000 uploads, listing them) are printed, not judged.
+ * Every test runs against SQLite and, when HARK_TEST_PG names a PostgreSQL
+ * database (tests/store/test_store_pg.sh starts a throwaway cluster and
+ * sets it), against PostgreSQL too, under the same name with "pg_" in
+ * front. A few tests are about one backend only: a file that is not a
+ * database, a killed writer's WAL, for SQLite; an unreachable server, a
+ * dropped connection, the job notification, for PostgreSQL.
+ *
+ * Each test opens its own database: a file in the test's temporary folder,
+ * or a new database in the PostgreSQL cluster. Expected values come from
+ * what the test itself put in (ids, dates, order of creation), never from
+ * the store; where a test needs to look under the store (schema_version
+ * rows, journal mode, a job table left empty by a cascade) or to set up a
+ * state the API cannot make (a newer schema, a writer killed
+ * mid-transaction), it opens the database directly with SQLite or libpq.
+ * Timings (10,000 uploads, listing them) are printed, not judged.
  */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -29,12 +38,67 @@
 
 /* ---------------------------------------------------------------- helpers */
 
+enum { ON_SQLITE, ON_PG };
+
+/* The backend the running test uses, and the PostgreSQL database given. */
+static int backend = ON_SQLITE;
+static const char *pg_base;
+
 static char db_path[512];
 
-/* A fresh database path for the running test. */
+/* The URI of database dbname on the server of pg_base: the same URI with
+ * its path replaced. */
+static void pg_uri(char *out, size_t outlen, const char *dbname)
+{
+    const char *auth = strstr(pg_base, "://");
+    auth = auth ? auth + 3 : pg_base;
+    const char *path = auth + strcspn(auth, "/?");
+    const char *query = strchr(path, '?');
+    if (!query) query = path + strlen(path);
+    snprintf(out, outlen, "%.*s/%s%s", (int)(path - pg_base), pg_base, dbname, query);
+}
+
+/* "database ... does not exist, skipping" and the like are not news. */
+static void pg_quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+/* Runs one statement on the PostgreSQL database at uri: 0 or -1. */
+static int pg_exec(const char *uri, const char *sql)
+{
+    PGconn *c = PQconnectdb(uri);
+    int rc = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PQsetNoticeProcessor(c, pg_quiet, NULL);
+        PGresult *r = PQexec(c, sql);
+        ExecStatusType es = PQresultStatus(r);
+        if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) rc = 0;
+        else printf("  pg_exec: %s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+    } else {
+        printf("  pg_exec: %s", PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return rc;
+}
+
+/* A fresh database for the running test: a file path for SQLite; for
+ * PostgreSQL a new, empty database hark_t_<name> and its URI. */
 static const char *fresh_path(const char *name)
 {
-    snprintf(db_path, sizeof db_path, "%s/%s.db", t_tmpdir(), name);
+    if (backend == ON_SQLITE) {
+        snprintf(db_path, sizeof db_path, "%s/%s.db", t_tmpdir(), name);
+        return db_path;
+    }
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS hark_t_%s WITH (FORCE)", name);
+    CHECK(pg_exec(pg_base, sql) == 0);
+    snprintf(sql, sizeof sql, "CREATE DATABASE hark_t_%s", name);
+    CHECK(pg_exec(pg_base, sql) == 0);
+    snprintf(sql, sizeof sql, "hark_t_%s", name);
+    pg_uri(db_path, sizeof db_path, sql);
     return db_path;
 }
 
@@ -77,9 +141,26 @@ static int insert(struct store *s, int i, const char *date)
     return rc;
 }
 
-/* Runs a query that returns one integer on the file directly. */
+/* Runs a query that returns one integer on the PostgreSQL database. */
+static int64_t pg_int(const char *uri, const char *sql)
+{
+    PGconn *c = PQconnectdb(uri);
+    int64_t v = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        else
+            printf("  pg_int: %s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+    }
+    PQfinish(c);
+    return v;
+}
+
 static int64_t sql_int(const char *path, const char *sql)
 {
+    if (backend == ON_PG) return pg_int(path, sql);
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
     int64_t v = -1;
@@ -94,8 +175,10 @@ done:
     return v;
 }
 
+/* Runs statements on the database directly: 0 (SQLITE_OK) or an error. */
 static int sql_exec(const char *path, const char *sql)
 {
+    if (backend == ON_PG) return pg_exec(path, sql);
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
@@ -147,6 +230,17 @@ static void test_open_new(void)
     store_close(s);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM schema_version") == store_schema_version());
     CHECK(sql_int(path, "SELECT MAX(version) FROM schema_version") == store_schema_version());
+    if (backend == ON_PG) {
+        CHECK(sql_int(path, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name IN "
+                            "('uploads','jobs') AND table_schema = current_schema()") == 2);
+        /* A second open finds the schema current. */
+        s = open_store(path);
+        if (s) CHECK(insert(s, 1, NULL) == 0);
+        store_close(s);
+        CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads") == 1);
+        CHECK(sql_int(path, "SELECT COUNT(*) FROM schema_version") == store_schema_version());
+        return;
+    }
     CHECK(sql_int(path, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('uploads','jobs')") == 2);
     /* WAL is a property of the file: a plain connection sees it. */
     sqlite3 *db;
@@ -167,12 +261,17 @@ static void test_open_new(void)
     store_close(s);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads") == 1);
 
-    /* PostgreSQL is recognised but not built. */
+    /* A PostgreSQL URI goes to PostgreSQL, whatever the path looks like:
+     * nothing listens on port 1, so it fails to connect. */
     char err[256] = "";
     s = (struct store *)1;
-    CHECK(store_open("postgres://localhost/hark", &s, err, sizeof err) == HARK_ENOTSUP);
+    CHECK(store_open("postgres://hark@127.0.0.1:1/hark", &s, err, sizeof err) == HARK_EIO);
     CHECK(s == NULL);
     CHECKF(strstr(err, "PostgreSQL") != NULL, "err '%s'", err);
+    s = (struct store *)1;
+    CHECK(store_open("postgresql://127.0.0.1:1/hark?connect_timeout=2", &s, err, sizeof err) ==
+          HARK_EIO);
+    CHECK(s == NULL);
     CHECK(store_open("", &s, err, sizeof err) == HARK_EINVAL);
     CHECK(store_open(":memory:", &s, err, sizeof err) == HARK_EINVAL);
     store_close(NULL);
@@ -857,8 +956,46 @@ static void test_not_a_database(void)
 }
 
 /* A writer killed inside a transaction leaves nothing behind. The child
- * writes 2,000 rows with a tiny page cache, so uncommitted pages spill
- * into the WAL before it dies. */
+ * writes 2,000 rows in one transaction and kills itself: with SQLite, a
+ * tiny page cache makes the uncommitted pages spill into the WAL first;
+ * with PostgreSQL, the server holds them (and the lock on the upload
+ * counter) until it sees the client gone. */
+static void crash_sqlite_writer(const char *path)
+{
+    sqlite3 *db;
+    if (sqlite3_open(path, &db) != SQLITE_OK) _exit(3);
+    sqlite3_exec(db, "PRAGMA cache_size = 4; BEGIN IMMEDIATE", NULL, NULL, NULL);
+    for (int i = 0; i < 2000; i++) {
+        char sql[512];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO uploads (id, sha256, filename) VALUES ('c%d', 'sha%d', "
+                 "printf('%%.300c', 'x'))",
+                 i, i);
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) _exit(4);
+    }
+}
+
+static void crash_pg_writer(const char *uri)
+{
+    PGconn *c = PQconnectdb(uri);
+    if (PQstatus(c) != CONNECTION_OK) _exit(3);
+    PGresult *r = PQexec(c, "BEGIN");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) _exit(4);
+    PQclear(r);
+    for (int i = 0; i < 2000; i++) {
+        char id[32], sha[32];
+        snprintf(id, sizeof id, "c%d", i);
+        snprintf(sha, sizeof sha, "sha%d", i);
+        const char *params[2] = {id, sha};
+        r = PQexecParams(c,
+                         "INSERT INTO uploads (id, sha256, filename)"
+                         " VALUES ($1, $2, repeat('x', 300))",
+                         2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) _exit(4);
+        PQclear(r);
+    }
+}
+
 static void test_crash_mid_transaction(void)
 {
     const char *path = fresh_path("crash_raw");
@@ -869,29 +1006,22 @@ static void test_crash_mid_transaction(void)
 
     pid_t pid = fork();
     if (pid == 0) {
-        sqlite3 *db;
-        if (sqlite3_open(path, &db) != SQLITE_OK) _exit(3);
-        sqlite3_exec(db, "PRAGMA cache_size = 4; BEGIN IMMEDIATE", NULL, NULL, NULL);
-        for (int i = 0; i < 2000; i++) {
-            char sql[512];
-            snprintf(sql, sizeof sql,
-                     "INSERT INTO uploads (id, sha256, filename) VALUES ('c%d', 'sha%d', "
-                     "printf('%%.300c', 'x'))",
-                     i, i);
-            if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) _exit(4);
-        }
+        if (backend == ON_PG) crash_pg_writer(path);
+        else crash_sqlite_writer(path);
         kill(getpid(), SIGKILL);
         _exit(5);
     }
     int status = 0;
     CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
     CHECKF(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
-    struct stat sb;
-    char wal[600];
-    snprintf(wal, sizeof wal, "%s-wal", path);
-    int64_t wal_bytes = stat(wal, &sb) == 0 ? (int64_t)sb.st_size : 0;
-    printf("  WAL left by the killed writer: %lld bytes\n", (long long)wal_bytes);
-    CHECK(wal_bytes > 100000); /* its uncommitted pages really reached the file */
+    if (backend == ON_SQLITE) {
+        struct stat sb;
+        char wal[600];
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        int64_t wal_bytes = stat(wal, &sb) == 0 ? (int64_t)sb.st_size : 0;
+        printf("  WAL left by the killed writer: %lld bytes\n", (long long)wal_bytes);
+        CHECK(wal_bytes > 100000); /* its uncommitted pages really reached the file */
+    }
 
     s = open_store(path);
     if (!s) return;
@@ -900,10 +1030,12 @@ static void test_crash_mid_transaction(void)
     struct store_upload u;
     CHECK(store_upload_get(s, "c0", &u) == HARK_ENOENT);
     CHECK(insert(s, 2, NULL) == 0);
+    CHECK(store_stats(s, &st) == 0 && st.uploads == 2);
     store_close(s);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads") == 2);
-    CHECK(sql_int(path, "SELECT COUNT(*) FROM pragma_integrity_check "
-                        "WHERE integrity_check != 'ok'") == 0);
+    if (backend == ON_SQLITE)
+        CHECK(sql_int(path, "SELECT COUNT(*) FROM pragma_integrity_check "
+                            "WHERE integrity_check != 'ok'") == 0);
 }
 
 /* The store's own transactions under SIGKILL at an arbitrary moment: a
@@ -953,8 +1085,9 @@ static void test_crash_store_api(void)
     CHECK(st.uploads > 0);
     CHECK(st.running <= 1);
     store_close(s);
-    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads u WHERE model_ran != EXISTS (SELECT 1 "
-                        "FROM jobs WHERE upload_id = u.id AND state = 'done')") == 0);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads u WHERE model_ran != CASE WHEN EXISTS "
+                        "(SELECT 1 FROM jobs WHERE upload_id = u.id AND state = 'done') "
+                        "THEN 1 ELSE 0 END") == 0);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs WHERE state = 'done' AND progress != 100") == 0);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads u WHERE NOT EXISTS "
                         "(SELECT 1 FROM jobs WHERE upload_id = u.id)") <= 1);
@@ -1163,28 +1296,292 @@ static void test_big_list(void)
     store_close(s);
 }
 
+/* ---- Three processes of four threads each claim 200 jobs at once. */
+
+/* Runs N_CLAIMERS claim_loop threads on s; the number of errors. */
+static int claim_with_threads(struct store *s, struct claimer *cl)
+{
+    pthread_t th[N_CLAIMERS];
+    int errors = 0;
+    for (int i = 0; i < N_CLAIMERS; i++) {
+        memset(&cl[i], 0, sizeof cl[i]);
+        cl[i].s = s;
+        if (pthread_create(&th[i], NULL, claim_loop, &cl[i]) != 0) return -1;
+    }
+    for (int i = 0; i < N_CLAIMERS; i++) {
+        pthread_join(th[i], NULL);
+        errors += cl[i].errors;
+    }
+    return errors;
+}
+
+static void test_claim_threads_processes(void)
+{
+    enum { N_CHILDREN = 2 };
+    const char *path = fresh_path("claim_mixed");
+    struct store *s = open_store(path);
+    if (!s) return;
+    for (int i = 0; i < N_CONC_JOBS; i++) {
+        char id[40];
+        insert(s, i, NULL);
+        snprintf(id, sizeof id, "up-%06d", i);
+        CHECK(store_job_enqueue(s, id, "m", "", "transcribe", NULL, NULL) == 0);
+    }
+    static struct claimer cl[N_CLAIMERS];
+    int fds[2], ready[2], go[2];
+    CHECK(pipe(fds) == 0 && pipe(ready) == 0 && pipe(go) == 0);
+    pid_t pids[N_CHILDREN];
+    for (int c = 0; c < N_CHILDREN; c++) {
+        pids[c] = fork();
+        if (pids[c] == 0) {
+            close(fds[0]);
+            struct store *cs = NULL;
+            char err[256], b = 1;
+            if (store_open(path, &cs, err, sizeof err) != 0) _exit(3);
+            if (write(ready[1], &b, 1) != 1 || read(go[0], &b, 1) != 1) _exit(4);
+            int errors = claim_with_threads(cs, cl);
+            for (int i = 0; i < N_CLAIMERS; i++)
+                for (int k = 0; k < cl[i].n_got; k++)
+                    if (write(fds[1], &cl[i].got[k], sizeof(int64_t)) != sizeof(int64_t)) _exit(5);
+            store_close(cs);
+            _exit(errors == 0 ? 0 : 6);
+        }
+    }
+    close(fds[1]);
+    char b = 0;
+    for (int c = 0; c < N_CHILDREN; c++) CHECK(read(ready[0], &b, 1) == 1);
+    double t0 = now_us();
+    for (int c = 0; c < N_CHILDREN; c++) CHECK(write(go[1], &b, 1) == 1);
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
+    int errors = claim_with_threads(s, cl);
+    CHECKF(errors == 0, "%d errors here: %s", errors, store_error(s));
+    int seen[N_CONC_JOBS + 1] = {0};
+    int n_here = 0, n_children = 0, bad = 0;
+    for (int i = 0; i < N_CLAIMERS; i++) {
+        for (int k = 0; k < cl[i].n_got; k++) {
+            int64_t id = cl[i].got[k];
+            if (id < 1 || id > N_CONC_JOBS) bad++;
+            else seen[id]++;
+            n_here++;
+        }
+    }
+    int64_t id;
+    while (read(fds[0], &id, sizeof id) == (ssize_t)sizeof id) {
+        if (id < 1 || id > N_CONC_JOBS) bad++;
+        else seen[id]++;
+        n_children++;
+    }
+    close(fds[0]);
+    for (int c = 0; c < N_CHILDREN; c++) {
+        int status = 0;
+        CHECK(pids[c] > 0 && waitpid(pids[c], &status, 0) == pids[c]);
+        CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d status %d", c, status);
+    }
+    double t1 = now_us();
+    int twice = 0, never = 0;
+    for (int k = 1; k <= N_CONC_JOBS; k++) {
+        if (seen[k] > 1) twice++;
+        if (seen[k] == 0) never++;
+    }
+    CHECKF(bad == 0 && twice == 0 && never == 0, "bad %d, twice %d, never %d", bad, twice, never);
+    printf("  %d jobs claimed+progress+finished by 3 processes x %d threads in %.1f ms: %d here, "
+           "%d by the other two\n",
+           N_CONC_JOBS, N_CLAIMERS, (t1 - t0) / 1e3, n_here, n_children);
+    struct store_stats st;
+    CHECK(store_stats(s, &st) == 0 && st.done == N_CONC_JOBS && st.running == 0 && st.queued == 0);
+    store_close(s);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs WHERE attempts = 1") == N_CONC_JOBS);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads WHERE model_ran = 1") == N_CONC_JOBS);
+}
+
+/* Four processes open one new, empty database at the same moment: the
+ * schema is made once and each version recorded once. */
+static void test_migrate_race(void)
+{
+    enum { N_PROCS = 4 };
+    const char *path = fresh_path("migrate_race");
+    int ready[2], go[2];
+    CHECK(pipe(ready) == 0 && pipe(go) == 0);
+    pid_t pids[N_PROCS];
+    for (int c = 0; c < N_PROCS; c++) {
+        pids[c] = fork();
+        if (pids[c] == 0) {
+            char b = 1, err[256];
+            struct store *cs = NULL;
+            if (write(ready[1], &b, 1) != 1 || read(go[0], &b, 1) != 1) _exit(4);
+            int rc = store_open(path, &cs, err, sizeof err);
+            if (rc != 0) {
+                printf("  process %d: %d %s\n", c, rc, err);
+                _exit(3);
+            }
+            /* Each process then writes through the schema it found. */
+            struct store_upload u;
+            make_upload(&u, c, NULL);
+            rc = store_upload_insert(cs, &u, NULL);
+            store_close(cs);
+            _exit(rc == 0 ? 0 : 5);
+        }
+    }
+    char b = 0;
+    for (int c = 0; c < N_PROCS; c++) CHECK(read(ready[0], &b, 1) == 1);
+    for (int c = 0; c < N_PROCS; c++) CHECK(write(go[1], &b, 1) == 1);
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
+    for (int c = 0; c < N_PROCS; c++) {
+        int status = 0;
+        CHECK(pids[c] > 0 && waitpid(pids[c], &status, 0) == pids[c]);
+        CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "process %d status %d", c, status);
+    }
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM schema_version") == store_schema_version());
+    CHECK(sql_int(path, "SELECT COUNT(DISTINCT version) FROM schema_version") ==
+          store_schema_version());
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads") == N_PROCS);
+    CHECK(sql_int(path, "SELECT n FROM upload_count") == N_PROCS);
+    if (backend == ON_PG)
+        CHECK(sql_int(path, "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'jobs' AND "
+                            "schemaname = current_schema()") == 4);
+}
+
+/* PostgreSQL: a server that is not there, a database that does not exist. */
+static void test_pg_open_errors(void)
+{
+    char err[512] = "", uri[600];
+    struct store *s = (struct store *)1;
+    int rc = store_open("postgres://hark@127.0.0.1:1/hark", &s, err, sizeof err);
+    CHECKF(rc == HARK_EIO && s == NULL && strstr(err, "PostgreSQL"), "rc %d err '%s'", rc, err);
+    CHECK(strchr(err, '\n') == NULL);
+    pg_uri(uri, sizeof uri, "hark_no_such_database");
+    s = (struct store *)1;
+    rc = store_open(uri, &s, err, sizeof err);
+    CHECKF(rc == HARK_EIO && s == NULL && strstr(err, "hark_no_such_database"), "rc %d err '%s'",
+           rc, err);
+}
+
+/* PostgreSQL: every connection of the store is cut by the server (as by a
+ * restart); the next calls reconnect and succeed. */
+static void test_pg_reconnect(void)
+{
+    const char *path = fresh_path("reconnect");
+    struct store *s = open_store(path);
+    if (!s) return;
+    insert(s, 1, NULL);
+    struct store_upload u;
+    CHECK(store_upload_get(s, "up-000001", &u) == 0);
+    const char *kill_sql = "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    for (int round = 0; round < 3; round++) {
+        int64_t killed = sql_int(path, kill_sql);
+        CHECKF(killed >= 1, "round %d: %lld connections cut", round, (long long)killed);
+        /* A read, a change and a claim, each on a connection cut under it. */
+        int rc = store_upload_get(s, "up-000001", &u);
+        CHECKF(rc == 0, "round %d get: %d %s", round, rc, store_error(s));
+        if (round == 0) {
+            CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL) == 0);
+        } else if (round == 1) {
+            struct store_job j;
+            rc = store_job_claim(s, "w", &j);
+            CHECKF(rc == 0 && j.attempts == 1, "claim: %d %s", rc, store_error(s));
+        } else {
+            struct store_stats st;
+            CHECK(store_stats(s, &st) == 0 && st.uploads == 1 && st.running == 1);
+        }
+    }
+    store_close(s);
+}
+
+/* PostgreSQL: an enqueue notifies hark_jobs with the job's id when it
+ * commits; a refused enqueue does not. */
+static void test_pg_notify(void)
+{
+    const char *path = fresh_path("notify");
+    struct store *s = open_store(path);
+    if (!s) return;
+    insert(s, 1, NULL);
+    PGconn *l = PQconnectdb(path);
+    CHECK(PQstatus(l) == CONNECTION_OK);
+    PQclear(PQexec(l, "LISTEN hark_jobs"));
+    struct store_job j;
+    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", &j, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL) == STORE_ACTIVE);
+    int n = 0;
+    char want[24], got[64] = "";
+    snprintf(want, sizeof want, "%lld", (long long)j.id);
+    for (int waited = 0; waited < 2000; waited += 10) {
+        PQconsumeInput(l);
+        PGnotify *note;
+        while ((note = PQnotifies(l)) != NULL) {
+            if (strcmp(note->relname, "hark_jobs") == 0) {
+                n++;
+                snprintf(got, sizeof got, "%s", note->extra);
+            }
+            PQfreemem(note);
+        }
+        if (n > 0 && waited >= 200) break;
+        usleep(10 * 1000);
+    }
+    CHECKF(n == 1 && strcmp(got, want) == 0, "%d notifications, payload '%s', want '%s'", n, got,
+           want);
+    PQfinish(l);
+    store_close(s);
+}
+
+enum { BOTH, SQLITE_ONLY, PG_ONLY };
+
+static const struct {
+    const char *name;
+    void (*fn)(void);
+    int where;
+} tests[] = {
+    {"store_now", test_now, SQLITE_ONLY},
+    {"store_open_new", test_open_new, BOTH},
+    {"store_upload_insert_get", test_upload_insert_get, BOTH},
+    {"store_duplicate", test_duplicate, BOTH},
+    {"store_truncation", test_truncation, BOTH},
+    {"store_list", test_list, BOTH},
+    {"store_enqueue_position", test_enqueue_position, BOTH},
+    {"store_claim_fifo", test_claim_fifo, BOTH},
+    {"store_claim_threads", test_claim_threads, BOTH},
+    {"store_claim_processes", test_claim_processes, BOTH},
+    {"store_claim_threads_processes", test_claim_threads_processes, BOTH},
+    {"store_migrate_race", test_migrate_race, BOTH},
+    {"store_job_state_rules", test_job_state_rules, BOTH},
+    {"store_delete_cascade", test_delete_cascade, BOTH},
+    {"store_requeue_after_crash", test_requeue_after_crash, BOTH},
+    {"store_reopen_keeps_data", test_reopen_keeps_data, BOTH},
+    {"store_newer_schema", test_newer_schema, BOTH},
+    {"store_not_a_database", test_not_a_database, SQLITE_ONLY},
+    {"store_open_errors", test_pg_open_errors, PG_ONLY},
+    {"store_reconnect", test_pg_reconnect, PG_ONLY},
+    {"store_notify", test_pg_notify, PG_ONLY},
+    {"store_crash_mid_transaction", test_crash_mid_transaction, BOTH},
+    {"store_crash_store_api", test_crash_store_api, BOTH},
+    {"store_error_per_thread", test_error_per_thread, BOTH},
+    {"store_big_list", test_big_list, BOTH},
+};
+
 int main(int argc, char **argv)
 {
     t_init(argc, argv);
-    t_run("store_now", test_now);
-    t_run("store_open_new", test_open_new);
-    t_run("store_upload_insert_get", test_upload_insert_get);
-    t_run("store_duplicate", test_duplicate);
-    t_run("store_truncation", test_truncation);
-    t_run("store_list", test_list);
-    t_run("store_enqueue_position", test_enqueue_position);
-    t_run("store_claim_fifo", test_claim_fifo);
-    t_run("store_claim_threads", test_claim_threads);
-    t_run("store_claim_processes", test_claim_processes);
-    t_run("store_job_state_rules", test_job_state_rules);
-    t_run("store_delete_cascade", test_delete_cascade);
-    t_run("store_requeue_after_crash", test_requeue_after_crash);
-    t_run("store_reopen_keeps_data", test_reopen_keeps_data);
-    t_run("store_newer_schema", test_newer_schema);
-    t_run("store_not_a_database", test_not_a_database);
-    t_run("store_crash_mid_transaction", test_crash_mid_transaction);
-    t_run("store_crash_store_api", test_crash_store_api);
-    t_run("store_error_per_thread", test_error_per_thread);
-    t_run("store_big_list", test_big_list);
+    pg_base = getenv("HARK_TEST_PG");
+    if (pg_base && !pg_base[0]) pg_base = NULL;
+    int n = (int)(sizeof tests / sizeof tests[0]);
+    backend = ON_SQLITE;
+    for (int i = 0; i < n; i++)
+        if (tests[i].where != PG_ONLY) t_run(tests[i].name, tests[i].fn);
+    /* The same tests on PostgreSQL, named "pg_<name>". */
+    backend = ON_PG;
+    for (int i = 0; i < n; i++) {
+        if (tests[i].where == SQLITE_ONLY) continue;
+        char name[96];
+        snprintf(name, sizeof name, "pg_%s", tests[i].name);
+        if (pg_base) t_run(name, tests[i].fn);
+        else if (i == n - 1)
+            t_skip("pg_store", "HARK_TEST_PG is not set (tests/store/test_store_pg.sh sets it)");
+    }
     return t_summary();
 }

@@ -1,0 +1,1100 @@
+/*
+ * postgres.c: the PostgreSQL backend of the store (store.h, backend.h),
+ * through libpq, so that many service processes on many machines can
+ * share one queue.
+ *
+ * A store holds a small pool of connections. Any thread takes a free one,
+ * runs its statement and gives it back; each connection is used by one
+ * thread at a time, which is all libpq asks for. Connections are made
+ * lazily: a store used by one thread at a time holds one, and the pool
+ * grows to N_CONNS only as calls overlap (so a server's max_connections,
+ * 100 by default, serves about a dozen busy processes). A connection found
+ * broken (the server restarted, an idle connection was cut) is reset
+ * before it is used, and a statement that fails because its connection
+ * dropped is run once more on the reset connection. Every change is one
+ * statement, so no transaction is ever left half run by a lost
+ * connection: the first attempt either did not run, or ran and only its
+ * reply was lost. In that second, rare case the retry finds the state the
+ * first attempt left and answers for it (a second finish or fail is
+ * STORE_GONE, a second enqueue STORE_ACTIVE), and a claim takes the next
+ * job while the first one stays running until it is requeued. Only the
+ * migrations run several statements in a transaction, and a connection
+ * lost there is reported, not retried. A process made by fork() opens its
+ * own store; it never uses its parent's connections.
+ *
+ * Each change being one statement also makes it one transaction under
+ * PostgreSQL's default READ COMMITTED isolation, with the races settled by
+ * the database rather than by a lock in this process:
+ *   - claim takes the oldest queued job with SELECT ... FOR UPDATE SKIP
+ *     LOCKED inside the UPDATE, so concurrent claimers (threads here,
+ *     processes anywhere) never wait for each other and never get the same
+ *     job;
+ *   - enqueue inserts only when the upload has no active job, and the
+ *     partial unique index jobs_one_active settles two enqueues racing for
+ *     one upload (ON CONFLICT DO NOTHING: the loser answers STORE_ACTIVE);
+ *   - finish marks the job done and the upload run in one statement (a
+ *     data-modifying WITH), only while the job is still running, so it is
+ *     written once;
+ *   - an upload insert racing another with the same bytes ends as
+ *     STORE_DUPLICATE through ON CONFLICT DO NOTHING.
+ * A statement chosen as a deadlock victim (finish and a delete of its
+ * upload lock the same two rows in opposite orders) is run again.
+ *
+ * Reads are one statement too, so a listing, its total and its queue
+ * places come from one snapshot.
+ *
+ * The schema is the SQLite backend's in PostgreSQL's dialect (identity
+ * column, DOUBLE PRECISION, the same partial unique index, the upload
+ * counter kept by a trigger), with the same version numbers. store_open
+ * applies the missing migrations in one transaction holding a transaction
+ * advisory lock, so several processes starting at once against a new
+ * database migrate it exactly once; a database from a newer hark is
+ * refused. Text columns that are sorted use the "C" collation, so every
+ * listing comes out in the byte order SQLite gives. Times are stored as
+ * the same ISO 8601 text as in SQLite (store_now), so both backends show
+ * identical JSON.
+ *
+ * Values always travel as statement parameters in text format, never
+ * inside the SQL text. Each statement is prepared once per connection
+ * (PQprepare, then PQexecPrepared), which saves planning the larger reads
+ * on every call; this needs a session per connection, so a pooler in front
+ * of the server must run in session mode. A new job is announced with
+ * pg_notify('hark_jobs', id), delivered when its insert commits.
+ */
+#include "backend.h"
+
+#include "hark.h"
+
+#include <libpq-fe.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_CONNS 8
+/* More than the backend's statements, so every one is prepared. */
+#define N_PREPARED 24
+#define CONNECT_TIMEOUT_S "10"
+/* Deadlock victims and serialization failures are run again this often. */
+#define N_TRIES 4
+/* The advisory lock key taken while migrating ("hark" in ASCII). */
+#define MIGRATE_LOCK "1751216747"
+
+/* ---------------------------------------------------------------- schema */
+
+/* Migration i takes the schema from version i to version i + 1, as the
+ * SQLite backend's does. Never edit one that has shipped: add a new one. */
+static const char *const migrations[] = {
+    /* 1: uploads and jobs. */
+    "CREATE TABLE uploads ("
+    " id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL,"
+    " filename TEXT NOT NULL DEFAULT '',"
+    " sha256 TEXT UNIQUE NOT NULL,"
+    " content_type TEXT NOT NULL DEFAULT '',"
+    " model TEXT NOT NULL DEFAULT '',"
+    " upload_date TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+    " size BIGINT NOT NULL DEFAULT 0,"
+    " duration_s DOUBLE PRECISION NOT NULL DEFAULT 0,"
+    " model_ran INTEGER NOT NULL DEFAULT 0,"
+    " model_date TEXT NOT NULL DEFAULT '',"
+    " time_s DOUBLE PRECISION NOT NULL DEFAULT 0,"
+    " language TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX uploads_by_date ON uploads(upload_date DESC, id DESC);"
+    "CREATE TABLE jobs ("
+    " id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+    " upload_id TEXT COLLATE \"C\" NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,"
+    " model TEXT NOT NULL DEFAULT '',"
+    " language TEXT NOT NULL DEFAULT '',"
+    " task TEXT NOT NULL DEFAULT 'transcribe',"
+    " state TEXT NOT NULL CHECK (state IN ('queued','running','done','failed','canceled')),"
+    " progress DOUBLE PRECISION NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " created TEXT NOT NULL DEFAULT '',"
+    " started TEXT NOT NULL DEFAULT '',"
+    " finished TEXT NOT NULL DEFAULT '',"
+    " worker TEXT NOT NULL DEFAULT '',"
+    " error TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX jobs_by_upload ON jobs(upload_id, id);"
+    "CREATE INDEX jobs_by_state ON jobs(state, id);"
+    "CREATE UNIQUE INDEX jobs_one_active ON jobs(upload_id)"
+    " WHERE state IN ('queued','running');"
+    /* The number of uploads, kept in the same transaction as the change. */
+    "CREATE TABLE upload_count (n BIGINT NOT NULL);"
+    "INSERT INTO upload_count VALUES (0);"
+    "CREATE FUNCTION hark_upload_count() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN"
+    "  IF TG_OP = 'INSERT' THEN UPDATE upload_count SET n = n + 1;"
+    "  ELSE UPDATE upload_count SET n = n - 1; END IF;"
+    "  RETURN NULL;"
+    " END $$;"
+    "CREATE TRIGGER uploads_count AFTER INSERT OR DELETE ON uploads"
+    " FOR EACH ROW EXECUTE FUNCTION hark_upload_count();",
+};
+
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---------------------------------------------------------------- statements */
+
+/* Columns 0..15 of an upload with its latest job (NULL job columns when it
+ * has none); column 16 is its queue place, 0 unless queued. */
+#define UPLOAD_COLS                                                              \
+    "u.id, u.filename, u.sha256, u.content_type, u.model, u.upload_date, u.size," \
+    " u.duration_s, u.model_ran, u.model_date, u.time_s, u.language,"             \
+    " j.id, j.state, j.progress, j.error"
+
+#define UPLOAD_JOIN \
+    " LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE upload_id = u.id)"
+
+/* The place of one upload's job: a count over the state index. */
+#define ONE_PLACE                                                                     \
+    ", CASE WHEN j.state = 'queued' THEN (SELECT COUNT(*) FROM jobs q"                \
+    " WHERE q.state = 'queued' AND q.id <= j.id) ELSE 0 END"
+
+#define JOB_COLS                                                                   \
+    "id, upload_id, model, language, task, state, progress, attempts, created,"    \
+    " started, finished, worker, error"
+
+static const char sql_upload_by_sha[] =
+    "SELECT " UPLOAD_COLS ONE_PLACE " FROM uploads u" UPLOAD_JOIN " WHERE u.sha256 = $1";
+
+static const char sql_upload_get[] =
+    "SELECT " UPLOAD_COLS ONE_PLACE " FROM uploads u" UPLOAD_JOIN " WHERE u.id = $1";
+
+/* A page of uploads, newest first, in one statement (one snapshot) whose
+ * rows are of three kinds, told by column 0 (columns counted from 0): the page's rows (kind 0,
+ * columns 1..16 as UPLOAD_COLS, newest first); the queue places (kind 1,
+ * job id in column 13 and place in column 17, by job id) of every queued
+ * job from the page's oldest queued one to its newest, found as SQLite's
+ * backend does by one count and one walk along the state index; and the
+ * total number of uploads (kind 2, column 17). The caller matches the
+ * places to the rows. Joining them in SQL instead lets the planner, whose
+ * estimates of a fresh table are poor, repeat the walk for every row. The
+ * page's ids come from the date index alone (skipping offset rows reads
+ * no table rows), and only those rows are then read. */
+static const char sql_upload_list[] =
+    "WITH page (id, filename, sha256, content_type, model, upload_date, size, duration_s,"
+    " model_ran, model_date, time_s, language, job_id, state, progress, error) AS MATERIALIZED"
+    " (SELECT " UPLOAD_COLS " FROM uploads u LEFT JOIN LATERAL (SELECT id, state, progress,"
+    " error FROM jobs WHERE upload_id = u.id ORDER BY id DESC LIMIT 1) j ON true"
+    " WHERE u.id = ANY (ARRAY (SELECT id FROM uploads ORDER BY upload_date DESC, id DESC"
+    " LIMIT $1 OFFSET $2))),"
+    " span AS MATERIALIZED (SELECT lo, hi, (SELECT COUNT(*) FROM jobs WHERE state = 'queued'"
+    " AND id < lo) AS before FROM (SELECT MIN(job_id) AS lo, MAX(job_id) AS hi FROM page"
+    " WHERE state = 'queued') m WHERE lo IS NOT NULL)"
+    " SELECT 0 AS kind, page.*, NULL::BIGINT AS num FROM page"
+    " UNION ALL SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+    " NULL, q.id, NULL, NULL, NULL, span.before + ROW_NUMBER() OVER (ORDER BY q.id)"
+    " FROM span JOIN jobs q ON q.state = 'queued' AND q.id BETWEEN span.lo AND span.hi"
+    " UNION ALL SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+    " NULL, NULL, NULL, NULL, NULL, n FROM upload_count"
+    " ORDER BY 1, 7 DESC, 2 DESC, 14";
+
+static const char sql_upload_exists[] = "SELECT 1 FROM uploads WHERE id = $1";
+
+static const char sql_upload_insert[] =
+    "INSERT INTO uploads (id, filename, sha256, content_type, model, upload_date, size,"
+    " duration_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
+
+static const char sql_upload_delete[] = "DELETE FROM uploads WHERE id = $1";
+
+/* Inserts a job unless the upload has an active one; the new job's
+ * columns, its queue place (column 13) and the notification. */
+static const char sql_job_enqueue[] =
+    "WITH ins AS (INSERT INTO jobs (upload_id, model, language, task, state, created)"
+    " SELECT $1, $2, $3, $4, 'queued', $5 WHERE NOT EXISTS (SELECT 1 FROM jobs"
+    " WHERE upload_id = $1 AND state IN ('queued', 'running'))"
+    " ON CONFLICT (upload_id) WHERE state IN ('queued', 'running') DO NOTHING"
+    " RETURNING " JOB_COLS ")"
+    " SELECT ins.*, (SELECT COUNT(*) FROM jobs q WHERE q.state = 'queued' AND q.id < ins.id) + 1,"
+    " pg_notify('hark_jobs', ins.id::text) FROM ins";
+
+static const char sql_job_get[] = "SELECT " JOB_COLS " FROM jobs WHERE id = $1";
+
+static const char sql_job_active[] =
+    "SELECT " JOB_COLS " FROM jobs WHERE upload_id = $1"
+    " AND state IN ('queued', 'running') ORDER BY id DESC LIMIT 1";
+
+static const char sql_job_claim[] =
+    "UPDATE jobs SET state = 'running', attempts = attempts + 1, started = $1, worker = $2,"
+    " progress = 0, finished = '', error = ''"
+    " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id"
+    " FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING " JOB_COLS;
+
+static const char sql_job_progress[] =
+    "UPDATE jobs SET progress = $2 WHERE id = $1 AND state = 'running'";
+
+static const char sql_job_finish[] =
+    "WITH j AS (UPDATE jobs SET state = 'done', progress = 100, finished = $2"
+    " WHERE id = $1 AND state = 'running' RETURNING upload_id, model)"
+    " UPDATE uploads u SET model_ran = 1, model_date = $2,"
+    " model = COALESCE(NULLIF($3, ''), j.model), time_s = $4, language = $5"
+    " FROM j WHERE u.id = j.upload_id";
+
+static const char sql_job_fail[] =
+    "UPDATE jobs SET state = 'failed', error = $2, finished = $3"
+    " WHERE id = $1 AND state = 'running'";
+
+/* Column 0: 1 when canceled now; column 1: whether the job exists. */
+static const char sql_job_cancel[] =
+    "WITH c AS (UPDATE jobs SET state = 'canceled', finished = $2"
+    " WHERE id = $1 AND state IN ('queued', 'running') RETURNING 1)"
+    " SELECT (SELECT COUNT(*) FROM c), EXISTS (SELECT 1 FROM jobs WHERE id = $1)";
+
+static const char sql_requeue[] =
+    "UPDATE jobs SET state = 'queued', progress = 0 WHERE state = 'running'";
+
+static const char sql_jobs_in_state[] = "SELECT id FROM jobs WHERE state = $1 ORDER BY id";
+
+static const char sql_stats[] =
+    "SELECT (SELECT n FROM upload_count),"
+    " COUNT(*) FILTER (WHERE state = 'queued'), COUNT(*) FILTER (WHERE state = 'running'),"
+    " COUNT(*) FILTER (WHERE state = 'done'), COUNT(*) FILTER (WHERE state = 'failed'),"
+    " COUNT(*) FILTER (WHERE state = 'canceled') FROM jobs";
+
+/* ---------------------------------------------------------------- handle */
+
+/* One connection and the statements prepared on it (named hark_<index>),
+ * forgotten whenever the connection is reset. */
+struct pg_conn {
+    PGconn *c;                  /* NULL until first needed */
+    const char *prepared[N_PREPARED];
+    int n_prepared;
+};
+
+struct pg_store {
+    struct store base;
+    char *location;             /* the libpq URI, as given */
+    pthread_mutex_t lock;       /* guards free_slots, n_free */
+    pthread_cond_t cond;        /* signalled when a connection is given back */
+    struct pg_conn conns[N_CONNS];
+    int free_slots[N_CONNS];    /* a stack: the most recently used on top */
+    int n_free;
+};
+
+static struct pg_store *from_store(struct store *s) { return (struct pg_store *)s; }
+
+/* ---------------------------------------------------------------- connections */
+
+/* Notices ("relation already exists, skipping") are not errors and must
+ * not reach the service's stderr. */
+static void quiet_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+/* Connects to location; on failure *out stays NULL and the error is recorded. */
+static int conn_open(const char *location, PGconn **out, const char *op)
+{
+    /* Entries before the URI are defaults it may override; those after it
+     * are imposed. */
+    const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname",
+                                "client_encoding", NULL};
+    const char *const values[] = {CONNECT_TIMEOUT_S, "hark", location, "UTF8", NULL};
+    *out = NULL;
+    PGconn *c = PQconnectdbParams(keys, values, 1);
+    if (!c) {
+        store_set_error("%s: out of memory for a PostgreSQL connection", op);
+        return HARK_ENOMEM;
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        store_set_error("%s: PostgreSQL: %s", op, PQerrorMessage(c));
+        PQfinish(c);
+        return HARK_EIO;
+    }
+    PQsetNoticeProcessor(c, quiet_notice, NULL);
+    *out = c;
+    return 0;
+}
+
+/* Takes a free connection (waiting when all are in use), connecting or
+ * resetting it as needed: 0 and *slot, or a negative code with nothing held. */
+static int conn_take(struct pg_store *st, const char *op, int *slot)
+{
+    pthread_mutex_lock(&st->lock);
+    while (st->n_free == 0) pthread_cond_wait(&st->cond, &st->lock);
+    int i = st->free_slots[--st->n_free];
+    pthread_mutex_unlock(&st->lock);
+    int rc = 0;
+    struct pg_conn *pc = &st->conns[i];
+    if (!pc->c) {
+        rc = conn_open(st->location, &pc->c, op);
+        pc->n_prepared = 0;
+    } else if (PQstatus(pc->c) != CONNECTION_OK) {
+        PQreset(pc->c);
+        pc->n_prepared = 0;
+        if (PQstatus(pc->c) != CONNECTION_OK) {
+            store_set_error("%s: PostgreSQL: %s", op, PQerrorMessage(pc->c));
+            rc = HARK_EIO;
+        }
+    }
+    if (rc < 0) {
+        pthread_mutex_lock(&st->lock);
+        st->free_slots[st->n_free++] = i;
+        pthread_cond_signal(&st->cond);
+        pthread_mutex_unlock(&st->lock);
+        return rc;
+    }
+    *slot = i;
+    return 0;
+}
+
+/* Gives a connection back, ending any transaction left open by a failure. */
+static void conn_give(struct pg_store *st, int slot)
+{
+    PGconn *c = st->conns[slot].c;
+    if (c && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE)
+        PQclear(PQexec(c, "ROLLBACK"));
+    pthread_mutex_lock(&st->lock);
+    st->free_slots[st->n_free++] = slot;
+    pthread_cond_signal(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* ---------------------------------------------------------------- statements */
+
+/* The SQLSTATE of a failed result ("" when there is none). */
+static const char *sqlstate(const PGresult *r)
+{
+    const char *s = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return s ? s : "";
+}
+
+/* Records a failed statement and gives its code: bad data (class 22) is
+ * HARK_EINVAL, the server out of memory HARK_ENOMEM, the rest HARK_EIO. */
+static int pg_fail(PGconn *c, const PGresult *r, const char *op)
+{
+    const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    store_set_error("%s: PostgreSQL: %s", op, msg ? msg : PQerrorMessage(c));
+    const char *code = sqlstate(r);
+    if (strncmp(code, "22", 2) == 0) return HARK_EINVAL;
+    if (strcmp(code, "53200") == 0 || (!r && PQstatus(c) == CONNECTION_OK)) return HARK_ENOMEM;
+    return HARK_EIO;
+}
+
+/* Runs sql on pc as a prepared statement, preparing it on first use
+ * (each statement is planned once per connection, not once per call):
+ * the result of the execution, or of the preparation when that failed. */
+static PGresult *exec_prepared(struct pg_conn *pc, const char *sql, int n,
+                               const char *const *params)
+{
+    int k = 0;
+    while (k < pc->n_prepared && pc->prepared[k] != sql) k++;
+    if (k == N_PREPARED) return PQexecParams(pc->c, sql, n, NULL, params, NULL, NULL, 0);
+    char name[16];
+    snprintf(name, sizeof name, "hark_%d", k);
+    if (k == pc->n_prepared) {
+        PGresult *r = PQprepare(pc->c, name, sql, n, NULL);
+        if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) return r;
+        PQclear(r);
+        pc->prepared[pc->n_prepared++] = sql;
+    }
+    return PQexecPrepared(pc->c, name, n, params, NULL, NULL, 0);
+}
+
+/* Runs one statement outside any transaction, with n text parameters
+ * (sql must be one of the static strings above: it names the prepared
+ * statement). Returns the result when it succeeded; otherwise NULL, *rc
+ * the code and the error recorded, and the SQLSTATE copied into state[6]
+ * when given. A statement that failed because the connection dropped runs
+ * once more on the reset connection; one chosen as a deadlock victim or
+ * failed by a serialization conflict runs again up to N_TRIES times. */
+static PGresult *run(struct pg_conn *pc, const char *sql, int n, const char *const *params,
+                     const char *op, int *rc, char *state)
+{
+    PGconn *c = pc->c;
+    int reconnected = 0;
+    if (state) state[0] = '\0';
+    for (int tries = 0;; tries++) {
+        PGresult *r = exec_prepared(pc, sql, n, params);
+        ExecStatusType es = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+        if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK) return r;
+        const char *code = sqlstate(r);
+        if (PQstatus(c) == CONNECTION_BAD && !reconnected) {
+            PQclear(r);
+            PQreset(c);
+            pc->n_prepared = 0;
+            reconnected = 1;
+            if (PQstatus(c) == CONNECTION_OK) continue;
+            store_set_error("%s: PostgreSQL: %s", op, PQerrorMessage(c));
+            *rc = HARK_EIO;
+            return NULL;
+        }
+        if ((strcmp(code, "40P01") == 0 || strcmp(code, "40001") == 0) && tries + 1 < N_TRIES) {
+            PQclear(r);
+            continue;
+        }
+        *rc = pg_fail(c, r, op);
+        if (state) store_copy(state, 6, code);
+        PQclear(r);
+        return NULL;
+    }
+}
+
+/* The number of rows a command changed. */
+static int64_t changed(PGresult *r) { return strtoll(PQcmdTuples(r), NULL, 10); }
+
+static const char *val(const PGresult *r, int row, int col) { return PQgetvalue(r, row, col); }
+
+static int64_t val_i64(const PGresult *r, int row, int col)
+{
+    return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static double val_f64(const PGresult *r, int row, int col)
+{
+    return strtod(PQgetvalue(r, row, col), NULL);
+}
+
+/* A copy of a fixed-size field that need not be NUL-terminated. */
+static void field(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+    size_t n = src ? strnlen(src, srclen) : 0;
+    if (n >= dstlen) n = dstlen - 1;
+    if (n) memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+#define FIELD(dst, src) field(dst, sizeof dst, src, sizeof src)
+
+static const char *or_empty(const char *s) { return s ? s : ""; }
+
+/* Fills an upload from the 16 columns of UPLOAD_COLS starting at column
+ * c0 (queue_position is left 0). */
+static void read_upload(const PGresult *r, int row, int c0, struct store_upload *u)
+{
+    memset(u, 0, sizeof *u);
+    store_copy(u->id, sizeof u->id, val(r, row, c0 + 0));
+    store_copy(u->filename, sizeof u->filename, val(r, row, c0 + 1));
+    store_copy(u->sha256, sizeof u->sha256, val(r, row, c0 + 2));
+    store_copy(u->content_type, sizeof u->content_type, val(r, row, c0 + 3));
+    store_copy(u->model, sizeof u->model, val(r, row, c0 + 4));
+    store_copy(u->upload_date, sizeof u->upload_date, val(r, row, c0 + 5));
+    u->size = val_i64(r, row, c0 + 6);
+    u->duration_s = val_f64(r, row, c0 + 7);
+    u->model_ran = val_i64(r, row, c0 + 8) != 0;
+    store_copy(u->model_date, sizeof u->model_date, val(r, row, c0 + 9));
+    u->time_s = val_f64(r, row, c0 + 10);
+    store_copy(u->language, sizeof u->language, val(r, row, c0 + 11));
+    if (PQgetisnull(r, row, c0 + 12)) {
+        store_copy(u->status, sizeof u->status, "uploaded");
+        return;
+    }
+    u->job_id = val_i64(r, row, c0 + 12);
+    store_copy(u->status, sizeof u->status, val(r, row, c0 + 13));
+    u->progress = val_f64(r, row, c0 + 14);
+    if (strcmp(u->status, STORE_FAILED) == 0)
+        store_copy(u->error, sizeof u->error, val(r, row, c0 + 15));
+}
+
+/* Fills a job from columns 0..12 (JOB_COLS) of a row. */
+static void read_job(const PGresult *r, int row, struct store_job *j)
+{
+    memset(j, 0, sizeof *j);
+    j->id = val_i64(r, row, 0);
+    store_copy(j->upload_id, sizeof j->upload_id, val(r, row, 1));
+    store_copy(j->model, sizeof j->model, val(r, row, 2));
+    store_copy(j->language, sizeof j->language, val(r, row, 3));
+    store_copy(j->task, sizeof j->task, val(r, row, 4));
+    store_copy(j->state, sizeof j->state, val(r, row, 5));
+    j->progress = val_f64(r, row, 6);
+    j->attempts = (int)val_i64(r, row, 7);
+    store_copy(j->created, sizeof j->created, val(r, row, 8));
+    store_copy(j->started, sizeof j->started, val(r, row, 9));
+    store_copy(j->finished, sizeof j->finished, val(r, row, 10));
+    store_copy(j->worker, sizeof j->worker, val(r, row, 11));
+    store_copy(j->error, sizeof j->error, val(r, row, 12));
+}
+
+/* Runs a query for at most one upload keyed by key: 0 and *out (when not
+ * NULL), 1 when there is no row, or a negative code. */
+static int query_upload(struct pg_conn *c, const char *sql, const char *key, const char *op,
+                        struct store_upload *out)
+{
+    int rc = 0;
+    const char *params[1] = {key};
+    PGresult *r = run(c, sql, 1, params, op, &rc, NULL);
+    if (!r) return rc;
+    if (PQntuples(r) == 0) {
+        rc = 1;
+    } else if (out) {
+        read_upload(r, 0, 0, out);
+        if (strcmp(out->status, STORE_QUEUED) == 0) out->queue_position = (int)val_i64(r, 0, 16);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* The same for one job. */
+static int query_job(struct pg_conn *c, const char *sql, int n, const char *const *params,
+                     const char *op, struct store_job *out)
+{
+    int rc = 0;
+    PGresult *r = run(c, sql, n, params, op, &rc, NULL);
+    if (!r) return rc;
+    if (PQntuples(r) == 0) rc = 1;
+    else if (out) read_job(r, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+/* Runs a change and gives how many rows it touched (or a negative code). */
+static int64_t run_change(struct pg_conn *c, const char *sql, int n, const char *const *params,
+                          const char *op, int *rc)
+{
+    PGresult *r = run(c, sql, n, params, op, rc, NULL);
+    if (!r) return -1;
+    int64_t k = changed(r);
+    PQclear(r);
+    return k;
+}
+
+/* ---------------------------------------------------------------- open, close */
+
+/* Runs one statement of the migration transaction: 0 or a negative code. */
+static int migrate_exec(PGconn *c, const char *sql, const char *op, PGresult **keep)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType es = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK) {
+        int rc = pg_fail(c, r, op);
+        PQclear(r);
+        return rc;
+    }
+    if (keep) *keep = r;
+    else PQclear(r);
+    return 0;
+}
+
+/* Brings the schema up to date in one transaction under an advisory lock:
+ * a second process starting at the same time waits for the first, then
+ * finds the schema current. */
+static int migrate(PGconn *c)
+{
+    static const char op[] = "store_open (migrate)";
+    PGresult *r = NULL;
+    int rc = migrate_exec(c, "BEGIN", op, NULL);
+    if (rc < 0) return rc;
+    rc = migrate_exec(c, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", op, NULL);
+    if (rc < 0) goto fail;
+    rc = migrate_exec(c,
+                      "CREATE TABLE IF NOT EXISTS schema_version ("
+                      " version INTEGER PRIMARY KEY, applied TEXT NOT NULL)",
+                      op, NULL);
+    if (rc < 0) goto fail;
+    rc = migrate_exec(c, "SELECT COALESCE(MAX(version), 0) FROM schema_version", op, &r);
+    if (rc < 0) goto fail;
+    int64_t version = val_i64(r, 0, 0);
+    PQclear(r);
+    if (version > N_MIGRATIONS) {
+        store_set_error("store_open: the PostgreSQL database has schema version %lld, newer than "
+                        "this hark's %d; use a newer hark or another database",
+                        (long long)version, N_MIGRATIONS);
+        rc = HARK_ENOTSUP;
+        goto fail;
+    }
+    for (; version < N_MIGRATIONS; version++) {
+        r = PQexec(c, migrations[version]);
+        if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+            const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+            store_set_error("store_open: migration to schema version %lld: %s",
+                            (long long)version + 1, msg ? msg : PQerrorMessage(c));
+            PQclear(r);
+            rc = HARK_EIO;
+            goto fail;
+        }
+        PQclear(r);
+        char v[24], now[32];
+        snprintf(v, sizeof v, "%lld", (long long)version + 1);
+        store_now(now);
+        const char *params[2] = {v, now};
+        r = PQexecParams(c, "INSERT INTO schema_version (version, applied) VALUES ($1, $2)", 2,
+                         NULL, params, NULL, NULL, 0);
+        if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+            rc = pg_fail(c, r, op);
+            PQclear(r);
+            goto fail;
+        }
+        PQclear(r);
+    }
+    return migrate_exec(c, "COMMIT", op, NULL);
+fail:
+    if (PQstatus(c) == CONNECTION_OK) PQclear(PQexec(c, "ROLLBACK"));
+    return rc;
+}
+
+static void pg_close(struct store *s)
+{
+    struct pg_store *st = from_store(s);
+    for (int i = 0; i < N_CONNS; i++) PQfinish(st->conns[i].c);
+    pthread_cond_destroy(&st->cond);
+    pthread_mutex_destroy(&st->lock);
+    free(st->location);
+    free(st);
+}
+
+/* location is the whole libpq URI ("postgres://user@host:port/db?..."). */
+static int pg_open(const char *location, struct store **out, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    struct pg_store *st = calloc(1, sizeof *st);
+    if (!st || !(st->location = strdup(location))) {
+        free(st);
+        store_set_error("store_open: out of memory");
+        return HARK_ENOMEM;
+    }
+    st->base.ops = &store_postgres_backend;
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_cond_init(&st->cond, NULL);
+    for (int i = 0; i < N_CONNS; i++) st->free_slots[i] = N_CONNS - 1 - i;
+    st->n_free = N_CONNS;
+    int slot = 0;
+    int rc = conn_take(st, "store_open", &slot);
+    if (rc < 0) goto fail;
+    rc = migrate(st->conns[slot].c);
+    conn_give(st, slot);
+    if (rc < 0) goto fail;
+    *out = &st->base;
+    return 0;
+fail:
+    pg_close(&st->base);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- uploads */
+
+static int pg_upload_insert(struct store *s, const struct store_upload *u,
+                            struct store_upload *existing)
+{
+    static const char op[] = "store_upload_insert";
+    struct pg_store *st = from_store(s);
+    if (!u || !u->id[0] || !u->sha256[0]) {
+        store_set_error("%s: an upload needs an id and a sha256", op);
+        return HARK_EINVAL;
+    }
+    struct store_upload f;
+    FIELD(f.id, u->id);
+    FIELD(f.filename, u->filename);
+    FIELD(f.sha256, u->sha256);
+    FIELD(f.content_type, u->content_type);
+    FIELD(f.model, u->model);
+    FIELD(f.upload_date, u->upload_date);
+    char size[24], duration[32];
+    snprintf(size, sizeof size, "%lld", (long long)u->size);
+    snprintf(duration, sizeof duration, "%.17g", u->duration_s);
+    const char *params[8] = {f.id, f.filename, f.sha256, f.content_type, f.model, f.upload_date,
+                             size, duration};
+    int slot, rc = conn_take(st, op, &slot);
+    if (rc < 0) return rc;
+    struct pg_conn *c = &st->conns[slot];
+    /* Nothing inserted: the bytes are stored (a duplicate) or the id is
+     * taken by other bytes. Should the row that stood in the way be
+     * deleted before it is read, the insert is tried again. */
+    for (int tries = 0; tries < N_TRIES; tries++) {
+        int64_t k = run_change(c, sql_upload_insert, 8, params, op, &rc);
+        if (k < 0) break;
+        if (k > 0) {
+            rc = 0;
+            break;
+        }
+        rc = query_upload(c, sql_upload_by_sha, f.sha256, op, existing);
+        if (rc == 0) {
+            rc = STORE_DUPLICATE;
+            break;
+        }
+        if (rc < 0) break;
+        rc = query_upload(c, sql_upload_exists, f.id, op, NULL);
+        if (rc == 0) {
+            store_set_error("%s: upload '%.40s' exists with other content", op, f.id);
+            rc = HARK_EINVAL;
+            break;
+        }
+        if (rc < 0) break;
+        store_set_error("%s: upload '%.40s': the insert kept conflicting", op, f.id);
+        rc = HARK_EIO;
+    }
+    conn_give(st, slot);
+    return rc;
+}
+
+static int pg_upload_get(struct store *s, const char *id, struct store_upload *out)
+{
+    static const char op[] = "store_upload_get";
+    struct pg_store *st = from_store(s);
+    if (!id || !out) {
+        store_set_error("%s: no id or no output", op);
+        return HARK_EINVAL;
+    }
+    int slot, rc = conn_take(st, op, &slot);
+    if (rc < 0) return rc;
+    rc = query_upload(&st->conns[slot], sql_upload_get, id, op, out);
+    conn_give(st, slot);
+    if (rc == 1) {
+        store_set_error("%s: no upload '%.64s'", op, id);
+        rc = HARK_ENOENT;
+    }
+    return rc;
+}
+
+/* The place of job id among the kind-1 rows [lo, hi) of a listing (sorted
+ * by job id), 0 when it is not among them. */
+static int find_place(const PGresult *r, int lo, int hi, int64_t id)
+{
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        int64_t k = val_i64(r, mid, 13);
+        if (k == id) return (int)val_i64(r, mid, 17);
+        if (k < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+static int pg_upload_list(struct store *s, int limit, int64_t offset, struct store_upload **rows,
+                          int *n, int64_t *total)
+{
+    static const char op[] = "store_upload_list";
+    struct pg_store *st = from_store(s);
+    if (!rows || !n || limit < 0 || offset < 0) {
+        store_set_error("%s: bad arguments (limit %d, offset %lld)", op, limit, (long long)offset);
+        return HARK_EINVAL;
+    }
+    *rows = NULL;
+    *n = 0;
+    char lim[24], off[24];
+    snprintf(lim, sizeof lim, "%d", limit);
+    snprintf(off, sizeof off, "%lld", (long long)offset);
+    const char *params[2] = {lim, off};
+    int slot, rc = conn_take(st, op, &slot);
+    if (rc < 0) return rc;
+    PGresult *r = run(&st->conns[slot], sql_upload_list, 2, params, op, &rc, NULL);
+    conn_give(st, slot);
+    if (!r) return rc;
+    int n_rows = PQntuples(r), count = 0, places = 0;
+    while (count < n_rows && val_i64(r, count, 0) == 0) count++;
+    while (count + places < n_rows && val_i64(r, count + places, 0) == 1) places++;
+    if (count + places != n_rows - 1) {
+        PQclear(r);
+        store_set_error("%s: the listing came back malformed", op);
+        return HARK_EIO;
+    }
+    struct store_upload *out = NULL;
+    if (count > 0) {
+        out = malloc((size_t)count * sizeof *out);
+        if (!out) {
+            PQclear(r);
+            store_set_error("%s: out of memory for %d rows", op, count);
+            return HARK_ENOMEM;
+        }
+        for (int i = 0; i < count; i++) {
+            read_upload(r, i, 1, &out[i]);
+            if (strcmp(out[i].status, STORE_QUEUED) == 0)
+                out[i].queue_position = find_place(r, count, count + places, out[i].job_id);
+        }
+    }
+    int64_t all = val_i64(r, n_rows - 1, 17);
+    PQclear(r);
+    *rows = out;
+    *n = count;
+    if (total) *total = all;
+    return 0;
+}
+
+static int pg_upload_delete(struct store *s, const char *id)
+{
+    static const char op[] = "store_upload_delete";
+    struct pg_store *st = from_store(s);
+    if (!id) {
+        store_set_error("%s: no id", op);
+        return HARK_EINVAL;
+    }
+    int slot, rc = conn_take(st, op, &slot);
+    if (rc < 0) return rc;
+    const char *params[1] = {id};
+    int64_t k = run_change(&st->conns[slot], sql_upload_delete, 1, params, op, &rc);
+    conn_give(st, slot);
+    if (k < 0) return rc;
+    if (k == 0) {
+        store_set_error("%s: no upload '%.64s'", op, id);
+        return HARK_ENOENT;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- jobs */
+
+static int pg_job_enqueue(struct store *s, const char *upload_id, const char *model,
+                          const char *language, const char *task, struct store_job *out,
+                          int *position)
+{
+    static const char op[] = "store_job_enqueue";
+    struct pg_store *st = from_store(s);
+    if (!task || !task[0]) task = "transcribe";
+    if (!upload_id || (strcmp(task, "transcribe") != 0 && strcmp(task, "translate") != 0)) {
+        store_set_error("%s: needs an upload id and a task of transcribe or translate", op);
+        return HARK_EINVAL;
+    }
+    char now[32];
+    store_now(now);
+    const char *params[5] = {upload_id, or_empty(model), or_empty(language), task, now};
+    int slot, rc = conn_take(st, op, &slot);
+    if (rc < 0) return rc;
+    struct pg_conn *c = &st->conns[slot];
+    /* No row: the upload has an active job, which is read; should it end
+     * before it is read, the insert is tried again. */
+    for (int tries = 0; tries < N_TRIES; tries++) {
+        char state[6];
+        PGresult *r = run(c, sql_job_enqueue, 5, params, op, &rc, state);
+        if (!r) {
+            if (strcmp(state, "23503") == 0) {
+                store_set_error("%s: no upload '%.64s'", op, upload_id);
+                rc = HARK_ENOENT;
+            }
+            break;
+        }
+        if (PQntuples(r) == 1) {
+            if (out) read_job(r, 0, out);
+            if (position) *position = (int)val_i64(r, 0, 13);
+            PQclear(r);
+            rc = 0;
+            break;
+        }
+        PQclear(r);
+        rc = query_job(c, sql_job_active, 1, params, op, out);
+        if (rc == 0) {
+            store_set_error("%s: upload '%.64s' has an active job", op, upload_id);
+            rc = STORE_ACTIVE;
+            break;
+        }
+        if (rc < 0) break;
+        store_set_error("%s: upload '%.64s': the insert kept conflicting", op, upload_id);
+        rc = HARK_EIO;
+    }
+    conn_give(st, slot);
+    return rc;
+}
+
+static int pg_job_get(struct store *s, int64_t id, struct store_job *out)
+{
+    static const char op[] = "store_job_get";
+    struct pg_store *st = from_store(s);
+    if (!out) {
+        store_set_error("%s: no output", op);
+        return HARK_EINVAL;
+    }
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    const char *params[1] = {key};
+    int slot, rc = conn_take(st, op, &slot);
+    if (rc < 0) return rc;
+    rc = query_job(&st->conns[slot], sql_job_get, 1, params, op, out);
+    conn_give(st, slot);
+    if (rc == 1) {
+        store_set_error("%s: no job %lld", op, (long long)id);
+        rc = HARK_ENOENT;
+    }
+    return rc;
+}
+
+static int pg_job_active(struct store *s, const char *upload_id, struct store_job *out)
+{
+    static const char op[] = "store_job_active";
+    struct pg_store *st = from_store(s);
+    if (!upload_id || !out) {
+        store_set_error("%s: no upload id or no output", op);
+        return HARK_EINVAL;
+    }
+    const char *params[1] = {upload_id};
+    int slot, rc = conn_take(st, op, &slot);
+    if (rc < 0) return rc;
+    rc = query_job(&st->conns[slot], sql_job_active, 1, params, op, out);
+    conn_give(st, slot);
+    if (rc == 1) {
+        store_set_error("%s: upload '%.64s' has no active job", op, upload_id);
+        rc = HARK_ENOENT;
+    }
+    return rc;
+}
+
+static int pg_job_claim(struct store *s, const char *worker, struct store_job *out)
+{
+    static const char op[] = "store_job_claim";
+    struct pg_store *st = from_store(s);
+    char now[32];
+    store_now(now);
+    const char *params[2] = {now, or_empty(worker)};
+    int slot, rc = conn_take(st, op, &slot);
+    if (rc < 0) return rc;
+    rc = query_job(&st->conns[slot], sql_job_claim, 2, params, op, out);
+    conn_give(st, slot);
+    return rc == 1 ? STORE_EMPTY : rc;
+}
+
+/* Runs one change on a job that must still be running: STORE_GONE when it
+ * touched no row. */
+static int update_running(struct pg_store *st, const char *sql, int n, const char *const *params,
+                          const char *op, int64_t id)
+{
+    int slot, rc = conn_take(st, op, &slot);
+    if (rc < 0) return rc;
+    int64_t k = run_change(&st->conns[slot], sql, n, params, op, &rc);
+    conn_give(st, slot);
+    if (k < 0) return rc;
+    if (k == 0) {
+        store_set_error("%s: job %lld is not running", op, (long long)id);
+        return STORE_GONE;
+    }
+    return 0;
+}
+
+static int pg_job_progress(struct store *s, int64_t id, double progress)
+{
+    if (!(progress >= 0)) progress = 0;
+    if (progress > 100) progress = 100;
+    char key[24], value[32];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    snprintf(value, sizeof value, "%.17g", progress);
+    const char *params[2] = {key, value};
+    return update_running(from_store(s), sql_job_progress, 2, params, "store_job_progress", id);
+}
+
+static int pg_job_finish(struct store *s, int64_t id, const char *model, const char *language,
+                         double time_s)
+{
+    if (!isfinite(time_s) || time_s < 0) time_s = 0;
+    char key[24], now[32], t[32];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    store_now(now);
+    snprintf(t, sizeof t, "%.17g", time_s);
+    const char *params[5] = {key, now, or_empty(model), t, or_empty(language)};
+    return update_running(from_store(s), sql_job_finish, 5, params, "store_job_finish", id);
+}
+
+static int pg_job_fail(struct store *s, int64_t id, const char *error)
+{
+    char key[24], now[32];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    store_now(now);
+    const char *params[3] = {key, or_empty(error), now};
+    return update_running(from_store(s), sql_job_fail, 3, params, "store_job_fail", id);
+}
+
+static int pg_job_cancel(struct store *s, int64_t id)
+{
+    static const char op[] = "store_job_cancel";
+    struct pg_store *st = from_store(s);
+    char key[24], now[32];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    store_now(now);
+    const char *params[2] = {key, now};
+    int slot, rc = conn_take(st, op, &slot);
+    if (rc < 0) return rc;
+    PGresult *r = run(&st->conns[slot], sql_job_cancel, 2, params, op, &rc, NULL);
+    if (r) {
+        if (val_i64(r, 0, 0) > 0) {
+            rc = 0;
+        } else if (val(r, 0, 1)[0] == 't') {
+            store_set_error("%s: job %lld has already ended", op, (long long)id);
+            rc = STORE_GONE;
+        } else {
+            store_set_error("%s: no job %lld", op, (long long)id);
+            rc = HARK_ENOENT;
+        }
+        PQclear(r);
+    }
+    conn_give(st, slot);
+    return rc;
+}
+
+static int pg_requeue_running(struct store *s, int *n)
+{
+    static const char op[] = "store_requeue_running";
+    struct pg_store *st = from_store(s);
+    int slot, rc = conn_take(st, op, &slot);
+    if (rc < 0) return rc;
+    int64_t k = run_change(&st->conns[slot], sql_requeue, 0, NULL, op, &rc);
+    conn_give(st, slot);
+    if (k < 0) return rc;
+    if (n) *n = (int)k;
+    return 0;
+}
+
+static int pg_jobs_in_state(struct store *s, const char *state, int64_t **ids, int *n)
+{
+    static const char op[] = "store_jobs_in_state";
+    struct pg_store *st = from_store(s);
+    if (!state || !ids || !n) {
+        store_set_error("%s: no state or no output", op);
+        return HARK_EINVAL;
+    }
+    *ids = NULL;
+    *n = 0;
+    const char *params[1] = {state};
+    int slot, rc = conn_take(st, op, &slot);
+    if (rc < 0) return rc;
+    PGresult *r = run(&st->conns[slot], sql_jobs_in_state, 1, params, op, &rc, NULL);
+    conn_give(st, slot);
+    if (!r) return rc;
+    int count = PQntuples(r);
+    int64_t *out = NULL;
+    if (count > 0) {
+        out = malloc((size_t)count * sizeof *out);
+        if (!out) {
+            PQclear(r);
+            store_set_error("%s: out of memory", op);
+            return HARK_ENOMEM;
+        }
+        for (int i = 0; i < count; i++) out[i] = val_i64(r, i, 0);
+    }
+    PQclear(r);
+    *ids = out;
+    *n = count;
+    return 0;
+}
+
+static int pg_stats(struct store *s, struct store_stats *out)
+{
+    static const char op[] = "store_stats";
+    struct pg_store *st = from_store(s);
+    if (!out) {
+        store_set_error("%s: no output", op);
+        return HARK_EINVAL;
+    }
+    memset(out, 0, sizeof *out);
+    int slot, rc = conn_take(st, op, &slot);
+    if (rc < 0) return rc;
+    PGresult *r = run(&st->conns[slot], sql_stats, 0, NULL, op, &rc, NULL);
+    conn_give(st, slot);
+    if (!r) return rc;
+    out->uploads = val_i64(r, 0, 0);
+    out->queued = val_i64(r, 0, 1);
+    out->running = val_i64(r, 0, 2);
+    out->done = val_i64(r, 0, 3);
+    out->failed = val_i64(r, 0, 4);
+    out->canceled = val_i64(r, 0, 5);
+    PQclear(r);
+    return 0;
+}
+
+const struct store_backend store_postgres_backend = {
+    .name = "postgres",
+    .open = pg_open,
+    .close = pg_close,
+    .upload_insert = pg_upload_insert,
+    .upload_get = pg_upload_get,
+    .upload_list = pg_upload_list,
+    .upload_delete = pg_upload_delete,
+    .job_enqueue = pg_job_enqueue,
+    .job_get = pg_job_get,
+    .job_active = pg_job_active,
+    .job_claim = pg_job_claim,
+    .job_progress = pg_job_progress,
+    .job_finish = pg_job_finish,
+    .job_fail = pg_job_fail,
+    .job_cancel = pg_job_cancel,
+    .requeue_running = pg_requeue_running,
+    .jobs_in_state = pg_jobs_in_state,
+    .stats = pg_stats,
+};
