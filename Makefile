@@ -132,7 +132,7 @@ test: deps $(BIN) $(TOOL_BIN) $(UNIT_BIN) $(REF_BIN) $(FUZZ_BIN)
 	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(FUZZ_BIN) $(REF_BIN) $(wildcard tests/cli/test_*.sh) $(wildcard tests/store/test_*.sh) $(wildcard tests/api/test_*.sh) $(wildcard tests/ui/test_*.sh)
 
 bench: deps $(BIN) $(TOOL_BIN)
-	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/bench/run.sh
+	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) HARK_SERVICE_LIBS="$(SERVICE_LIBS)" tests/bench/run.sh
 
 clean:
 	rm -rf build

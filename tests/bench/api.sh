@@ -140,7 +140,7 @@ int main(int argc, char **argv)
 EOF
     gcc -std=c11 -D_GNU_SOURCE -O2 $san -Iinclude -Isrc/engine -Isrc/store -o "$bin" "$src" \
         "$build/libhark-service.a" "$build/libhark.a" \
-        -lmicrohttpd -lavformat -lavcodec -lswresample -lavutil -lsqlite3 -lcrypto -ljansson -lm -ldl -pthread \
+        ${HARK_SERVICE_LIBS:--lcurl -lmicrohttpd -lavformat -lavcodec -lswresample -lavutil -lsqlite3 -lpq -lcrypto -ljansson} -lm -ldl -pthread \
         2>"$API_TMP/gcc.log" || { echo "  note: the populate helper did not build: $(head -c 300 "$API_TMP/gcc.log")"; return 1; }
     mkdir -p "$1"
     "$bin" "$1/hark.db" "$2"
