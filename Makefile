@@ -86,12 +86,11 @@ $(BUILD)/tests/harness.o: tests/harness.c
 
 $(BUILD)/tests/unit_%: tests/unit/%.c $(TEST_HARNESS) $(SERVICE_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(SERVICE_LIB) $(LIB) $(TEST_LIBS) $(SERVICE_LIBS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_EXTRA) $(TEST_HARNESS) $(SERVICE_LIB) $(LIB) $(TEST_LIBS) $(SERVICE_LIBS) $(LDLIBS)
 
 # The download test also links the command's downloader (src/cli/download.c).
-$(BUILD)/tests/unit_test_download: tests/unit/test_download.c $(BUILD)/src/cli/download.o $(TEST_HARNESS) $(SERVICE_LIB) $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/src/cli/download.o $(TEST_HARNESS) $(SERVICE_LIB) $(LIB) $(TEST_LIBS) $(SERVICE_LIBS) $(LDLIBS)
+$(BUILD)/tests/unit_test_download: UNIT_EXTRA := $(BUILD)/src/cli/download.o
+$(BUILD)/tests/unit_test_download: $(BUILD)/src/cli/download.o
 
 $(BUILD)/tests/ref_%: tests/ref/%.c $(TEST_HARNESS) $(LIB)
 	@mkdir -p $(dir $@)

@@ -439,12 +439,8 @@ static void run_job(struct queue *q, struct worker *w, const struct store_job *j
 
     t0 = now_s();
     rc = media_decode(media, &pcm, &n_samples, on_progress, &ctx, err, sizeof err);
-    if (rc == HARK_ECANCELED) {
-        out = stopped_job(&ctx);
-        goto end;
-    }
     if (rc < 0) {
-        out = fail_job(q, job->id, err);
+        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, job->id, err);
         goto end;
     }
 
@@ -463,12 +459,8 @@ static void run_job(struct queue *q, struct worker *w, const struct store_job *j
     opt.progress_user = &ctx;
     rc = hark_transcribe(state, pcm, n_samples, &opt, &res, err, sizeof err);
     time_s = now_s() - t0;
-    if (rc == HARK_ECANCELED) {
-        out = stopped_job(&ctx);
-        goto end;
-    }
     if (rc < 0) {
-        out = fail_job(q, job->id, err);
+        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, job->id, err);
         goto end;
     }
     if (should_stop(&ctx)) {

@@ -2,8 +2,11 @@
  * backend.h: what a store backend implements, internal to src/store.
  *
  * store.c keeps the public functions of store.h thin: each checks its
- * handle and calls through the backend's operations table. A backend
- * (sqlite.c now; postgres.c can follow without touching any caller) defines
+ * handle and its arguments (the pointers it must write through, the task,
+ * the range of progress and run time, clearing the outputs of a listing or
+ * stats) and calls through the backend's operations table, so a backend
+ * gets only arguments that passed those checks. A backend
+ * (sqlite.c, postgres.c; a new one needs no change in any caller) defines
  * its own handle whose first member is a struct store, so a struct store *
  * converts to the backend's handle and back, and fills one const table of
  * operations with the same meanings as the functions of store.h.
@@ -28,10 +31,11 @@ struct store {
 
 /* One entry per function of store.h, same arguments and results. open gets
  * the location with any scheme prefix ("sqlite:") removed; a PostgreSQL
- * location is a libpq URI and is passed whole. */
+ * location is a libpq URI and is passed whole. open reports a failure only
+ * through store_set_error(); store_open copies it into its caller's err. */
 struct store_backend {
     const char *name;
-    int (*open)(const char *location, struct store **out, char *err, size_t errlen);
+    int (*open)(const char *location, struct store **out);
     void (*close)(struct store *s);
     int (*upload_insert)(struct store *s, const struct store_upload *u, struct store_upload *existing);
     int (*upload_get)(struct store *s, const char *id, struct store_upload *out);

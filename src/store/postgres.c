@@ -66,7 +66,6 @@
 #include "hark.h"
 
 #include <libpq-fe.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -635,10 +634,8 @@ static void pg_close(struct store *s)
 }
 
 /* location is the whole libpq URI ("postgres://user@host:port/db?..."). */
-static int pg_open(const char *location, struct store **out, char *err, size_t errlen)
+static int pg_open(const char *location, struct store **out)
 {
-    (void)err;
-    (void)errlen;
     struct pg_store *st = calloc(1, sizeof *st);
     if (!st || !(st->location = strdup(location))) {
         free(st);
@@ -670,10 +667,6 @@ static int pg_upload_insert(struct store *s, const struct store_upload *u,
 {
     static const char op[] = "store_upload_insert";
     struct pg_store *st = from_store(s);
-    if (!u || !u->id[0] || !u->sha256[0]) {
-        store_set_error("%s: an upload needs an id and a sha256", op);
-        return HARK_EINVAL;
-    }
     struct store_upload f;
     FIELD(f.id, u->id);
     FIELD(f.filename, u->filename);
@@ -723,10 +716,6 @@ static int pg_upload_get(struct store *s, const char *id, struct store_upload *o
 {
     static const char op[] = "store_upload_get";
     struct pg_store *st = from_store(s);
-    if (!id || !out) {
-        store_set_error("%s: no id or no output", op);
-        return HARK_EINVAL;
-    }
     int slot, rc = conn_take(st, op, &slot);
     if (rc < 0) return rc;
     rc = query_upload(&st->conns[slot], sql_upload_get, id, op, out);
@@ -757,12 +746,6 @@ static int pg_upload_list(struct store *s, int limit, int64_t offset, struct sto
 {
     static const char op[] = "store_upload_list";
     struct pg_store *st = from_store(s);
-    if (!rows || !n || limit < 0 || offset < 0) {
-        store_set_error("%s: bad arguments (limit %d, offset %lld)", op, limit, (long long)offset);
-        return HARK_EINVAL;
-    }
-    *rows = NULL;
-    *n = 0;
     char lim[24], off[24];
     snprintf(lim, sizeof lim, "%d", limit);
     snprintf(off, sizeof off, "%lld", (long long)offset);
@@ -806,10 +789,6 @@ static int pg_upload_delete(struct store *s, const char *id)
 {
     static const char op[] = "store_upload_delete";
     struct pg_store *st = from_store(s);
-    if (!id) {
-        store_set_error("%s: no id", op);
-        return HARK_EINVAL;
-    }
     int slot, rc = conn_take(st, op, &slot);
     if (rc < 0) return rc;
     const char *params[1] = {id};
@@ -831,11 +810,6 @@ static int pg_job_enqueue(struct store *s, const char *upload_id, const char *mo
 {
     static const char op[] = "store_job_enqueue";
     struct pg_store *st = from_store(s);
-    if (!task || !task[0]) task = "transcribe";
-    if (!upload_id || (strcmp(task, "transcribe") != 0 && strcmp(task, "translate") != 0)) {
-        store_set_error("%s: needs an upload id and a task of transcribe or translate", op);
-        return HARK_EINVAL;
-    }
     char now[32];
     store_now(now);
     const char *params[5] = {upload_id, or_empty(model), or_empty(language), task, now};
@@ -880,10 +854,6 @@ static int pg_job_get(struct store *s, int64_t id, struct store_job *out)
 {
     static const char op[] = "store_job_get";
     struct pg_store *st = from_store(s);
-    if (!out) {
-        store_set_error("%s: no output", op);
-        return HARK_EINVAL;
-    }
     char key[24];
     snprintf(key, sizeof key, "%lld", (long long)id);
     const char *params[1] = {key};
@@ -902,10 +872,6 @@ static int pg_job_active(struct store *s, const char *upload_id, struct store_jo
 {
     static const char op[] = "store_job_active";
     struct pg_store *st = from_store(s);
-    if (!upload_id || !out) {
-        store_set_error("%s: no upload id or no output", op);
-        return HARK_EINVAL;
-    }
     const char *params[1] = {upload_id};
     int slot, rc = conn_take(st, op, &slot);
     if (rc < 0) return rc;
@@ -951,8 +917,6 @@ static int update_running(struct pg_store *st, const char *sql, int n, const cha
 
 static int pg_job_progress(struct store *s, int64_t id, double progress)
 {
-    if (!(progress >= 0)) progress = 0;
-    if (progress > 100) progress = 100;
     char key[24], value[32];
     snprintf(key, sizeof key, "%lld", (long long)id);
     snprintf(value, sizeof value, "%.17g", progress);
@@ -963,7 +927,6 @@ static int pg_job_progress(struct store *s, int64_t id, double progress)
 static int pg_job_finish(struct store *s, int64_t id, const char *model, const char *language,
                          double time_s)
 {
-    if (!isfinite(time_s) || time_s < 0) time_s = 0;
     char key[24], now[32], t[32];
     snprintf(key, sizeof key, "%lld", (long long)id);
     store_now(now);
@@ -1025,12 +988,6 @@ static int pg_jobs_in_state(struct store *s, const char *state, int64_t **ids, i
 {
     static const char op[] = "store_jobs_in_state";
     struct pg_store *st = from_store(s);
-    if (!state || !ids || !n) {
-        store_set_error("%s: no state or no output", op);
-        return HARK_EINVAL;
-    }
-    *ids = NULL;
-    *n = 0;
     const char *params[1] = {state};
     int slot, rc = conn_take(st, op, &slot);
     if (rc < 0) return rc;
@@ -1058,11 +1015,6 @@ static int pg_stats(struct store *s, struct store_stats *out)
 {
     static const char op[] = "store_stats";
     struct pg_store *st = from_store(s);
-    if (!out) {
-        store_set_error("%s: no output", op);
-        return HARK_EINVAL;
-    }
-    memset(out, 0, sizeof *out);
     int slot, rc = conn_take(st, op, &slot);
     if (rc < 0) return rc;
     PGresult *r = run(&st->conns[slot], sql_stats, 0, NULL, op, &rc, NULL);

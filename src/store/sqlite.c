@@ -40,7 +40,6 @@
 
 #include "hark.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -602,7 +601,7 @@ static void sqlite_close(struct store *s)
 
 /* Failures are left in the thread's last error; store_open copies it
  * into its caller's err. */
-static int sqlite_open(const char *path, struct store **out, char *err, size_t errlen)
+static int sqlite_open(const char *path, struct store **out)
 {
     if (!path[0] || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0) {
         store_set_error("store_open '%s': the SQLite store needs a file path", path);
@@ -640,10 +639,6 @@ static int sqlite_upload_insert(struct store *s, const struct store_upload *u,
 {
     static const char op[] = "store_upload_insert";
     struct sqlite_store *st = from_store(s);
-    if (!u || !u->id[0] || !u->sha256[0]) {
-        store_set_error("%s: an upload needs an id and a sha256", op);
-        return HARK_EINVAL;
-    }
     int rc = write_begin(st, op);
     if (rc < 0) return rc;
     struct conn *c = &st->writer;
@@ -684,10 +679,6 @@ static int sqlite_upload_get(struct store *s, const char *id, struct store_uploa
 {
     static const char op[] = "store_upload_get";
     struct sqlite_store *st = from_store(s);
-    if (!id || !out) {
-        store_set_error("%s: no id or no output", op);
-        return HARK_EINVAL;
-    }
     struct conn *c = reader_take(st);
     int rc = exec_id(c, S_BEGIN_READ, op);
     if (rc < 0) goto done;
@@ -707,12 +698,6 @@ static int sqlite_upload_list(struct store *s, int limit, int64_t offset, struct
 {
     static const char op[] = "store_upload_list";
     struct sqlite_store *st = from_store(s);
-    if (!rows || !n || limit < 0 || offset < 0) {
-        store_set_error("%s: bad arguments (limit %d, offset %lld)", op, limit, (long long)offset);
-        return HARK_EINVAL;
-    }
-    *rows = NULL;
-    *n = 0;
     struct store_upload *out = NULL;
     int count = 0;
     int64_t all = 0;
@@ -759,10 +744,6 @@ static int sqlite_upload_delete(struct store *s, const char *id)
 {
     static const char op[] = "store_upload_delete";
     struct sqlite_store *st = from_store(s);
-    if (!id) {
-        store_set_error("%s: no id", op);
-        return HARK_EINVAL;
-    }
     int rc = write_begin(st, op);
     if (rc < 0) return rc;
     struct conn *c = &st->writer;
@@ -786,11 +767,6 @@ static int sqlite_job_enqueue(struct store *s, const char *upload_id, const char
 {
     static const char op[] = "store_job_enqueue";
     struct sqlite_store *st = from_store(s);
-    if (!task || !task[0]) task = "transcribe";
-    if (!upload_id || (strcmp(task, "transcribe") != 0 && strcmp(task, "translate") != 0)) {
-        store_set_error("%s: needs an upload id and a task of transcribe or translate", op);
-        return HARK_EINVAL;
-    }
     int rc = write_begin(st, op);
     if (rc < 0) return rc;
     struct conn *c = &st->writer;
@@ -858,10 +834,6 @@ static int sqlite_job_get(struct store *s, int64_t id, struct store_job *out)
 {
     static const char op[] = "store_job_get";
     struct sqlite_store *st = from_store(s);
-    if (!out) {
-        store_set_error("%s: no output", op);
-        return HARK_EINVAL;
-    }
     struct conn *c = reader_take(st);
     int rc = 0;
     sqlite3_stmt *q = get_stmt(c, S_JOB_GET, op, &rc);
@@ -881,10 +853,6 @@ static int sqlite_job_active(struct store *s, const char *upload_id, struct stor
 {
     static const char op[] = "store_job_active";
     struct sqlite_store *st = from_store(s);
-    if (!upload_id || !out) {
-        store_set_error("%s: no upload id or no output", op);
-        return HARK_EINVAL;
-    }
     struct conn *c = reader_take(st);
     int rc = 0;
     sqlite3_stmt *q = get_stmt(c, S_JOB_ACTIVE, op, &rc);
@@ -942,8 +910,6 @@ static int sqlite_job_progress(struct store *s, int64_t id, double progress)
 {
     static const char op[] = "store_job_progress";
     struct sqlite_store *st = from_store(s);
-    if (!(progress >= 0)) progress = 0;
-    if (progress > 100) progress = 100;
     int rc = write_begin(st, op);
     if (rc < 0) return rc;
     struct conn *c = &st->writer;
@@ -961,7 +927,6 @@ static int sqlite_job_finish(struct store *s, int64_t id, const char *model, con
 {
     static const char op[] = "store_job_finish";
     struct sqlite_store *st = from_store(s);
-    if (!isfinite(time_s) || time_s < 0) time_s = 0;
     int rc = write_begin(st, op);
     if (rc < 0) return rc;
     struct conn *c = &st->writer;
@@ -1053,12 +1018,6 @@ static int sqlite_jobs_in_state(struct store *s, const char *state, int64_t **id
 {
     static const char op[] = "store_jobs_in_state";
     struct sqlite_store *st = from_store(s);
-    if (!state || !ids || !n) {
-        store_set_error("%s: no state or no output", op);
-        return HARK_EINVAL;
-    }
-    *ids = NULL;
-    *n = 0;
     int64_t *out = NULL;
     int count = 0, cap = 0;
     struct conn *c = reader_take(st);
@@ -1098,11 +1057,6 @@ static int sqlite_stats(struct store *s, struct store_stats *out)
 {
     static const char op[] = "store_stats";
     struct sqlite_store *st = from_store(s);
-    if (!out) {
-        store_set_error("%s: no output", op);
-        return HARK_EINVAL;
-    }
-    memset(out, 0, sizeof *out);
     struct conn *c = reader_take(st);
     int rc = exec_id(c, S_BEGIN_READ, op);
     if (rc < 0) goto done;

@@ -3,9 +3,11 @@
  *
  * store_open() picks a backend from the location: "sqlite:PATH" or a plain
  * path for SQLite, a "postgres://" or "postgresql://" URI (handed to libpq
- * whole) for PostgreSQL. Every other function checks
- * its handle and calls the backend through its operations table
- * (backend.h), so callers never depend on which database is behind it.
+ * whole) for PostgreSQL. Every other function checks its handle and its
+ * arguments (pointers it must write through, a task it knows, progress
+ * and run time brought into range), then calls the backend through its
+ * operations table (backend.h), so callers never depend on which database
+ * is behind it and no backend checks them again.
  *
  * The last error message is kept per thread, in a thread-local buffer: a
  * thread reads the message of its own last failed call, whatever other
@@ -15,6 +17,7 @@
 
 #include "hark.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -89,7 +92,7 @@ int store_open(const char *location, struct store **out, char *err, size_t errle
                strncmp(location, "postgresql://", 13) == 0) {
         ops = &store_postgres_backend;
     }
-    int rc = ops->open(rest, out, err, errlen);
+    int rc = ops->open(rest, out);
     if (rc < 0) set_err(err, errlen, last_error);
     return rc;
 }
@@ -97,6 +100,13 @@ int store_open(const char *location, struct store **out, char *err, size_t errle
 void store_close(struct store *s)
 {
     if (s) s->ops->close(s);
+}
+
+/* Records a call's bad arguments; returns HARK_EINVAL. */
+static int bad_args(const char *fn, const char *what)
+{
+    store_set_error("%s: %s", fn, what);
+    return HARK_EINVAL;
 }
 
 /* The guard every forwarding function starts with. */
@@ -111,12 +121,15 @@ void store_close(struct store *s)
 int store_upload_insert(struct store *s, const struct store_upload *u, struct store_upload *existing)
 {
     NEED_HANDLE(s, "store_upload_insert");
+    if (!u || !u->id[0] || !u->sha256[0])
+        return bad_args("store_upload_insert", "an upload needs an id and a sha256");
     return s->ops->upload_insert(s, u, existing);
 }
 
 int store_upload_get(struct store *s, const char *id, struct store_upload *out)
 {
     NEED_HANDLE(s, "store_upload_get");
+    if (!id || !out) return bad_args("store_upload_get", "no id or no output");
     return s->ops->upload_get(s, id, out);
 }
 
@@ -124,12 +137,20 @@ int store_upload_list(struct store *s, int limit, int64_t offset, struct store_u
                       int64_t *total)
 {
     NEED_HANDLE(s, "store_upload_list");
+    if (!rows || !n || limit < 0 || offset < 0) {
+        store_set_error("store_upload_list: bad arguments (limit %d, offset %lld)", limit,
+                        (long long)offset);
+        return HARK_EINVAL;
+    }
+    *rows = NULL;
+    *n = 0;
     return s->ops->upload_list(s, limit, offset, rows, n, total);
 }
 
 int store_upload_delete(struct store *s, const char *id)
 {
     NEED_HANDLE(s, "store_upload_delete");
+    if (!id) return bad_args("store_upload_delete", "no id");
     return s->ops->upload_delete(s, id);
 }
 
@@ -137,18 +158,24 @@ int store_job_enqueue(struct store *s, const char *upload_id, const char *model,
                       const char *task, struct store_job *out, int *position)
 {
     NEED_HANDLE(s, "store_job_enqueue");
+    if (!task || !task[0]) task = "transcribe";
+    if (!upload_id || (strcmp(task, "transcribe") != 0 && strcmp(task, "translate") != 0))
+        return bad_args("store_job_enqueue",
+                        "needs an upload id and a task of transcribe or translate");
     return s->ops->job_enqueue(s, upload_id, model, language, task, out, position);
 }
 
 int store_job_get(struct store *s, int64_t id, struct store_job *out)
 {
     NEED_HANDLE(s, "store_job_get");
+    if (!out) return bad_args("store_job_get", "no output");
     return s->ops->job_get(s, id, out);
 }
 
 int store_job_active(struct store *s, const char *upload_id, struct store_job *out)
 {
     NEED_HANDLE(s, "store_job_active");
+    if (!upload_id || !out) return bad_args("store_job_active", "no upload id or no output");
     return s->ops->job_active(s, upload_id, out);
 }
 
@@ -161,12 +188,15 @@ int store_job_claim(struct store *s, const char *worker, struct store_job *out)
 int store_job_progress(struct store *s, int64_t id, double progress)
 {
     NEED_HANDLE(s, "store_job_progress");
+    if (!(progress >= 0)) progress = 0;
+    if (progress > 100) progress = 100;
     return s->ops->job_progress(s, id, progress);
 }
 
 int store_job_finish(struct store *s, int64_t id, const char *model, const char *language, double time_s)
 {
     NEED_HANDLE(s, "store_job_finish");
+    if (!isfinite(time_s) || time_s < 0) time_s = 0;
     return s->ops->job_finish(s, id, model, language, time_s);
 }
 
@@ -191,11 +221,16 @@ int store_requeue_running(struct store *s, int *n)
 int store_jobs_in_state(struct store *s, const char *state, int64_t **ids, int *n)
 {
     NEED_HANDLE(s, "store_jobs_in_state");
+    if (!state || !ids || !n) return bad_args("store_jobs_in_state", "no state or no output");
+    *ids = NULL;
+    *n = 0;
     return s->ops->jobs_in_state(s, state, ids, n);
 }
 
 int store_stats(struct store *s, struct store_stats *out)
 {
     NEED_HANDLE(s, "store_stats");
+    if (!out) return bad_args("store_stats", "no output");
+    memset(out, 0, sizeof *out);
     return s->ops->stats(s, out);
 }

@@ -290,6 +290,12 @@ static void write_file(const char *path, const void *data, size_t n)
     CHECK(fclose(f) == 0);
 }
 
+/* Creates the models folder of a test before its first download. */
+static void make_models_dir(const char *test)
+{
+    CHECK(mkdir(in_dir(tmp_root, test), 0755) == 0 && mkdir(models_dir(test), 0755) == 0);
+}
+
 static int get(const char *folder, const char *dir, int force, char *err, size_t errlen)
 {
     return models_download(base(folder), dir, MODEL, force, MODELS_REPORT_QUIET, err, errlen);
@@ -366,32 +372,30 @@ static void test_redirect(void)
     CHECKF(!strcmp(srv.last_path, "/files/" FILE_NAME), "followed to %s", srv.last_path);
 }
 
-static void test_not_found(void)
+/* A download from the server's `folder` into the models folder of the test
+ * of the same name must fail with want_rc and a message holding want_err,
+ * and leave nothing in that folder. */
+static void check_refused(const char *folder, int want_rc, const char *want_err)
 {
     char err[512] = "";
-    const char *dir = models_dir("missing");
-    int rc;
+    const char *dir = models_dir(folder);
+    int rc = get(folder, dir, 0, err, sizeof err);
+    CHECKF(rc == want_rc, "rc %d (expected %d): %s", rc, want_rc, err);
+    CHECKF(strstr(err, want_err) != NULL, "err: %s", err);
+    CHECKF(n_entries(dir) == 0, "%d files left after the %s download", n_entries(dir), folder);
+}
 
-    rc = get("missing", dir, 0, err, sizeof err);
-    CHECKF(rc == HARK_ENOENT, "rc %d: %s", rc, err);
-    CHECKF(strstr(err, "no model " MODEL " at http://127.0.0.1:") != NULL, "err: %s", err);
-    CHECKF(n_entries(dir) == 0, "%d files left after a 404", n_entries(dir));
-
+static void test_not_found(void)
+{
+    check_refused("missing", HARK_ENOENT, "no model " MODEL " at http://127.0.0.1:");
     /* A partial file from an earlier run goes too: the model is not there. */
-    write_file(in_dir(dir, "." FILE_NAME ".part"), srv.data, 1000);
-    rc = get("missing", dir, 0, err, sizeof err);
-    CHECK(rc == HARK_ENOENT);
-    CHECKF(n_entries(dir) == 0, "%d files left after a 404", n_entries(dir));
+    write_file(in_dir(models_dir("missing"), "." FILE_NAME ".part"), srv.data, 1000);
+    check_refused("missing", HARK_ENOENT, "no model " MODEL " at http://127.0.0.1:");
 }
 
 static void test_http_error(void)
 {
-    char err[512] = "";
-    const char *dir = models_dir("error");
-    int rc = get("error", dir, 0, err, sizeof err);
-    CHECKF(rc == HARK_EIO, "rc %d: %s", rc, err);
-    CHECKF(strstr(err, "HTTP 503") != NULL, "err: %s", err);
-    CHECKF(n_entries(dir) == 0, "%d files left after a 503", n_entries(dir));
+    check_refused("error", HARK_EIO, "HTTP 503");
 }
 
 static void test_connection_refused(void)
@@ -441,7 +445,7 @@ static void test_server_ignores_range(void)
     int rc;
 
     /* A partial file that does not even match: the 200 must replace it. */
-    CHECK(mkdir(in_dir(tmp_root, "norange"), 0755) == 0 && mkdir(dir, 0755) == 0);
+    make_models_dir("norange");
     write_file(part, srv.garbage, 5000);
     server_reset();
     rc = get("norange", dir, 0, err, sizeof err);
@@ -460,7 +464,7 @@ static void test_complete_part(void)
 
     /* A .part with every byte gets 416 for its range; the downloader then
      * asks for the whole file. */
-    CHECK(mkdir(in_dir(tmp_root, "complete"), 0755) == 0 && mkdir(dir, 0755) == 0);
+    make_models_dir("complete");
     write_file(part, srv.data, srv.size);
     server_reset();
     rc = get("files", dir, 0, err, sizeof err);
@@ -473,12 +477,7 @@ static void test_complete_part(void)
 
 static void test_garbage(void)
 {
-    char err[512] = "";
-    const char *dir = models_dir("garbage");
-    int rc = get("garbage", dir, 0, err, sizeof err);
-    CHECKF(rc == HARK_EFORMAT, "rc %d: %s", rc, err);
-    CHECKF(strstr(err, "not a valid model") != NULL, "err: %s", err);
-    CHECKF(n_entries(dir) == 0, "%d files left after garbage", n_entries(dir));
+    check_refused("garbage", HARK_EFORMAT, "not a valid model");
 }
 
 static void test_existing_kept(void)
@@ -490,7 +489,7 @@ static void test_existing_kept(void)
     char *got;
     int rc;
 
-    CHECK(mkdir(in_dir(tmp_root, "existing"), 0755) == 0 && mkdir(dir, 0755) == 0);
+    make_models_dir("existing");
     write_file(final, "old", 3);
     server_reset();
     rc = get("files", dir, 0, err, sizeof err);

@@ -525,73 +525,6 @@ static void test_softmax_gelu(void)
 
 /* ------------------------------------------------------------ attention */
 
-static void test_attention(void)
-{
-    static const int cases[][5] = {
-        /* n_head, head_dim, n_q, n_kv, causal */
-        {3, 64, 1, 7, 1}, {3, 64, 5, 5, 1}, {2, 24, 6, 300, 1}, {4, 64, 1, 1500, 0},
-        {2, 64, 130, 130, 0}, {2, 64, 300, 300, 1}, {1, 16, 8, 40, 0}, {2, 64, 20, 50, 1},
-        {2, 64, 13, 1500, 0}, {3, 40, 3, 33, 0}, {2, 128, 7, 70, 1},
-    };
-    double worst = 0;
-    for (int mode = 0; mode < 4; mode++) {
-        set_mode(mode);
-        for (int nt = 1; nt <= 4; nt += 3) {
-            struct kern_pool *pool = kern_pool_new(nt);
-            for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-                int H = cases[c][0], hd = cases[c][1], nq = cases[c][2], nkv = cases[c][3], causal = cases[c][4];
-                int S = H * hd, ldq = S + 5, ldkv = S + 3, ldo = S + 1;
-                float *q = malloc(sizeof(float) * (size_t)nq * ldq);
-                float *k = malloc(sizeof(float) * (size_t)nkv * ldkv);
-                float *v = malloc(sizeof(float) * (size_t)nkv * ldkv);
-                float *o = malloc(sizeof(float) * (size_t)nq * ldo);
-                double *p = malloc(sizeof(double) * (size_t)nkv);
-                for (size_t i = 0; i < (size_t)nq * ldq; i++) q[i] = rnd_f() * 2;
-                for (size_t i = 0; i < (size_t)nkv * ldkv; i++) k[i] = rnd_f() * 2;
-                for (size_t i = 0; i < (size_t)nkv * ldkv; i++) v[i] = rnd_f();
-                kern_attention(pool, H, hd, q, ldq, nq, k, v, ldkv, nkv, causal, o, ldo);
-                for (int h = 0; h < H; h++) {
-                    for (int i = 0; i < nq; i++) {
-                        int len = causal ? nkv - nq + i + 1 : nkv;
-                        double mx = -1e300, sum = 0;
-                        for (int j = 0; j < len; j++) {
-                            double s = 0;
-                            for (int d = 0; d < hd; d++)
-                                s += (double)q[(size_t)i * ldq + h * hd + d] * k[(size_t)j * ldkv + h * hd + d];
-                            p[j] = s / sqrt((double)hd);
-                            mx = p[j] > mx ? p[j] : mx;
-                        }
-                        for (int j = 0; j < len; j++) sum += (p[j] = exp(p[j] - mx));
-                        for (int d = 0; d < hd; d++) {
-                            double s = 0;
-                            for (int j = 0; j < len; j++) s += p[j] / sum * v[(size_t)j * ldkv + h * hd + d];
-                            double e = fabs(o[(size_t)i * ldo + h * hd + d] - s);
-                            if (!(e <= worst)) worst = e;
-                        }
-                    }
-                }
-                free(q);
-                free(k);
-                free(v);
-                free(o);
-                free(p);
-            }
-            kern_pool_free(pool);
-        }
-    }
-    CHECKF(worst < 2e-5, "attention worst |error| %.3g", worst);
-    printf("  attention: worst |error| %.3g\n", worst);
-    set_mode(3);
-}
-
-/* ----------------------------------------------------------------- pool */
-
-struct pool_probe {
-    atomic_int *hits;
-    atomic_int bad_thread;
-    int n_threads;
-};
-
 /* The reference for one head of one query: out (hd) = softmax(q·Kᵀ/√hd)·V
  * in double, key j of the head at element j·ld of k (likewise v), f16 or
  * f32 by `f16`; p is scratch for n scores. */
@@ -618,6 +551,64 @@ static void att_ref(int hd, const float *q, const void *k, const void *v, size_t
         out[d] = s;
     }
 }
+
+static void test_attention(void)
+{
+    static const int cases[][5] = {
+        /* n_head, head_dim, n_q, n_kv, causal */
+        {3, 64, 1, 7, 1}, {3, 64, 5, 5, 1}, {2, 24, 6, 300, 1}, {4, 64, 1, 1500, 0},
+        {2, 64, 130, 130, 0}, {2, 64, 300, 300, 1}, {1, 16, 8, 40, 0}, {2, 64, 20, 50, 1},
+        {2, 64, 13, 1500, 0}, {3, 40, 3, 33, 0}, {2, 128, 7, 70, 1},
+    };
+    double worst = 0;
+    for (int mode = 0; mode < 4; mode++) {
+        set_mode(mode);
+        for (int nt = 1; nt <= 4; nt += 3) {
+            struct kern_pool *pool = kern_pool_new(nt);
+            for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+                int H = cases[c][0], hd = cases[c][1], nq = cases[c][2], nkv = cases[c][3], causal = cases[c][4];
+                int S = H * hd, ldq = S + 5, ldkv = S + 3, ldo = S + 1;
+                float *q = malloc(sizeof(float) * (size_t)nq * ldq);
+                float *k = malloc(sizeof(float) * (size_t)nkv * ldkv);
+                float *v = malloc(sizeof(float) * (size_t)nkv * ldkv);
+                float *o = malloc(sizeof(float) * (size_t)nq * ldo);
+                double *p = malloc(sizeof(double) * (size_t)nkv), ref[128];
+                for (size_t i = 0; i < (size_t)nq * ldq; i++) q[i] = rnd_f() * 2;
+                for (size_t i = 0; i < (size_t)nkv * ldkv; i++) k[i] = rnd_f() * 2;
+                for (size_t i = 0; i < (size_t)nkv * ldkv; i++) v[i] = rnd_f();
+                kern_attention(pool, H, hd, q, ldq, nq, k, v, ldkv, nkv, causal, o, ldo);
+                for (int h = 0; h < H; h++) {
+                    for (int i = 0; i < nq; i++) {
+                        int len = causal ? nkv - nq + i + 1 : nkv;
+                        att_ref(hd, q + (size_t)i * ldq + h * hd, k + h * hd, v + h * hd, (size_t)ldkv, len, 0, p,
+                                ref);
+                        for (int d = 0; d < hd; d++) {
+                            double e = fabs(o[(size_t)i * ldo + h * hd + d] - ref[d]);
+                            if (!(e <= worst)) worst = e;
+                        }
+                    }
+                }
+                free(q);
+                free(k);
+                free(v);
+                free(o);
+                free(p);
+            }
+            kern_pool_free(pool);
+        }
+    }
+    CHECKF(worst < 2e-5, "attention worst |error| %.3g", worst);
+    printf("  attention: worst |error| %.3g\n", worst);
+    set_mode(3);
+}
+
+/* ----------------------------------------------------------------- pool */
+
+struct pool_probe {
+    atomic_int *hits;
+    atomic_int bad_thread;
+    int n_threads;
+};
 
 /* f16 keys and values, row-major and head-major. */
 static void test_attention_kv16(void)

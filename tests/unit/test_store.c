@@ -141,6 +141,111 @@ static int insert(struct store *s, int i, const char *date)
     return rc;
 }
 
+/* Uploads 0..n-1, each with one job queued, in that order: job i + 1 is
+ * upload i's. */
+static void insert_queued(struct store *s, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char id[40];
+        insert(s, i, NULL);
+        snprintf(id, sizeof id, "up-%06d", i);
+        CHECK(store_job_enqueue(s, id, "m", "", "transcribe", NULL, NULL) == 0);
+    }
+}
+
+/* Counts a claimed job id into seen[1..n], or into *bad when out of range. */
+static void count_claim(int *seen, int n, int64_t id, int *bad)
+{
+    if (id < 1 || id > n) (*bad)++;
+    else seen[id]++;
+}
+
+/* Checks that each of jobs 1..n was claimed exactly once and no claim was bad. */
+static void check_claimed_once(const int *seen, int n, int bad)
+{
+    int twice = 0, never = 0;
+    for (int k = 1; k <= n; k++) {
+        if (seen[k] > 1) twice++;
+        if (seen[k] == 0) never++;
+    }
+    CHECKF(bad == 0 && twice == 0 && never == 0, "bad %d, twice %d, never %d", bad, twice, never);
+}
+
+/* Child processes that start at one moment. Each runs a body that calls
+ * child_ready() when it is set to go (which returns once the parent has
+ * called release_children()) and gives the child's exit status; a child
+ * may write the ids of the jobs it claimed (int64_t) to ids[1]. */
+#define MAX_CHILDREN 4
+
+struct children {
+    int n;
+    pid_t pids[MAX_CHILDREN];
+    int ids[2];   /* job ids from the children */
+    int ready[2]; /* a byte from each child that is ready */
+    int go[2];    /* a byte to each child to start it */
+};
+
+typedef int (*child_body)(struct children *ch, const char *path, int c);
+
+/* In a child: says it is ready and waits for the start; 0 or -1. */
+static int child_ready(struct children *ch)
+{
+    char b = 1;
+    return write(ch->ready[1], &b, 1) == 1 && read(ch->go[0], &b, 1) == 1 ? 0 : -1;
+}
+
+/* Forks n children running body on path; returns when all are ready. */
+static void start_children(struct children *ch, int n, const char *path, child_body body)
+{
+    ch->n = n;
+    CHECK(pipe(ch->ids) == 0 && pipe(ch->ready) == 0 && pipe(ch->go) == 0);
+    for (int c = 0; c < n; c++) {
+        ch->pids[c] = fork();
+        if (ch->pids[c] == 0) {
+            close(ch->ids[0]);
+            _exit(body(ch, path, c));
+        }
+    }
+    close(ch->ids[1]);
+    char b = 0;
+    for (int c = 0; c < n; c++) CHECK(read(ch->ready[0], &b, 1) == 1);
+}
+
+/* Lets every child go at once. */
+static void release_children(struct children *ch)
+{
+    char b = 0;
+    for (int c = 0; c < ch->n; c++) CHECK(write(ch->go[1], &b, 1) == 1);
+    close(ch->ready[0]);
+    close(ch->ready[1]);
+    close(ch->go[0]);
+    close(ch->go[1]);
+}
+
+/* Reads the job ids the children claimed until all of them are done
+ * writing, counting each into seen[1..n_jobs] (count_claim); how many. */
+static int read_child_ids(struct children *ch, int *seen, int n_jobs, int *bad)
+{
+    int count = 0;
+    int64_t id;
+    while (read(ch->ids[0], &id, sizeof id) == (ssize_t)sizeof id) {
+        count_claim(seen, n_jobs, id, bad);
+        count++;
+    }
+    return count;
+}
+
+/* Waits for every child and checks that each exited with status 0. */
+static void reap_children(struct children *ch)
+{
+    close(ch->ids[0]);
+    for (int c = 0; c < ch->n; c++) {
+        int status = 0;
+        CHECK(ch->pids[c] > 0 && waitpid(ch->pids[c], &status, 0) == ch->pids[c]);
+        CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d status %d", c, status);
+    }
+}
+
 /* Runs a query that returns one integer on the PostgreSQL database. */
 static int64_t pg_int(const char *uri, const char *sql)
 {
@@ -575,12 +680,7 @@ static void test_claim_threads(void)
     const char *path = fresh_path("claim_threads");
     struct store *s = open_store(path);
     if (!s) return;
-    for (int i = 0; i < N_CONC_JOBS; i++) {
-        char id[40];
-        insert(s, i, NULL);
-        snprintf(id, sizeof id, "up-%06d", i);
-        CHECK(store_job_enqueue(s, id, "m", "", "transcribe", NULL, NULL) == 0);
-    }
+    insert_queued(s, N_CONC_JOBS);
     static struct claimer cl[N_CLAIMERS + 1];
     pthread_t th[N_CLAIMERS + 1];
     memset(cl, 0, sizeof cl);
@@ -602,20 +702,14 @@ static void test_claim_threads(void)
         n_total += cl[i].n_got;
         for (int k = 0; k < cl[i].n_got; k++) {
             int64_t id = cl[i].got[k];
-            if (id < 1 || id > N_CONC_JOBS) bad++;
-            else seen[id]++;
+            count_claim(seen, N_CONC_JOBS, id, &bad);
             /* Each thread's claims come in id order (FIFO). */
             if (k > 0 && id <= cl[i].got[k - 1]) bad++;
         }
     }
     CHECKF(cl[N_CLAIMERS].errors == 0, "lister: %d errors", cl[N_CLAIMERS].errors);
     CHECKF(n_total == N_CONC_JOBS && bad == 0, "%d claims, %d bad", n_total, bad);
-    int twice = 0, never = 0;
-    for (int id = 1; id <= N_CONC_JOBS; id++) {
-        if (seen[id] > 1) twice++;
-        if (seen[id] == 0) never++;
-    }
-    CHECKF(twice == 0 && never == 0, "%d claimed twice, %d never", twice, never);
+    check_claimed_once(seen, N_CONC_JOBS, bad);
     printf("  %d jobs claimed+progress+finished by %d threads (+1 lister) in %.1f ms: "
            "%d/%d/%d/%d per thread\n",
            N_CONC_JOBS, N_CLAIMERS, (t1 - t0) / 1e3, cl[0].n_got, cl[1].n_got, cl[2].n_got,
@@ -630,79 +724,46 @@ static void test_claim_threads(void)
 /* Two processes (and this one) claim from the same file: the database's
  * write lock, not only the store's mutex, keeps claims apart. Children
  * write the ids they got into a pipe. */
+static int child_claim(struct children *ch, const char *path, int c)
+{
+    (void)c;
+    struct store *cs = NULL;
+    char err[256];
+    if (store_open(path, &cs, err, sizeof err) != 0) return 3;
+    if (child_ready(ch) != 0) return 4;
+    struct store_job j;
+    int rc;
+    while ((rc = store_job_claim(cs, "child", &j)) == 0) {
+        if (write(ch->ids[1], &j.id, sizeof j.id) != sizeof j.id) return 4;
+        if (store_job_finish(cs, j.id, "m", "en", 1) != 0) return 5;
+    }
+    store_close(cs);
+    return rc == STORE_EMPTY ? 0 : 6;
+}
+
 static void test_claim_processes(void)
 {
     enum { N_JOBS = 120, N_CHILDREN = 2 };
     const char *path = fresh_path("claim_procs");
     struct store *s = open_store(path);
     if (!s) return;
-    for (int i = 0; i < N_JOBS; i++) {
-        char id[40];
-        insert(s, i, NULL);
-        snprintf(id, sizeof id, "up-%06d", i);
-        CHECK(store_job_enqueue(s, id, "m", "", "transcribe", NULL, NULL) == 0);
-    }
-    /* fds: ids from the children; ready: a byte from each child with its
-     * store open; go: a byte to each child to start, so all three claim at
-     * once. */
-    int fds[2], ready[2], go[2];
-    CHECK(pipe(fds) == 0 && pipe(ready) == 0 && pipe(go) == 0);
-    pid_t pids[N_CHILDREN];
-    for (int c = 0; c < N_CHILDREN; c++) {
-        pids[c] = fork();
-        if (pids[c] == 0) {
-            close(fds[0]);
-            struct store *cs = NULL;
-            char err[256], b = 1;
-            if (store_open(path, &cs, err, sizeof err) != 0) _exit(3);
-            if (write(ready[1], &b, 1) != 1 || read(go[0], &b, 1) != 1) _exit(4);
-            struct store_job j;
-            int rc;
-            while ((rc = store_job_claim(cs, "child", &j)) == 0) {
-                if (write(fds[1], &j.id, sizeof j.id) != sizeof j.id) _exit(4);
-                if (store_job_finish(cs, j.id, "m", "en", 1) != 0) _exit(5);
-            }
-            store_close(cs);
-            _exit(rc == STORE_EMPTY ? 0 : 6);
-        }
-    }
-    close(fds[1]);
-    char b = 0;
-    for (int c = 0; c < N_CHILDREN; c++) CHECK(read(ready[0], &b, 1) == 1);
-    for (int c = 0; c < N_CHILDREN; c++) CHECK(write(go[1], &b, 1) == 1);
-    close(ready[0]);
-    close(ready[1]);
-    close(go[0]);
-    close(go[1]);
+    insert_queued(s, N_JOBS);
+    struct children ch;
+    start_children(&ch, N_CHILDREN, path, child_claim);
+    release_children(&ch);
     int seen[N_JOBS + 1] = {0};
-    int n_parent = 0, n_children = 0, bad = 0;
+    int n_parent = 0, bad = 0;
     struct store_job j;
     int rc;
     while ((rc = store_job_claim(s, "parent", &j)) == 0) {
-        if (j.id < 1 || j.id > N_JOBS) bad++;
-        else seen[j.id]++;
+        count_claim(seen, N_JOBS, j.id, &bad);
         n_parent++;
         if (store_job_finish(s, j.id, "m", "en", 1) != 0) bad++;
     }
     CHECKF(rc == STORE_EMPTY, "parent claim: %d %s", rc, store_error(s));
-    int64_t id;
-    while (read(fds[0], &id, sizeof id) == (ssize_t)sizeof id) {
-        if (id < 1 || id > N_JOBS) bad++;
-        else seen[id]++;
-        n_children++;
-    }
-    close(fds[0]);
-    for (int c = 0; c < N_CHILDREN; c++) {
-        int status = 0;
-        CHECK(pids[c] > 0 && waitpid(pids[c], &status, 0) == pids[c]);
-        CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d status %d", c, status);
-    }
-    int twice = 0, never = 0;
-    for (int k = 1; k <= N_JOBS; k++) {
-        if (seen[k] > 1) twice++;
-        if (seen[k] == 0) never++;
-    }
-    CHECKF(bad == 0 && twice == 0 && never == 0, "bad %d, twice %d, never %d", bad, twice, never);
+    int n_children = read_child_ids(&ch, seen, N_JOBS, &bad);
+    reap_children(&ch);
+    check_claimed_once(seen, N_JOBS, bad);
     printf("  %d jobs: %d claimed here, %d by %d other processes\n", N_JOBS, n_parent, n_children,
            N_CHILDREN);
     struct store_stats st;
@@ -1315,78 +1376,50 @@ static int claim_with_threads(struct store *s, struct claimer *cl)
     return errors;
 }
 
+/* A child of test_claim_threads_processes: N_CLAIMERS threads claim, then
+ * the ids they got go into the pipe. */
+static int child_claim_threads(struct children *ch, const char *path, int c)
+{
+    (void)c;
+    static struct claimer cl[N_CLAIMERS];
+    struct store *cs = NULL;
+    char err[256];
+    if (store_open(path, &cs, err, sizeof err) != 0) return 3;
+    if (child_ready(ch) != 0) return 4;
+    int errors = claim_with_threads(cs, cl);
+    for (int i = 0; i < N_CLAIMERS; i++)
+        for (int k = 0; k < cl[i].n_got; k++)
+            if (write(ch->ids[1], &cl[i].got[k], sizeof(int64_t)) != sizeof(int64_t)) return 5;
+    store_close(cs);
+    return errors == 0 ? 0 : 6;
+}
+
 static void test_claim_threads_processes(void)
 {
     enum { N_CHILDREN = 2 };
     const char *path = fresh_path("claim_mixed");
     struct store *s = open_store(path);
     if (!s) return;
-    for (int i = 0; i < N_CONC_JOBS; i++) {
-        char id[40];
-        insert(s, i, NULL);
-        snprintf(id, sizeof id, "up-%06d", i);
-        CHECK(store_job_enqueue(s, id, "m", "", "transcribe", NULL, NULL) == 0);
-    }
+    insert_queued(s, N_CONC_JOBS);
     static struct claimer cl[N_CLAIMERS];
-    int fds[2], ready[2], go[2];
-    CHECK(pipe(fds) == 0 && pipe(ready) == 0 && pipe(go) == 0);
-    pid_t pids[N_CHILDREN];
-    for (int c = 0; c < N_CHILDREN; c++) {
-        pids[c] = fork();
-        if (pids[c] == 0) {
-            close(fds[0]);
-            struct store *cs = NULL;
-            char err[256], b = 1;
-            if (store_open(path, &cs, err, sizeof err) != 0) _exit(3);
-            if (write(ready[1], &b, 1) != 1 || read(go[0], &b, 1) != 1) _exit(4);
-            int errors = claim_with_threads(cs, cl);
-            for (int i = 0; i < N_CLAIMERS; i++)
-                for (int k = 0; k < cl[i].n_got; k++)
-                    if (write(fds[1], &cl[i].got[k], sizeof(int64_t)) != sizeof(int64_t)) _exit(5);
-            store_close(cs);
-            _exit(errors == 0 ? 0 : 6);
-        }
-    }
-    close(fds[1]);
-    char b = 0;
-    for (int c = 0; c < N_CHILDREN; c++) CHECK(read(ready[0], &b, 1) == 1);
+    struct children ch;
+    start_children(&ch, N_CHILDREN, path, child_claim_threads);
     double t0 = now_us();
-    for (int c = 0; c < N_CHILDREN; c++) CHECK(write(go[1], &b, 1) == 1);
-    close(ready[0]);
-    close(ready[1]);
-    close(go[0]);
-    close(go[1]);
+    release_children(&ch);
     int errors = claim_with_threads(s, cl);
     CHECKF(errors == 0, "%d errors here: %s", errors, store_error(s));
     int seen[N_CONC_JOBS + 1] = {0};
-    int n_here = 0, n_children = 0, bad = 0;
+    int n_here = 0, bad = 0;
     for (int i = 0; i < N_CLAIMERS; i++) {
         for (int k = 0; k < cl[i].n_got; k++) {
-            int64_t id = cl[i].got[k];
-            if (id < 1 || id > N_CONC_JOBS) bad++;
-            else seen[id]++;
+            count_claim(seen, N_CONC_JOBS, cl[i].got[k], &bad);
             n_here++;
         }
     }
-    int64_t id;
-    while (read(fds[0], &id, sizeof id) == (ssize_t)sizeof id) {
-        if (id < 1 || id > N_CONC_JOBS) bad++;
-        else seen[id]++;
-        n_children++;
-    }
-    close(fds[0]);
-    for (int c = 0; c < N_CHILDREN; c++) {
-        int status = 0;
-        CHECK(pids[c] > 0 && waitpid(pids[c], &status, 0) == pids[c]);
-        CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d status %d", c, status);
-    }
+    int n_children = read_child_ids(&ch, seen, N_CONC_JOBS, &bad);
+    reap_children(&ch);
     double t1 = now_us();
-    int twice = 0, never = 0;
-    for (int k = 1; k <= N_CONC_JOBS; k++) {
-        if (seen[k] > 1) twice++;
-        if (seen[k] == 0) never++;
-    }
-    CHECKF(bad == 0 && twice == 0 && never == 0, "bad %d, twice %d, never %d", bad, twice, never);
+    check_claimed_once(seen, N_CONC_JOBS, bad);
     printf("  %d jobs claimed+progress+finished by 3 processes x %d threads in %.1f ms: %d here, "
            "%d by the other two\n",
            N_CONC_JOBS, N_CLAIMERS, (t1 - t0) / 1e3, n_here, n_children);
@@ -1399,44 +1432,32 @@ static void test_claim_threads_processes(void)
 
 /* Four processes open one new, empty database at the same moment: the
  * schema is made once and each version recorded once. */
+static int child_open_insert(struct children *ch, const char *path, int c)
+{
+    char err[256];
+    struct store *cs = NULL;
+    if (child_ready(ch) != 0) return 4;
+    int rc = store_open(path, &cs, err, sizeof err);
+    if (rc != 0) {
+        printf("  process %d: %d %s\n", c, rc, err);
+        return 3;
+    }
+    /* Each process then writes through the schema it found. */
+    struct store_upload u;
+    make_upload(&u, c, NULL);
+    rc = store_upload_insert(cs, &u, NULL);
+    store_close(cs);
+    return rc == 0 ? 0 : 5;
+}
+
 static void test_migrate_race(void)
 {
     enum { N_PROCS = 4 };
     const char *path = fresh_path("migrate_race");
-    int ready[2], go[2];
-    CHECK(pipe(ready) == 0 && pipe(go) == 0);
-    pid_t pids[N_PROCS];
-    for (int c = 0; c < N_PROCS; c++) {
-        pids[c] = fork();
-        if (pids[c] == 0) {
-            char b = 1, err[256];
-            struct store *cs = NULL;
-            if (write(ready[1], &b, 1) != 1 || read(go[0], &b, 1) != 1) _exit(4);
-            int rc = store_open(path, &cs, err, sizeof err);
-            if (rc != 0) {
-                printf("  process %d: %d %s\n", c, rc, err);
-                _exit(3);
-            }
-            /* Each process then writes through the schema it found. */
-            struct store_upload u;
-            make_upload(&u, c, NULL);
-            rc = store_upload_insert(cs, &u, NULL);
-            store_close(cs);
-            _exit(rc == 0 ? 0 : 5);
-        }
-    }
-    char b = 0;
-    for (int c = 0; c < N_PROCS; c++) CHECK(read(ready[0], &b, 1) == 1);
-    for (int c = 0; c < N_PROCS; c++) CHECK(write(go[1], &b, 1) == 1);
-    close(ready[0]);
-    close(ready[1]);
-    close(go[0]);
-    close(go[1]);
-    for (int c = 0; c < N_PROCS; c++) {
-        int status = 0;
-        CHECK(pids[c] > 0 && waitpid(pids[c], &status, 0) == pids[c]);
-        CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "process %d status %d", c, status);
-    }
+    struct children ch;
+    start_children(&ch, N_PROCS, path, child_open_insert);
+    release_children(&ch);
+    reap_children(&ch);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM schema_version") == store_schema_version());
     CHECK(sql_int(path, "SELECT COUNT(DISTINCT version) FROM schema_version") ==
           store_schema_version());
