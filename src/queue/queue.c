@@ -4,8 +4,22 @@
  * Each worker loops: an interactive request waiting in the in-memory FIFO
  * (queue_transcribe) goes first; otherwise it claims the oldest queued job
  * from the store; when there is none it sleeps on a condition variable that
- * queue_notify() signals, for at most a second, so that jobs queued by
- * another process sharing the store are seen too.
+ * queue_notify() signals, and that the watch thread broadcasts when the
+ * store announces a job queued by any process (PostgreSQL's LISTEN/NOTIFY).
+ * Without announcements (SQLite) an idle worker looks every second; with
+ * them, every ten as a safety net.
+ *
+ * Many processes on many machines may run one shared queue. Each worker
+ * claims under its own name ("host:pid/n"), and a claim is a lease that
+ * the watch thread renews every third of its length while the job runs.
+ * The watch thread also puts back in the queue every job whose lease has
+ * passed, whoever ran it: that is how a worker that died anywhere loses its
+ * job. Should a heartbeat find the job no longer this worker's (it was cut
+ * off from the database past its lease, and the job was taken back), the
+ * run stops, and the store refuses its progress and its finish, so the job
+ * is completed once. Results are written under names of their own for each
+ * claim, renamed into place only just after a heartbeat has renewed the
+ * lease, and left alone when the job turns out to be another worker's.
  *
  * One mutex guards the queue's shared fields (the FIFO, the model cache,
  * what each worker runs, the counters). It is never held while the store is
@@ -25,10 +39,11 @@
  * media is decoded and 10..100 % while the model runs, written when it has
  * moved by 1 % or half a second has passed.
  *
- * A job interrupted by queue_stop() goes back to queued: after the workers
- * are joined, queue_stop() calls store_requeue_running(), as queue_start()
- * does, which puts back every running job. The service runs one process
- * per store, so the running jobs are exactly the ones this queue cut short.
+ * A job interrupted by queue_stop() goes back to queued at once: its
+ * worker releases it (store_job_release) before it ends. A process that
+ * dies releases nothing: with a database of its own (SQLite) the next
+ * queue_start puts its running jobs back, with a shared one lease expiry
+ * does.
  */
 #include <errno.h>
 #include <limits.h>
@@ -46,6 +61,8 @@
 #include "store.h"
 
 #define POLL_MS 1000          /* idle workers and queue_wait look at the store this often */
+#define ANNOUNCED_POLL_MS 10000 /* idle workers, when the store announces jobs: a safety net */
+#define WATCH_MS 250          /* the watch thread's longest wait, hence its stop delay */
 #define PROGRESS_STEP 1.0     /* percent between progress writes */
 #define PROGRESS_PERIOD_S 0.5 /* or this long */
 #define DECODE_SHARE 10.0     /* percent of a job's progress given to decoding */
@@ -70,9 +87,12 @@ struct worker {
     pthread_t thread;
     struct worker_state *states; /* owned by the worker's thread */
     int n_states;
+    char name[96];            /* who claims: the queue's worker name and "/<n>" */
     /* Guarded by q->mu. */
     int64_t job_id;           /* the stored job it runs; 0 if none */
     int cancel;               /* queue_cancel named that job */
+    int lost;                 /* its heartbeat found the job no longer its own */
+    int64_t jobs_done;        /* finished by this worker, since start */
 };
 
 /* An interactive request: lives on the stack of the queue_transcribe
@@ -95,17 +115,21 @@ struct queue {
     char *data_dir, *models_dir, *default_model, *worker_name;
     int threads, n_workers, n_started;
     struct worker *workers;
+    int lease_ms;             /* the store's lease; heartbeats every third of it */
+    int announced;            /* the store announces new jobs (store_wait_for_jobs) */
+    pthread_t watch;          /* heartbeats, expiry, announcements */
+    int watch_started;
 
     pthread_mutex_t mu;
     pthread_cond_t work_cv;   /* work may be waiting: a notify, a request, a stop */
     pthread_cond_t end_cv;    /* a job ended (end_gen moved) */
     pthread_cond_t model_cv;  /* a model finished loading (or failed to) */
+    pthread_cond_t watch_cv;  /* the queue is stopping (for the watch thread) */
     /* Guarded by mu. */
     int stopping;
     uint64_t notify_gen, end_gen;
     struct request *req_head, *req_tail;
     struct model_entry *models;
-    int n_interrupted;        /* stored jobs cut short by the stop */
     int busy;
     struct queue_stats stats;
 };
@@ -179,7 +203,7 @@ static int should_stop(struct run_ctx *ctx)
     int stop;
     if (ctx->gone) return 1;
     pthread_mutex_lock(&ctx->q->mu);
-    stop = ctx->q->stopping || (ctx->job_id && ctx->w->cancel);
+    stop = ctx->q->stopping || (ctx->job_id && (ctx->w->cancel || ctx->w->lost));
     pthread_mutex_unlock(&ctx->q->mu);
     return stop;
 }
@@ -197,7 +221,7 @@ static int on_progress(void *user, float fraction)
     if (pct < ctx->last_pct) pct = ctx->last_pct;
     ctx->last_pct = pct;
     ctx->last_write_s = t;
-    if (store_job_progress(ctx->q->store, ctx->job_id, pct) == STORE_GONE) {
+    if (store_job_progress(ctx->q->store, ctx->job_id, ctx->w->name, pct) == STORE_GONE) {
         ctx->gone = 1;
         return 1;
     }
@@ -308,35 +332,39 @@ static const struct {
 };
 #define N_OUTPUTS (int)(sizeof outputs / sizeof outputs[0])
 
-static void output_paths(const char *dir, int i, char final[PATH_MAX], char tmp[PATH_MAX])
+/* A result file's name, and its temporary name for one claim of a job
+ * (tag "<job id>-<attempt>"): two workers that run the same job at once
+ * (one of them cut off from the database) never write the same file. */
+static void output_paths(const char *dir, const char *tag, int i, char final[PATH_MAX],
+                         char tmp[PATH_MAX])
 {
     snprintf(final, PATH_MAX, "%.*s/%s", DIR_MAX, dir, outputs[i].name);
-    snprintf(tmp, PATH_MAX, "%.*s/.%s.tmp", DIR_MAX, dir, outputs[i].name);
+    snprintf(tmp, PATH_MAX, "%.*s/.%s.%.40s.tmp", DIR_MAX, dir, outputs[i].name, tag);
 }
 
-/* Removes the result files in dir (or only their temporaries), those
- * missing being fine. */
-static void remove_results(const char *dir, int temporaries_only)
+/* Removes the result files in dir (or only this claim's temporaries),
+ * those missing being fine. */
+static void remove_results(const char *dir, const char *tag, int temporaries_only)
 {
     char final[PATH_MAX], tmp[PATH_MAX];
     for (int i = 0; i < N_OUTPUTS; i++) {
-        output_paths(dir, i, final, tmp);
+        output_paths(dir, tag, i, final, tmp);
         unlink(tmp);
         if (!temporaries_only) unlink(final);
     }
 }
 
-/* Writes every result file under its temporary name, then renames them all
- * into place. If a write fails, the temporaries are removed and the files
- * of an earlier run, if any, stay as they were; if a rename fails, no result
- * file is left, so there is never a mix of two runs. */
-static int write_results(const char *dir, const hark_result *r, char *err, size_t errlen)
+/* Writes every result file under its temporary name. If a write fails,
+ * the temporaries are removed and the files of an earlier run, if any,
+ * stay as they were. */
+static int write_results(const char *dir, const char *tag, const hark_result *r, char *err,
+                         size_t errlen)
 {
     char final[PATH_MAX], tmp[PATH_MAX];
-    int rc = 0, renamed = 0;
+    int rc = 0;
     for (int i = 0; i < N_OUTPUTS; i++) {
         FILE *f;
-        output_paths(dir, i, final, tmp);
+        output_paths(dir, tag, i, final, tmp);
         if (!(f = fopen(tmp, "w"))) {
             set_err(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
             rc = HARK_EIO;
@@ -350,8 +378,20 @@ static int write_results(const char *dir, const hark_result *r, char *err, size_
             goto fail;
         }
     }
+    return 0;
+fail:
+    remove_results(dir, tag, 1);
+    return rc;
+}
+
+/* Renames the temporaries into place. If a rename fails, no result file is
+ * left, so there is never a mix of two runs. */
+static int commit_results(const char *dir, const char *tag, char *err, size_t errlen)
+{
+    char final[PATH_MAX], tmp[PATH_MAX];
+    int rc = 0, renamed = 0;
     for (int i = 0; i < N_OUTPUTS; i++) {
-        output_paths(dir, i, final, tmp);
+        output_paths(dir, tag, i, final, tmp);
         if (rename(tmp, final) != 0) {
             set_err(err, errlen, "cannot rename %s: %s", tmp, strerror(errno));
             rc = HARK_EIO;
@@ -361,21 +401,49 @@ static int write_results(const char *dir, const hark_result *r, char *err, size_
     }
     return 0;
 fail:
-    remove_results(dir, !renamed);
+    remove_results(dir, tag, !renamed);
     return rc;
 }
 
 /* -------------------------------------------------------------------- jobs */
 
-enum outcome { OUT_DONE, OUT_FAILED, OUT_CANCELED, OUT_INTERRUPTED };
+/* OUT_LOST: the job is no longer this worker's (its lease passed and it
+ * was taken back), or the database could not be told how it ended; the
+ * worker leaves it alone, and lease expiry runs it again if need be. */
+enum outcome { OUT_DONE, OUT_FAILED, OUT_CANCELED, OUT_INTERRUPTED, OUT_LOST };
 
 /* Marks a job failed with a one-line message; a job that is gone meanwhile
- * (canceled, deleted) counts as canceled. */
-static enum outcome fail_job(struct queue *q, int64_t id, char *msg)
+ * (canceled, deleted, taken back) counts as canceled. */
+static enum outcome fail_job(struct queue *q, struct worker *w, int64_t id, char *msg)
 {
     one_line(msg);
-    int rc = store_job_fail(q->store, id, msg[0] ? msg : "failed");
+    int rc = store_job_fail(q->store, id, w->name, msg[0] ? msg : "failed");
     return rc == STORE_GONE || rc == HARK_ENOENT ? OUT_CANCELED : OUT_FAILED;
+}
+
+/* Whether the job was ended by someone (canceled, or deleted with its
+ * upload) rather than taken back and given to another worker, whose
+ * results must then be left alone. */
+static int ended_by_someone(struct queue *q, int64_t id)
+{
+    struct store_job j;
+    int rc = store_job_get(q->store, id, &j);
+    return rc == HARK_ENOENT || (rc == 0 && strcmp(j.state, STORE_CANCELED) == 0);
+}
+
+/* Records the finish, trying again while the database cannot be reached,
+ * for at most half a lease after the heartbeat that preceded the results:
+ * within that time no other worker can have been given the job. */
+static int finish_job(struct queue *q, struct worker *w, int64_t id, const char *model,
+                      const char *language, double time_s)
+{
+    double give_up = now_s() + q->lease_ms / 2000.0;
+    for (;;) {
+        int rc = store_job_finish(q->store, id, w->name, model, language, time_s);
+        if (rc >= 0 || now_s() + 0.25 >= give_up) return rc;
+        struct timespec ts = {0, 250 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* What a run stopped by a progress callback amounts to. */
@@ -386,8 +454,10 @@ static enum outcome stopped_job(struct run_ctx *ctx)
     pthread_mutex_lock(&q->mu);
     canceled = ctx->w->cancel;
     stopping = q->stopping;
+    int lost = ctx->w->lost;
     pthread_mutex_unlock(&q->mu);
     if (ctx->gone) return OUT_CANCELED;
+    if (lost) return OUT_LOST;
     /* queue_cancel follows store_job_cancel; making sure costs one call,
      * and leaves no job running that no worker runs. */
     if (canceled) {
@@ -400,7 +470,7 @@ static enum outcome stopped_job(struct run_ctx *ctx)
 
 static void run_job(struct queue *q, struct worker *w, const struct store_job *job)
 {
-    char err[512] = "", dir[DIR_MAX], media[PATH_MAX];
+    char err[512] = "", dir[DIR_MAX], media[PATH_MAX], tag[48];
     struct store_upload up;
     const char *model_name = job->model[0] ? job->model : q->default_model;
     const hark_model *model = NULL;
@@ -414,6 +484,7 @@ static void run_job(struct queue *q, struct worker *w, const struct store_job *j
     double t0, time_s = 0.0;
     int rc;
 
+    snprintf(tag, sizeof tag, "%lld-%d", (long long)job->id, job->attempts);
     rc = store_upload_get(q->store, job->upload_id, &up);
     if (rc == HARK_ENOENT) {
         out = OUT_CANCELED; /* deleted since the claim; the job went with it */
@@ -421,26 +492,26 @@ static void run_job(struct queue *q, struct worker *w, const struct store_job *j
     }
     if (rc < 0) {
         snprintf(err, sizeof err, "upload %s: %s", job->upload_id, store_error(q->store));
-        out = fail_job(q, job->id, err);
+        out = fail_job(q, w, job->id, err);
         goto end;
     }
     if (snprintf(dir, sizeof dir, "%s/db/%s", q->data_dir, up.id) >= (int)sizeof dir) {
         snprintf(err, sizeof err, "upload %s: its folder's path is too long", up.id);
-        out = fail_job(q, job->id, err);
+        out = fail_job(q, w, job->id, err);
         goto end;
     }
     snprintf(media, sizeof media, "%.*s/%.255s", DIR_MAX, dir, up.filename);
 
     if ((rc = model_get(q, model_name, &model, err, sizeof err)) < 0 ||
         (rc = worker_state_get(w, model, &state, err, sizeof err)) < 0) {
-        out = fail_job(q, job->id, err);
+        out = fail_job(q, w, job->id, err);
         goto end;
     }
 
     t0 = now_s();
     rc = media_decode(media, &pcm, &n_samples, on_progress, &ctx, err, sizeof err);
     if (rc < 0) {
-        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, job->id, err);
+        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, w, job->id, err);
         goto end;
     }
 
@@ -460,7 +531,7 @@ static void run_job(struct queue *q, struct worker *w, const struct store_job *j
     rc = hark_transcribe(state, pcm, n_samples, &opt, &res, err, sizeof err);
     time_s = now_s() - t0;
     if (rc < 0) {
-        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, job->id, err);
+        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, w, job->id, err);
         goto end;
     }
     if (should_stop(&ctx)) {
@@ -468,40 +539,64 @@ static void run_job(struct queue *q, struct worker *w, const struct store_job *j
         goto end;
     }
 
-    if ((rc = write_results(dir, res, err, sizeof err)) < 0) {
-        out = fail_job(q, job->id, err);
+    if ((rc = write_results(dir, tag, res, err, sizeof err)) < 0) {
+        out = fail_job(q, w, job->id, err);
+        goto end;
+    }
+    /* The results replace any earlier ones only while the job is surely
+     * this worker's: a fresh lease leaves time to rename them and record
+     * the finish before any other worker could be given the job. */
+    rc = store_job_heartbeat(q->store, job->id, w->name);
+    if (rc == 0) rc = commit_results(dir, tag, err, sizeof err);
+    else remove_results(dir, tag, 1);
+    if (rc == HARK_EIO && !err[0]) snprintf(err, sizeof err, "%s", store_error(q->store));
+    if (rc != 0) {
+        if (rc == STORE_GONE) out = ended_by_someone(q, job->id) ? OUT_CANCELED : OUT_LOST;
+        else out = fail_job(q, w, job->id, err);
         goto end;
     }
     const char *lang = hark_result_language(res);
-    rc = store_job_finish(q->store, job->id, model_name, lang ? lang : "", time_s);
+    rc = finish_job(q, w, job->id, model_name, lang ? lang : "", time_s);
     if (rc == 0) {
         out = OUT_DONE;
-    } else {
-        remove_results(dir, 0);
-        if (rc == STORE_GONE || rc == HARK_ENOENT) {
+    } else if (rc == STORE_GONE || rc == HARK_ENOENT) {
+        /* Canceled or deleted: no results. Taken back: the results are
+         * the other worker's now (or will be). */
+        if (ended_by_someone(q, job->id)) {
+            remove_results(dir, tag, 0);
             out = OUT_CANCELED;
         } else {
-            snprintf(err, sizeof err, "%s", store_error(q->store));
-            out = fail_job(q, job->id, err);
+            out = OUT_LOST;
         }
+    } else {
+        /* The database stayed out of reach: the results stay, the job
+         * runs again once its lease has passed. */
+        fprintf(stderr, "hark: job %lld: %s\n", (long long)job->id, store_error(q->store));
+        out = OUT_LOST;
     }
 
 end:
     free(pcm);
     hark_result_free(res);
+    /* Cut short by queue_stop: the job goes back to the queue now, for any
+     * worker anywhere (a failure leaves it to lease expiry). */
+    if (out == OUT_INTERRUPTED) store_job_release(q->store, job->id, w->name);
     pthread_mutex_lock(&q->mu);
     switch (out) {
     case OUT_DONE:
+        w->jobs_done++;
         q->stats.jobs_done++;
         q->stats.audio_seconds += (double)n_samples / MEDIA_SAMPLE_RATE;
         q->stats.busy_seconds += time_s;
         break;
     case OUT_FAILED: q->stats.jobs_failed++; break;
     case OUT_CANCELED: q->stats.jobs_canceled++; break;
-    case OUT_INTERRUPTED: q->n_interrupted++; break;
+    case OUT_INTERRUPTED: q->stats.jobs_released++; break;
+    case OUT_LOST: q->stats.jobs_lost++; break;
     }
     w->job_id = 0;
     w->cancel = 0;
+    w->lost = 0;
     q->busy--;
     q->end_gen++;
     pthread_cond_broadcast(&q->end_cv);
@@ -578,11 +673,12 @@ static void *worker_main(void *arg)
         gen = q->notify_gen;
         pthread_mutex_unlock(&q->mu);
 
-        rc = store_job_claim(q->store, q->worker_name, &job);
+        rc = store_job_claim(q->store, w->name, &job);
         if (rc == 0) {
             pthread_mutex_lock(&q->mu);
             w->job_id = job.id;
             w->cancel = 0;
+            w->lost = 0;
             q->busy++;
             pthread_mutex_unlock(&q->mu);
             run_job(q, w, &job);
@@ -591,7 +687,7 @@ static void *worker_main(void *arg)
         /* Nothing queued (or the store failed: try again later). */
         pthread_mutex_lock(&q->mu);
         if (!q->stopping && !q->req_head && gen == q->notify_gen) {
-            struct timespec until = deadline_in(POLL_MS);
+            struct timespec until = deadline_in(q->announced ? ANNOUNCED_POLL_MS : POLL_MS);
             pthread_cond_timedwait(&q->work_cv, &q->mu, &until);
         }
         pthread_mutex_unlock(&q->mu);
@@ -601,6 +697,74 @@ static void *worker_main(void *arg)
     free(w->states);
     w->states = NULL;
     w->n_states = 0;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------- watch */
+
+/* Wakes every idle worker: jobs may be waiting. */
+static void wake_workers(struct queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->notify_gen++;
+    pthread_cond_broadcast(&q->work_cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Renews the lease of every job this queue runs; a worker whose job is no
+ * longer its own is told to stop. */
+static void heartbeat_all(struct queue *q)
+{
+    for (int i = 0; i < q->n_started; i++) {
+        struct worker *w = &q->workers[i];
+        pthread_mutex_lock(&q->mu);
+        int64_t id = w->job_id;
+        pthread_mutex_unlock(&q->mu);
+        if (!id) continue;
+        if (store_job_heartbeat(q->store, id, w->name) != STORE_GONE) continue;
+        pthread_mutex_lock(&q->mu);
+        if (w->job_id == id) w->lost = 1;
+        pthread_mutex_unlock(&q->mu);
+    }
+}
+
+/* The watch thread: every third of a lease it renews the leases of the
+ * jobs this queue runs and puts back in the queue the jobs whose lease has
+ * passed (anyone's: a worker that died anywhere); in between it waits for
+ * the store's announcements of new jobs and wakes the idle workers. A
+ * failing database is retried at the next beat: only STORE_GONE stops a
+ * run, so a database restart costs nothing but a few failed calls. */
+static void *watch_main(void *arg)
+{
+    struct queue *q = arg;
+    double beat_s = q->lease_ms / 3000.0, next_beat = 0.0;
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        int stopping = q->stopping;
+        pthread_mutex_unlock(&q->mu);
+        if (stopping) break;
+        double t = now_s();
+        if (t >= next_beat) {
+            int n = 0;
+            heartbeat_all(q);
+            if (store_requeue_expired(q->store, &n) == 0 && n > 0) wake_workers(q);
+            next_beat = t + beat_s;
+        }
+        long wait_ms = (long)((next_beat - now_s()) * 1000.0) + 1;
+        if (wait_ms > WATCH_MS) wait_ms = WATCH_MS;
+        if (wait_ms < 1) wait_ms = 1;
+        if (q->announced) {
+            int rc = store_wait_for_jobs(q->store, (int)wait_ms);
+            if (rc > 0) wake_workers(q);
+            continue;
+        }
+        pthread_mutex_lock(&q->mu);
+        if (!q->stopping) {
+            struct timespec until = deadline_in(wait_ms);
+            pthread_cond_timedwait(&q->watch_cv, &q->mu, &until);
+        }
+        pthread_mutex_unlock(&q->mu);
+    }
     return NULL;
 }
 
@@ -618,6 +782,7 @@ static void queue_free(struct queue *q)
     pthread_cond_destroy(&q->work_cv);
     pthread_cond_destroy(&q->end_cv);
     pthread_cond_destroy(&q->model_cv);
+    pthread_cond_destroy(&q->watch_cv);
     pthread_mutex_destroy(&q->mu);
     free(q->workers);
     free(q->data_dir);
@@ -660,7 +825,8 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
         set_err(err, errlen, "queue_start: cannot create a mutex");
         return HARK_ENOMEM;
     }
-    if (cond_init(&q->work_cv) || cond_init(&q->end_cv) || pthread_cond_init(&q->model_cv, NULL)) {
+    if (cond_init(&q->work_cv) || cond_init(&q->end_cv) || cond_init(&q->watch_cv) ||
+        pthread_cond_init(&q->model_cv, NULL)) {
         /* Destroying a condition variable that was never made is harmless
          * for glibc's zero-filled ones. */
         queue_free(q);
@@ -681,21 +847,41 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
         goto oom;
     }
 
-    rc = store_requeue_running(store, &n_requeued);
-    if (rc < 0) {
-        set_err(err, errlen, "queue_start: %s", store_error(store));
-        queue_free(q);
-        return rc;
+    q->lease_ms = cfg->lease_ms > 0 ? cfg->lease_ms : STORE_LEASE_MS_DEFAULT;
+    store_set_lease(store, q->lease_ms);
+
+    /* A database of its own: whatever is running was cut short by a
+     * process that died. A shared one: running jobs may be live workers'
+     * elsewhere, and only lease expiry takes them back. */
+    if (!store_is_shared(store) && cfg->workers > 0) {
+        rc = store_requeue_running(store, &n_requeued);
+        if (rc < 0) {
+            set_err(err, errlen, "queue_start: %s", store_error(store));
+            queue_free(q);
+            return rc;
+        }
     }
 
     for (int i = 0; i < cfg->workers; i++) {
         q->workers[i].q = q;
+        snprintf(q->workers[i].name, sizeof q->workers[i].name, "%.80s/%d", q->worker_name, i + 1);
         if (pthread_create(&q->workers[i].thread, NULL, worker_main, &q->workers[i]) != 0) {
             set_err(err, errlen, "queue_start: cannot start a worker thread");
             queue_stop(q);
             return HARK_ENOMEM;
         }
         q->n_started++;
+    }
+    if (cfg->workers > 0) {
+        /* Subscribes to the announcements before the first idle wait, so
+         * none made from now on is missed. */
+        q->announced = store_wait_for_jobs(store, 0) != HARK_ENOTSUP;
+        if (pthread_create(&q->watch, NULL, watch_main, q) != 0) {
+            set_err(err, errlen, "queue_start: cannot start the watch thread");
+            queue_stop(q);
+            return HARK_ENOMEM;
+        }
+        q->watch_started = 1;
     }
     *out = q;
     return 0;
@@ -711,20 +897,19 @@ void queue_shutdown(struct queue *q)
     q->stopping = 1;
     pthread_cond_broadcast(&q->work_cv);
     pthread_cond_broadcast(&q->end_cv);
+    pthread_cond_broadcast(&q->watch_cv);
     for (struct request *r = q->req_head; r; r = r->next) pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&q->mu);
 }
 
 void queue_stop(struct queue *q)
 {
-    int interrupted;
     if (!q) return;
     queue_shutdown(q);
+    /* Each worker releases the job it was cut short on before it ends;
+     * the watch thread renews leases until then. */
     for (int i = 0; i < q->n_started; i++) pthread_join(q->workers[i].thread, NULL);
-    pthread_mutex_lock(&q->mu);
-    interrupted = q->n_interrupted;
-    pthread_mutex_unlock(&q->mu);
-    if (interrupted > 0) store_requeue_running(q->store, NULL);
+    if (q->watch_started) pthread_join(q->watch, NULL);
     queue_free(q);
 }
 

@@ -47,12 +47,17 @@ struct queue_config {
     const char *default_model; /* used when a job names none */
     int workers;               /* worker threads; 0 runs no jobs */
     int threads;               /* engine threads per worker */
-    const char *worker_name;   /* recorded in the store on claim, e.g. "host:pid" */
+    const char *worker_name;   /* names this process's workers in the store, e.g. "host:pid";
+                                * worker n (from 1) claims as "<worker_name>/<n>" */
+    int lease_ms;              /* how long a claim holds a job without a heartbeat (the store's
+                                * lease; 0: STORE_LEASE_MS_DEFAULT); heartbeats every third */
 };
 
 /* Figures for /metrics, since start. */
 struct queue_stats {
     int64_t jobs_done, jobs_failed, jobs_canceled;
+    int64_t jobs_released;     /* handed back to the queue by a stop */
+    int64_t jobs_lost;         /* taken back after their lease passed, or not recorded */
     double audio_seconds;      /* audio transcribed by finished jobs and requests */
     double busy_seconds;       /* time workers spent running the model on it */
     int busy_workers;          /* running something now */
@@ -62,9 +67,15 @@ struct queue_stats {
 
 struct queue;
 
-/* Starts the workers. Jobs left running by a process that died are put
- * back in the queue first (store_requeue_running), so each runs once more.
- * Returns 0, or a negative code with a line in err. */
+/* Starts the workers, and a watch thread that renews the leases of the
+ * jobs they run, puts back in the queue jobs whose lease has passed, and
+ * wakes idle workers when the store announces a job (PostgreSQL's
+ * LISTEN/NOTIFY; without announcements idle workers look every second).
+ * Sets the store's lease. With a database of its own (SQLite), jobs left
+ * running by a process that died are put back in the queue first
+ * (store_requeue_running), so each runs once more; with a shared one
+ * (store_is_shared) lease expiry does it. Returns 0, or a negative code
+ * with a line in err. */
 int queue_start(struct store *store, const struct queue_config *cfg, struct queue **out,
                 char *err, size_t errlen);
 
@@ -74,9 +85,9 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
  * it too. Lets a server end its blocked requests before it joins them. */
 void queue_shutdown(struct queue *q);
 
-/* Stops taking work, cancels what is running (a canceled stored job goes
- * back to queued, to run again at the next start), joins the workers and
- * frees the queue and every loaded model. */
+/* Stops taking work, cuts short what is running (each stored job cut
+ * short is released: back to queued, for any worker), joins the workers
+ * and frees the queue and every loaded model. */
 void queue_stop(struct queue *q);
 
 /* Wakes an idle worker: a job was just queued. */

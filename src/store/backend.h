@@ -27,6 +27,7 @@ struct store_backend;
 /* The head of every backend's handle. */
 struct store {
     const struct store_backend *ops;
+    int lease_ms;               /* store_set_lease; set by store_open */
 };
 
 /* One entry per function of store.h, same arguments and results. open gets
@@ -35,6 +36,7 @@ struct store {
  * through store_set_error(); store_open copies it into its caller's err. */
 struct store_backend {
     const char *name;
+    int shared;                 /* store_is_shared */
     int (*open)(const char *location, struct store **out);
     void (*close)(struct store *s);
     int (*upload_insert)(struct store *s, const struct store_upload *u, struct store_upload *existing);
@@ -47,11 +49,16 @@ struct store_backend {
     int (*job_get)(struct store *s, int64_t id, struct store_job *out);
     int (*job_active)(struct store *s, const char *upload_id, struct store_job *out);
     int (*job_claim)(struct store *s, const char *worker, struct store_job *out);
-    int (*job_progress)(struct store *s, int64_t id, double progress);
-    int (*job_finish)(struct store *s, int64_t id, const char *model, const char *language, double time_s);
-    int (*job_fail)(struct store *s, int64_t id, const char *error);
+    int (*job_heartbeat)(struct store *s, int64_t id, const char *worker);
+    int (*job_progress)(struct store *s, int64_t id, const char *worker, double progress);
+    int (*job_finish)(struct store *s, int64_t id, const char *worker, const char *model,
+                      const char *language, double time_s);
+    int (*job_fail)(struct store *s, int64_t id, const char *worker, const char *error);
+    int (*job_release)(struct store *s, int64_t id, const char *worker);
     int (*job_cancel)(struct store *s, int64_t id);
     int (*requeue_running)(struct store *s, int *n);
+    int (*requeue_expired)(struct store *s, int *n);
+    int (*wait_for_jobs)(struct store *s, int timeout_ms);
     int (*jobs_in_state)(struct store *s, const char *state, int64_t **ids, int *n);
     int (*stats)(struct store *s, struct store_stats *out);
 };

@@ -58,18 +58,30 @@
  * inside the SQL text. Each statement is prepared once per connection
  * (PQprepare, then PQexecPrepared), which saves planning the larger reads
  * on every call; this needs a session per connection, so a pooler in front
- * of the server must run in session mode. A new job is announced with
- * pg_notify('hark_jobs', id), delivered when its insert commits.
+ * of the server must run in session mode. A job queued (enqueued,
+ * released, or taken back when its lease passed) is announced with
+ * pg_notify('hark_jobs', id), delivered when its change commits.
+ * store_wait_for_jobs listens on a connection of its own, outside the
+ * pool, made on first use and remade when it is lost (then it answers 1:
+ * announcements may have been missed), and waits with poll() on its
+ * socket: idle workers cost the server nothing.
+ *
+ * Leases are computed and compared by the server's clock (now() in UTC,
+ * formatted as store_now does), so workers on machines whose clocks
+ * disagree still agree on when a lease has passed.
  */
 #include "backend.h"
 
 #include "hark.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define N_CONNS 8
 /* More than the backend's statements, so every one is prepared. */
@@ -129,6 +141,8 @@ static const char *const migrations[] = {
     " END $$;"
     "CREATE TRIGGER uploads_count AFTER INSERT OR DELETE ON uploads"
     " FOR EACH ROW EXECUTE FUNCTION hark_upload_count();",
+    /* 2: leases, as in SQLite. */
+    "ALTER TABLE jobs ADD COLUMN lease_until TEXT COLLATE \"C\" NOT NULL DEFAULT '';",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -152,7 +166,14 @@ static const char *const migrations[] = {
 
 #define JOB_COLS                                                                   \
     "id, upload_id, model, language, task, state, progress, attempts, created,"    \
-    " started, finished, worker, error"
+    " started, finished, worker, error, lease_until"
+
+/* A time in the store's format, now by the server's clock, and the end of
+ * a lease of $N milliseconds from now: every machine's workers compare
+ * leases on one clock. */
+#define PG_TIME(ts) "to_char(" ts ", 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define PG_NOW PG_TIME("(now() AT TIME ZONE 'UTC')")
+#define PG_LEASE(n) PG_TIME("(now() AT TIME ZONE 'UTC') + " n "::bigint * interval '1 millisecond'")
 
 static const char sql_upload_by_sha[] =
     "SELECT " UPLOAD_COLS ONE_PLACE " FROM uploads u" UPLOAD_JOIN " WHERE u.sha256 = $1";
@@ -198,7 +219,7 @@ static const char sql_upload_insert[] =
 static const char sql_upload_delete[] = "DELETE FROM uploads WHERE id = $1";
 
 /* Inserts a job unless the upload has an active one; the new job's
- * columns, its queue place (column 13) and the notification. */
+ * columns, its queue place (column 14) and the notification. */
 static const char sql_job_enqueue[] =
     "WITH ins AS (INSERT INTO jobs (upload_id, model, language, task, state, created)"
     " SELECT $1, $2, $3, $4, 'queued', $5 WHERE NOT EXISTS (SELECT 1 FROM jobs"
@@ -216,32 +237,48 @@ static const char sql_job_active[] =
 
 static const char sql_job_claim[] =
     "UPDATE jobs SET state = 'running', attempts = attempts + 1, started = $1, worker = $2,"
-    " progress = 0, finished = '', error = ''"
+    " progress = 0, finished = '', error = '', lease_until = " PG_LEASE("$3")
     " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id"
     " FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING " JOB_COLS;
 
-static const char sql_job_progress[] =
-    "UPDATE jobs SET progress = $2 WHERE id = $1 AND state = 'running'";
+static const char sql_job_heartbeat[] =
+    "UPDATE jobs SET lease_until = " PG_LEASE("$3")
+    " WHERE id = $1 AND state = 'running' AND worker = $2";
 
+static const char sql_job_progress[] =
+    "UPDATE jobs SET progress = $2 WHERE id = $1 AND state = 'running' AND worker = $3";
+
+/* The job's row is changed (and locked) first, the upload's after it. */
 static const char sql_job_finish[] =
-    "WITH j AS (UPDATE jobs SET state = 'done', progress = 100, finished = $2"
-    " WHERE id = $1 AND state = 'running' RETURNING upload_id, model)"
+    "WITH j AS (UPDATE jobs SET state = 'done', progress = 100, finished = $2, lease_until = ''"
+    " WHERE id = $1 AND state = 'running' AND worker = $6 RETURNING upload_id, model)"
     " UPDATE uploads u SET model_ran = 1, model_date = $2,"
     " model = COALESCE(NULLIF($3, ''), j.model), time_s = $4, language = $5"
     " FROM j WHERE u.id = j.upload_id";
 
 static const char sql_job_fail[] =
-    "UPDATE jobs SET state = 'failed', error = $2, finished = $3"
-    " WHERE id = $1 AND state = 'running'";
+    "UPDATE jobs SET state = 'failed', error = $2, finished = $3, lease_until = ''"
+    " WHERE id = $1 AND state = 'running' AND worker = $4";
+
+/* Both announce the job queued again, as an enqueue does. */
+static const char sql_job_release[] =
+    "WITH r AS (UPDATE jobs SET state = 'queued', progress = 0, lease_until = ''"
+    " WHERE id = $1 AND state = 'running' AND worker = $2 RETURNING id)"
+    " SELECT pg_notify('hark_jobs', id::text) FROM r";
+
+static const char sql_requeue_expired[] =
+    "WITH r AS (UPDATE jobs SET state = 'queued', progress = 0, lease_until = ''"
+    " WHERE state = 'running' AND lease_until < " PG_NOW " RETURNING id)"
+    " SELECT pg_notify('hark_jobs', id::text) FROM r";
 
 /* Column 0: 1 when canceled now; column 1: whether the job exists. */
 static const char sql_job_cancel[] =
-    "WITH c AS (UPDATE jobs SET state = 'canceled', finished = $2"
+    "WITH c AS (UPDATE jobs SET state = 'canceled', finished = $2, lease_until = ''"
     " WHERE id = $1 AND state IN ('queued', 'running') RETURNING 1)"
     " SELECT (SELECT COUNT(*) FROM c), EXISTS (SELECT 1 FROM jobs WHERE id = $1)";
 
 static const char sql_requeue[] =
-    "UPDATE jobs SET state = 'queued', progress = 0 WHERE state = 'running'";
+    "UPDATE jobs SET state = 'queued', progress = 0, lease_until = '' WHERE state = 'running'";
 
 static const char sql_jobs_in_state[] = "SELECT id FROM jobs WHERE state = $1 ORDER BY id";
 
@@ -269,6 +306,8 @@ struct pg_store {
     struct pg_conn conns[N_CONNS];
     int free_slots[N_CONNS];    /* a stack: the most recently used on top */
     int n_free;
+    pthread_mutex_t listen_lock; /* guards listen: one waiter at a time */
+    PGconn *listen;             /* LISTEN hark_jobs; made by the first wait */
 };
 
 static struct pg_store *from_store(struct store *s) { return (struct pg_store *)s; }
@@ -487,7 +526,7 @@ static void read_upload(const PGresult *r, int row, int c0, struct store_upload 
         store_copy(u->error, sizeof u->error, val(r, row, c0 + 15));
 }
 
-/* Fills a job from columns 0..12 (JOB_COLS) of a row. */
+/* Fills a job from columns 0..13 (JOB_COLS) of a row. */
 static void read_job(const PGresult *r, int row, struct store_job *j)
 {
     memset(j, 0, sizeof *j);
@@ -504,6 +543,7 @@ static void read_job(const PGresult *r, int row, struct store_job *j)
     store_copy(j->finished, sizeof j->finished, val(r, row, 10));
     store_copy(j->worker, sizeof j->worker, val(r, row, 11));
     store_copy(j->error, sizeof j->error, val(r, row, 12));
+    store_copy(j->lease_until, sizeof j->lease_until, val(r, row, 13));
 }
 
 /* Runs a query for at most one upload keyed by key: 0 and *out (when not
@@ -627,6 +667,8 @@ static void pg_close(struct store *s)
 {
     struct pg_store *st = from_store(s);
     for (int i = 0; i < N_CONNS; i++) PQfinish(st->conns[i].c);
+    PQfinish(st->listen);
+    pthread_mutex_destroy(&st->listen_lock);
     pthread_cond_destroy(&st->cond);
     pthread_mutex_destroy(&st->lock);
     free(st->location);
@@ -644,6 +686,7 @@ static int pg_open(const char *location, struct store **out)
     }
     st->base.ops = &store_postgres_backend;
     pthread_mutex_init(&st->lock, NULL);
+    pthread_mutex_init(&st->listen_lock, NULL);
     pthread_cond_init(&st->cond, NULL);
     for (int i = 0; i < N_CONNS; i++) st->free_slots[i] = N_CONNS - 1 - i;
     st->n_free = N_CONNS;
@@ -830,7 +873,7 @@ static int pg_job_enqueue(struct store *s, const char *upload_id, const char *mo
         }
         if (PQntuples(r) == 1) {
             if (out) read_job(r, 0, out);
-            if (position) *position = (int)val_i64(r, 0, 13);
+            if (position) *position = (int)val_i64(r, 0, 14);
             PQclear(r);
             rc = 0;
             break;
@@ -888,12 +931,13 @@ static int pg_job_claim(struct store *s, const char *worker, struct store_job *o
 {
     static const char op[] = "store_job_claim";
     struct pg_store *st = from_store(s);
-    char now[32];
+    char now[32], lease[24];
     store_now(now);
-    const char *params[2] = {now, or_empty(worker)};
+    snprintf(lease, sizeof lease, "%d", s->lease_ms);
+    const char *params[3] = {now, or_empty(worker), lease};
     int slot, rc = conn_take(st, op, &slot);
     if (rc < 0) return rc;
-    rc = query_job(&st->conns[slot], sql_job_claim, 2, params, op, out);
+    rc = query_job(&st->conns[slot], sql_job_claim, 3, params, op, out);
     conn_give(st, slot);
     return rc == 1 ? STORE_EMPTY : rc;
 }
@@ -909,39 +953,168 @@ static int update_running(struct pg_store *st, const char *sql, int n, const cha
     conn_give(st, slot);
     if (k < 0) return rc;
     if (k == 0) {
-        store_set_error("%s: job %lld is not running", op, (long long)id);
+        store_set_error("%s: job %lld is not running, or not for this worker", op, (long long)id);
         return STORE_GONE;
     }
     return 0;
 }
 
-static int pg_job_progress(struct store *s, int64_t id, double progress)
+static int pg_job_heartbeat(struct store *s, int64_t id, const char *worker)
+{
+    char key[24], lease[24];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    snprintf(lease, sizeof lease, "%d", s->lease_ms);
+    const char *params[3] = {key, worker, lease};
+    return update_running(from_store(s), sql_job_heartbeat, 3, params, "store_job_heartbeat", id);
+}
+
+static int pg_job_progress(struct store *s, int64_t id, const char *worker, double progress)
 {
     char key[24], value[32];
     snprintf(key, sizeof key, "%lld", (long long)id);
     snprintf(value, sizeof value, "%.17g", progress);
-    const char *params[2] = {key, value};
-    return update_running(from_store(s), sql_job_progress, 2, params, "store_job_progress", id);
+    const char *params[3] = {key, value, worker};
+    return update_running(from_store(s), sql_job_progress, 3, params, "store_job_progress", id);
 }
 
-static int pg_job_finish(struct store *s, int64_t id, const char *model, const char *language,
-                         double time_s)
+static int pg_job_finish(struct store *s, int64_t id, const char *worker, const char *model,
+                         const char *language, double time_s)
 {
     char key[24], now[32], t[32];
     snprintf(key, sizeof key, "%lld", (long long)id);
     store_now(now);
     snprintf(t, sizeof t, "%.17g", time_s);
-    const char *params[5] = {key, now, or_empty(model), t, or_empty(language)};
-    return update_running(from_store(s), sql_job_finish, 5, params, "store_job_finish", id);
+    const char *params[6] = {key, now, or_empty(model), t, or_empty(language), worker};
+    return update_running(from_store(s), sql_job_finish, 6, params, "store_job_finish", id);
 }
 
-static int pg_job_fail(struct store *s, int64_t id, const char *error)
+static int pg_job_fail(struct store *s, int64_t id, const char *worker, const char *error)
 {
     char key[24], now[32];
     snprintf(key, sizeof key, "%lld", (long long)id);
     store_now(now);
-    const char *params[3] = {key, or_empty(error), now};
-    return update_running(from_store(s), sql_job_fail, 3, params, "store_job_fail", id);
+    const char *params[4] = {key, or_empty(error), now, worker};
+    return update_running(from_store(s), sql_job_fail, 4, params, "store_job_fail", id);
+}
+
+/* Runs a statement that changes jobs and announces each (a SELECT of
+ * pg_notify over the changed rows): how many, or a negative code. */
+static int64_t run_announce(struct pg_store *st, const char *sql, int n, const char *const *params,
+                            const char *op, int *rc)
+{
+    int slot;
+    if ((*rc = conn_take(st, op, &slot)) < 0) return -1;
+    PGresult *r = run(&st->conns[slot], sql, n, params, op, rc, NULL);
+    conn_give(st, slot);
+    if (!r) return -1;
+    int64_t k = PQntuples(r);
+    PQclear(r);
+    return k;
+}
+
+static int pg_job_release(struct store *s, int64_t id, const char *worker)
+{
+    static const char op[] = "store_job_release";
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    const char *params[2] = {key, worker};
+    int rc = 0;
+    int64_t k = run_announce(from_store(s), sql_job_release, 2, params, op, &rc);
+    if (k < 0) return rc;
+    if (k == 0) {
+        store_set_error("%s: job %lld is not running, or not for this worker", op, (long long)id);
+        return STORE_GONE;
+    }
+    return 0;
+}
+
+static int pg_requeue_expired(struct store *s, int *n)
+{
+    int rc = 0;
+    int64_t k = run_announce(from_store(s), sql_requeue_expired, 0, NULL, "store_requeue_expired",
+                             &rc);
+    if (k < 0) return rc;
+    if (n) *n = (int)k;
+    return 0;
+}
+
+/* Drains the notifications read so far: how many were about jobs. */
+static int drain_notes(PGconn *c)
+{
+    int n = 0;
+    PGnotify *note;
+    while ((note = PQnotifies(c)) != NULL) {
+        if (strcmp(note->relname, "hark_jobs") == 0) n++;
+        PQfreemem(note);
+    }
+    return n;
+}
+
+/* Sleeps ms milliseconds (the wait's answer to a server it cannot reach,
+ * so a caller that loops does not spin). */
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* The listening connection: made (or remade after a loss) and subscribed
+ * to hark_jobs. 0, 1 when it was (re)made now (notifications may have
+ * been missed meanwhile), or a negative code. Under listen_lock. */
+static int listen_ready(struct pg_store *st, const char *op)
+{
+    if (st->listen && PQstatus(st->listen) == CONNECTION_OK) return 0;
+    if (st->listen) {
+        PQfinish(st->listen);
+        st->listen = NULL;
+    }
+    int rc = conn_open(st->location, &st->listen, op);
+    if (rc < 0) return rc;
+    PGresult *r = PQexec(st->listen, "LISTEN hark_jobs");
+    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+        rc = pg_fail(st->listen, r, op);
+        PQclear(r);
+        PQfinish(st->listen);
+        st->listen = NULL;
+        return rc;
+    }
+    PQclear(r);
+    return 1;
+}
+
+static int pg_wait_for_jobs(struct store *s, int timeout_ms)
+{
+    static const char op[] = "store_wait_for_jobs";
+    struct pg_store *st = from_store(s);
+    pthread_mutex_lock(&st->listen_lock);
+    int rc = listen_ready(st, op);
+    if (rc != 0) {
+        pthread_mutex_unlock(&st->listen_lock);
+        if (rc < 0) sleep_ms(timeout_ms);
+        return rc;
+    }
+    PGconn *c = st->listen;
+    int n = drain_notes(c);
+    if (n == 0) {
+        struct pollfd pfd = {PQsocket(c), POLLIN, 0};
+        int k = poll(&pfd, 1, timeout_ms);
+        if (k > 0) {
+            /* Readable with nothing to consume: the server hung up. The
+             * next wait reconnects and answers 1. */
+            if (!PQconsumeInput(c)) {
+                store_set_error("%s: PostgreSQL: %s", op, PQerrorMessage(c));
+                rc = 1;
+            }
+            n = drain_notes(c);
+        } else if (k < 0 && errno != EINTR) {
+            store_set_error("%s: poll: %s", op, strerror(errno));
+            rc = HARK_EIO;
+        }
+    }
+    pthread_mutex_unlock(&st->listen_lock);
+    if (rc < 0) return rc;
+    return n > 0 || rc > 0 ? 1 : 0;
 }
 
 static int pg_job_cancel(struct store *s, int64_t id)
@@ -1032,6 +1205,7 @@ static int pg_stats(struct store *s, struct store_stats *out)
 
 const struct store_backend store_postgres_backend = {
     .name = "postgres",
+    .shared = 1,
     .open = pg_open,
     .close = pg_close,
     .upload_insert = pg_upload_insert,
@@ -1042,11 +1216,15 @@ const struct store_backend store_postgres_backend = {
     .job_get = pg_job_get,
     .job_active = pg_job_active,
     .job_claim = pg_job_claim,
+    .job_heartbeat = pg_job_heartbeat,
     .job_progress = pg_job_progress,
     .job_finish = pg_job_finish,
     .job_fail = pg_job_fail,
+    .job_release = pg_job_release,
     .job_cancel = pg_job_cancel,
     .requeue_running = pg_requeue_running,
+    .requeue_expired = pg_requeue_expired,
+    .wait_for_jobs = pg_wait_for_jobs,
     .jobs_in_state = pg_jobs_in_state,
     .stats = pg_stats,
 };

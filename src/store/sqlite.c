@@ -33,6 +33,11 @@
  * each one applied. store_open applies the missing ones, one transaction
  * each, and refuses a database written by a newer hark.
  *
+ * Leases (store.h) use SQLite's own clock ('now' in strftime), the same
+ * for every process on the machine. There are no announcements across
+ * processes: store_wait_for_jobs is not supported, and a queue over SQLite
+ * looks at the store on its own schedule.
+ *
  * Strings are stored as given and cut (at a UTF-8 character boundary) only
  * when copied into the fixed-size fields of struct store_upload/store_job.
  */
@@ -100,6 +105,9 @@ static const char *const migrations[] = {
     " BEGIN UPDATE upload_count SET n = n + 1; END;"
     "CREATE TRIGGER uploads_count_delete AFTER DELETE ON uploads"
     " BEGIN UPDATE upload_count SET n = n - 1; END;",
+    /* 2: leases. A running job is held until lease_until (the database's
+     * clock, in the store's time format) unless its worker renews it. */
+    "ALTER TABLE jobs ADD COLUMN lease_until TEXT NOT NULL DEFAULT '';",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -120,7 +128,12 @@ static const char *const migrations[] = {
 
 #define JOB_COLS                                                                   \
     "id, upload_id, model, language, task, state, progress, attempts, created,"    \
-    " started, finished, worker, error"
+    " started, finished, worker, error, lease_until"
+
+/* Now, and the end of a lease of ?N milliseconds from now, by SQLite's
+ * clock in the store's time format ("%f" is seconds with milliseconds). */
+#define SQL_NOW "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+#define SQL_LEASE(n) "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', (" n " / 1000.0) || ' seconds')"
 
 #define STATEMENTS(X)                                                                      \
     X(BEGIN_WRITE, "BEGIN IMMEDIATE")                                                      \
@@ -154,18 +167,27 @@ static const char *const migrations[] = {
     X(JOB_INSERT, "INSERT INTO jobs (upload_id, model, language, task, state, created)"    \
                   " VALUES (?1, ?2, ?3, ?4, 'queued', ?5)")                                \
     X(JOB_CLAIM, "UPDATE jobs SET state = 'running', attempts = attempts + 1,"             \
-                 " started = ?1, worker = ?2, progress = 0, finished = '', error = ''"     \
+                 " started = ?1, worker = ?2, progress = 0, finished = '', error = '',"    \
+                 " lease_until = " SQL_LEASE("?3")                                         \
                  " WHERE id = (SELECT id FROM jobs WHERE state = 'queued'"                 \
                  " ORDER BY id LIMIT 1) RETURNING " JOB_COLS)                              \
-    X(JOB_PROGRESS, "UPDATE jobs SET progress = ?2 WHERE id = ?1 AND state = 'running'")   \
-    X(JOB_DONE, "UPDATE jobs SET state = 'done', progress = 100, finished = ?2"            \
-                " WHERE id = ?1 AND state = 'running'")                                    \
-    X(JOB_FAILED, "UPDATE jobs SET state = 'failed', error = ?2, finished = ?3"            \
-                  " WHERE id = ?1 AND state = 'running'")                                  \
-    X(JOB_CANCEL, "UPDATE jobs SET state = 'canceled', finished = ?2"                      \
+    X(JOB_HEARTBEAT, "UPDATE jobs SET lease_until = " SQL_LEASE("?3")                      \
+                     " WHERE id = ?1 AND state = 'running' AND worker = ?2")               \
+    X(JOB_PROGRESS, "UPDATE jobs SET progress = ?2"                                        \
+                    " WHERE id = ?1 AND state = 'running' AND worker = ?3")                \
+    X(JOB_DONE, "UPDATE jobs SET state = 'done', progress = 100, finished = ?2,"           \
+                " lease_until = '' WHERE id = ?1 AND state = 'running' AND worker = ?3")   \
+    X(JOB_FAILED, "UPDATE jobs SET state = 'failed', error = ?2, finished = ?3,"           \
+                  " lease_until = '' WHERE id = ?1 AND state = 'running' AND worker = ?4") \
+    X(JOB_RELEASE, "UPDATE jobs SET state = 'queued', progress = 0, lease_until = ''"      \
+                   " WHERE id = ?1 AND state = 'running' AND worker = ?2")                 \
+    X(JOB_CANCEL, "UPDATE jobs SET state = 'canceled', finished = ?2, lease_until = ''"    \
                   " WHERE id = ?1 AND state IN ('queued', 'running')")                     \
     X(JOB_EXISTS, "SELECT 1 FROM jobs WHERE id = ?1")                                      \
-    X(REQUEUE, "UPDATE jobs SET state = 'queued', progress = 0 WHERE state = 'running'")   \
+    X(REQUEUE, "UPDATE jobs SET state = 'queued', progress = 0, lease_until = ''"          \
+               " WHERE state = 'running'")                                                 \
+    X(REQUEUE_EXPIRED, "UPDATE jobs SET state = 'queued', progress = 0, lease_until = ''"  \
+                       " WHERE state = 'running' AND lease_until < " SQL_NOW)              \
     X(JOBS_IN_STATE, "SELECT id FROM jobs WHERE state = ?1 ORDER BY id")                   \
     X(STATS_JOBS, "SELECT state, COUNT(*) FROM jobs GROUP BY state")
 
@@ -368,6 +390,7 @@ static void read_job(sqlite3_stmt *q, struct store_job *j)
     col_str(j->finished, sizeof j->finished, q, 10);
     col_str(j->worker, sizeof j->worker, q, 11);
     col_str(j->error, sizeof j->error, q, 12);
+    col_str(j->lease_until, sizeof j->lease_until, q, 13);
 }
 
 /* Runs a query that returns at most one upload row: 0 and *out, 1 when
@@ -881,6 +904,7 @@ static int sqlite_job_claim(struct store *s, const char *worker, struct store_jo
     store_now(now);
     bind_str(q, 1, now, sizeof now);
     bind_str(q, 2, worker, NO_LIMIT);
+    sqlite3_bind_int64(q, 3, s->lease_ms);
     int src = sqlite3_step(q);
     if (src == SQLITE_ROW) {
         if (out) read_job(q, out);
@@ -900,13 +924,46 @@ static int update_running(struct conn *c, sqlite3_stmt *q, const char *op, int64
 {
     int rc = exec_stmt(c, q, op);
     if (rc == 0 && sqlite3_changes(c->db) == 0) {
-        store_set_error("%s: job %lld is not running", op, (long long)id);
+        store_set_error("%s: job %lld is not running, or not for this worker", op, (long long)id);
         rc = STORE_GONE;
     }
     return rc;
 }
 
-static int sqlite_job_progress(struct store *s, int64_t id, double progress)
+static int sqlite_job_heartbeat(struct store *s, int64_t id, const char *worker)
+{
+    static const char op[] = "store_job_heartbeat";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_JOB_HEARTBEAT, op, &rc);
+    if (q) {
+        sqlite3_bind_int64(q, 1, id);
+        bind_str(q, 2, worker, NO_LIMIT);
+        sqlite3_bind_int64(q, 3, s->lease_ms);
+        rc = update_running(c, q, op, id);
+    }
+    return write_end(st, op, rc);
+}
+
+static int sqlite_job_release(struct store *s, int64_t id, const char *worker)
+{
+    static const char op[] = "store_job_release";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_JOB_RELEASE, op, &rc);
+    if (q) {
+        sqlite3_bind_int64(q, 1, id);
+        bind_str(q, 2, worker, NO_LIMIT);
+        rc = update_running(c, q, op, id);
+    }
+    return write_end(st, op, rc);
+}
+
+static int sqlite_job_progress(struct store *s, int64_t id, const char *worker, double progress)
 {
     static const char op[] = "store_job_progress";
     struct sqlite_store *st = from_store(s);
@@ -917,13 +974,14 @@ static int sqlite_job_progress(struct store *s, int64_t id, double progress)
     if (q) {
         sqlite3_bind_int64(q, 1, id);
         sqlite3_bind_double(q, 2, progress);
+        bind_str(q, 3, worker, NO_LIMIT);
         rc = update_running(c, q, op, id);
     }
     return write_end(st, op, rc);
 }
 
-static int sqlite_job_finish(struct store *s, int64_t id, const char *model, const char *language,
-                             double time_s)
+static int sqlite_job_finish(struct store *s, int64_t id, const char *worker, const char *model,
+                             const char *language, double time_s)
 {
     static const char op[] = "store_job_finish";
     struct sqlite_store *st = from_store(s);
@@ -936,6 +994,7 @@ static int sqlite_job_finish(struct store *s, int64_t id, const char *model, con
     if (!q) goto done;
     sqlite3_bind_int64(q, 1, id);
     bind_str(q, 2, now, sizeof now);
+    bind_str(q, 3, worker, NO_LIMIT);
     rc = update_running(c, q, op, id);
     if (rc != 0) goto done;
     q = get_stmt(c, S_UPLOAD_RAN, op, &rc);
@@ -950,7 +1009,7 @@ done:
     return write_end(st, op, rc);
 }
 
-static int sqlite_job_fail(struct store *s, int64_t id, const char *error)
+static int sqlite_job_fail(struct store *s, int64_t id, const char *worker, const char *error)
 {
     static const char op[] = "store_job_fail";
     struct sqlite_store *st = from_store(s);
@@ -964,6 +1023,7 @@ static int sqlite_job_fail(struct store *s, int64_t id, const char *error)
         sqlite3_bind_int64(q, 1, id);
         bind_str(q, 2, error, NO_LIMIT);
         bind_str(q, 3, now, sizeof now);
+        bind_str(q, 4, worker, NO_LIMIT);
         rc = update_running(c, q, op, id);
     }
     return write_end(st, op, rc);
@@ -1010,6 +1070,18 @@ static int sqlite_requeue_running(struct store *s, int *n)
     if (rc < 0) return rc;
     struct conn *c = &st->writer;
     rc = exec_id(c, S_REQUEUE, op);
+    if (rc == 0 && n) *n = sqlite3_changes(c->db);
+    return write_end(st, op, rc);
+}
+
+static int sqlite_requeue_expired(struct store *s, int *n)
+{
+    static const char op[] = "store_requeue_expired";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    rc = exec_id(c, S_REQUEUE_EXPIRED, op);
     if (rc == 0 && n) *n = sqlite3_changes(c->db);
     return write_end(st, op, rc);
 }
@@ -1086,6 +1158,7 @@ done:
 
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
+    .shared = 0,
     .open = sqlite_open,
     .close = sqlite_close,
     .upload_insert = sqlite_upload_insert,
@@ -1096,11 +1169,15 @@ const struct store_backend store_sqlite_backend = {
     .job_get = sqlite_job_get,
     .job_active = sqlite_job_active,
     .job_claim = sqlite_job_claim,
+    .job_heartbeat = sqlite_job_heartbeat,
     .job_progress = sqlite_job_progress,
     .job_finish = sqlite_job_finish,
     .job_fail = sqlite_job_fail,
+    .job_release = sqlite_job_release,
     .job_cancel = sqlite_job_cancel,
     .requeue_running = sqlite_requeue_running,
+    .requeue_expired = sqlite_requeue_expired,
+    .wait_for_jobs = NULL, /* no announcements across processes */
     .jobs_in_state = sqlite_jobs_in_state,
     .stats = sqlite_stats,
 };

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 static _Thread_local char last_error[512];
 
@@ -94,6 +94,7 @@ int store_open(const char *location, struct store **out, char *err, size_t errle
     }
     int rc = ops->open(rest, out);
     if (rc < 0) set_err(err, errlen, last_error);
+    else (*out)->lease_ms = STORE_LEASE_MS_DEFAULT;
     return rc;
 }
 
@@ -185,26 +186,62 @@ int store_job_claim(struct store *s, const char *worker, struct store_job *out)
     return s->ops->job_claim(s, worker, out);
 }
 
-int store_job_progress(struct store *s, int64_t id, double progress)
+void store_set_lease(struct store *s, int lease_ms)
+{
+    if (s) s->lease_ms = lease_ms > 0 ? lease_ms : 1;
+}
+
+int store_job_heartbeat(struct store *s, int64_t id, const char *worker)
+{
+    NEED_HANDLE(s, "store_job_heartbeat");
+    return s->ops->job_heartbeat(s, id, worker ? worker : "");
+}
+
+int store_job_progress(struct store *s, int64_t id, const char *worker, double progress)
 {
     NEED_HANDLE(s, "store_job_progress");
     if (!(progress >= 0)) progress = 0;
     if (progress > 100) progress = 100;
-    return s->ops->job_progress(s, id, progress);
+    return s->ops->job_progress(s, id, worker ? worker : "", progress);
 }
 
-int store_job_finish(struct store *s, int64_t id, const char *model, const char *language, double time_s)
+int store_job_finish(struct store *s, int64_t id, const char *worker, const char *model,
+                     const char *language, double time_s)
 {
     NEED_HANDLE(s, "store_job_finish");
     if (!isfinite(time_s) || time_s < 0) time_s = 0;
-    return s->ops->job_finish(s, id, model, language, time_s);
+    return s->ops->job_finish(s, id, worker ? worker : "", model, language, time_s);
 }
 
-int store_job_fail(struct store *s, int64_t id, const char *error)
+int store_job_fail(struct store *s, int64_t id, const char *worker, const char *error)
 {
     NEED_HANDLE(s, "store_job_fail");
-    return s->ops->job_fail(s, id, error);
+    return s->ops->job_fail(s, id, worker ? worker : "", error);
 }
+
+int store_job_release(struct store *s, int64_t id, const char *worker)
+{
+    NEED_HANDLE(s, "store_job_release");
+    return s->ops->job_release(s, id, worker ? worker : "");
+}
+
+int store_requeue_expired(struct store *s, int *n)
+{
+    NEED_HANDLE(s, "store_requeue_expired");
+    return s->ops->requeue_expired(s, n);
+}
+
+int store_wait_for_jobs(struct store *s, int timeout_ms)
+{
+    NEED_HANDLE(s, "store_wait_for_jobs");
+    if (!s->ops->wait_for_jobs) {
+        store_set_error("store_wait_for_jobs: the %s store announces no jobs", s->ops->name);
+        return HARK_ENOTSUP;
+    }
+    return s->ops->wait_for_jobs(s, timeout_ms < 0 ? 0 : timeout_ms);
+}
+
+int store_is_shared(struct store *s) { return s && s->ops->shared; }
 
 int store_job_cancel(struct store *s, int64_t id)
 {

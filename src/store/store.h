@@ -20,6 +20,17 @@
  *
  * Times are ISO 8601 UTC strings with milliseconds, "2026-11-24T08:01:02.345Z",
  * which sort as text in time order.
+ *
+ * Leases. A claim holds a job for a lease (store_set_lease; 30 s by
+ * default) that its worker renews with store_job_heartbeat. A job whose
+ * lease has passed (its worker died, or lost the database for longer than
+ * the lease) goes back to the queue at the next store_requeue_expired,
+ * which any process may call. Only the worker holding a running job can
+ * record its progress, finish, fail or release it: a worker whose job was
+ * taken back and claimed again by another gets STORE_GONE, so a job that
+ * ran twice is still completed once. Lease times come from the database's
+ * clock (the server's, for PostgreSQL), so the clocks of the machines
+ * running workers need not agree.
  */
 #ifndef HARK_STORE_H
 #define HARK_STORE_H
@@ -31,8 +42,13 @@ enum {
     STORE_DUPLICATE = 1, /* upload_insert: the content is stored already */
     STORE_EMPTY = 2,     /* job_claim: no job is queued */
     STORE_ACTIVE = 3,    /* job_enqueue: the upload has a queued or running job */
-    STORE_GONE = 4,      /* job_progress/finish/fail: the job is no longer running (canceled, deleted, taken back) */
+    STORE_GONE = 4,      /* job_progress/finish/fail/heartbeat/release: the job is no longer this
+                          * worker's running job (canceled, deleted, taken back, re-claimed) */
 };
+
+/* How long a claim holds a job unless its worker renews it: the default of
+ * store_set_lease. */
+#define STORE_LEASE_MS_DEFAULT 30000
 
 /* Job states, as stored and as shown. */
 #define STORE_QUEUED "queued"
@@ -77,6 +93,8 @@ struct store_job {
     char finished[32];      /* "" until it ended */
     char worker[64];        /* who claimed it last */
     char error[256];
+    char lease_until[32];   /* while running: when the claim lapses unless renewed, by the
+                             * database's clock; "" otherwise */
 };
 
 /* Counts for /metrics and /health. */
@@ -137,24 +155,46 @@ int store_job_get(struct store *s, int64_t id, struct store_job *out);
  * HARK_ENOENT when there is none. */
 int store_job_active(struct store *s, const char *upload_id, struct store_job *out);
 
+/* Sets the lease of every later claim and heartbeat on this handle, in
+ * milliseconds (at least 1; STORE_LEASE_MS_DEFAULT until set). Not
+ * thread-safe against concurrent claims: set it before the workers start. */
+void store_set_lease(struct store *s, int lease_ms);
+
 /* Takes the oldest queued job: it becomes running, attempts goes up by one,
- * started and worker are set, progress is 0. STORE_EMPTY if none is queued.
- * Two callers never get the same job. */
+ * started and worker are set, progress is 0, and it is leased to worker
+ * for the store's lease. STORE_EMPTY if none is queued. Two callers never
+ * get the same job. worker names one claimer (a thread of a process),
+ * different from every other claimer's. */
 int store_job_claim(struct store *s, const char *worker, struct store_job *out);
 
-/* Records a running job's progress (0..100). STORE_GONE if the job is no
- * longer running (canceled, deleted, or an unknown id): the worker should
- * stop. finish and fail answer an unknown id with STORE_GONE too. */
-int store_job_progress(struct store *s, int64_t id, double progress);
+/* Renews worker's lease on its running job for the store's lease from now.
+ * STORE_GONE if the job is not running or is held by another worker: the
+ * worker should stop it and leave it alone. A lease that has passed but
+ * whose job was not yet taken back is renewed. */
+int store_job_heartbeat(struct store *s, int64_t id, const char *worker);
 
-/* Completes a running job, once: the job becomes done (progress 100,
+/* Records a running job's progress (0..100). STORE_GONE if the job is no
+ * longer worker's running job (canceled, deleted, taken back, or an
+ * unknown id): the worker should stop. finish, fail and release answer an
+ * unknown id with STORE_GONE too. */
+int store_job_progress(struct store *s, int64_t id, const char *worker, double progress);
+
+/* Completes worker's running job, once: the job becomes done (progress 100,
  * finished set) and its upload gets model_ran = 1, model_date = now,
  * model, time_s and language, in one transaction. STORE_GONE, and nothing
- * written, if the job is not running (canceled, deleted, done already). */
-int store_job_finish(struct store *s, int64_t id, const char *model, const char *language, double time_s);
+ * written, if the job is not worker's running job (canceled, deleted, done
+ * already, taken back). */
+int store_job_finish(struct store *s, int64_t id, const char *worker, const char *model,
+                     const char *language, double time_s);
 
-/* A running job failed: state failed, error kept. STORE_GONE if it was not running. */
-int store_job_fail(struct store *s, int64_t id, const char *error);
+/* worker's running job failed: state failed, error kept. STORE_GONE if it
+ * was not worker's running job. */
+int store_job_fail(struct store *s, int64_t id, const char *worker, const char *error);
+
+/* Gives worker's running job back to the queue (a worker that stops before
+ * the job ends): queued again at its place, progress 0, no lease; its
+ * attempt stays counted. STORE_GONE if it was not worker's running job. */
+int store_job_release(struct store *s, int64_t id, const char *worker);
 
 /* Cancels a queued or running job: state canceled, finished set.
  * HARK_ENOENT if unknown; STORE_GONE if it had already ended. */
@@ -162,8 +202,28 @@ int store_job_cancel(struct store *s, int64_t id);
 
 /* At start-up of a single-process service: every job left running (its
  * process died) goes back to the queue, keeping its place by creation
- * order. *n gets how many. */
+ * order. *n gets how many. Never for a shared database (store_is_shared):
+ * its running jobs may be other processes'. */
 int store_requeue_running(struct store *s, int *n);
+
+/* Every running job whose lease has passed goes back to the queue, keeping
+ * its place; *n (when not NULL) gets how many. Idle workers are told
+ * (store_wait_for_jobs). */
+int store_requeue_expired(struct store *s, int *n);
+
+/* Waits until a job may have been queued by any process (an enqueue, a
+ * release, a requeue) or timeout_ms passes: 1 when one was announced (or
+ * announcements may have been missed, after a reconnection), 0 on timeout.
+ * HARK_ENOTSUP at once on a backend without announcements (SQLite): the
+ * caller looks at the queue on its own schedule. A negative code for a
+ * database fault, after waiting up to timeout_ms. One thread at a time per
+ * handle waits (others queue behind it). */
+int store_wait_for_jobs(struct store *s, int timeout_ms);
+
+/* 1 when other processes, on other machines, may use the database at the
+ * same time (PostgreSQL): then a running job may belong to a live worker
+ * elsewhere, and only lease expiry takes it back. 0 for SQLite. */
+int store_is_shared(struct store *s);
 
 /* Ids of all jobs in the given state, oldest first (malloc'ed, free()). */
 int store_jobs_in_state(struct store *s, const char *state, int64_t **ids, int *n);

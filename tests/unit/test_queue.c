@@ -26,6 +26,7 @@
  * sees a job canceled in the store, and returns HARK_ECANCELED after
  * queue_shutdown; no workers means HARK_ENOTSUP.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -180,7 +181,7 @@ static int64_t add_job(struct store *s, const char *src, const char *filename, c
 
 static struct queue *start(struct store *s, int workers)
 {
-    struct queue_config cfg = {data_dir, models_dir, MODEL, workers, 1, "test:1"};
+    struct queue_config cfg = {data_dir, models_dir, MODEL, workers, 1, "test:1", 0};
     struct queue *q = NULL;
     char err[512] = "";
     int rc = queue_start(s, &cfg, &q, err, sizeof err);
@@ -195,14 +196,19 @@ static const char *result_path(const struct store_upload *u, const char *name)
     return path;
 }
 
+/* Result files in the upload's folder, final or temporary ("results.*",
+ * ".results.*"). */
 static int n_result_files(const struct store_upload *u)
 {
-    static const char *const names[] = {"results.json", "results.srt", "results.vtt", "results.txt",
-                                        ".results.json.tmp", ".results.srt.tmp",
-                                        ".results.vtt.tmp", ".results.txt.tmp"};
+    char dir[PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s/db/%s", data_dir, u->id);
+    DIR *d = opendir(dir);
+    struct dirent *e;
     int n = 0;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (access(result_path(u, names[i]), F_OK) == 0) n++;
+    if (!d) return 0;
+    while ((e = readdir(d)))
+        if (!strncmp(e->d_name, "results.", 8) || !strncmp(e->d_name, ".results.", 9)) n++;
+    closedir(d);
     return n;
 }
 
@@ -399,7 +405,7 @@ static void test_job_done(void)
     CHECKF(strcmp(job.state, STORE_DONE) == 0, "state %s (%s)", job.state, job.error);
     CHECKF(job.progress == 100.0, "progress %g", job.progress);
     CHECK(job.attempts == 1);
-    CHECKF(strcmp(job.worker, "test:1") == 0, "worker '%s'", job.worker);
+    CHECKF(strcmp(job.worker, "test:1/1") == 0, "worker '%s'", job.worker);
 
     CHECK(n_result_files(&u) == 4);
     char *texts = json_segments(&u, &n_seg);
@@ -694,6 +700,58 @@ out:
     store_close(s);
 }
 
+/* Leases: a run of several leases (300 ms) is kept by its heartbeats and
+ * finishes once; a job taken from the worker (released under its name and
+ * claimed by another, as after an expiry) stops at the worker's next
+ * heartbeat, writes no results and leaves the finish to the other. */
+static void test_lease(void)
+{
+    struct store *s = open_store("lease.db");
+    struct store_upload u, u2;
+    struct store_job job;
+    struct queue_stats st;
+    struct queue *q = NULL;
+    char err[512] = "";
+    if (!s) return;
+    int64_t id = add_job(s, long_wav, "long.wav", MODEL, &u);
+    struct queue_config cfg = {data_dir, models_dir, MODEL, 1, 1, "lease:1", 300};
+    int rc = queue_start(s, &cfg, &q, err, sizeof err);
+    CHECKF(rc == 0 && q, "queue_start: %d %s", rc, err);
+    if (!q || !id) goto out;
+    double t0 = now_ms();
+    CHECK(queue_wait(q, id, 120000) == 0);
+    double run_ms = now_ms() - t0;
+    CHECK(store_job_get(s, id, &job) == 0);
+    CHECKF(strcmp(job.state, STORE_DONE) == 0 && job.attempts == 1, "%s, attempts %d", job.state,
+           job.attempts);
+    CHECK(strcmp(job.worker, "lease:1/1") == 0 && job.lease_until[0] == 0);
+    CHECK(n_result_files(&u) == 4);
+    printf("  a run of %.0f ms kept through %.0f leases of 300 ms\n", run_ms, run_ms / 300);
+
+    int64_t id2 = add_job(s, long_wav, "long.wav", MODEL, &u2);
+    CHECK(wait_state(s, id2, STORE_RUNNING, 10.0, 60000));
+    CHECK(store_job_release(s, id2, "lease:1/1") == 0);
+    CHECK(store_job_claim(s, "elsewhere:2/1", &job) == 0 && job.id == id2 && job.attempts == 2);
+    t0 = now_ms();
+    do {
+        queue_stats(q, &st);
+        if (st.busy_workers == 0) break;
+        sleep_ms(5);
+    } while (now_ms() - t0 < 60000);
+    double ms = now_ms() - t0;
+    CHECKF(st.busy_workers == 0 && st.jobs_lost == 1 && st.jobs_done == 1,
+           "busy %d, lost %lld, done %lld", st.busy_workers, (long long)st.jobs_lost,
+           (long long)st.jobs_done);
+    CHECK(n_result_files(&u2) == 0);
+    CHECK(store_job_get(s, id2, &job) == 0 && strcmp(job.state, STORE_RUNNING) == 0);
+    CHECK(strcmp(job.worker, "elsewhere:2/1") == 0);
+    CHECK(store_job_finish(s, id2, "elsewhere:2/1", MODEL, "en", 1) == 0);
+    printf("  a job taken from the worker: it let go %.0f ms later\n", ms);
+out:
+    queue_stop(q);
+    store_close(s);
+}
+
 static void test_no_workers(void)
 {
     struct store *s = open_store("idle.db");
@@ -767,6 +825,7 @@ int main(int argc, char **argv)
     t_run("failures", test_failures);
     t_run("transcribe", test_transcribe);
     t_run("stop_restart", test_stop_restart);
+    t_run("lease", test_lease);
     t_run("no_workers", test_no_workers);
     free(jfk_pcm);
     return t_summary();

@@ -477,7 +477,7 @@ static void test_truncation(void)
     worker[sizeof worker - 1] = 0;
     CHECK(store_job_claim(s, worker, &job) == 0);
     CHECK(strlen(job.worker) == 63);
-    CHECK(store_job_fail(s, job.id, error) == 0);
+    CHECK(store_job_fail(s, job.id, worker, error) == 0);
     CHECK(store_job_get(s, job.id, &job) == 0);
     CHECK(strlen(job.error) == 255 && job.error[0] == 'e');
     struct store_upload u;
@@ -644,7 +644,7 @@ static void *claim_loop(void *arg)
 {
     struct claimer *c = arg;
     char name[32];
-    snprintf(name, sizeof name, "w%p", arg);
+    snprintf(name, sizeof name, "w%ld-%p", (long)getpid(), arg);
     for (;;) {
         struct store_job job;
         int rc = store_job_claim(c->s, name, &job);
@@ -654,8 +654,8 @@ static void *claim_loop(void *arg)
             break;
         }
         c->got[c->n_got++] = job.id;
-        if (store_job_progress(c->s, job.id, 50) != 0) c->errors++;
-        if (store_job_finish(c->s, job.id, NULL, "en", 0.5) != 0) c->errors++;
+        if (store_job_progress(c->s, job.id, name, 50) != 0) c->errors++;
+        if (store_job_finish(c->s, job.id, name, NULL, "en", 0.5) != 0) c->errors++;
     }
     return NULL;
 }
@@ -735,7 +735,7 @@ static int child_claim(struct children *ch, const char *path, int c)
     int rc;
     while ((rc = store_job_claim(cs, "child", &j)) == 0) {
         if (write(ch->ids[1], &j.id, sizeof j.id) != sizeof j.id) return 4;
-        if (store_job_finish(cs, j.id, "m", "en", 1) != 0) return 5;
+        if (store_job_finish(cs, j.id, "child", "m", "en", 1) != 0) return 5;
     }
     store_close(cs);
     return rc == STORE_EMPTY ? 0 : 6;
@@ -758,7 +758,7 @@ static void test_claim_processes(void)
     while ((rc = store_job_claim(s, "parent", &j)) == 0) {
         count_claim(seen, N_JOBS, j.id, &bad);
         n_parent++;
-        if (store_job_finish(s, j.id, "m", "en", 1) != 0) bad++;
+        if (store_job_finish(s, j.id, "parent", "m", "en", 1) != 0) bad++;
     }
     CHECKF(rc == STORE_EMPTY, "parent claim: %d %s", rc, store_error(s));
     int n_children = read_child_ids(&ch, seen, N_JOBS, &bad);
@@ -782,37 +782,37 @@ static void test_job_state_rules(void)
 
     /* Queued -> running -> progress -> done, once. */
     CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &job, NULL) == 0);
-    CHECK(store_job_progress(s, job.id, 10) == STORE_GONE); /* queued, not running */
-    CHECK(store_job_finish(s, job.id, "m", "en", 1) == STORE_GONE);
+    CHECK(store_job_progress(s, job.id, "w", 10) == STORE_GONE); /* queued, not running */
+    CHECK(store_job_finish(s, job.id, "w", "m", "en", 1) == STORE_GONE);
     CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id);
-    CHECK(store_job_progress(s, job.id, 42.5) == 0);
+    CHECK(store_job_progress(s, job.id, "w", 42.5) == 0);
     CHECK(store_job_get(s, job.id, &got) == 0 && got.progress == 42.5);
     CHECK(store_upload_get(s, "up-000001", &u) == 0 && u.progress == 42.5);
-    CHECK(store_job_progress(s, job.id, 250) == 0);
+    CHECK(store_job_progress(s, job.id, "w", 250) == 0);
     CHECK(store_job_get(s, job.id, &got) == 0 && got.progress == 100);
-    CHECK(store_job_finish(s, job.id, "rt-tiny", "de", 3.25) == 0);
+    CHECK(store_job_finish(s, job.id, "w", "rt-tiny", "de", 3.25) == 0);
     CHECK(store_job_get(s, job.id, &got) == 0);
     CHECK(strcmp(got.state, "done") == 0 && got.progress == 100 && got.finished[0]);
     CHECK(store_upload_get(s, "up-000001", &u) == 0);
     CHECK(u.model_ran == 1 && strcmp(u.model, "rt-tiny") == 0 && strcmp(u.language, "de") == 0);
     CHECK(u.time_s == 3.25 && u.model_date[0] && strcmp(u.status, "done") == 0);
     CHECK(u.job_id == job.id && u.progress == 100 && u.error[0] == 0);
-    CHECK(store_job_finish(s, job.id, "other", "fr", 9) == STORE_GONE);
+    CHECK(store_job_finish(s, job.id, "w", "other", "fr", 9) == STORE_GONE);
     CHECKF(strstr(store_error(s), "store_job_finish") != NULL, "'%s'", store_error(s));
     CHECK(store_upload_get(s, "up-000001", &u) == 0 && strcmp(u.model, "rt-tiny") == 0);
-    CHECK(store_job_progress(s, job.id, 5) == STORE_GONE);
-    CHECK(store_job_fail(s, job.id, "late") == STORE_GONE);
+    CHECK(store_job_progress(s, job.id, "w", 5) == STORE_GONE);
+    CHECK(store_job_fail(s, job.id, "w", "late") == STORE_GONE);
     CHECK(store_job_cancel(s, job.id) == STORE_GONE);
     CHECK(store_job_active(s, "up-000001", &got) == HARK_ENOENT);
 
     /* A second run that fails: the upload keeps the first run's outcome. */
     CHECK(store_job_enqueue(s, "up-000001", "big", "", "transcribe", &job, NULL) == 0);
     CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id);
-    CHECK(store_job_fail(s, job.id, "decoder exploded") == 0);
+    CHECK(store_job_fail(s, job.id, "w", "decoder exploded") == 0);
     CHECK(store_job_get(s, job.id, &got) == 0);
     CHECK(strcmp(got.state, "failed") == 0 && strcmp(got.error, "decoder exploded") == 0);
     CHECK(got.finished[0]);
-    CHECK(store_job_fail(s, job.id, "again") == STORE_GONE);
+    CHECK(store_job_fail(s, job.id, "w", "again") == STORE_GONE);
     CHECK(store_upload_get(s, "up-000001", &u) == 0);
     CHECK(strcmp(u.status, "failed") == 0 && strcmp(u.error, "decoder exploded") == 0);
     CHECK(u.model_ran == 1 && strcmp(u.model, "rt-tiny") == 0);
@@ -829,8 +829,8 @@ static void test_job_state_rules(void)
     CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", &job, NULL) == 0);
     CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id);
     CHECK(store_job_cancel(s, job.id) == 0);
-    CHECK(store_job_progress(s, job.id, 60) == STORE_GONE);
-    CHECK(store_job_finish(s, job.id, "m", "en", 1) == STORE_GONE);
+    CHECK(store_job_progress(s, job.id, "w", 60) == STORE_GONE);
+    CHECK(store_job_finish(s, job.id, "w", "m", "en", 1) == STORE_GONE);
     CHECK(store_upload_get(s, "up-000003", &u) == 0);
     CHECK(u.model_ran == 0 && u.model_date[0] == 0 && strcmp(u.status, "canceled") == 0);
     CHECK(store_job_get(s, job.id, &got) == 0 && strcmp(got.state, "canceled") == 0);
@@ -838,8 +838,8 @@ static void test_job_state_rules(void)
     /* Unknown jobs. */
     CHECK(store_job_cancel(s, 9999) == HARK_ENOENT);
     CHECK(store_job_get(s, 9999, &got) == HARK_ENOENT);
-    CHECK(store_job_progress(s, 9999, 1) == STORE_GONE);
-    CHECK(store_job_finish(s, 9999, "m", "en", 1) == STORE_GONE);
+    CHECK(store_job_progress(s, 9999, "w", 1) == STORE_GONE);
+    CHECK(store_job_finish(s, 9999, "w", "m", "en", 1) == STORE_GONE);
 
     /* A canceled upload can be queued again. */
     CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", &job, NULL) == 0);
@@ -871,7 +871,7 @@ static void test_delete_cascade(void)
     struct store_job j1, j2, j3, got;
     CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &j1, NULL) == 0);
     CHECK(store_job_claim(s, "w", &got) == 0);
-    CHECK(store_job_finish(s, j1.id, "m", "en", 1) == 0);
+    CHECK(store_job_finish(s, j1.id, "w", "m", "en", 1) == 0);
     CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &j2, NULL) == 0);
     CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", &j3, NULL) == 0);
     CHECK(store_upload_delete(s, "up-000001") == 0);
@@ -888,9 +888,9 @@ static void test_delete_cascade(void)
     /* Deleting under a running job: the worker finds it gone. */
     CHECK(store_job_claim(s, "w", &got) == 0 && got.id == j3.id);
     CHECK(store_upload_delete(s, "up-000002") == 0);
-    CHECK(store_job_progress(s, j3.id, 10) == STORE_GONE);
-    CHECK(store_job_finish(s, j3.id, "m", "en", 1) == STORE_GONE);
-    CHECK(store_job_fail(s, j3.id, "x") == STORE_GONE);
+    CHECK(store_job_progress(s, j3.id, "w", 10) == STORE_GONE);
+    CHECK(store_job_finish(s, j3.id, "w", "m", "en", 1) == STORE_GONE);
+    CHECK(store_job_fail(s, j3.id, "w", "x") == STORE_GONE);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs") == 0);
     struct store_stats st;
     CHECK(store_stats(s, &st) == 0 && st.uploads == 0 && st.done == 0);
@@ -917,7 +917,7 @@ static void test_requeue_after_crash(void)
     CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &a, NULL) == 0);
     CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", &b, NULL) == 0);
     CHECK(store_job_claim(s, "w1", &got) == 0 && got.id == a.id);
-    CHECK(store_job_progress(s, a.id, 70) == 0);
+    CHECK(store_job_progress(s, a.id, "w1", 70) == 0);
     /* The process "dies": the store closes without finishing the job. */
     store_close(s);
 
@@ -936,8 +936,271 @@ static void test_requeue_after_crash(void)
     /* It keeps its place ahead of the job queued after it. */
     CHECK(store_job_claim(s, "w2", &got) == 0 && got.id == a.id && got.attempts == 2);
     CHECK(strcmp(got.worker, "w2") == 0);
-    CHECK(store_job_finish(s, a.id, "m", "en", 2) == 0);
+    CHECK(store_job_finish(s, a.id, "w2", "m", "en", 2) == 0);
     CHECK(store_requeue_running(s, &n) == 0 && n == 0);
+    store_close(s);
+}
+
+/* ---- Leases: heartbeat, expiry, release, and only the holder may end a job. */
+
+static void test_lease(void)
+{
+    const char *path = fresh_path("lease");
+    struct store *s = open_store(path);
+    if (!s) return;
+    store_set_lease(s, 60000);
+    for (int i = 1; i <= 3; i++) insert(s, i, NULL);
+    struct store_job a, b, c, got;
+    struct store_upload u;
+    char now[32], sql[256];
+    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &a, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", &b, NULL) == 0);
+    CHECK(a.lease_until[0] == 0);
+
+    /* A claim holds the job for the lease, from the database's clock. */
+    store_now(now);
+    CHECK(store_job_claim(s, "w1", &got) == 0 && got.id == a.id && got.attempts == 1);
+    CHECKF(strlen(got.lease_until) == 24 && strcmp(got.lease_until, now) > 0, "lease '%s', now '%s'",
+           got.lease_until, now);
+    /* Only the holder renews, records, ends or releases it. */
+    CHECK(store_job_heartbeat(s, a.id, "w1") == 0);
+    CHECK(store_job_heartbeat(s, a.id, "w2") == STORE_GONE);
+    CHECK(store_job_heartbeat(s, a.id, NULL) == STORE_GONE);
+    CHECK(store_job_progress(s, a.id, "w2", 10) == STORE_GONE);
+    CHECK(store_job_finish(s, a.id, "w2", "m", "en", 1) == STORE_GONE);
+    CHECK(store_job_fail(s, a.id, "w2", "no") == STORE_GONE);
+    CHECK(store_job_release(s, a.id, "w2") == STORE_GONE);
+    CHECK(store_job_progress(s, a.id, "w1", 30) == 0);
+    CHECK(store_job_heartbeat(s, 9999, "w1") == STORE_GONE);
+    CHECK(store_job_heartbeat(s, b.id, "w1") == STORE_GONE); /* queued, not running */
+    int n = -1;
+    CHECK(store_requeue_expired(s, &n) == 0 && n == 0);
+    CHECK(store_job_get(s, a.id, &got) == 0 && strcmp(got.state, "running") == 0);
+
+    /* Its lease passes: the job goes back to the queue at its place. */
+    snprintf(sql, sizeof sql, "UPDATE jobs SET lease_until = '2000-01-01T00:00:00.000Z' WHERE id = %lld",
+             (long long)a.id);
+    CHECK(sql_exec(path, sql) == 0);
+    CHECK(store_requeue_expired(s, &n) == 0 && n == 1);
+    CHECK(store_job_get(s, a.id, &got) == 0 && strcmp(got.state, "queued") == 0);
+    CHECK(got.progress == 0 && got.lease_until[0] == 0 && got.attempts == 1);
+    CHECK(store_upload_get(s, "up-000001", &u) == 0 && u.queue_position == 1);
+    CHECK(store_requeue_expired(s, NULL) == 0);
+    /* The first worker can no longer touch it... */
+    CHECK(store_job_heartbeat(s, a.id, "w1") == STORE_GONE);
+    CHECK(store_job_progress(s, a.id, "w1", 40) == STORE_GONE);
+    CHECK(store_job_finish(s, a.id, "w1", "m", "en", 1) == STORE_GONE);
+    /* ...nor once another has claimed it: it is completed once. */
+    CHECK(store_job_claim(s, "w2", &got) == 0 && got.id == a.id && got.attempts == 2);
+    CHECK(store_job_finish(s, a.id, "w1", "m1", "en", 1) == STORE_GONE);
+    CHECK(store_job_fail(s, a.id, "w1", "late") == STORE_GONE);
+    CHECK(store_job_finish(s, a.id, "w2", "m2", "en", 2) == 0);
+    CHECK(store_job_finish(s, a.id, "w2", "m2", "en", 2) == STORE_GONE);
+    CHECK(store_job_get(s, a.id, &got) == 0 && strcmp(got.state, "done") == 0);
+    CHECK(got.lease_until[0] == 0 && strcmp(got.worker, "w2") == 0);
+    CHECK(store_upload_get(s, "up-000001", &u) == 0 && strcmp(u.model, "m2") == 0);
+
+    /* A release: back to queued at once, the attempt counted. */
+    CHECK(store_job_claim(s, "w3", &got) == 0 && got.id == b.id);
+    CHECK(store_job_release(s, b.id, "w4") == STORE_GONE);
+    CHECK(store_job_release(s, b.id, "w3") == 0);
+    CHECK(store_job_release(s, b.id, "w3") == STORE_GONE);
+    CHECK(store_job_get(s, b.id, &got) == 0 && strcmp(got.state, "queued") == 0);
+    CHECK(got.attempts == 1 && got.lease_until[0] == 0 && got.progress == 0);
+    CHECK(store_job_progress(s, b.id, "w3", 5) == STORE_GONE);
+
+    /* A real lease: 300 ms, renewed, then left to pass. */
+    store_set_lease(s, 300);
+    CHECK(store_job_claim(s, "w5", &got) == 0 && got.id == b.id && got.attempts == 2);
+    usleep(200 * 1000);
+    CHECK(store_job_heartbeat(s, b.id, "w5") == 0);
+    usleep(200 * 1000);
+    CHECK(store_requeue_expired(s, &n) == 0 && n == 0);
+    usleep(300 * 1000);
+    /* Passed, but not yet taken back: the holder may still renew it. */
+    CHECK(store_job_heartbeat(s, b.id, "w5") == 0);
+    CHECK(store_requeue_expired(s, &n) == 0 && n == 0);
+    usleep(400 * 1000);
+    CHECK(store_requeue_expired(s, &n) == 0 && n == 1);
+    CHECK(store_job_heartbeat(s, b.id, "w5") == STORE_GONE);
+
+    /* Cancel and requeue_running end leases too. */
+    store_set_lease(s, 60000);
+    CHECK(store_job_claim(s, "w6", &got) == 0 && got.id == b.id && got.lease_until[0]);
+    CHECK(store_requeue_running(s, &n) == 0 && n == 1);
+    CHECK(store_job_get(s, b.id, &got) == 0 && got.lease_until[0] == 0);
+    CHECK(store_job_heartbeat(s, b.id, "w6") == STORE_GONE);
+    CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", &c, NULL) == 0);
+    CHECK(store_job_claim(s, "w7", &got) == 0 && got.id == b.id);
+    CHECK(store_job_claim(s, "w8", &got) == 0 && got.id == c.id);
+    CHECK(store_job_cancel(s, c.id) == 0);
+    CHECK(store_job_get(s, c.id, &got) == 0 && got.lease_until[0] == 0);
+    CHECK(store_job_heartbeat(s, c.id, "w8") == STORE_GONE);
+    CHECK(store_job_release(s, c.id, "w8") == STORE_GONE);
+
+    CHECK(store_is_shared(s) == (backend == ON_PG));
+    store_close(s);
+}
+
+/* ---- Four threads claim 60 jobs with a 40 ms lease and hold each for 0 to
+ * 80 ms without renewing it, while a fifth puts expired jobs back: many
+ * jobs are taken back and run twice, yet each is finished exactly once. */
+
+enum { N_LEASE_JOBS = 60, N_LEASE_THREADS = 4 };
+
+struct leaser {
+    struct store *s;
+    int id;
+    int finished, refused, errors;
+    int64_t done_ids[N_LEASE_JOBS];
+};
+
+static atomic_int lease_stop;
+
+static void *lease_loop(void *arg)
+{
+    struct leaser *l = arg;
+    char name[48];
+    snprintf(name, sizeof name, "lw%ld-%d", (long)getpid(), l->id);
+    unsigned seed = (unsigned)l->id * 7919u + 1;
+    int idle = 0;
+    while (!lease_stop && idle < 400) {
+        struct store_job j;
+        int rc = store_job_claim(l->s, name, &j);
+        if (rc == STORE_EMPTY) {
+            idle++;
+            usleep(5000);
+            continue;
+        }
+        if (rc != 0) {
+            l->errors++;
+            break;
+        }
+        idle = 0;
+        usleep((rand_r(&seed) % 80) * 1000);
+        rc = store_job_finish(l->s, j.id, name, "m", "en", 1);
+        if (rc == 0 && l->finished < N_LEASE_JOBS) l->done_ids[l->finished++] = j.id;
+        else if (rc == STORE_GONE) l->refused++;
+        else l->errors++;
+    }
+    return NULL;
+}
+
+static void test_lease_exactly_once(void)
+{
+    const char *path = fresh_path("lease_once");
+    struct store *s = open_store(path);
+    if (!s) return;
+    store_set_lease(s, 40);
+    for (int i = 0; i < N_LEASE_JOBS; i++) {
+        insert(s, i, NULL);
+        char id[40];
+        snprintf(id, sizeof id, "up-%06d", i);
+        CHECK(store_job_enqueue(s, id, "", "", "transcribe", NULL, NULL) == 0);
+    }
+    static struct leaser ls[N_LEASE_THREADS];
+    pthread_t th[N_LEASE_THREADS];
+    lease_stop = 0;
+    for (int i = 0; i < N_LEASE_THREADS; i++) {
+        memset(&ls[i], 0, sizeof ls[i]);
+        ls[i].s = s;
+        ls[i].id = i;
+        CHECK(pthread_create(&th[i], NULL, lease_loop, &ls[i]) == 0);
+    }
+    int requeued = 0;
+    for (int round = 0; round < 2000; round++) {
+        int n = 0;
+        CHECK(store_requeue_expired(s, &n) == 0);
+        requeued += n;
+        struct store_stats st;
+        CHECK(store_stats(s, &st) == 0);
+        if (st.done == N_LEASE_JOBS) break;
+        usleep(10 * 1000);
+    }
+    lease_stop = 1;
+    for (int i = 0; i < N_LEASE_THREADS; i++) pthread_join(th[i], NULL);
+    int finished = 0, refused = 0, errors = 0;
+    static int seen[N_LEASE_JOBS + 1];
+    memset(seen, 0, sizeof seen);
+    int bad = 0;
+    for (int i = 0; i < N_LEASE_THREADS; i++) {
+        finished += ls[i].finished;
+        refused += ls[i].refused;
+        errors += ls[i].errors;
+        for (int k = 0; k < ls[i].finished; k++) {
+            int64_t id = ls[i].done_ids[k];
+            if (id < 1 || id > N_LEASE_JOBS) bad++;
+            else seen[id]++;
+        }
+    }
+    int twice = 0;
+    for (int k = 1; k <= N_LEASE_JOBS; k++) twice += seen[k] > 1;
+    CHECKF(errors == 0 && bad == 0, "%d errors, %d bad ids", errors, bad);
+    CHECKF(finished == N_LEASE_JOBS && twice == 0, "%d finishes accepted, %d jobs twice", finished, twice);
+    CHECKF(sql_int(path, "SELECT COUNT(*) FROM jobs WHERE state = 'done'") == N_LEASE_JOBS,
+           "done rows");
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads WHERE model_ran = 1") == N_LEASE_JOBS);
+    CHECKF(requeued > 0 && refused > 0, "%d taken back, %d finishes refused", requeued, refused);
+    printf("  %d jobs: %d leases passed and were taken back, %d late finishes refused\n",
+           N_LEASE_JOBS, requeued, refused);
+    store_close(s);
+}
+
+/* The announcements: SQLite has none; PostgreSQL wakes a waiter for an
+ * enqueue, a release and an expiry by any process, and a waiter whose
+ * connection was cut reconnects. */
+static void test_wait_for_jobs(void)
+{
+    const char *path = fresh_path("wait_jobs");
+    struct store *s = open_store(path);
+    if (!s) return;
+    if (backend == ON_SQLITE) {
+        CHECK(store_wait_for_jobs(s, 10) == HARK_ENOTSUP);
+        store_close(s);
+        return;
+    }
+    struct store *other = open_store(path);
+    if (!other) {
+        store_close(s);
+        return;
+    }
+    for (int i = 1; i <= 3; i++) insert(other, i, NULL);
+    /* The first wait subscribes; then nothing is announced. */
+    int rc = store_wait_for_jobs(s, 0);
+    CHECKF(rc == 0 || rc == 1, "rc %d %s", rc, store_error(s));
+    double t0 = now_us();
+    CHECK(store_wait_for_jobs(s, 100) == 0);
+    double waited_ms = (now_us() - t0) / 1000;
+    CHECKF(waited_ms >= 90 && waited_ms < 1000, "timeout after %.0f ms", waited_ms);
+
+    struct store_job j;
+    CHECK(store_job_enqueue(other, "up-000001", "", "", "transcribe", &j, NULL) == 0);
+    t0 = now_us();
+    CHECK(store_wait_for_jobs(s, 5000) == 1);
+    double woke_ms = (now_us() - t0) / 1000;
+    CHECKF(woke_ms < 1000, "woken after %.0f ms", woke_ms);
+    CHECK(store_wait_for_jobs(s, 50) == 0);
+
+    CHECK(store_job_claim(other, "w", &j) == 0);
+    CHECK(store_job_release(other, j.id, "w") == 0);
+    CHECK(store_wait_for_jobs(s, 5000) == 1);
+    store_set_lease(other, 1);
+    CHECK(store_job_claim(other, "w", &j) == 0);
+    usleep(20 * 1000);
+    int n = 0;
+    CHECK(store_requeue_expired(other, &n) == 0 && n == 1);
+    CHECK(store_wait_for_jobs(s, 5000) == 1);
+
+    /* The listening connection is cut: the waiter reconnects, says so,
+     * and hears the next announcement. */
+    CHECK(sql_int(path, "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                        "datname = current_database() AND query LIKE 'LISTEN%'") == 1);
+    int ones = 0;
+    for (int k = 0; k < 5; k++) ones += store_wait_for_jobs(s, 200) == 1;
+    CHECKF(ones >= 1, "%d", ones);
+    CHECK(store_job_enqueue(other, "up-000002", "", "", "transcribe", NULL, NULL) == 0);
+    CHECK(store_wait_for_jobs(s, 5000) == 1);
+    store_close(other);
     store_close(s);
 }
 
@@ -1121,8 +1384,8 @@ static void test_crash_store_api(void)
             if (store_job_enqueue(cs, u.id, "m", "", "transcribe", NULL, NULL) != 0) _exit(5);
             if (i % 3 == 0) continue;
             if (store_job_claim(cs, "child", &j) != 0) _exit(6);
-            if (store_job_progress(cs, j.id, 50) != 0) _exit(7);
-            if (store_job_finish(cs, j.id, "m", "en", 1) != 0) _exit(8);
+            if (store_job_progress(cs, j.id, "child", 50) != 0) _exit(7);
+            if (store_job_finish(cs, j.id, "child", "m", "en", 1) != 0) _exit(8);
         }
     }
     /* Let it get going (a loaded or sanitised build starts slowly), then
@@ -1191,7 +1454,7 @@ static void *progress_loop(void *arg)
 {
     struct writer *w = arg;
     while (!writer_stop) {
-        if (store_job_progress(w->s, w->job_id, (w->n % 100) + 0.5) != 0) w->errors++;
+        if (store_job_progress(w->s, w->job_id, "w", (w->n % 100) + 0.5) != 0) w->errors++;
         w->n++;
         usleep(500);
     }
@@ -1227,7 +1490,7 @@ static void test_big_list(void)
         }
         struct store_job j;
         while (pass == 1 && store_job_claim(s, "w", &j) == 0)
-            if (store_job_finish(s, j.id, "m", "en", 1) != 0) bad++;
+            if (store_job_finish(s, j.id, "w", "m", "en", 1) != 0) bad++;
     }
     double t2 = now_us();
     CHECKF(bad == 0, "%d failures: %s", bad, store_error(s));
@@ -1312,12 +1575,12 @@ static void test_big_list(void)
         struct store_upload u;
         char id[40];
         snprintf(id, sizeof id, "up-%06d", (r * 241) % N);
-        CHECK(store_job_progress(s, j.id, r) == 0);
+        CHECK(store_job_progress(s, j.id, "w", r) == 0);
         double a = now_us();
         CHECK(store_upload_list(s, 100, 0, &rows, &n, &total) == 0 && n == 100);
         times[r] = now_us() - a;
         free(rows);
-        CHECK(store_job_progress(s, j.id, r + 0.5) == 0);
+        CHECK(store_job_progress(s, j.id, "w", r + 0.5) == 0);
         a = now_us();
         CHECK(store_upload_get(s, id, &u) == 0);
         times2[r] = now_us() - a;
@@ -1573,6 +1836,9 @@ static const struct {
     {"store_job_state_rules", test_job_state_rules, BOTH},
     {"store_delete_cascade", test_delete_cascade, BOTH},
     {"store_requeue_after_crash", test_requeue_after_crash, BOTH},
+    {"store_lease", test_lease, BOTH},
+    {"store_lease_exactly_once", test_lease_exactly_once, BOTH},
+    {"store_wait_for_jobs", test_wait_for_jobs, BOTH},
     {"store_reopen_keeps_data", test_reopen_keeps_data, BOTH},
     {"store_newer_schema", test_newer_schema, BOTH},
     {"store_not_a_database", test_not_a_database, SQLITE_ONLY},
