@@ -38,6 +38,10 @@ void cli_transcribe_help(FILE *out);
 int cli_serve(int argc, char **argv);
 void cli_serve_help(FILE *out);
 
+/* `hark worker ...` (worker.c). */
+int cli_worker(int argc, char **argv);
+void cli_worker_help(FILE *out);
+
 /* `hark models ...` (models.c). */
 int cli_models(int argc, char **argv);
 void cli_models_help(FILE *out);

@@ -71,6 +71,7 @@ static void main_help(FILE *out)
           "\n"
           "commands:\n"
           "  serve        serve the HTTP API: uploads, a job queue, results, media\n"
+          "  worker       run jobs from a database shared with other machines, without HTTP\n"
           "  transcribe   transcribe (or translate) audio or video files\n"
           "  models       model files: info (describe one), list (the models folder),\n"
           "               download NAME (from Hugging Face)\n"
@@ -94,6 +95,10 @@ static int help_command(int argc, char **argv)
     }
     if (!strcmp(argv[1], "serve")) {
         cli_serve_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "worker")) {
+        cli_worker_help(stdout);
         return CLI_EXIT_OK;
     }
     if (!strcmp(argv[1], "transcribe")) {
@@ -130,6 +135,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "help")) return help_command(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "worker")) return cli_worker(argc - 1, argv + 1);
     if (!strcmp(cmd, "transcribe")) return cli_transcribe(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) return cli_models(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);

@@ -40,6 +40,7 @@ struct serve_settings {
     int64_t max_upload;
     const char *api_key;
     const char *db;
+    int lease_s;
 };
 
 void cli_serve_help(FILE *out)
@@ -65,6 +66,9 @@ void cli_serve_help(FILE *out)
           "                         /health (HARK_API_KEY; default none)\n"
           "  --db LOCATION          the database: an SQLite file, or a postgres:// URI\n"
           "                         (HARK_DB; default <data>/hark.db)\n"
+          "  --lease-seconds N      how long a running job stays this process's without a\n"
+          "                         heartbeat (HARK_LEASE_SECONDS; default 30); with a shared\n"
+          "                         database, a process that dies loses its jobs after it\n"
           "  -h, --help             this help\n"
           "\n"
           "When it is ready it prints \"hark: listening on http://ADDR:PORT\" on stdout.\n"
@@ -98,6 +102,11 @@ static int settings_from_env(struct serve_settings *s)
     s->max_upload = DEFAULT_MAX_UPLOAD;
     s->api_key = getenv("HARK_API_KEY");
     s->db = getenv("HARK_DB");
+    s->lease_s = 30;
+    if ((v = getenv("HARK_LEASE_SECONDS")) && *v && cli_parse_int(v, 1, 3600, &s->lease_s) < 0) {
+        cli_error("HARK_LEASE_SECONDS must be a whole number from 1 to 3600, not \"%s\"", v);
+        return -1;
+    }
     if ((v = getenv("HARK_PORT")) && *v && cli_parse_int(v, 0, 65535, &s->port) < 0) {
         cli_error("HARK_PORT must be a port number, not \"%s\"", v);
         return -1;
@@ -128,6 +137,7 @@ static const struct option long_options[] = {
     {"max-upload-bytes", required_argument, 0, 'u'},
     {"api-key", required_argument, 0, 'k'},
     {"db", required_argument, 0, 'D'},
+    {"lease-seconds", required_argument, 0, 'l'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -170,6 +180,12 @@ static int parse_args(int argc, char **argv, struct serve_settings *s)
             break;
         case 'k': s->api_key = optarg; break;
         case 'D': s->db = optarg; break;
+        case 'l':
+            if (cli_parse_int(optarg, 1, 3600, &s->lease_s) < 0) {
+                cli_error("--lease-seconds must be a whole number from 1 to 3600, not \"%s\"", optarg);
+                return -1;
+            }
+            break;
         case 'h': cli_serve_help(stdout); return 1;
         case ':': cli_error("%s needs a value", cli_bad_option(argc, argv)); return -1;
         default: cli_error("unknown option %s (see hark serve --help)", cli_bad_option(argc, argv)); return -1;
@@ -317,6 +333,7 @@ int cli_serve(int argc, char **argv)
     qc.workers = s.workers;
     qc.threads = s.threads;
     qc.worker_name = worker;
+    qc.lease_ms = s.lease_s * 1000;
     if (queue_start(store, &qc, &queue, err, sizeof err) < 0) {
         cli_error("%s", err);
         goto out;

@@ -1,0 +1,243 @@
+/*
+ * worker.c: `hark worker`, the job queue without HTTP. It runs the jobs of
+ * a database shared with `hark serve` processes (and other workers) on
+ * other machines: PostgreSQL is the queue and the source of truth, and the
+ * data folder (media and results) is a shared file system mounted at the
+ * same path everywhere. Progress and cancellation go through the database,
+ * so the API shows a job running here live, and a cancel there stops it.
+ *
+ * It runs until SIGINT or SIGTERM; then it stops taking jobs, releases the
+ * ones it was running (back to the queue for another worker at once) and
+ * exits 0. A worker that dies without that (SIGKILL, a lost machine) loses
+ * its jobs when their lease passes (--lease-seconds).
+ *
+ * Every option has an environment variable, as for `hark serve`; the
+ * command line wins over the environment, the environment over the
+ * defaults.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "hark.h"
+#include "queue.h"
+#include "store.h"
+
+#define DEFAULT_LEASE_S 30
+#define MAX_LEASE_S 3600
+
+struct worker_settings {
+    const char *db;
+    const char *data;
+    const char *models;
+    const char *model;
+    int workers;
+    int threads;
+    int lease_s;
+};
+
+void cli_worker_help(FILE *out)
+{
+    fputs("usage: hark worker --db postgres://... [options]\n"
+          "\n"
+          "Runs transcription jobs from a database shared with `hark serve` and other\n"
+          "workers, on this machine or others, without serving HTTP. The data folder\n"
+          "must be the one the API processes use (a shared file system mounted at the\n"
+          "same path).\n"
+          "\n"
+          "options (each also read from the environment variable shown):\n"
+          "  --db LOCATION          the shared database, a postgres:// URI (HARK_DB; required)\n"
+          "  --data DIR             media and results (HARK_DATA; default ./data)\n"
+          "  --models DIR           folder of ggml model files (HARK_MODELS; default ./models)\n"
+          "  --model NAME           model for jobs that name none (HARK_MODEL; default the\n"
+          "                         first model in the folder)\n"
+          "  --workers N            jobs run at once, 1 to 64 (HARK_WORKERS; default 1)\n"
+          "  --threads N            threads per job (HARK_THREADS; default the cores, at most 8)\n"
+          "  --lease-seconds N      how long a job stays this worker's without a heartbeat;\n"
+          "                         a worker that dies loses its jobs after it\n"
+          "                         (HARK_LEASE_SECONDS; default 30)\n"
+          "  -h, --help             this help\n"
+          "\n"
+          "When it is ready it prints \"hark: worker ready\" on stdout. SIGINT or SIGTERM\n"
+          "stops it: the jobs it runs go back to the queue, and it exits 0.\n",
+          out);
+}
+
+static int env_int(const char *name, int lo, int hi, int *out)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) return 0;
+    if (cli_parse_int(v, lo, hi, out) == 0) return 0;
+    cli_error("%s must be a whole number from %d to %d, not \"%s\"", name, lo, hi, v);
+    return -1;
+}
+
+static const char *env_str(const char *name, const char *fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+static const struct option long_options[] = {
+    {"db", required_argument, 0, 'D'},
+    {"data", required_argument, 0, 'd'},
+    {"models", required_argument, 0, 'M'},
+    {"model", required_argument, 0, 'm'},
+    {"workers", required_argument, 0, 'w'},
+    {"threads", required_argument, 0, 't'},
+    {"lease-seconds", required_argument, 0, 'l'},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+};
+
+/* Returns 0, 1 for --help (printed), or -1 after an error line. */
+static int parse_args(int argc, char **argv, struct worker_settings *s)
+{
+    int c;
+    s->db = env_str("HARK_DB", NULL);
+    s->data = env_str("HARK_DATA", "./data");
+    s->models = env_str("HARK_MODELS", "./models");
+    s->model = env_str("HARK_MODEL", NULL);
+    s->workers = 1;
+    s->threads = cli_default_threads();
+    s->lease_s = DEFAULT_LEASE_S;
+    if (env_int("HARK_WORKERS", 1, 64, &s->workers) < 0 ||
+        env_int("HARK_THREADS", 1, 256, &s->threads) < 0 ||
+        env_int("HARK_LEASE_SECONDS", 1, MAX_LEASE_S, &s->lease_s) < 0)
+        return -1;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'D': s->db = optarg; break;
+        case 'd': s->data = optarg; break;
+        case 'M': s->models = optarg; break;
+        case 'm': s->model = optarg; break;
+        case 'w':
+            if (cli_parse_int(optarg, 1, 64, &s->workers) < 0) {
+                cli_error("--workers must be a whole number from 1 to 64, not \"%s\"", optarg);
+                return -1;
+            }
+            break;
+        case 't':
+            if (cli_parse_int(optarg, 1, 256, &s->threads) < 0) {
+                cli_error("--threads must be a whole number from 1 to 256, not \"%s\"", optarg);
+                return -1;
+            }
+            break;
+        case 'l':
+            if (cli_parse_int(optarg, 1, MAX_LEASE_S, &s->lease_s) < 0) {
+                cli_error("--lease-seconds must be a whole number from 1 to %d, not \"%s\"",
+                          MAX_LEASE_S, optarg);
+                return -1;
+            }
+            break;
+        case 'h': cli_worker_help(stdout); return 1;
+        case ':': cli_error("%s needs a value", cli_bad_option(argc, argv)); return -1;
+        default:
+            cli_error("unknown option %s (see hark worker --help)", cli_bad_option(argc, argv));
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        cli_error("unexpected argument \"%s\" (see hark worker --help)", argv[optind]);
+        return -1;
+    }
+    if (!s->db || !*s->db) {
+        cli_error("the worker needs the shared database: --db postgres://... (or HARK_DB)");
+        return -1;
+    }
+    return 0;
+}
+
+int cli_worker(int argc, char **argv)
+{
+    struct worker_settings s;
+    struct store *store = NULL;
+    struct queue *queue = NULL;
+    struct queue_config qc;
+    struct stat st;
+    char path[PATH_MAX + 64], err[512], default_model[128] = "", name[320], host[256];
+    char **names = NULL;
+    int n_names = 0, rc, sig, status = CLI_EXIT_FAIL;
+    sigset_t stop_signals;
+
+    rc = parse_args(argc, argv, &s);
+    if (rc) return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+
+    if (s.model && *s.model) {
+        if (models_resolve(s.models, s.model, path, sizeof path) < 0) {
+            cli_error("no model \"%s\" in %s (a name is a file name there without \"ggml-\" and "
+                      "\".bin\", or give a path)",
+                      s.model, s.models);
+            return CLI_EXIT_USAGE;
+        }
+        snprintf(default_model, sizeof default_model, "%s", s.model);
+    } else {
+        models_list(s.models, &names, &n_names);
+        if (n_names) snprintf(default_model, sizeof default_model, "%s", names[0]);
+        else fprintf(stderr, "hark: no models in %s: jobs that need one will fail\n", s.models);
+        models_list_free(names, n_names);
+    }
+    /* The data folder is the API's: a worker never makes it, so a shared
+     * folder that is not mounted is an error, not an empty folder. */
+    snprintf(path, sizeof path, "%s/db", s.data);
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        cli_error("no data folder %s (it is made by `hark serve`; on this machine, mount the "
+                  "shared one at the same path)",
+                  path);
+        return CLI_EXIT_FAIL;
+    }
+    if (store_open(s.db, &store, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return CLI_EXIT_FAIL;
+    }
+    if (!store_is_shared(store))
+        fprintf(stderr, "hark: %s is not a shared database: only processes on this machine "
+                        "can share its queue\n",
+                s.db);
+
+    /* Every thread started from here on inherits the blocked stop signals;
+     * this thread takes them with sigwait. */
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = 0;
+    snprintf(name, sizeof name, "%s:%ld", host, (long)getpid());
+    memset(&qc, 0, sizeof qc);
+    qc.data_dir = s.data;
+    qc.models_dir = s.models;
+    qc.default_model = default_model;
+    qc.workers = s.workers;
+    qc.threads = s.threads;
+    qc.worker_name = name;
+    qc.lease_ms = s.lease_s * 1000;
+    if (queue_start(store, &qc, &queue, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        goto out;
+    }
+    printf("hark: worker ready (%s, %d worker%s)\n", name, s.workers, s.workers == 1 ? "" : "s");
+    fflush(stdout);
+
+    do {
+        rc = sigwait(&stop_signals, &sig);
+    } while (rc == EINTR);
+    fprintf(stderr, "hark: stopping (%s): releasing running jobs\n",
+            sig == SIGINT ? "SIGINT" : "SIGTERM");
+    status = CLI_EXIT_OK;
+out:
+    queue_stop(queue);
+    store_close(store);
+    return status;
+}
