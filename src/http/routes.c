@@ -701,6 +701,37 @@ enum MHD_Result route_health(struct http_server *srv, struct MHD_Connection *c, 
                                     (json_int_t)st.running, "default_model", srv->default_model));
 }
 
+/* Writes a label value with Prometheus's escapes (backslash, quote, newline). */
+static void label_value(FILE *f, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"') fputc('\\', f);
+        if (*v == '\n') fputs("\\n", f);
+        else fputc(*v, f);
+    }
+}
+
+/* What every worker of every process sharing the database is running now:
+ * one line per running job, by the worker holding it. */
+static void worker_activity(struct http_server *srv, FILE *f)
+{
+    int64_t *ids = NULL;
+    int n = 0;
+    if (store_jobs_in_state(srv->store, STORE_RUNNING, &ids, &n) < 0) return;
+    fputs("# HELP hark_worker_job_progress Progress (percent) of each running job, by the worker"
+          " that holds it, in any process sharing the database.\n"
+          "# TYPE hark_worker_job_progress gauge\n", f);
+    for (int i = 0; i < n; i++) {
+        struct store_job j;
+        if (store_job_get(srv->store, ids[i], &j) < 0 || strcmp(j.state, STORE_RUNNING) != 0)
+            continue;
+        fputs("hark_worker_job_progress{worker=\"", f);
+        label_value(f, j.worker);
+        fprintf(f, "\",job=\"%lld\"} %.1f\n", (long long)j.id, j.progress);
+    }
+    free(ids);
+}
+
 enum MHD_Result route_metrics(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
 {
     struct store_stats st;
@@ -733,6 +764,14 @@ enum MHD_Result route_metrics(struct http_server *srv, struct MHD_Connection *c,
                    "# HELP hark_uploads Uploads stored.\n"
                    "# TYPE hark_uploads gauge\nhark_uploads %lld\n",
                 (long long)st.queued, (long long)st.running, (long long)st.uploads);
+        fprintf(f, "# HELP hark_jobs Jobs in the database, by state.\n"
+                   "# TYPE hark_jobs gauge\n"
+                   "hark_jobs{state=\"queued\"} %lld\nhark_jobs{state=\"running\"} %lld\n"
+                   "hark_jobs{state=\"done\"} %lld\nhark_jobs{state=\"failed\"} %lld\n"
+                   "hark_jobs{state=\"canceled\"} %lld\n",
+                (long long)st.queued, (long long)st.running, (long long)st.done,
+                (long long)st.failed, (long long)st.canceled);
+        worker_activity(srv, f);
     }
     fprintf(f, "# HELP hark_jobs_done_total Jobs finished by this process.\n"
                "# TYPE hark_jobs_done_total counter\nhark_jobs_done_total %lld\n"
@@ -740,6 +779,12 @@ enum MHD_Result route_metrics(struct http_server *srv, struct MHD_Connection *c,
                "# TYPE hark_jobs_failed_total counter\nhark_jobs_failed_total %lld\n"
                "# HELP hark_jobs_canceled_total Jobs canceled while this process ran them.\n"
                "# TYPE hark_jobs_canceled_total counter\nhark_jobs_canceled_total %lld\n"
+               "# HELP hark_jobs_released_total Jobs this process handed back to the queue when"
+               " it stopped.\n"
+               "# TYPE hark_jobs_released_total counter\nhark_jobs_released_total %lld\n"
+               "# HELP hark_jobs_lost_total Jobs this process lost to lease expiry (taken back"
+               " while it ran them) or could not record.\n"
+               "# TYPE hark_jobs_lost_total counter\nhark_jobs_lost_total %lld\n"
                "# HELP hark_audio_seconds_total Seconds of audio transcribed.\n"
                "# TYPE hark_audio_seconds_total counter\nhark_audio_seconds_total %.3f\n"
                "# HELP hark_model_seconds_total Seconds workers spent transcribing.\n"
@@ -751,7 +796,7 @@ enum MHD_Result route_metrics(struct http_server *srv, struct MHD_Connection *c,
                "# HELP hark_workers_busy Worker threads running a job now.\n"
                "# TYPE hark_workers_busy gauge\nhark_workers_busy %d\n",
             (long long)qs.jobs_done, (long long)qs.jobs_failed, (long long)qs.jobs_canceled,
-            qs.audio_seconds, qs.busy_seconds,
+            (long long)qs.jobs_released, (long long)qs.jobs_lost, qs.audio_seconds, qs.busy_seconds,
             qs.audio_seconds > 0 ? qs.busy_seconds / qs.audio_seconds : 0.0, qs.workers,
             qs.busy_workers);
     fclose(f);

@@ -149,6 +149,21 @@ for ((i = 0; i < 400; i++)); do
 done
 check api_shows_live_progress "$ok"
 
+# ---- /metrics: the queue by state, and what each worker runs anywhere.
+ok=1
+for ((i = 0; i < 200; i++)); do
+    m=$(curl -s "$url/metrics")
+    if grep -q "^hark_worker_job_progress{worker=\"$HOST:[0-9]*/1\",job=\"[0-9]*\"} " <<<"$m" &&
+        grep -q '^hark_jobs{state="queued"} [0-9]' <<<"$m"; then
+        ok=0
+        say "$(grep -c '^hark_worker_job_progress{' <<<"$m") workers busy: $(grep '^hark_worker_job_progress{' <<<"$m" | head -3 | tr '\n' ' ')"
+        break
+    fi
+    sleep 0.05
+done
+[ "$ok" -eq 0 ] || say "/metrics: $(grep -E '^hark_(jobs|worker)' <<<"$m" | tr '\n' ' ')"
+check metrics_worker_activity "$ok"
+
 # ---- SIGKILL worker 1 in the middle of a job.
 ok=0
 killed_job=$(running_job "$w1_pid" 60) || ok=1
@@ -229,6 +244,8 @@ for id in "${ids[@]}"; do
         ok=1
     fi
 done
+m=$(curl -s "$url/metrics")
+grep -q "^hark_jobs{state=\"done\"} $N_JOBS\$" <<<"$m" || { say "/metrics: $(grep '^hark_jobs{' <<<"$m" | tr '\n' ' ')"; ok=1; }
 say "attempts: $(sql "SELECT attempts || 'x' || COUNT(*) FROM jobs GROUP BY attempts ORDER BY attempts" | tr '\n' ' ')"
 check exactly_once "$ok"
 
