@@ -166,7 +166,7 @@ check metrics_worker_activity "$ok"
 
 # ---- SIGKILL worker 1 in the middle of a job.
 ok=0
-killed_job=$(running_job "$w1_pid" 60) || ok=1
+killed_job=$(running_job "$w1_pid" $((60 * SLOW))) || ok=1
 kill_ms=$(now_ms)
 kill -KILL "$w1_pid" 2>/dev/null
 wait "$w1_pid" 2>/dev/null
@@ -176,7 +176,7 @@ check sigkill_mid_job "$ok"
 
 # ---- SIGTERM worker 2 in the middle of a job: it releases it, exits 0.
 ok=0
-term_job=$(running_job "$w2_pid" 60) || ok=1
+term_job=$(running_job "$w2_pid" $((60 * SLOW))) || ok=1
 kill -TERM "$w2_pid" 2>/dev/null
 for ((i = 0; i < 600; i++)); do
     kill -0 "$w2_pid" 2>/dev/null || break
@@ -221,11 +221,11 @@ check database_restart "$ok"
 
 # ---- Every job ends done.
 ok=1
-for ((i = 0; i < 3000; i++)); do
+for ((i = 0; i < 3000 * SLOW; i++)); do
     [ "$(n_done)" = "$N_JOBS" ] && { ok=0; break; }
     sleep 0.1
 done
-[ "$ok" -eq 0 ] || say "after 300 s: $(sql "SELECT state, COUNT(*) FROM jobs GROUP BY state" | tr '\n' ' ')"
+[ "$ok" -eq 0 ] || say "after $((300 * SLOW)) s: $(sql "SELECT state, COUNT(*) FROM jobs GROUP BY state" | tr '\n' ' ')"
 check all_jobs_done "$ok"
 [ "$(n_done)" -gt "${before:-0}" ] || say "no job was done after the restart"
 
