@@ -9,6 +9,12 @@
 # /health; server_stop ends it with SIGTERM and checks that it exited
 # cleanly without a sanitizer report.
 #
+# With HARK_API_PG set to a PostgreSQL server's URI without a database
+# (postgres://USER@HOST:PORT; tests/api/test_api_pg.sh sets it), every data
+# folder gets a database of its own on that server, created on first use,
+# and servers run with --db naming it and a short lease (API_LEASE_S), so
+# a job cut off by a killed server is taken back within seconds.
+#
 # Paths: $HARK_BIN (default build/hark), models in
 # ${HARK_TEST_MODELS:-${HARK_SHARED:-../shared}/models}, media in
 # ${HARK_TEST_MEDIA:-.../media}, audio in ${HARK_TEST_AUDIO:-.../audio}.
@@ -68,15 +74,20 @@ untrack() {
 # ${NAME}_log (stdout) and ${NAME}_err (stderr). Returns non-zero, with the
 # reason on stdout, if it does not come up.
 SERVER_ENV=()
+API_LEASE_S=${API_LEASE_S:-2}
 server_start() {
-    local name=$1 data=$2 log err pid url i line
+    local name=$1 data=$2 log err pid url i line db_args=()
     shift 2
     mkdir -p "$data"
+    if [ -n "${HARK_API_PG:-}" ]; then
+        api_pg_db "$data" || return 1
+        db_args=(--db "$HARK_API_PG/$api_db" --lease-seconds "$API_LEASE_S")
+    fi
     log=$API_TMP/$name.out
     err=$API_TMP/$name.err
     : >"$log"
     env "${SERVER_ENV[@]}" "$HARK" serve --host 127.0.0.1 --port 0 --data "$data" --models "$MODELS" \
-        --model "$MODEL" --workers 1 --threads 2 "$@" >"$log" 2>"$err" &
+        --model "$MODEL" --workers 1 --threads 2 "${db_args[@]}" "$@" >"$log" 2>"$err" &
     pid=$!
     track "$pid"
     printf -v "${name}_pid" %s "$pid"
@@ -106,6 +117,21 @@ server_start() {
     done
     echo "  server $name: /health did not answer 200 in $((10 * SLOW)) s"
     return 1
+}
+
+# api_pg_db DATA_DIR: sets api_db to the database of a data folder on
+# $HARK_API_PG (hark_ and the first 16 hex digits of the folder's SHA-256),
+# creating it when it is not there yet. Needs psql: $PG_BINDIR/psql, or
+# psql on the PATH.
+api_pg_db() {
+    local psql=${PG_BINDIR:+$PG_BINDIR/}psql out
+    api_db=hark_$(printf %s "$1" | sha256sum | cut -c1-16)
+    out=$("$psql" -X -qAt -d "$HARK_API_PG/postgres" \
+        -c "SELECT 1 FROM pg_database WHERE datname = '$api_db'" 2>&1) ||
+        { echo "  psql on $HARK_API_PG failed: $out"; return 1; }
+    [ "$out" = 1 ] && return 0
+    out=$("$psql" -X -q -d "$HARK_API_PG/postgres" -c "CREATE DATABASE $api_db" 2>&1) ||
+        { echo "  could not create the database $api_db: $out"; return 1; }
 }
 
 # sanitizer_clean ERRFILE: no AddressSanitizer/UBSan report in the file.

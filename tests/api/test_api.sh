@@ -17,9 +17,12 @@
 # shared data as in lib.sh. Prints "PASS name" / "FAIL name" per check (the
 # reasons indented below) and ends with "N passed, N failed"; exits non-zero
 # if anything failed. Uses curl, jq and, for the openai client, node and npm.
+# With HARK_API_PG set (tests/api/test_api_pg.sh), every server runs on a
+# PostgreSQL database of its own and the names begin with "pg_".
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
+LABEL=${HARK_API_PG:+pg_}
 
 passed=0
 failed=0
@@ -27,10 +30,10 @@ failed=0
 t() {
     local t0=$SECONDS
     if "$2"; then
-        echo "PASS $1"
+        echo "PASS $LABEL$1"
         passed=$((passed + 1))
     else
-        echo "FAIL $1"
+        echo "FAIL $LABEL$1"
         failed=$((failed + 1))
     fi
     [ $((SECONDS - t0)) -lt 3 ] || say "($1 took $((SECONDS - t0)) s)"
@@ -1001,6 +1004,9 @@ if ! server_start A "$A_DATA"; then
 fi
 A_URL=$A_url
 url=$A_URL
+# On PostgreSQL no database file lies in the data folder; the traversal
+# tests look for this one instead.
+[ -e "$A_DATA/hark.db" ] || printf 'hark test secret %s\n' "$RANDOM$RANDOM" >"$A_DATA/hark.db"
 [[ $A_URL =~ ^http://127\.0\.0\.1:[0-9]+$ ]] && [ "$(grep -c . "$A_log")" = 1 ] && t listening_line true ||
     { say "stdout: $(head -c 300 "$A_log")"; t listening_line false; }
 
