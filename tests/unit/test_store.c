@@ -1226,6 +1226,46 @@ static void test_reopen_keeps_data(void)
           store_schema_version());
 }
 
+/* A database of schema version 1, from before leases, made here from a
+ * current one by undoing migration 2 (it adds jobs.lease_until and nothing
+ * else). Opening it applies 2 and keeps every row; a job a version-1
+ * process left running has no lease, so it counts as expired and goes back
+ * to the queue. */
+static void test_upgrade_v1(void)
+{
+    const char *path = fresh_path("upgrade_v1");
+    struct store *s = open_store(path);
+    if (!s) return;
+    CHECK(store_schema_version() == 2);
+    insert(s, 1, NULL);
+    insert(s, 2, NULL);
+    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000002", "m", "", "transcribe", NULL, NULL) == 0);
+    struct store_job j;
+    CHECK(store_job_claim(s, "old", &j) == 0 && strcmp(j.upload_id, "up-000001") == 0);
+    store_close(s);
+    CHECK(sql_exec(path, "ALTER TABLE jobs DROP COLUMN lease_until") == SQLITE_OK);
+    CHECK(sql_exec(path, "DELETE FROM schema_version WHERE version >= 2") == SQLITE_OK);
+    CHECK(sql_int(path, "SELECT MAX(version) FROM schema_version") == 1);
+
+    s = open_store(path);
+    if (!s) return;
+    CHECK(sql_int(path, "SELECT MAX(version) FROM schema_version") == 2);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs WHERE lease_until = ''") == 2);
+    struct store_upload u;
+    CHECK(store_upload_get(s, "up-000001", &u) == 0 && strcmp(u.status, "running") == 0);
+    CHECK(store_upload_get(s, "up-000002", &u) == 0 && strcmp(u.status, "queued") == 0);
+    int n = -1;
+    CHECK(store_requeue_expired(s, &n) == 0 && n == 1);
+    /* Both run now, the older first, each once. */
+    CHECK(store_job_claim(s, "new", &j) == 0 && strcmp(j.upload_id, "up-000001") == 0 && j.attempts == 2);
+    CHECK(store_job_finish(s, j.id, "new", "m", "en", 1) == 0);
+    CHECK(store_job_claim(s, "new", &j) == 0 && strcmp(j.upload_id, "up-000002") == 0 && j.attempts == 1);
+    CHECK(store_job_finish(s, j.id, "new", "m", "en", 1) == 0);
+    CHECK(store_job_claim(s, "new", &j) == STORE_EMPTY);
+    store_close(s);
+}
+
 static void test_newer_schema(void)
 {
     const char *path = fresh_path("newer");
@@ -1833,6 +1873,7 @@ static const struct {
     {"store_claim_processes", test_claim_processes, BOTH},
     {"store_claim_threads_processes", test_claim_threads_processes, BOTH},
     {"store_migrate_race", test_migrate_race, BOTH},
+    {"store_upgrade_v1", test_upgrade_v1, BOTH},
     {"store_job_state_rules", test_job_state_rules, BOTH},
     {"store_delete_cascade", test_delete_cascade, BOTH},
     {"store_requeue_after_crash", test_requeue_after_crash, BOTH},
