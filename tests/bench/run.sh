@@ -7,6 +7,8 @@
 # 5), medians of several runs at 1 and 2 threads, with whisper.cpp 1.9.3's
 # figures beside ours. It prints figures and never fails: a model that cannot
 # be generated or a bench that stops early is reported and the rest go on.
+# Then the HTTP service's figures (tests/bench/api.sh) and the job queue's
+# on SQLite and PostgreSQL (tests/bench/queue.sh).
 #
 # Environment:
 #   BENCH_MODELS   shapes to run (default: "tiny base small large-v3")
@@ -80,6 +82,7 @@ for m in ${BENCH_MODELS:-tiny base small large-v3}; do
 done
 echo
 "$(dirname "$0")/api.sh"
+"$(dirname "$0")/queue.sh"
 echo
 echo "bench finished in $(( $(date +%s) - start )) s"
 exit 0
