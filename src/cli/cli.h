@@ -11,6 +11,7 @@
 #ifndef HARK_CLI_H
 #define HARK_CLI_H
 
+#include <signal.h>
 #include <stdio.h>
 
 #define HARK_VERSION "0.1.0"
@@ -29,6 +30,29 @@ const char *cli_bad_option(int argc, char **argv);
 
 /* The default worker thread count: online CPUs, at least 1, at most 8. */
 int cli_default_threads(void);
+
+/* For the long-running subcommands, serve and worker (daemon.c). */
+
+/* The variable's value, or fallback when it is unset or empty. */
+const char *cli_env_str(const char *name, const char *fallback);
+
+/* Reads a whole number in [lo, hi] from the variable into *out when it is
+ * set and not empty; -1 after an error line when it is not a number there. */
+int cli_env_int(const char *name, int lo, int hi, int *out);
+
+/* The default model's name into out: model when it is given (-1 after an
+ * error line if the models folder has no such model), else the first model
+ * in the folder, else "" with a note on stderr. */
+int cli_default_model(const char *models, const char *model, char *out, size_t outlen);
+
+/* "HOST:PID": this process among the claimers of a shared queue. */
+void cli_process_name(char *out, size_t outlen);
+
+/* Blocks SIGINT and SIGTERM in the calling thread and every thread it
+ * starts later, and ignores SIGPIPE; cli_wait_stop then waits for one and
+ * returns its name. */
+void cli_block_stop_signals(sigset_t *set);
+const char *cli_wait_stop(const sigset_t *set);
 
 /* `hark transcribe ...` (transcribe.c). */
 int cli_transcribe(int argc, char **argv);

@@ -93,33 +93,22 @@ static int parse_int64(const char *s, int64_t lo, int64_t *out)
 static int settings_from_env(struct serve_settings *s)
 {
     const char *v;
-    s->host = getenv("HARK_HOST") && *getenv("HARK_HOST") ? getenv("HARK_HOST") : "127.0.0.1";
+    s->host = cli_env_str("HARK_HOST", "127.0.0.1");
     s->port = 8080;
-    s->data = getenv("HARK_DATA") && *getenv("HARK_DATA") ? getenv("HARK_DATA") : "./data";
-    s->models = getenv("HARK_MODELS") && *getenv("HARK_MODELS") ? getenv("HARK_MODELS") : "./models";
-    s->model = getenv("HARK_MODEL");
+    s->data = cli_env_str("HARK_DATA", "./data");
+    s->models = cli_env_str("HARK_MODELS", "./models");
+    s->model = cli_env_str("HARK_MODEL", NULL);
     s->workers = 1;
     s->threads = cli_default_threads();
     s->max_upload = DEFAULT_MAX_UPLOAD;
-    s->api_key = getenv("HARK_API_KEY");
-    s->db = getenv("HARK_DB");
+    s->api_key = cli_env_str("HARK_API_KEY", NULL);
+    s->db = cli_env_str("HARK_DB", NULL);
     s->lease_s = 30;
-    if ((v = getenv("HARK_LEASE_SECONDS")) && *v && cli_parse_int(v, 1, 3600, &s->lease_s) < 0) {
-        cli_error("HARK_LEASE_SECONDS must be a whole number from 1 to 3600, not \"%s\"", v);
+    if (cli_env_int("HARK_LEASE_SECONDS", 1, 3600, &s->lease_s) < 0 ||
+        cli_env_int("HARK_PORT", 0, 65535, &s->port) < 0 ||
+        cli_env_int("HARK_WORKERS", 0, 64, &s->workers) < 0 ||
+        cli_env_int("HARK_THREADS", 1, 256, &s->threads) < 0)
         return -1;
-    }
-    if ((v = getenv("HARK_PORT")) && *v && cli_parse_int(v, 0, 65535, &s->port) < 0) {
-        cli_error("HARK_PORT must be a port number, not \"%s\"", v);
-        return -1;
-    }
-    if ((v = getenv("HARK_WORKERS")) && *v && cli_parse_int(v, 0, 64, &s->workers) < 0) {
-        cli_error("HARK_WORKERS must be a whole number from 0 to 64, not \"%s\"", v);
-        return -1;
-    }
-    if ((v = getenv("HARK_THREADS")) && *v && cli_parse_int(v, 1, 256, &s->threads) < 0) {
-        cli_error("HARK_THREADS must be a whole number from 1 to 256, not \"%s\"", v);
-        return -1;
-    }
     if ((v = getenv("HARK_MAX_UPLOAD_BYTES")) && *v && parse_int64(v, 1, &s->max_upload) < 0) {
         cli_error("HARK_MAX_UPLOAD_BYTES must be a positive number of bytes, not \"%s\"", v);
         return -1;
@@ -272,33 +261,16 @@ int cli_serve(int argc, char **argv)
     struct http_server *http = NULL;
     struct queue_config qc;
     struct http_config hc;
-    char path[PATH_MAX + 64], err[512], default_model[128] = "", worker[320], host[256];
-    char **names = NULL;
-    int n_names = 0, rc, sig, status = CLI_EXIT_FAIL;
+    char path[PATH_MAX + 64], err[512], default_model[128], worker[320];
+    int rc, status = CLI_EXIT_FAIL;
     sigset_t stop_signals;
 
     if (settings_from_env(&s) < 0) return CLI_EXIT_USAGE;
     rc = parse_args(argc, argv, &s);
     if (rc) return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 
-    if (s.model && *s.model) {
-        if (models_resolve(s.models, s.model, path, sizeof path) < 0) {
-            cli_error("no model \"%s\" in %s (a name is a file name there without \"ggml-\" and "
-                      "\".bin\", or give a path)",
-                      s.model, s.models);
-            return CLI_EXIT_USAGE;
-        }
-        snprintf(default_model, sizeof default_model, "%s", s.model);
-    } else {
-        models_list(s.models, &names, &n_names);
-        if (n_names) snprintf(default_model, sizeof default_model, "%s", names[0]);
-        else
-            fprintf(stderr,
-                    "hark: no models in %s yet: run `hark models download base.en`, or put "
-                    "whisper.cpp ggml model files there\n",
-                    s.models);
-        models_list_free(names, n_names);
-    }
+    if (cli_default_model(s.models, s.model, default_model, sizeof default_model) < 0)
+        return CLI_EXIT_USAGE;
 
     if (make_dir(s.data) < 0) return CLI_EXIT_FAIL;
     snprintf(path, sizeof path, "%s/db", s.data);
@@ -316,17 +288,9 @@ int cli_serve(int argc, char **argv)
      * a shared database leaves other processes' recent work alone. */
     sweep(store, s.data, strncmp(path, "postgres", 8) ? 0 : 3600);
 
-    /* Every thread started from here on inherits the blocked stop signals;
-     * this thread takes them with sigwait. */
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    gethostname(host, sizeof host);
-    host[sizeof host - 1] = 0;
-    snprintf(worker, sizeof worker, "%s:%ld", host, (long)getpid());
+    /* Every thread started from here on inherits the blocked stop signals. */
+    cli_block_stop_signals(&stop_signals);
+    cli_process_name(worker, sizeof worker);
     memset(&qc, 0, sizeof qc);
     qc.data_dir = s.data;
     qc.models_dir = s.models;
@@ -357,10 +321,7 @@ int cli_serve(int argc, char **argv)
            s.host, http_port(http));
     fflush(stdout);
 
-    do {
-        rc = sigwait(&stop_signals, &sig);
-    } while (rc == EINTR);
-    fprintf(stderr, "hark: stopping (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    fprintf(stderr, "hark: stopping (%s)\n", cli_wait_stop(&stop_signals));
     status = CLI_EXIT_OK;
 out:
     if (queue) queue_shutdown(queue);

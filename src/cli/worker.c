@@ -71,21 +71,6 @@ void cli_worker_help(FILE *out)
           out);
 }
 
-static int env_int(const char *name, int lo, int hi, int *out)
-{
-    const char *v = getenv(name);
-    if (!v || !*v) return 0;
-    if (cli_parse_int(v, lo, hi, out) == 0) return 0;
-    cli_error("%s must be a whole number from %d to %d, not \"%s\"", name, lo, hi, v);
-    return -1;
-}
-
-static const char *env_str(const char *name, const char *fallback)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
-}
-
 static const struct option long_options[] = {
     {"db", required_argument, 0, 'D'},
     {"data", required_argument, 0, 'd'},
@@ -102,16 +87,16 @@ static const struct option long_options[] = {
 static int parse_args(int argc, char **argv, struct worker_settings *s)
 {
     int c;
-    s->db = env_str("HARK_DB", NULL);
-    s->data = env_str("HARK_DATA", "./data");
-    s->models = env_str("HARK_MODELS", "./models");
-    s->model = env_str("HARK_MODEL", NULL);
+    s->db = cli_env_str("HARK_DB", NULL);
+    s->data = cli_env_str("HARK_DATA", "./data");
+    s->models = cli_env_str("HARK_MODELS", "./models");
+    s->model = cli_env_str("HARK_MODEL", NULL);
     s->workers = 1;
     s->threads = cli_default_threads();
     s->lease_s = DEFAULT_LEASE_S;
-    if (env_int("HARK_WORKERS", 1, 64, &s->workers) < 0 ||
-        env_int("HARK_THREADS", 1, 256, &s->threads) < 0 ||
-        env_int("HARK_LEASE_SECONDS", 1, MAX_LEASE_S, &s->lease_s) < 0)
+    if (cli_env_int("HARK_WORKERS", 1, 64, &s->workers) < 0 ||
+        cli_env_int("HARK_THREADS", 1, 256, &s->threads) < 0 ||
+        cli_env_int("HARK_LEASE_SECONDS", 1, MAX_LEASE_S, &s->lease_s) < 0)
         return -1;
     optind = 1;
     opterr = 0;
@@ -165,28 +150,15 @@ int cli_worker(int argc, char **argv)
     struct queue *queue = NULL;
     struct queue_config qc;
     struct stat st;
-    char path[PATH_MAX + 64], err[512], default_model[128] = "", name[320], host[256];
-    char **names = NULL;
-    int n_names = 0, rc, sig, status = CLI_EXIT_FAIL;
+    char path[PATH_MAX + 64], err[512], default_model[128], name[320];
+    int rc, status = CLI_EXIT_FAIL;
     sigset_t stop_signals;
 
     rc = parse_args(argc, argv, &s);
     if (rc) return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 
-    if (s.model && *s.model) {
-        if (models_resolve(s.models, s.model, path, sizeof path) < 0) {
-            cli_error("no model \"%s\" in %s (a name is a file name there without \"ggml-\" and "
-                      "\".bin\", or give a path)",
-                      s.model, s.models);
-            return CLI_EXIT_USAGE;
-        }
-        snprintf(default_model, sizeof default_model, "%s", s.model);
-    } else {
-        models_list(s.models, &names, &n_names);
-        if (n_names) snprintf(default_model, sizeof default_model, "%s", names[0]);
-        else fprintf(stderr, "hark: no models in %s: jobs that need one will fail\n", s.models);
-        models_list_free(names, n_names);
-    }
+    if (cli_default_model(s.models, s.model, default_model, sizeof default_model) < 0)
+        return CLI_EXIT_USAGE;
     /* The data folder is the API's: a worker never makes it, so a shared
      * folder that is not mounted is an error, not an empty folder. */
     snprintf(path, sizeof path, "%s/db", s.data);
@@ -205,17 +177,9 @@ int cli_worker(int argc, char **argv)
                         "can share its queue\n",
                 s.db);
 
-    /* Every thread started from here on inherits the blocked stop signals;
-     * this thread takes them with sigwait. */
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    gethostname(host, sizeof host);
-    host[sizeof host - 1] = 0;
-    snprintf(name, sizeof name, "%s:%ld", host, (long)getpid());
+    /* Every thread started from here on inherits the blocked stop signals. */
+    cli_block_stop_signals(&stop_signals);
+    cli_process_name(name, sizeof name);
     memset(&qc, 0, sizeof qc);
     qc.data_dir = s.data;
     qc.models_dir = s.models;
@@ -231,11 +195,7 @@ int cli_worker(int argc, char **argv)
     printf("hark: worker ready (%s, %d worker%s)\n", name, s.workers, s.workers == 1 ? "" : "s");
     fflush(stdout);
 
-    do {
-        rc = sigwait(&stop_signals, &sig);
-    } while (rc == EINTR);
-    fprintf(stderr, "hark: stopping (%s): releasing running jobs\n",
-            sig == SIGINT ? "SIGINT" : "SIGTERM");
+    fprintf(stderr, "hark: stopping (%s): releasing running jobs\n", cli_wait_stop(&stop_signals));
     status = CLI_EXIT_OK;
 out:
     queue_stop(queue);
