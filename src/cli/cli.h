@@ -40,6 +40,10 @@ const char *cli_env_str(const char *name, const char *fallback);
  * set and not empty; -1 after an error line when it is not a number there. */
 int cli_env_int(const char *name, int lo, int hi, int *out);
 
+/* Reads the value arg of --option, a whole number in [lo, hi], into *out;
+ * -1 after an error line when it is not one. */
+int cli_option_int(const char *option, const char *arg, int lo, int hi, int *out);
+
 /* The default model's name into out: model when it is given (-1 after an
  * error line if the models folder has no such model), else the first model
  * in the folder, else "" with a note on stderr. */

@@ -26,6 +26,13 @@ int cli_env_int(const char *name, int lo, int hi, int *out)
     return -1;
 }
 
+int cli_option_int(const char *option, const char *arg, int lo, int hi, int *out)
+{
+    if (cli_parse_int(arg, lo, hi, out) == 0) return 0;
+    cli_error("--%s must be a whole number from %d to %d, not \"%s\"", option, lo, hi, arg);
+    return -1;
+}
+
 int cli_default_model(const char *models, const char *model, char *out, size_t outlen)
 {
     char path[4096];

@@ -142,25 +142,16 @@ static int parse_args(int argc, char **argv, struct serve_settings *s)
         switch (c) {
         case 'H': s->host = optarg; break;
         case 'p':
-            if (cli_parse_int(optarg, 0, 65535, &s->port) < 0) {
-                cli_error("--port must be a port number, not \"%s\"", optarg);
-                return -1;
-            }
+            if (cli_option_int("port", optarg, 0, 65535, &s->port) < 0) return -1;
             break;
         case 'd': s->data = optarg; break;
         case 'M': s->models = optarg; break;
         case 'm': s->model = optarg; break;
         case 'w':
-            if (cli_parse_int(optarg, 0, 64, &s->workers) < 0) {
-                cli_error("--workers must be a whole number from 0 to 64, not \"%s\"", optarg);
-                return -1;
-            }
+            if (cli_option_int("workers", optarg, 0, 64, &s->workers) < 0) return -1;
             break;
         case 't':
-            if (cli_parse_int(optarg, 1, 256, &s->threads) < 0) {
-                cli_error("--threads must be a whole number from 1 to 256, not \"%s\"", optarg);
-                return -1;
-            }
+            if (cli_option_int("threads", optarg, 1, 256, &s->threads) < 0) return -1;
             break;
         case 'u':
             if (parse_int64(optarg, 1, &s->max_upload) < 0) {
@@ -171,10 +162,7 @@ static int parse_args(int argc, char **argv, struct serve_settings *s)
         case 'k': s->api_key = optarg; break;
         case 'D': s->db = optarg; break;
         case 'l':
-            if (cli_parse_int(optarg, 1, 3600, &s->lease_s) < 0) {
-                cli_error("--lease-seconds must be a whole number from 1 to 3600, not \"%s\"", optarg);
-                return -1;
-            }
+            if (cli_option_int("lease-seconds", optarg, 1, 3600, &s->lease_s) < 0) return -1;
             break;
         case 'h': cli_serve_help(stdout); return 1;
         case ':': cli_error("%s needs a value", cli_bad_option(argc, argv)); return -1;

@@ -107,23 +107,13 @@ static int parse_args(int argc, char **argv, struct worker_settings *s)
         case 'M': s->models = optarg; break;
         case 'm': s->model = optarg; break;
         case 'w':
-            if (cli_parse_int(optarg, 1, 64, &s->workers) < 0) {
-                cli_error("--workers must be a whole number from 1 to 64, not \"%s\"", optarg);
-                return -1;
-            }
+            if (cli_option_int("workers", optarg, 1, 64, &s->workers) < 0) return -1;
             break;
         case 't':
-            if (cli_parse_int(optarg, 1, 256, &s->threads) < 0) {
-                cli_error("--threads must be a whole number from 1 to 256, not \"%s\"", optarg);
-                return -1;
-            }
+            if (cli_option_int("threads", optarg, 1, 256, &s->threads) < 0) return -1;
             break;
         case 'l':
-            if (cli_parse_int(optarg, 1, MAX_LEASE_S, &s->lease_s) < 0) {
-                cli_error("--lease-seconds must be a whole number from 1 to %d, not \"%s\"",
-                          MAX_LEASE_S, optarg);
-                return -1;
-            }
+            if (cli_option_int("lease-seconds", optarg, 1, MAX_LEASE_S, &s->lease_s) < 0) return -1;
             break;
         case 'h': cli_worker_help(stdout); return 1;
         case ':': cli_error("%s needs a value", cli_bad_option(argc, argv)); return -1;

@@ -58,6 +58,39 @@ test_version() {
 
 # ----------------------------------------------------------- usage errors
 
+# The long-running commands refuse a bad setting before they start anything:
+# exit 2 and one line naming it, from a flag or from the environment.
+test_serve_worker_usage() {
+    local c args
+    for c in "serve --port x|--port must be a whole number from 0 to 65535" \
+        "serve --workers 65|--workers must be" "serve --lease-seconds 0|--lease-seconds must be" \
+        "worker --threads 0|--threads must be" "worker --workers 0 --db x|--workers must be a whole number from 1" \
+        "serve --bogus|--bogus" "worker --bogus|--bogus" "serve extra|extra" "worker extra|extra"; do
+        args=${c%%|*}
+        hark $args --data "$tmp/nodata"
+        expect_rc 2 && one_line_error "${c#*|}" || { say "($args)"; return 1; }
+    done
+    HARK_WORKERS=99 "$HARK" serve --data "$tmp/nodata" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    expect_rc 2 && one_line_error "HARK_WORKERS must be a whole number from 0 to 64" || return 1
+    HARK_LEASE_SECONDS=x "$HARK" worker --db x >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    expect_rc 2 && one_line_error "HARK_LEASE_SECONDS" || return 1
+    hark worker --data "$tmp/nodata"
+    expect_rc 2 && one_line_error "--db postgres://" || return 1
+    hark worker --db x --models "$MODELS" --model no-such-model
+    expect_rc 2 && one_line_error 'no model "no-such-model"' || return 1
+    [ ! -e "$tmp/nodata" ] || { say "a refused command made $tmp/nodata"; return 1; }
+}
+
+# A worker needs the data folder `hark serve` made (shared, mounted): it
+# makes none itself.
+test_worker_no_data() {
+    hark worker --db "$tmp/w.db" --data "$tmp/nodata" --models "$MODELS"
+    expect_rc 1 && one_line_error "no data folder $tmp/nodata/db" || return 1
+    [ ! -e "$tmp/nodata" ] || { say "the worker made $tmp/nodata"; return 1; }
+}
+
 usage_error() {
     hark "$@"
     expect_rc 2 || { say "for: hark $*"; return 1; }
@@ -351,6 +384,8 @@ t help_transcribe test_help_transcribe
 t help_models test_help_models
 t help_bench test_help_bench
 t version test_version
+t serve_worker_usage test_serve_worker_usage
+t worker_no_data test_worker_no_data
 t no_args test_no_args
 t usage_errors test_usage_errors
 t missing_audio test_missing_audio
