@@ -10,7 +10,8 @@
 # back only after its lease has passed; worker 2 gets SIGTERM in the middle
 # of a job, releases it and exits 0, and a replacement worker joins; the
 # database is restarted (pg_ctl restart) while jobs run, and every process
-# reconnects and carries on. At the end every job is done exactly once:
+# reconnects and carries on. A cancel and a delete through the API stop a
+# job running in a worker. At the end every job is done exactly once:
 # one job row per upload, each done, every upload run once with its four
 # result files, no duplicate rows; /health and the processes' SIGTERM
 # still behave. Prints "PASS name" / "FAIL name" (reasons indented below)
@@ -264,6 +265,77 @@ else
     ok=1
 fi
 check killed_job_after_lease "$ok"
+
+# ---- Cancel and delete reach a job that runs in another process: its
+# worker stops within about a second (its next progress write finds the job
+# gone) and writes no results.
+
+# start_running FILE: uploads and schedules FILE, waits until a worker runs
+# it past its decoding; sets up_id, job_id and job_pid (the worker's process).
+start_running() {
+    local i w
+    up_id=$(curl -s -F "file=@$1" "$url/upload" | jq -r '.id // empty')
+    job_id=$(curl -s -d "{\"id\":\"$up_id\"}" "$url/model" | jq -r '.job_id // empty')
+    [ -n "$job_id" ] || { say "could not schedule $1"; return 1; }
+    for ((i = 0; i < 1200 * SLOW; i++)); do
+        w=$(sql "SELECT worker FROM jobs WHERE id = $job_id AND state = 'running' AND progress >= 10")
+        if [ -n "$w" ]; then
+            job_pid=${w#*:}
+            job_pid=${job_pid%/*}
+            return 0
+        fi
+        sleep 0.05
+    done
+    say "job $job_id never ran: $(sql "SELECT state || ' ' || progress FROM jobs WHERE id = $job_id")"
+    return 1
+}
+
+# cpu_ticks PID: the process's user and system time so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null; }
+
+# goes_idle PID: the process uses under a fifth of a core over a second,
+# from half a second on (three under the sanitizers). A worker running a
+# job uses a whole one.
+goes_idle() {
+    local t0 t1 hz
+    hz=$(getconf CLK_TCK)
+    sleep "$(awk -v s="$SLOW" 'BEGIN { print (s > 1 ? 3 : 0.5) }')"
+    t0=$(cpu_ticks "$1")
+    sleep 1
+    t1=$(cpu_ticks "$1")
+    [ -n "$t0" ] && [ -n "$t1" ] && [ $((t1 - t0)) -lt $((hz / 5)) ] ||
+        { say "worker $1 used $((t1 - t0)) ticks ($hz a second) in the second after"; return 1; }
+}
+
+ok=0
+# 75 s of speech in three windows: seconds of work for a worker.
+cp "$AUDIO/hifitts_concat_75s.wav" "$API_TMP/cancel.wav"
+if start_running "$API_TMP/cancel.wav"; then
+    code=$(curl -s -o "$API_TMP/cancel.json" -w '%{http_code}' -X POST "$url/jobs/$job_id/cancel")
+    [ "$code" = 200 ] || { say "cancel -> $code $(head -c 200 "$API_TMP/cancel.json")"; ok=1; }
+    goes_idle "$job_pid" || ok=1
+    v=$(sql "SELECT state FROM jobs WHERE id = $job_id")
+    [ "$v" = canceled ] || { say "job $job_id is $v"; ok=1; }
+    n=$(ls -A "$DATA/db/$up_id" | grep -vc '^cancel\.wav$')
+    [ "$n" -eq 0 ] || { say "beside the media: $(ls -A "$DATA/db/$up_id" | tr '\n' ' ')"; ok=1; }
+else
+    ok=1
+fi
+check cancel_reaches_worker "$ok"
+
+ok=0
+head -c 2000044 "$AUDIO/hifitts_concat_75s.wav" >"$API_TMP/delete.wav"
+if start_running "$API_TMP/delete.wav"; then
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$url/uploads/$up_id")
+    [ "$code" = 200 ] || { say "DELETE -> $code"; ok=1; }
+    goes_idle "$job_pid" || ok=1
+    [ ! -e "$DATA/db/$up_id" ] || { say "left: $(ls -A "$DATA/db/$up_id" | tr '\n' ' ')"; ok=1; }
+    v=$(sql "SELECT COUNT(*) FROM jobs WHERE id = $job_id")
+    [ "$v" = 0 ] || { say "the job's row is still there"; ok=1; }
+else
+    ok=1
+fi
+check delete_reaches_worker "$ok"
 
 # ---- The processes are well after the restart.
 ok=0
