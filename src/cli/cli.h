@@ -58,6 +58,46 @@ void cli_process_name(char *out, size_t outlen);
 void cli_block_stop_signals(sigset_t *set);
 const char *cli_wait_stop(const sigset_t *set);
 
+/* The settings serve and worker share: the database, the data and models
+ * folders, the default model and how jobs run. */
+struct cli_jobs {
+    const char *db;         /* NULL: serve's <data>/hark.db */
+    const char *data;
+    const char *models;
+    const char *model;      /* NULL: the first model in the folder */
+    int workers;            /* at least min_workers: serve 0, worker 1 */
+    int min_workers;
+    int threads;
+    int lease_s;
+};
+
+/* The defaults, then HARK_DB, HARK_DATA, HARK_MODELS, HARK_MODEL,
+ * HARK_WORKERS, HARK_THREADS and HARK_LEASE_SECONDS; -1 after an error
+ * line. */
+int cli_jobs_from_env(struct cli_jobs *j, int min_workers);
+
+/* Takes the getopt_long code of a shared option: 'D' (--db), 'd' (--data),
+ * 'M' (--models), 'm' (--model), 'w' (--workers), 't' (--threads) or 'l'
+ * (--lease-seconds). 1 when it was one of them, 0 when not, -1 after an
+ * error line. */
+int cli_jobs_option(struct cli_jobs *j, int code, const char *arg);
+
+/* The long options of cli_jobs_option, for a getopt_long table. */
+#define CLI_JOBS_OPTIONS                                                                       \
+    {"db", required_argument, 0, 'D'}, {"data", required_argument, 0, 'd'},                    \
+        {"models", required_argument, 0, 'M'}, {"model", required_argument, 0, 'm'},           \
+        {"workers", required_argument, 0, 'w'}, {"threads", required_argument, 0, 't'},        \
+        {"lease-seconds", required_argument, 0, 'l'}
+
+struct store;
+struct queue;
+
+/* Starts the job queue on store with j's folders, workers, threads and
+ * lease, its workers named after name (cli_process_name); -1 after an
+ * error line. */
+int cli_start_queue(struct store *store, const struct cli_jobs *j, const char *default_model,
+                    const char *name, struct queue **out);
+
 /* `hark transcribe ...` (transcribe.c). */
 int cli_transcribe(int argc, char **argv);
 void cli_transcribe_help(FILE *out);

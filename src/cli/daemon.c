@@ -7,10 +7,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "queue.h"
+#include "store.h"
+
+#define MAX_LEASE_S 3600
 
 const char *cli_env_str(const char *name, const char *fallback)
 {
@@ -83,4 +87,55 @@ const char *cli_wait_stop(const sigset_t *set)
     while (sigwait(set, &sig) != 0) {
     }
     return sig == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+int cli_jobs_from_env(struct cli_jobs *j, int min_workers)
+{
+    j->db = cli_env_str("HARK_DB", NULL);
+    j->data = cli_env_str("HARK_DATA", "./data");
+    j->models = cli_env_str("HARK_MODELS", "./models");
+    j->model = cli_env_str("HARK_MODEL", NULL);
+    j->workers = 1;
+    j->min_workers = min_workers;
+    j->threads = cli_default_threads();
+    j->lease_s = STORE_LEASE_MS_DEFAULT / 1000;
+    if (cli_env_int("HARK_WORKERS", min_workers, 64, &j->workers) < 0 ||
+        cli_env_int("HARK_THREADS", 1, 256, &j->threads) < 0 ||
+        cli_env_int("HARK_LEASE_SECONDS", 1, MAX_LEASE_S, &j->lease_s) < 0)
+        return -1;
+    return 0;
+}
+
+int cli_jobs_option(struct cli_jobs *j, int code, const char *arg)
+{
+    switch (code) {
+    case 'D': j->db = arg; return 1;
+    case 'd': j->data = arg; return 1;
+    case 'M': j->models = arg; return 1;
+    case 'm': j->model = arg; return 1;
+    case 'w': return cli_option_int("workers", arg, j->min_workers, 64, &j->workers) < 0 ? -1 : 1;
+    case 't': return cli_option_int("threads", arg, 1, 256, &j->threads) < 0 ? -1 : 1;
+    case 'l': return cli_option_int("lease-seconds", arg, 1, MAX_LEASE_S, &j->lease_s) < 0 ? -1 : 1;
+    default: return 0;
+    }
+}
+
+int cli_start_queue(struct store *store, const struct cli_jobs *j, const char *default_model,
+                    const char *name, struct queue **out)
+{
+    struct queue_config qc;
+    char err[512];
+    memset(&qc, 0, sizeof qc);
+    qc.data_dir = j->data;
+    qc.models_dir = j->models;
+    qc.default_model = default_model;
+    qc.workers = j->workers;
+    qc.threads = j->threads;
+    qc.worker_name = name;
+    qc.lease_ms = j->lease_s * 1000;
+    if (queue_start(store, &qc, out, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return -1;
+    }
+    return 0;
 }

@@ -32,15 +32,9 @@
 struct serve_settings {
     const char *host;
     int port;
-    const char *data;
-    const char *models;
-    const char *model;
-    int workers;
-    int threads;
+    struct cli_jobs jobs;
     int64_t max_upload;
     const char *api_key;
-    const char *db;
-    int lease_s;
 };
 
 void cli_serve_help(FILE *out)
@@ -95,20 +89,9 @@ static int settings_from_env(struct serve_settings *s)
     const char *v;
     s->host = cli_env_str("HARK_HOST", "127.0.0.1");
     s->port = 8080;
-    s->data = cli_env_str("HARK_DATA", "./data");
-    s->models = cli_env_str("HARK_MODELS", "./models");
-    s->model = cli_env_str("HARK_MODEL", NULL);
-    s->workers = 1;
-    s->threads = cli_default_threads();
     s->max_upload = DEFAULT_MAX_UPLOAD;
     s->api_key = cli_env_str("HARK_API_KEY", NULL);
-    s->db = cli_env_str("HARK_DB", NULL);
-    s->lease_s = 30;
-    if (cli_env_int("HARK_LEASE_SECONDS", 1, 3600, &s->lease_s) < 0 ||
-        cli_env_int("HARK_PORT", 0, 65535, &s->port) < 0 ||
-        cli_env_int("HARK_WORKERS", 0, 64, &s->workers) < 0 ||
-        cli_env_int("HARK_THREADS", 1, 256, &s->threads) < 0)
-        return -1;
+    if (cli_jobs_from_env(&s->jobs, 0) < 0 || cli_env_int("HARK_PORT", 0, 65535, &s->port) < 0) return -1;
     if ((v = getenv("HARK_MAX_UPLOAD_BYTES")) && *v && parse_int64(v, 1, &s->max_upload) < 0) {
         cli_error("HARK_MAX_UPLOAD_BYTES must be a positive number of bytes, not \"%s\"", v);
         return -1;
@@ -119,15 +102,9 @@ static int settings_from_env(struct serve_settings *s)
 static const struct option long_options[] = {
     {"host", required_argument, 0, 'H'},
     {"port", required_argument, 0, 'p'},
-    {"data", required_argument, 0, 'd'},
-    {"models", required_argument, 0, 'M'},
-    {"model", required_argument, 0, 'm'},
-    {"workers", required_argument, 0, 'w'},
-    {"threads", required_argument, 0, 't'},
     {"max-upload-bytes", required_argument, 0, 'u'},
     {"api-key", required_argument, 0, 'k'},
-    {"db", required_argument, 0, 'D'},
-    {"lease-seconds", required_argument, 0, 'l'},
+    CLI_JOBS_OPTIONS,
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -135,23 +112,16 @@ static const struct option long_options[] = {
 /* Returns 0, 1 for --help (printed), or -1 after an error line. */
 static int parse_args(int argc, char **argv, struct serve_settings *s)
 {
-    int c;
+    int c, rc;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+        if ((rc = cli_jobs_option(&s->jobs, c, optarg)) < 0) return -1;
+        if (rc) continue;
         switch (c) {
         case 'H': s->host = optarg; break;
         case 'p':
             if (cli_option_int("port", optarg, 0, 65535, &s->port) < 0) return -1;
-            break;
-        case 'd': s->data = optarg; break;
-        case 'M': s->models = optarg; break;
-        case 'm': s->model = optarg; break;
-        case 'w':
-            if (cli_option_int("workers", optarg, 0, 64, &s->workers) < 0) return -1;
-            break;
-        case 't':
-            if (cli_option_int("threads", optarg, 1, 256, &s->threads) < 0) return -1;
             break;
         case 'u':
             if (parse_int64(optarg, 1, &s->max_upload) < 0) {
@@ -160,10 +130,6 @@ static int parse_args(int argc, char **argv, struct serve_settings *s)
             }
             break;
         case 'k': s->api_key = optarg; break;
-        case 'D': s->db = optarg; break;
-        case 'l':
-            if (cli_option_int("lease-seconds", optarg, 1, 3600, &s->lease_s) < 0) return -1;
-            break;
         case 'h': cli_serve_help(stdout); return 1;
         case ':': cli_error("%s needs a value", cli_bad_option(argc, argv)); return -1;
         default: cli_error("unknown option %s (see hark serve --help)", cli_bad_option(argc, argv)); return -1;
@@ -247,7 +213,6 @@ int cli_serve(int argc, char **argv)
     struct store *store = NULL;
     struct queue *queue = NULL;
     struct http_server *http = NULL;
-    struct queue_config qc;
     struct http_config hc;
     char path[PATH_MAX + 64], err[512], default_model[128], worker[320];
     int rc, status = CLI_EXIT_FAIL;
@@ -257,16 +222,16 @@ int cli_serve(int argc, char **argv)
     rc = parse_args(argc, argv, &s);
     if (rc) return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 
-    if (cli_default_model(s.models, s.model, default_model, sizeof default_model) < 0)
+    if (cli_default_model(s.jobs.models, s.jobs.model, default_model, sizeof default_model) < 0)
         return CLI_EXIT_USAGE;
 
-    if (make_dir(s.data) < 0) return CLI_EXIT_FAIL;
-    snprintf(path, sizeof path, "%s/db", s.data);
+    if (make_dir(s.jobs.data) < 0) return CLI_EXIT_FAIL;
+    snprintf(path, sizeof path, "%s/db", s.jobs.data);
     if (make_dir(path) < 0) return CLI_EXIT_FAIL;
-    snprintf(path, sizeof path, "%s/tmp", s.data);
+    snprintf(path, sizeof path, "%s/tmp", s.jobs.data);
     if (make_dir(path) < 0) return CLI_EXIT_FAIL;
-    if (s.db && *s.db) snprintf(path, sizeof path, "%s", s.db);
-    else snprintf(path, sizeof path, "%s/hark.db", s.data);
+    if (s.jobs.db && *s.jobs.db) snprintf(path, sizeof path, "%s", s.jobs.db);
+    else snprintf(path, sizeof path, "%s/hark.db", s.jobs.data);
     if (store_open(path, &store, err, sizeof err) < 0) {
         cli_error("%s", err);
         return CLI_EXIT_FAIL;
@@ -274,29 +239,18 @@ int cli_serve(int argc, char **argv)
     /* A database of its own (SQLite) means no other process shares the
      * data folder, so whatever is in flight there was left by a dead one;
      * a shared database leaves other processes' recent work alone. */
-    sweep(store, s.data, strncmp(path, "postgres", 8) ? 0 : 3600);
+    sweep(store, s.jobs.data, store_is_shared(store) ? 3600 : 0);
 
     /* Every thread started from here on inherits the blocked stop signals. */
     cli_block_stop_signals(&stop_signals);
     cli_process_name(worker, sizeof worker);
-    memset(&qc, 0, sizeof qc);
-    qc.data_dir = s.data;
-    qc.models_dir = s.models;
-    qc.default_model = default_model;
-    qc.workers = s.workers;
-    qc.threads = s.threads;
-    qc.worker_name = worker;
-    qc.lease_ms = s.lease_s * 1000;
-    if (queue_start(store, &qc, &queue, err, sizeof err) < 0) {
-        cli_error("%s", err);
-        goto out;
-    }
+    if (cli_start_queue(store, &s.jobs, default_model, worker, &queue) < 0) goto out;
 
     memset(&hc, 0, sizeof hc);
     hc.host = s.host;
     hc.port = s.port;
-    hc.data_dir = s.data;
-    hc.models_dir = s.models;
+    hc.data_dir = s.jobs.data;
+    hc.models_dir = s.jobs.models;
     hc.default_model = default_model;
     hc.max_upload_bytes = s.max_upload;
     hc.api_key = s.api_key;

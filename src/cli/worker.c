@@ -30,18 +30,7 @@
 #include "queue.h"
 #include "store.h"
 
-#define DEFAULT_LEASE_S 30
-#define MAX_LEASE_S 3600
 
-struct worker_settings {
-    const char *db;
-    const char *data;
-    const char *models;
-    const char *model;
-    int workers;
-    int threads;
-    int lease_s;
-};
 
 void cli_worker_help(FILE *out)
 {
@@ -72,49 +61,22 @@ void cli_worker_help(FILE *out)
 }
 
 static const struct option long_options[] = {
-    {"db", required_argument, 0, 'D'},
-    {"data", required_argument, 0, 'd'},
-    {"models", required_argument, 0, 'M'},
-    {"model", required_argument, 0, 'm'},
-    {"workers", required_argument, 0, 'w'},
-    {"threads", required_argument, 0, 't'},
-    {"lease-seconds", required_argument, 0, 'l'},
+    CLI_JOBS_OPTIONS,
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
 
 /* Returns 0, 1 for --help (printed), or -1 after an error line. */
-static int parse_args(int argc, char **argv, struct worker_settings *s)
+static int parse_args(int argc, char **argv, struct cli_jobs *s)
 {
-    int c;
-    s->db = cli_env_str("HARK_DB", NULL);
-    s->data = cli_env_str("HARK_DATA", "./data");
-    s->models = cli_env_str("HARK_MODELS", "./models");
-    s->model = cli_env_str("HARK_MODEL", NULL);
-    s->workers = 1;
-    s->threads = cli_default_threads();
-    s->lease_s = DEFAULT_LEASE_S;
-    if (cli_env_int("HARK_WORKERS", 1, 64, &s->workers) < 0 ||
-        cli_env_int("HARK_THREADS", 1, 256, &s->threads) < 0 ||
-        cli_env_int("HARK_LEASE_SECONDS", 1, MAX_LEASE_S, &s->lease_s) < 0)
-        return -1;
+    int c, rc;
+    if (cli_jobs_from_env(s, 1) < 0) return -1;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+        if ((rc = cli_jobs_option(s, c, optarg)) < 0) return -1;
+        if (rc) continue;
         switch (c) {
-        case 'D': s->db = optarg; break;
-        case 'd': s->data = optarg; break;
-        case 'M': s->models = optarg; break;
-        case 'm': s->model = optarg; break;
-        case 'w':
-            if (cli_option_int("workers", optarg, 1, 64, &s->workers) < 0) return -1;
-            break;
-        case 't':
-            if (cli_option_int("threads", optarg, 1, 256, &s->threads) < 0) return -1;
-            break;
-        case 'l':
-            if (cli_option_int("lease-seconds", optarg, 1, MAX_LEASE_S, &s->lease_s) < 0) return -1;
-            break;
         case 'h': cli_worker_help(stdout); return 1;
         case ':': cli_error("%s needs a value", cli_bad_option(argc, argv)); return -1;
         default:
@@ -135,10 +97,9 @@ static int parse_args(int argc, char **argv, struct worker_settings *s)
 
 int cli_worker(int argc, char **argv)
 {
-    struct worker_settings s;
+    struct cli_jobs s;
     struct store *store = NULL;
     struct queue *queue = NULL;
-    struct queue_config qc;
     struct stat st;
     char path[PATH_MAX + 64], err[512], default_model[128], name[320];
     int rc, status = CLI_EXIT_FAIL;
@@ -170,18 +131,7 @@ int cli_worker(int argc, char **argv)
     /* Every thread started from here on inherits the blocked stop signals. */
     cli_block_stop_signals(&stop_signals);
     cli_process_name(name, sizeof name);
-    memset(&qc, 0, sizeof qc);
-    qc.data_dir = s.data;
-    qc.models_dir = s.models;
-    qc.default_model = default_model;
-    qc.workers = s.workers;
-    qc.threads = s.threads;
-    qc.worker_name = name;
-    qc.lease_ms = s.lease_s * 1000;
-    if (queue_start(store, &qc, &queue, err, sizeof err) < 0) {
-        cli_error("%s", err);
-        goto out;
-    }
+    if (cli_start_queue(store, &s, default_model, name, &queue) < 0) goto out;
     printf("hark: worker ready (%s, %d worker%s)\n", name, s.workers, s.workers == 1 ? "" : "s");
     fflush(stdout);
 

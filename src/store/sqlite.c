@@ -1062,28 +1062,27 @@ done:
     return write_end(st, op, rc);
 }
 
-static int sqlite_requeue_running(struct store *s, int *n)
+/* Runs one of the requeue statements in a write transaction; *n (when not
+ * NULL) gets how many jobs went back. */
+static int requeue(struct store *s, int stmt, const char *op, int *n)
 {
-    static const char op[] = "store_requeue_running";
     struct sqlite_store *st = from_store(s);
     int rc = write_begin(st, op);
     if (rc < 0) return rc;
     struct conn *c = &st->writer;
-    rc = exec_id(c, S_REQUEUE, op);
+    rc = exec_id(c, stmt, op);
     if (rc == 0 && n) *n = sqlite3_changes(c->db);
     return write_end(st, op, rc);
 }
 
+static int sqlite_requeue_running(struct store *s, int *n)
+{
+    return requeue(s, S_REQUEUE, "store_requeue_running", n);
+}
+
 static int sqlite_requeue_expired(struct store *s, int *n)
 {
-    static const char op[] = "store_requeue_expired";
-    struct sqlite_store *st = from_store(s);
-    int rc = write_begin(st, op);
-    if (rc < 0) return rc;
-    struct conn *c = &st->writer;
-    rc = exec_id(c, S_REQUEUE_EXPIRED, op);
-    if (rc == 0 && n) *n = sqlite3_changes(c->db);
-    return write_end(st, op, rc);
+    return requeue(s, S_REQUEUE_EXPIRED, "store_requeue_expired", n);
 }
 
 static int sqlite_jobs_in_state(struct store *s, const char *state, int64_t **ids, int *n)
