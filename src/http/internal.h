@@ -200,6 +200,10 @@ enum MHD_Result route_ui(struct http_server *srv, struct MHD_Connection *c, stru
 /* An upload's metadata as the routes show it (a new object). */
 json_t *upload_json(const struct store_upload *u);
 
+/* A media error (media.h) without the "<path>: " its functions put in
+ * front, for a client who never saw the server's path. */
+const char *media_reason(const char *err, const char *path);
+
 /* Checks a model name against the models folder: 0, or -1 after queueing a
  * 400 (or 404 with openai set) that lists the models there. */
 int check_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq,

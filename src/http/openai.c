@@ -209,8 +209,7 @@ enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c
     if (rc < 0) {
         if (rc == HARK_EAUDIO || rc == HARK_EFORMAT)
             return http_send_error(c, rq, 400, "invalid_file_format", "file", NULL,
-                                   "invalid file format: %s",
-                                   strstr(err, ": ") ? strstr(err, ": ") + 2 : err);
+                                   "invalid file format: %s", media_reason(err, rx->tmp_path));
         return http_send_error(c, rq, 500, "media", "file", NULL, "cannot read the file: %s", err);
     }
     rc = queue_transcribe(srv->queue, model, pcm, n, &opt, &res, err, sizeof err);

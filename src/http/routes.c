@@ -91,6 +91,12 @@ static void sanitize_name(const char *in, char *out, size_t len)
     if (!n) snprintf(out, len, "media");
 }
 
+const char *media_reason(const char *err, const char *path)
+{
+    size_t n = strlen(path);
+    return strncmp(err, path, n) == 0 && strncmp(err + n, ": ", 2) == 0 ? err + n + 2 : err;
+}
+
 /* Removes a folder of plain files (an upload's folder) and the folder. */
 static void remove_folder(const char *path)
 {
@@ -205,8 +211,7 @@ enum MHD_Result route_upload(struct http_server *srv, struct MHD_Connection *c, 
     rc = media_probe(rx->tmp_path, &info, err, sizeof err);
     if (rc == HARK_EAUDIO || rc == HARK_EFORMAT)
         return http_send_error(c, rq, 415, "unsupported_media", "file", NULL,
-                               "unsupported media: %s",
-                               strstr(err, ": ") ? strstr(err, ": ") + 2 : err);
+                               "unsupported media: %s", media_reason(err, rx->tmp_path));
     if (rc < 0)
         return http_send_error(c, rq, 500, "media", "file", NULL, "cannot read the upload: %s", err);
 

@@ -473,6 +473,9 @@ test_upload_text() {
     for i in $(seq 1 200); do echo "line $i of a plain text file that no demuxer takes for audio"; done >"$API_TMP/notes.wav"
     upload "$API_TMP/notes.wav"
     want 415 unsupported_media || return 1
+    # The reason is FFmpeg's, without the server's own path to the file.
+    jqb '(.error.message | startswith("unsupported media: ")) and (.error.message | contains($d) | not)' \
+        --arg d "$A_DATA" || return 1
     cp "$API_TMP/notes.wav" "$API_TMP/notes.txt"
     upload "$API_TMP/notes.txt"
     want 415 unsupported_media || return 1
