@@ -589,6 +589,29 @@ static int64_t run_change(struct pg_conn *c, const char *sql, int n, const char 
     return k;
 }
 
+/* run() on a connection taken from the pool for it and given back: the
+ * result, or NULL with *rc set. */
+static PGresult *pool_run(struct pg_store *st, const char *sql, int n, const char *const *params,
+                          const char *op, int *rc)
+{
+    int slot;
+    if ((*rc = conn_take(st, op, &slot)) < 0) return NULL;
+    PGresult *r = run(&st->conns[slot], sql, n, params, op, rc, NULL);
+    conn_give(st, slot);
+    return r;
+}
+
+/* run_change() likewise: the rows changed, or -1 with *rc set. */
+static int64_t pool_change(struct pg_store *st, const char *sql, int n, const char *const *params,
+                           const char *op, int *rc)
+{
+    int slot;
+    if ((*rc = conn_take(st, op, &slot)) < 0) return -1;
+    int64_t k = run_change(&st->conns[slot], sql, n, params, op, rc);
+    conn_give(st, slot);
+    return k;
+}
+
 /* ---------------------------------------------------------------- open, close */
 
 /* Runs one statement of the migration transaction: 0 or a negative code. */
@@ -793,10 +816,8 @@ static int pg_upload_list(struct store *s, int limit, int64_t offset, struct sto
     snprintf(lim, sizeof lim, "%d", limit);
     snprintf(off, sizeof off, "%lld", (long long)offset);
     const char *params[2] = {lim, off};
-    int slot, rc = conn_take(st, op, &slot);
-    if (rc < 0) return rc;
-    PGresult *r = run(&st->conns[slot], sql_upload_list, 2, params, op, &rc, NULL);
-    conn_give(st, slot);
+    int rc;
+    PGresult *r = pool_run(st, sql_upload_list, 2, params, op, &rc);
     if (!r) return rc;
     int n_rows = PQntuples(r), count = 0, places = 0;
     while (count < n_rows && val_i64(r, count, 0) == 0) count++;
@@ -832,11 +853,9 @@ static int pg_upload_delete(struct store *s, const char *id)
 {
     static const char op[] = "store_upload_delete";
     struct pg_store *st = from_store(s);
-    int slot, rc = conn_take(st, op, &slot);
-    if (rc < 0) return rc;
     const char *params[1] = {id};
-    int64_t k = run_change(&st->conns[slot], sql_upload_delete, 1, params, op, &rc);
-    conn_give(st, slot);
+    int rc;
+    int64_t k = pool_change(st, sql_upload_delete, 1, params, op, &rc);
     if (k < 0) return rc;
     if (k == 0) {
         store_set_error("%s: no upload '%.64s'", op, id);
@@ -947,10 +966,8 @@ static int pg_job_claim(struct store *s, const char *worker, struct store_job *o
 static int update_running(struct pg_store *st, const char *sql, int n, const char *const *params,
                           const char *op, int64_t id)
 {
-    int slot, rc = conn_take(st, op, &slot);
-    if (rc < 0) return rc;
-    int64_t k = run_change(&st->conns[slot], sql, n, params, op, &rc);
-    conn_give(st, slot);
+    int rc;
+    int64_t k = pool_change(st, sql, n, params, op, &rc);
     if (k < 0) return rc;
     if (k == 0) {
         store_set_error("%s: job %lld is not running, or not for this worker", op, (long long)id);
@@ -1002,10 +1019,7 @@ static int pg_job_fail(struct store *s, int64_t id, const char *worker, const ch
 static int64_t run_announce(struct pg_store *st, const char *sql, int n, const char *const *params,
                             const char *op, int *rc)
 {
-    int slot;
-    if ((*rc = conn_take(st, op, &slot)) < 0) return -1;
-    PGresult *r = run(&st->conns[slot], sql, n, params, op, rc, NULL);
-    conn_give(st, slot);
+    PGresult *r = pool_run(st, sql, n, params, op, rc);
     if (!r) return -1;
     int64_t k = PQntuples(r);
     PQclear(r);
@@ -1148,10 +1162,8 @@ static int pg_requeue_running(struct store *s, int *n)
 {
     static const char op[] = "store_requeue_running";
     struct pg_store *st = from_store(s);
-    int slot, rc = conn_take(st, op, &slot);
-    if (rc < 0) return rc;
-    int64_t k = run_change(&st->conns[slot], sql_requeue, 0, NULL, op, &rc);
-    conn_give(st, slot);
+    int rc;
+    int64_t k = pool_change(st, sql_requeue, 0, NULL, op, &rc);
     if (k < 0) return rc;
     if (n) *n = (int)k;
     return 0;
@@ -1162,10 +1174,8 @@ static int pg_jobs_in_state(struct store *s, const char *state, int64_t **ids, i
     static const char op[] = "store_jobs_in_state";
     struct pg_store *st = from_store(s);
     const char *params[1] = {state};
-    int slot, rc = conn_take(st, op, &slot);
-    if (rc < 0) return rc;
-    PGresult *r = run(&st->conns[slot], sql_jobs_in_state, 1, params, op, &rc, NULL);
-    conn_give(st, slot);
+    int rc;
+    PGresult *r = pool_run(st, sql_jobs_in_state, 1, params, op, &rc);
     if (!r) return rc;
     int count = PQntuples(r);
     int64_t *out = NULL;
@@ -1188,10 +1198,8 @@ static int pg_stats(struct store *s, struct store_stats *out)
 {
     static const char op[] = "store_stats";
     struct pg_store *st = from_store(s);
-    int slot, rc = conn_take(st, op, &slot);
-    if (rc < 0) return rc;
-    PGresult *r = run(&st->conns[slot], sql_stats, 0, NULL, op, &rc, NULL);
-    conn_give(st, slot);
+    int rc;
+    PGresult *r = pool_run(st, sql_stats, 0, NULL, op, &rc);
     if (!r) return rc;
     out->uploads = val_i64(r, 0, 0);
     out->queued = val_i64(r, 0, 1);

@@ -134,6 +134,42 @@ api_pg_db() {
         { echo "  could not create the database $api_db: $out"; return 1; }
 }
 
+# npm_install DIR PACKAGE: installs DIR's locked npm packages (npm ci) when
+# DIR/node_modules lacks PACKAGE or is older than the lock file; extra
+# environment for npm comes from the caller (VAR=value npm_install ...).
+# Returns 1 after printing the end of npm's log when it fails.
+npm_install() {
+    [ -d "$1/node_modules/$2" ] && cmp -s "$1/package-lock.json" "$1/node_modules/.package-lock.json" 2>/dev/null &&
+        return 0
+    (cd "$1" && timeout 180 npm ci --no-audit --no-fund --loglevel=error) >"$API_TMP/npm.log" 2>&1 && return 0
+    grep -v 'Unknown user config' "$API_TMP/npm.log" | tail -5 | sed 's/^/    /'
+    return 1
+}
+
+# node_checks NAME SECONDS SCRIPT: runs a node script of checks that prints
+# "PASS x" / "FAIL x" lines (its environment from the caller, as for
+# npm_install), shows its output and adds its lines to $passed and $failed;
+# a script that prints no PASS, or exits non-zero without a FAIL, is one
+# more FAIL named NAME.
+node_checks() {
+    local rc p f
+    timeout "$2" node "$3" >"$API_TMP/node.out" 2>&1
+    rc=$?
+    cat "$API_TMP/node.out"
+    p=$(grep -c '^PASS ' "$API_TMP/node.out")
+    f=$(grep -c '^FAIL ' "$API_TMP/node.out")
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if { [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; } || [ "$p" -eq 0 ]; then
+        echo "FAIL $1: node exited with status $rc after $p checks"
+        failed=$((failed + 1))
+    fi
+}
+
+# median: the median of the numbers on stdin, one per line (the lower of
+# the two middle ones for an even count).
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+
 # sanitizer_clean ERRFILE: no AddressSanitizer/UBSan report in the file.
 sanitizer_clean() {
     if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$1" 2>/dev/null; then

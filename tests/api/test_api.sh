@@ -956,32 +956,19 @@ test_sigterm_stop_a() { server_stop A; }
 # The openai client's own checks print their PASS/FAIL lines, counted here;
 # a client that cannot be installed or run is one FAIL.
 run_openai_client() {
-    local dir=$HERE/openai rc p f
+    local dir=$HERE/openai
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
         echo "FAIL openai_client: node and npm are needed"
         failed=$((failed + 1))
         return
     fi
-    if [ ! -d "$dir/node_modules/openai" ] || ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json" 2>/dev/null; then
-        if ! (cd "$dir" && timeout 180 npm ci --no-audit --no-fund --loglevel=error) >"$API_TMP/npm.log" 2>&1; then
-            echo "FAIL openai_client: npm ci failed (is the npm registry reachable?)"
-            grep -v 'Unknown user config' "$API_TMP/npm.log" | tail -5 | sed 's/^/    /'
-            failed=$((failed + 1))
-            return
-        fi
+    if ! npm_install "$dir" openai; then
+        echo "FAIL openai_client: npm ci failed (is the npm registry reachable?)"
+        failed=$((failed + 1))
+        return
     fi
     HARK_URL=$A_URL HARK_KEY_URL=$C_url HARK_KEY=flag-key-1 HARK_MEDIA=$MEDIA HARK_TMP=$API_TMP \
-        timeout $((120 * SLOW)) node "$dir/test.mjs" >"$API_TMP/node.out" 2>&1
-    rc=$?
-    cat "$API_TMP/node.out"
-    p=$(grep -c '^PASS ' "$API_TMP/node.out")
-    f=$(grep -c '^FAIL ' "$API_TMP/node.out")
-    passed=$((passed + p))
-    failed=$((failed + f))
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] || [ "$p" -eq 0 ]; then
-        echo "FAIL openai_client: node exited with status $rc after $p checks"
-        failed=$((failed + 1))
-    fi
+        node_checks openai_client $((120 * SLOW)) "$dir/test.mjs"
 }
 
 # --------------------------------------------------------------- main

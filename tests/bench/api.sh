@@ -33,8 +33,6 @@ if ! "$HARK" serve --help >/dev/null 2>&1; then
 fi
 api_init || exit 0
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
-
 # kb NAME PID: a VmRSS/VmHWM figure in kB.
 kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$2/status" 2>/dev/null; }
 

@@ -41,7 +41,6 @@ fi
 api_init || exit 0
 trap '_api_cleanup; pg_stop' EXIT
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 # ms N: "N ms", or "under 1 ms" for 0 (the job records' times are in ms).
 ms() {
     case $1 in

@@ -41,14 +41,8 @@ if [ ! -x "$HARK" ] || ! "$HARK" serve --help >/dev/null 2>&1; then
 fi
 api_init || setup_fail "no temporary folder"
 
-if [ ! -d "$HERE/node_modules/playwright-core" ] ||
-    ! cmp -s "$HERE/package-lock.json" "$HERE/node_modules/.package-lock.json" 2>/dev/null; then
-    if ! (cd "$HERE" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 180 npm ci --no-audit --no-fund --loglevel=error) \
-        >"$API_TMP/npm.log" 2>&1; then
-        grep -v 'Unknown user config' "$API_TMP/npm.log" | tail -5 | sed 's/^/    /'
-        setup_fail "npm ci failed (is the npm registry reachable?)"
-    fi
-fi
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm_install "$HERE" playwright-core ||
+    setup_fail "npm ci failed (is the npm registry reachable?)"
 
 server_start A "$API_TMP/a" || setup_fail "the server did not start"
 server_start K "$API_TMP/k" --api-key "$KEY" || setup_fail "the server with a key did not start"
@@ -59,17 +53,7 @@ echo "  screenshots go to $SHOTS"
 
 HARK_URL=$A_url HARK_KEY_URL=$K_url HARK_KEY=$KEY HARK_MEDIA=$MEDIA HARK_AUDIO=$AUDIO HARK_TMP=$API_TMP \
     HARK_UI_SHOTS=$SHOTS HARK_SLOW=$SLOW HARK_CHROMIUM=$CHROMIUM \
-    timeout $((300 * SLOW)) node "$HERE/test.mjs" >"$API_TMP/node.out" 2>&1
-rc=$?
-cat "$API_TMP/node.out"
-p=$(grep -c '^PASS ' "$API_TMP/node.out")
-f=$(grep -c '^FAIL ' "$API_TMP/node.out")
-passed=$((passed + p))
-failed=$((failed + f))
-if { [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; } || [ "$p" -eq 0 ]; then
-    echo "FAIL ui_browser: node exited with status $rc after $p checks"
-    failed=$((failed + 1))
-fi
+    node_checks ui_browser $((300 * SLOW)) "$HERE/test.mjs"
 
 for s in A K; do
     if server_stop $s; then
