@@ -92,7 +92,6 @@ struct worker {
     int64_t job_id;           /* the stored job it runs; 0 if none */
     int cancel;               /* queue_cancel named that job */
     int lost;                 /* its heartbeat found the job no longer its own */
-    int64_t jobs_done;        /* finished by this worker, since start */
 };
 
 /* An interactive request: lives on the stack of the queue_transcribe
@@ -584,7 +583,6 @@ end:
     pthread_mutex_lock(&q->mu);
     switch (out) {
     case OUT_DONE:
-        w->jobs_done++;
         q->stats.jobs_done++;
         q->stats.audio_seconds += (double)n_samples / MEDIA_SAMPLE_RATE;
         q->stats.busy_seconds += time_s;
