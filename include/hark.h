@@ -117,6 +117,75 @@ hark_state *hark_state_new(const hark_model *model, int n_threads, char *err, si
 /* Frees a state; NULL is a no-op. */
 void hark_state_free(hark_state *state);
 
+/* ------------------------------------------------------------------ vad */
+
+/* Speech detection with Silero VAD in whisper.cpp's ggml VAD file format
+ * (`ggml-silero-v6.2.0.bin`, `ggml-silero-v5.1.2.bin`). Like a Whisper
+ * model, a loaded VAD model is immutable and may be used by any number of
+ * threads at once. */
+typedef struct hark_vad hark_vad;
+
+/* Samples per probability: one speech probability per 512-sample (32 ms)
+ * frame of 16 kHz audio. */
+#define HARK_VAD_FRAME 512
+
+/* Loads and validates a VAD model file. Returns NULL on failure with a
+ * one-line reason in err (naming the file and the fault) and, if code is
+ * not NULL, the HARK_E* code in *code. Free it with hark_vad_free(). */
+hark_vad *hark_vad_load(const char *path, int *code, char *err, size_t errlen);
+
+/* Frees a VAD model; NULL is a no-op. */
+void hark_vad_free(hark_vad *vad);
+
+/* The model's name as its file states it, e.g. "silero-v6.2.0". Borrowed;
+ * lives as long as the model. */
+const char *hark_vad_name(const hark_vad *vad);
+
+/* How probabilities become speech segments (whisper.cpp's
+ * whisper_vad_params and defaults). */
+struct hark_vad_params {
+    float threshold;      /* speech starts at p >= threshold; default 0.5 */
+    int min_speech_ms;    /* shorter speech is dropped; default 250 */
+    int min_silence_ms;   /* silence that ends speech (below threshold - 0.15); default 100 */
+    float max_speech_s;   /* longer speech is split; default INFINITY (never) */
+    int pad_ms;           /* padding added around each segment; default 30 */
+    float overlap_s;      /* whisper.cpp profile: audio each segment keeps of the
+                             next stretch when segments are joined; default 0.1 */
+};
+
+/* Fills params with the defaults above. */
+void hark_vad_params_init(struct hark_vad_params *params);
+
+/* Checks every field's range. Returns 0, or HARK_EINVAL with a one-line
+ * reason naming the field in err. */
+int hark_vad_params_check(const struct hark_vad_params *params, char *err, size_t errlen);
+
+/* One stretch of speech, in seconds on the audio's timeline. */
+struct hark_speech {
+    double start_s, end_s;
+};
+
+/* The speech probability of every HARK_VAD_FRAME-sample frame of 16 kHz
+ * mono PCM (the last frame zero-padded), with the LSTM state starting at
+ * zero, on n_threads threads (>= 1). On success returns 0 and a malloc'ed
+ * array of ceil(n_samples / 512) floats in *probs (owned by the caller:
+ * free()); on failure a HARK_E* code with a reason in err. Thread-safe. */
+int hark_vad_probs(const hark_vad *vad, const float *pcm, size_t n_samples, int n_threads,
+                   float **probs, size_t *n_probs, char *err, size_t errlen);
+
+/* Speech segments from frame probabilities, exactly as whisper.cpp 1.9.3's
+ * whisper_vad_segments_from_probs derives them (times are whole
+ * centiseconds). On success returns 0 and a malloc'ed array in *segments
+ * (NULL when there is no speech; owned by the caller: free()) with its
+ * length in *n_segments. Returns HARK_EINVAL for bad params, HARK_ENOMEM. */
+int hark_vad_segments(const float *probs, size_t n_probs, const struct hark_vad_params *params,
+                      struct hark_speech **segments, int *n_segments);
+
+/* hark_vad_probs followed by hark_vad_segments. */
+int hark_vad_detect(const hark_vad *vad, const float *pcm, size_t n_samples,
+                    const struct hark_vad_params *params, int n_threads,
+                    struct hark_speech **segments, int *n_segments, char *err, size_t errlen);
+
 /* ------------------------------------------------------------ transcribe */
 
 enum hark_task { HARK_TASK_TRANSCRIBE = 0, HARK_TASK_TRANSLATE = 1 };
@@ -148,6 +217,11 @@ struct hark_options {
     uint64_t seed;              /* sampling seed; default 0 */
     hark_progress_fn progress;  /* may be NULL */
     void *progress_user;
+    /* Speech detection: with a VAD model, only the speech it finds is
+     * transcribed, and every time in the result is on the original audio's
+     * timeline. NULL (the default): the whole audio. */
+    const hark_vad *vad;
+    struct hark_vad_params vad_params;
 };
 
 /* Fills options with the defaults above. */
@@ -194,6 +268,15 @@ const char *hark_result_language(const hark_result *r); /* code, e.g. "en" */
 float hark_result_language_prob(const hark_result *r);
 double hark_result_duration_s(const hark_result *r);
 const char *hark_result_task(const hark_result *r); /* "transcribe" or "translate" */
+
+/* Speech detection in a result: 1 when a VAD model chose what was
+ * transcribed (then *params, if not NULL, receives the settings used and
+ * *name, if not NULL, the VAD model's name, borrowed), else 0. */
+int hark_result_vad(const hark_result *r, struct hark_vad_params *params, const char **name);
+/* The speech segments transcribed, on the original timeline (0 without
+ * VAD). The pointer is borrowed and lives as long as the result. */
+int hark_result_n_speech(const hark_result *r);
+const struct hark_speech *hark_result_speech(const hark_result *r, int i);
 
 enum hark_format { HARK_FORMAT_TXT, HARK_FORMAT_JSON, HARK_FORMAT_SRT, HARK_FORMAT_VTT, HARK_FORMAT_TSV };
 

@@ -28,6 +28,7 @@
 #include "mel.h"
 #include "model.h"
 #include "result.h"
+#include "speech.h"
 #include "state.h"
 #include "tokenizer.h"
 
@@ -502,7 +503,9 @@ static int add_segment(struct dctx *c, struct hark_result *r, const struct windo
         k->p = s->p[i];
         k->logprob = s->lp[i];
         if (s->tok[i] >= sp->beg) {
-            k->t0_s = k->t1_s = seek * 0.01 + (s->tok[i] - sp->beg) * 0.02;
+            /* A timestamp past the end of the audio (the last window is
+             * padded with silence) is placed at the end. */
+            k->t0_s = k->t1_s = fmin(seek * 0.01 + (s->tok[i] - sp->beg) * 0.02, r->duration_s);
             if (k->t1_s > prev_s) prev_s = k->t1_s < end_s ? k->t1_s : end_s;
         } else if (!c->opt->no_timestamps) {
             double t = s->tid[i] >= sp->beg ? seek * 0.01 + (s->tid[i] - sp->beg) * 0.02 : prev_s;
@@ -668,6 +671,53 @@ static int detect_language(struct dctx *c, int *lang, float *prob)
     return 0;
 }
 
+int decode_check(const struct hark_state *st, const float *pcm, size_t n_samples,
+                 const struct hark_options *opt, char *err, size_t errlen)
+{
+    if (!st || (!pcm && n_samples > 0)) {
+        set_err(err, errlen, "hark_transcribe: missing state, output or audio");
+        return HARK_EINVAL;
+    }
+    if (opt->beam_size > STATE_MAX_SEQ || opt->best_of > STATE_MAX_SEQ) {
+        set_err(err, errlen, "hark_transcribe: beam_size and best_of must be at most 8");
+        return HARK_EINVAL;
+    }
+    if (!(opt->temperature >= 0.0f) || opt->temperature > 1.0f + 1e-6f) {
+        set_err(err, errlen, "hark_transcribe: temperature must be in [0, 1]");
+        return HARK_EINVAL;
+    }
+    if ((opt->task != HARK_TASK_TRANSCRIBE && opt->task != HARK_TASK_TRANSLATE) ||
+        (opt->decoder != HARK_DECODER_OPENAI && opt->decoder != HARK_DECODER_WHISPER_CPP)) {
+        set_err(err, errlen, "hark_transcribe: unknown task or decoder profile");
+        return HARK_EINVAL;
+    }
+    int multilingual = st->model->hp.n_vocab >= 51865;
+    if (opt->task == HARK_TASK_TRANSLATE && !multilingual) {
+        set_err(err, errlen, "hark_transcribe: translation needs a multilingual model; this one is English-only");
+        return HARK_EINVAL;
+    }
+    if (opt->language && opt->language[0] && strcmp(opt->language, "auto") != 0) {
+        int lang = hark_lang_index(opt->language);
+        if (lang >= 0 && !multilingual && lang != 0) {
+            if (err && errlen)
+                snprintf(err, errlen, "hark_transcribe: language '%s' on an English-only model", opt->language);
+            return HARK_EINVAL;
+        }
+        if (lang < 0 || lang >= hark_lang_count(st->model)) {
+            if (err && errlen) snprintf(err, errlen, "hark_transcribe: unknown language '%s'", opt->language);
+            return HARK_EINVAL;
+        }
+    }
+    for (size_t i = 0; i < n_samples; i++) {
+        if (!isfinite(pcm[i])) {
+            if (err && errlen)
+                snprintf(err, errlen, "hark_transcribe: audio sample %zu is not a finite number", i);
+            return HARK_EAUDIO;
+        }
+    }
+    return 0;
+}
+
 int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
                const struct hark_options *opt_in, const struct decode_hooks *hooks,
                struct hark_result **out, char *err, size_t errlen)
@@ -679,7 +729,7 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     int rc = 0;
     memset(&c, 0, sizeof(c));
     if (out) *out = NULL;
-    if (!st || !out || (!pcm && n_samples > 0)) {
+    if (!out) {
         set_err(err, errlen, "hark_transcribe: missing state, output or audio");
         return HARK_EINVAL;
     }
@@ -690,30 +740,8 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     }
     if (opt.beam_size < 1) opt.beam_size = 1;
     if (opt.best_of < 1) opt.best_of = 1;
-    if (opt.beam_size > STATE_MAX_SEQ || opt.best_of > STATE_MAX_SEQ) {
-        set_err(err, errlen, "hark_transcribe: beam_size and best_of must be at most 8");
-        return HARK_EINVAL;
-    }
-    if (!(opt.temperature >= 0.0f) || opt.temperature > 1.0f + 1e-6f) {
-        set_err(err, errlen, "hark_transcribe: temperature must be in [0, 1]");
-        return HARK_EINVAL;
-    }
-    if ((opt.task != HARK_TASK_TRANSCRIBE && opt.task != HARK_TASK_TRANSLATE) ||
-        (opt.decoder != HARK_DECODER_OPENAI && opt.decoder != HARK_DECODER_WHISPER_CPP)) {
-        set_err(err, errlen, "hark_transcribe: unknown task or decoder profile");
-        return HARK_EINVAL;
-    }
-    if (opt.task == HARK_TASK_TRANSLATE && st->model->hp.n_vocab < 51865) {
-        set_err(err, errlen, "hark_transcribe: translation needs a multilingual model; this one is English-only");
-        return HARK_EINVAL;
-    }
-    for (size_t i = 0; i < n_samples; i++) {
-        if (!isfinite(pcm[i])) {
-            if (err && errlen)
-                snprintf(err, errlen, "hark_transcribe: audio sample %zu is not a finite number", i);
-            return HARK_EAUDIO;
-        }
-    }
+    rc = decode_check(st, pcm, n_samples, &opt, err, errlen);
+    if (rc) return rc;
 
     const struct hark_model *m = st->model;
     const struct hark_hparams *hp = &m->hp;
@@ -781,23 +809,8 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
                 goto fail;
             }
         } else {
-            lang = hark_lang_index(opt.language);
-            if (lang < 0 || lang >= sp->n_lang) {
-                rc = HARK_EINVAL;
-                if (err && errlen) snprintf(err, errlen, "hark_transcribe: unknown language '%s'", opt.language);
-                goto fail;
-            }
+            lang = hark_lang_index(opt.language); /* checked by decode_check */
         }
-    } else if (opt.language && strcmp(opt.language, "auto") && opt.language[0] &&
-               hark_lang_index(opt.language) != 0) {
-        rc = HARK_EINVAL;
-        if (err && errlen) {
-            if (hark_lang_index(opt.language) < 0)
-                snprintf(err, errlen, "hark_transcribe: unknown language '%s'", opt.language);
-            else
-                snprintf(err, errlen, "hark_transcribe: language '%s' on an English-only model", opt.language);
-        }
-        goto fail;
     }
     snprintf(r->language, sizeof(r->language), "%s", hark_lang_code(lang) ? hark_lang_code(lang) : "en");
     r->language_prob = lang_prob;
@@ -878,5 +891,6 @@ fail:
 int hark_transcribe(hark_state *state, const float *pcm, size_t n_samples,
                     const struct hark_options *opt, hark_result **out, char *err, size_t errlen)
 {
+    if (opt && opt->vad) return speech_transcribe(state, pcm, n_samples, opt, NULL, out, err, errlen);
     return decode_run(state, pcm, n_samples, opt, NULL, out, err, errlen);
 }

@@ -233,7 +233,15 @@ struct decode_hooks {
                        int result_len, int seek_delta, int next_seek);
 };
 
-/* hark_transcribe with hooks. Same contract as hark_transcribe. */
+/* Checks a transcription's arguments: the state and audio, beam and
+ * best-of sizes, temperature, task and profile, the language for the
+ * model, and that every sample is finite. Returns 0, HARK_EINVAL or
+ * HARK_EAUDIO with a reason in err. */
+int decode_check(const struct hark_state *st, const float *pcm, size_t n_samples,
+                 const struct hark_options *opt, char *err, size_t errlen);
+
+/* hark_transcribe with hooks, on the whole audio (opt->vad is not looked
+ * at). Same contract as hark_transcribe. */
 int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
                const struct hark_options *opt, const struct decode_hooks *hooks,
                struct hark_result **out, char *err, size_t errlen);

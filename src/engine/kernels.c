@@ -186,6 +186,25 @@ void kern_f16_to_f32_row(const uint16_t *src, float *dst, size_t n)
     kern_dequant_row(TYPE_F16, (const uint8_t *)src, dst, (int64_t)n);
 }
 
+static T512 void round_f16_512(float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm512_storeu_ps(x + i, _mm512_cvtph_ps(h));
+    }
+    for (; i < n; i++) x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
+}
+
+void kern_round_f16(float *x, size_t n)
+{
+    if (use_simd()) {
+        round_f16_512(x, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
+}
+
 static inline float rd_f16(const uint8_t *p)
 {
     uint16_t h;
@@ -564,6 +583,68 @@ static void axpy(float a, const float *x, float *y, int n)
         return;
     }
     for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+/* ------------------------------------------------------------------ lstm */
+
+/* σ(x) = 1 / (1 + e^−x); tanh(x) = 2σ(2x) − 1. */
+static inline T512 __m512 sigmoid_512(__m512 x)
+{
+    __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp_512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+
+static inline T512 __m512 tanh_512(__m512 x)
+{
+    __m512 s = sigmoid_512(_mm512_add_ps(x, x));
+    return _mm512_fmsub_ps(_mm512_set1_ps(2.0f), s, _mm512_set1_ps(1.0f));
+}
+
+/* z = pre + W_hh·h as H axpys over rows of W_hhᵀ, 128 outputs (8
+ * registers) at a time so that no horizontal sum is needed. */
+static T512 void lstm_step_512(int H, const float *w_hh_t, const float *pre, float *h, float *c, float *z)
+{
+    const int G = 4 * H;
+    for (int j0 = 0; j0 < G; j0 += 128) {
+        int nv = (G - j0) / 16 < 8 ? (G - j0) / 16 : 8;
+        __m512 acc[8];
+        for (int v = 0; v < nv; v++) acc[v] = _mm512_loadu_ps(pre + j0 + 16 * v);
+        for (int k = 0; k < H; k++) {
+            __m512 hk = _mm512_set1_ps(h[k]);
+            const float *w = w_hh_t + (size_t)k * G + j0;
+            for (int v = 0; v < nv; v++) acc[v] = _mm512_fmadd_ps(hk, _mm512_loadu_ps(w + 16 * v), acc[v]);
+        }
+        for (int v = 0; v < nv; v++) _mm512_storeu_ps(z + j0 + 16 * v, acc[v]);
+    }
+    for (int j = 0; j < H; j += 16) {
+        __m512 i = sigmoid_512(_mm512_loadu_ps(z + j));
+        __m512 f = sigmoid_512(_mm512_loadu_ps(z + H + j));
+        __m512 g = tanh_512(_mm512_loadu_ps(z + 2 * H + j));
+        __m512 o = sigmoid_512(_mm512_loadu_ps(z + 3 * H + j));
+        __m512 cn = _mm512_fmadd_ps(f, _mm512_loadu_ps(c + j), _mm512_mul_ps(i, g));
+        _mm512_storeu_ps(c + j, cn);
+        _mm512_storeu_ps(h + j, _mm512_mul_ps(o, tanh_512(cn)));
+    }
+}
+
+static float sigmoid_1(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+void kern_lstm_step(int H, const float *w_hh_t, const float *pre, float *h, float *c, float *z)
+{
+    assert(H > 0 && H % 16 == 0);
+    if (use_simd()) {
+        lstm_step_512(H, w_hh_t, pre, h, c, z);
+        return;
+    }
+    const int G = 4 * H;
+    memcpy(z, pre, (size_t)G * sizeof(float));
+    for (int k = 0; k < H; k++) axpy(h[k], w_hh_t + (size_t)k * G, z, G);
+    for (int j = 0; j < H; j++) {
+        float i = sigmoid_1(z[j]), f = sigmoid_1(z[H + j]), g = tanhf(z[2 * H + j]);
+        float o = sigmoid_1(z[3 * H + j]);
+        c[j] = f * c[j] + i * g;
+        h[j] = o * tanhf(c[j]);
+    }
 }
 
 /* ------------------------------------------------------------------ pool */

@@ -63,6 +63,10 @@ size_t kern_row_bytes(int type, int64_t n);
  * Returns 0, or HARK_EINVAL for an unknown type or a bad n. */
 int kern_dequant_row(int type, const uint8_t *src, float *dst, int64_t n);
 
+/* Rounds n floats in place to the nearest f16 value (ties to even), as
+ * ggml does to a convolution's input when its kernel is f16. */
+void kern_round_f16(float *x, size_t n);
+
 /* ----------------------------------------------------------- linear maps */
 
 enum {
@@ -125,6 +129,15 @@ void kern_attention_kv16(struct kern_pool *pool, int n_head, int head_dim, const
 void kern_attention_rows(struct kern_pool *pool, int n_head, int head_dim, const float *q, int ldq,
                          int n_q, const float *const *k, const float *const *v, int ldkv, int n_kv,
                          float *out, int ldo);
+
+/* One step of an LSTM cell of hidden size H (a multiple of 16), gates in
+ * PyTorch's order (input, forget, cell, output):
+ *   z = pre + W_hh · h,  i = σ(z₀), f = σ(z₁), g = tanh(z₂), o = σ(z₃),
+ *   c = f·c + i·g,  h = o·tanh(c).
+ * pre (4H) holds W_ih · x + both biases; w_hh_t is W_hh transposed, (H, 4H)
+ * row-major; h and c (H) are updated in place; z (4H) is scratch. On the
+ * calling thread. */
+void kern_lstm_step(int H, const float *w_hh_t, const float *pre, float *h, float *c, float *z);
 
 /* ------------------------------------------------------- implementations */
 

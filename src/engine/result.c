@@ -29,6 +29,8 @@ void hark_options_init(struct hark_options *opt)
     opt->seed = 0;
     opt->progress = NULL;
     opt->progress_user = NULL;
+    opt->vad = NULL;
+    hark_vad_params_init(&opt->vad_params);
 }
 
 static void segment_deinit(struct hark_segment *seg)
@@ -144,11 +146,31 @@ const char *hark_result_task(const hark_result *r)
     return r && r->task == HARK_TASK_TRANSLATE ? "translate" : "transcribe";
 }
 
+int hark_result_vad(const hark_result *r, struct hark_vad_params *params, const char **name)
+{
+    if (!r || !r->vad_used) return 0;
+    if (params) *params = r->vad_params;
+    if (name) *name = r->vad_name;
+    return 1;
+}
+
+int hark_result_n_speech(const hark_result *r)
+{
+    return r ? r->n_speech : 0;
+}
+
+const struct hark_speech *hark_result_speech(const hark_result *r, int i)
+{
+    if (!r || i < 0 || i >= r->n_speech) return NULL;
+    return &r->speech[i];
+}
+
 void hark_result_free(hark_result *r)
 {
     if (!r) return;
     for (int i = 0; i < r->n_segments; i++) segment_deinit(&r->segments[i]);
     free(r->segments);
+    free(r->speech);
     free(r);
 }
 

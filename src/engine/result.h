@@ -3,8 +3,8 @@
  * output.c writes it, result.c frees it and answers the accessors.
  *
  * Ownership: the result owns `segments`; each segment owns `text` and its
- * `tokens` array, and each token owns its `text`. All of it is freed by
- * hark_result_free().
+ * `tokens` array, and each token owns its `text`; the result owns `speech`.
+ * All of it is freed by hark_result_free().
  */
 #ifndef HARK_RESULT_H
 #define HARK_RESULT_H
@@ -19,6 +19,13 @@ struct hark_result {
     float language_prob;
     double duration_s;
     int task;                       /* enum hark_task */
+    /* Speech detection (speech.c): whether it chose what was transcribed,
+     * with what settings and model, and the speech found (owned). */
+    int vad_used;
+    struct hark_vad_params vad_params;
+    char vad_name[48];
+    struct hark_speech *speech;
+    int n_speech;
 };
 
 /* Appends a segment (taking ownership of seg->text and seg->tokens, whose

@@ -712,6 +712,52 @@ static void test_attention_rows(void)
 }
 
 /* Row conversions against the scalar converters checked in test_f16. */
+/* The LSTM step against a double-precision reference, for the scalar and
+ * the SIMD kernels, over several steps with the state carried; and the f16
+ * rounding against the scalar conversion. */
+static void test_lstm_round(void)
+{
+    enum { H = 128, G = 4 * H };
+    static float w_t[H * G], pre[G], z[G];
+    double worst = 0, worst_round = 0;
+    for (int i = 0; i < H * G; i++) w_t[i] = rnd_f() * 0.15f;
+    for (int mode = 0; mode < 2; mode++) {
+        set_mode(mode);
+        float h[H] = {0}, c[H] = {0};
+        double hd[H] = {0}, cd[H] = {0};
+        for (int step = 0; step < 6; step++) {
+            for (int j = 0; j < G; j++) pre[j] = rnd_f() * 3.0f + (step == 3 && j == 5 ? 90.0f : 0.0f);
+            double zd[G];
+            for (int j = 0; j < G; j++) {
+                zd[j] = pre[j];
+                for (int k = 0; k < H; k++) zd[j] += hd[k] * w_t[k * G + j];
+            }
+            for (int j = 0; j < H; j++) {
+                double ig = 1 / (1 + exp(-zd[j])), fg = 1 / (1 + exp(-zd[H + j])), gg = tanh(zd[2 * H + j]);
+                double og = 1 / (1 + exp(-zd[3 * H + j]));
+                cd[j] = fg * cd[j] + ig * gg;
+                hd[j] = og * tanh(cd[j]);
+            }
+            kern_lstm_step(H, w_t, pre, h, c, z);
+            for (int j = 0; j < H; j++) {
+                double e = fmax(fabs(h[j] - hd[j]), fabs(c[j] - cd[j]));
+                if (!(e <= worst)) worst = e;
+            }
+        }
+        float x[1000], y[1000];
+        for (int i = 0; i < 1000; i++) x[i] = y[i] = rnd_f() * (i % 7 == 0 ? 70000.0f : 3.0f);
+        kern_round_f16(x, 1000);
+        for (int i = 0; i < 1000; i++) {
+            float want = kern_f16_to_f32(kern_f32_to_f16(y[i]));
+            double e = fabs((double)x[i] - want);
+            if (!(e <= worst_round) && !(isinf(x[i]) && isinf(want))) worst_round = e;
+        }
+    }
+    printf("  lstm step: worst |error| %.2e over 6 steps; f16 rounding: worst difference %.2e\n", worst, worst_round);
+    CHECK(worst < 2e-5);
+    CHECK(worst_round == 0);
+}
+
 static void test_f16_rows(void)
 {
     enum { N = 4099 };
@@ -798,6 +844,7 @@ int main(int argc, char **argv)
     t_run("attention", test_attention);
     t_run("attention_kv16", test_attention_kv16);
     t_run("attention_rows", test_attention_rows);
+    t_run("lstm_round", test_lstm_round);
     t_run("f16_rows", test_f16_rows);
     t_run("pool", test_pool);
     return t_summary();
