@@ -357,7 +357,7 @@ enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, s
     if (!model || !*model) model = u.model[0] ? u.model : srv->default_model;
     if (check_model(srv, c, rq, model, 0, &ret) < 0) goto out;
 
-    rc = store_job_enqueue(srv->store, u.id, model, language, task, &job, &position);
+    rc = store_job_enqueue(srv->store, u.id, model, language, task, NULL, &job, &position);
     if (rc == STORE_ACTIVE) {
         rc = store_upload_get(srv->store, u.id, &u);
         if (rc < 0) {

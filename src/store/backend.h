@@ -45,7 +45,7 @@ struct store_backend {
                        int64_t *total);
     int (*upload_delete)(struct store *s, const char *id);
     int (*job_enqueue)(struct store *s, const char *upload_id, const char *model, const char *language,
-                       const char *task, struct store_job *out, int *position);
+                       const char *task, const char *options, struct store_job *out, int *position);
     int (*job_get)(struct store *s, int64_t id, struct store_job *out);
     int (*job_active)(struct store *s, const char *upload_id, struct store_job *out);
     int (*job_claim)(struct store *s, const char *worker, struct store_job *out);

@@ -143,6 +143,8 @@ static const char *const migrations[] = {
     " FOR EACH ROW EXECUTE FUNCTION hark_upload_count();",
     /* 2: leases, as in SQLite. */
     "ALTER TABLE jobs ADD COLUMN lease_until TEXT COLLATE \"C\" NOT NULL DEFAULT '';",
+    /* 3: a job's own settings, as in SQLite. */
+    "ALTER TABLE jobs ADD COLUMN options TEXT NOT NULL DEFAULT '';",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -166,7 +168,7 @@ static const char *const migrations[] = {
 
 #define JOB_COLS                                                                   \
     "id, upload_id, model, language, task, state, progress, attempts, created,"    \
-    " started, finished, worker, error, lease_until"
+    " started, finished, worker, error, lease_until, options"
 
 /* A time in the store's format, now by the server's clock, and the end of
  * a lease of $N milliseconds from now: every machine's workers compare
@@ -219,10 +221,10 @@ static const char sql_upload_insert[] =
 static const char sql_upload_delete[] = "DELETE FROM uploads WHERE id = $1";
 
 /* Inserts a job unless the upload has an active one; the new job's
- * columns, its queue place (column 14) and the notification. */
+ * columns, its queue place (column 15) and the notification. */
 static const char sql_job_enqueue[] =
-    "WITH ins AS (INSERT INTO jobs (upload_id, model, language, task, state, created)"
-    " SELECT $1, $2, $3, $4, 'queued', $5 WHERE NOT EXISTS (SELECT 1 FROM jobs"
+    "WITH ins AS (INSERT INTO jobs (upload_id, model, language, task, state, created, options)"
+    " SELECT $1, $2, $3, $4, 'queued', $5, $6 WHERE NOT EXISTS (SELECT 1 FROM jobs"
     " WHERE upload_id = $1 AND state IN ('queued', 'running'))"
     " ON CONFLICT (upload_id) WHERE state IN ('queued', 'running') DO NOTHING"
     " RETURNING " JOB_COLS ")"
@@ -526,7 +528,7 @@ static void read_upload(const PGresult *r, int row, int c0, struct store_upload 
         store_copy(u->error, sizeof u->error, val(r, row, c0 + 15));
 }
 
-/* Fills a job from columns 0..13 (JOB_COLS) of a row. */
+/* Fills a job from columns 0..14 (JOB_COLS) of a row. */
 static void read_job(const PGresult *r, int row, struct store_job *j)
 {
     memset(j, 0, sizeof *j);
@@ -544,6 +546,7 @@ static void read_job(const PGresult *r, int row, struct store_job *j)
     store_copy(j->worker, sizeof j->worker, val(r, row, 11));
     store_copy(j->error, sizeof j->error, val(r, row, 12));
     store_copy(j->lease_until, sizeof j->lease_until, val(r, row, 13));
+    store_copy(j->options, sizeof j->options, val(r, row, 14));
 }
 
 /* Runs a query for at most one upload keyed by key: 0 and *out (when not
@@ -867,14 +870,14 @@ static int pg_upload_delete(struct store *s, const char *id)
 /* ---------------------------------------------------------------- jobs */
 
 static int pg_job_enqueue(struct store *s, const char *upload_id, const char *model,
-                          const char *language, const char *task, struct store_job *out,
-                          int *position)
+                          const char *language, const char *task, const char *options,
+                          struct store_job *out, int *position)
 {
     static const char op[] = "store_job_enqueue";
     struct pg_store *st = from_store(s);
     char now[32];
     store_now(now);
-    const char *params[5] = {upload_id, or_empty(model), or_empty(language), task, now};
+    const char *params[6] = {upload_id, or_empty(model), or_empty(language), task, now, or_empty(options)};
     int slot, rc = conn_take(st, op, &slot);
     if (rc < 0) return rc;
     struct pg_conn *c = &st->conns[slot];
@@ -882,7 +885,7 @@ static int pg_job_enqueue(struct store *s, const char *upload_id, const char *mo
      * before it is read, the insert is tried again. */
     for (int tries = 0; tries < N_TRIES; tries++) {
         char state[6];
-        PGresult *r = run(c, sql_job_enqueue, 5, params, op, &rc, state);
+        PGresult *r = run(c, sql_job_enqueue, 6, params, op, &rc, state);
         if (!r) {
             if (strcmp(state, "23503") == 0) {
                 store_set_error("%s: no upload '%.64s'", op, upload_id);
@@ -892,7 +895,7 @@ static int pg_job_enqueue(struct store *s, const char *upload_id, const char *mo
         }
         if (PQntuples(r) == 1) {
             if (out) read_job(r, 0, out);
-            if (position) *position = (int)val_i64(r, 0, 14);
+            if (position) *position = (int)val_i64(r, 0, 15);
             PQclear(r);
             rc = 0;
             break;

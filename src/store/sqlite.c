@@ -108,6 +108,8 @@ static const char *const migrations[] = {
     /* 2: leases. A running job is held until lease_until (the database's
      * clock, in the store's time format) unless its worker renews it. */
     "ALTER TABLE jobs ADD COLUMN lease_until TEXT NOT NULL DEFAULT '';",
+    /* 3: a job's own settings (speech detection), a JSON object or ''. */
+    "ALTER TABLE jobs ADD COLUMN options TEXT NOT NULL DEFAULT '';",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -128,7 +130,7 @@ static const char *const migrations[] = {
 
 #define JOB_COLS                                                                   \
     "id, upload_id, model, language, task, state, progress, attempts, created,"    \
-    " started, finished, worker, error, lease_until"
+    " started, finished, worker, error, lease_until, options"
 
 /* Now, and the end of a lease of ?N milliseconds from now, by SQLite's
  * clock in the store's time format ("%f" is seconds with milliseconds). */
@@ -164,8 +166,8 @@ static const char *const migrations[] = {
     X(JOB_GET, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1")                              \
     X(JOB_ACTIVE, "SELECT " JOB_COLS " FROM jobs WHERE upload_id = ?1"                     \
                   " AND state IN ('queued', 'running') ORDER BY id DESC LIMIT 1")          \
-    X(JOB_INSERT, "INSERT INTO jobs (upload_id, model, language, task, state, created)"    \
-                  " VALUES (?1, ?2, ?3, ?4, 'queued', ?5)")                                \
+    X(JOB_INSERT, "INSERT INTO jobs (upload_id, model, language, task, state, created,"    \
+                  " options) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)")                   \
     X(JOB_CLAIM, "UPDATE jobs SET state = 'running', attempts = attempts + 1,"             \
                  " started = ?1, worker = ?2, progress = 0, finished = '', error = '',"    \
                  " lease_until = " SQL_LEASE("?3")                                         \
@@ -391,6 +393,7 @@ static void read_job(sqlite3_stmt *q, struct store_job *j)
     col_str(j->worker, sizeof j->worker, q, 11);
     col_str(j->error, sizeof j->error, q, 12);
     col_str(j->lease_until, sizeof j->lease_until, q, 13);
+    col_str(j->options, sizeof j->options, q, 14);
 }
 
 /* Runs a query that returns at most one upload row: 0 and *out, 1 when
@@ -785,8 +788,8 @@ done:
 /* ---------------------------------------------------------------- jobs */
 
 static int sqlite_job_enqueue(struct store *s, const char *upload_id, const char *model,
-                              const char *language, const char *task, struct store_job *out,
-                              int *position)
+                              const char *language, const char *task, const char *options,
+                              struct store_job *out, int *position)
 {
     static const char op[] = "store_job_enqueue";
     struct sqlite_store *st = from_store(s);
@@ -827,6 +830,7 @@ static int sqlite_job_enqueue(struct store *s, const char *upload_id, const char
     bind_str(q, 3, language, NO_LIMIT);
     bind_str(q, 4, task, NO_LIMIT);
     bind_str(q, 5, now, sizeof now);
+    bind_str(q, 6, options ? options : "", NO_LIMIT);
     rc = exec_stmt(c, q, op);
     if (rc < 0) goto done;
     int64_t id = sqlite3_last_insert_rowid(c->db);

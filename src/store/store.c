@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 static _Thread_local char last_error[512];
 
@@ -156,14 +156,16 @@ int store_upload_delete(struct store *s, const char *id)
 }
 
 int store_job_enqueue(struct store *s, const char *upload_id, const char *model, const char *language,
-                      const char *task, struct store_job *out, int *position)
+                      const char *task, const char *options, struct store_job *out, int *position)
 {
     NEED_HANDLE(s, "store_job_enqueue");
     if (!task || !task[0]) task = "transcribe";
     if (!upload_id || (strcmp(task, "transcribe") != 0 && strcmp(task, "translate") != 0))
         return bad_args("store_job_enqueue",
                         "needs an upload id and a task of transcribe or translate");
-    return s->ops->job_enqueue(s, upload_id, model, language, task, out, position);
+    if (options && strlen(options) >= sizeof(((struct store_job *)0)->options))
+        return bad_args("store_job_enqueue", "options too long");
+    return s->ops->job_enqueue(s, upload_id, model, language, task, options, out, position);
 }
 
 int store_job_get(struct store *s, int64_t id, struct store_job *out)

@@ -95,6 +95,7 @@ struct store_job {
     char error[256];
     char lease_until[32];   /* while running: when the claim lapses unless renewed, by the
                              * database's clock; "" otherwise */
+    char options[512];      /* the job's own settings (JSON object) or "" */
 };
 
 /* Counts for /metrics and /health. */
@@ -144,9 +145,11 @@ int store_upload_delete(struct store *s, const char *id);
  * HARK_ENOENT for an unknown upload; STORE_ACTIVE, with *out the active
  * job, if the upload already has a queued or running job. task is
  * "transcribe" or "translate" (NULL or "" mean "transcribe"; anything else
- * is HARK_EINVAL); language may be "" (detect). */
+ * is HARK_EINVAL); language may be "" (detect). options (NULL or "": none)
+ * is the job's own settings as the queue reads them, a JSON object of at
+ * most 511 bytes, kept as given. */
 int store_job_enqueue(struct store *s, const char *upload_id, const char *model,
-                      const char *language, const char *task,
+                      const char *language, const char *task, const char *options,
                       struct store_job *out, int *position);
 
 int store_job_get(struct store *s, int64_t id, struct store_job *out);

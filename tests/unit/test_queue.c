@@ -174,7 +174,7 @@ static int64_t add_job(struct store *s, const char *src, const char *filename, c
 {
     struct store_job job;
     if (add_upload(s, src, NULL, filename, u) < 0) return 0;
-    int rc = store_job_enqueue(s, u->id, model, "", "transcribe", &job, NULL);
+    int rc = store_job_enqueue(s, u->id, model, "", "transcribe", NULL, &job, NULL);
     CHECKF(rc == 0, "store_job_enqueue: %d %s", rc, store_error(s));
     return rc == 0 ? job.id : 0;
 }
@@ -543,13 +543,13 @@ static void test_failures(void)
     if (!s) return;
     id1 = add_job(s, t_shared("media", "jfk.mp4"), "jfk.mp4", "no-such-model", &u1);
     if (add_upload(s, NULL, "this is not media\n", "notes.mp4", &u2) == 0 &&
-        store_job_enqueue(s, u2.id, MODEL, "", "transcribe", &job, NULL) == 0)
+        store_job_enqueue(s, u2.id, MODEL, "", "transcribe", NULL, &job, NULL) == 0)
         id2 = job.id;
     else
         id2 = 0;
     /* A model name that tries to leave the folder. */
     if (add_upload(s, t_shared("media", "jfk.mp4"), NULL, "jfk.mp4", &u3) == 0 &&
-        store_job_enqueue(s, u3.id, "../models/" MODEL, "", "transcribe", &job, NULL) == 0)
+        store_job_enqueue(s, u3.id, "../models/" MODEL, "", "transcribe", NULL, &job, NULL) == 0)
         id3 = job.id;
     q = start(s, 1);
     if (!q || !id1 || !id2 || !id3) goto out;

@@ -149,7 +149,7 @@ static void insert_queued(struct store *s, int n)
         char id[40];
         insert(s, i, NULL);
         snprintf(id, sizeof id, "up-%06d", i);
-        CHECK(store_job_enqueue(s, id, "m", "", "transcribe", NULL, NULL) == 0);
+        CHECK(store_job_enqueue(s, id, "m", "", "transcribe", NULL, NULL, NULL) == 0);
     }
 }
 
@@ -433,7 +433,7 @@ static void test_duplicate(void)
     make_upload(&a, 1, NULL);
     CHECK(store_upload_insert(s, &a, NULL) == 0);
     struct store_job job;
-    CHECK(store_job_enqueue(s, a.id, "m", "", "transcribe", &job, NULL) == 0);
+    CHECK(store_job_enqueue(s, a.id, "m", "", "transcribe", NULL, &job, NULL) == 0);
 
     make_upload(&b, 2, NULL);
     memcpy(b.sha256, a.sha256, sizeof b.sha256);
@@ -452,6 +452,29 @@ static void test_duplicate(void)
     store_close(s);
 }
 
+/* A job's own settings are kept as given and come back with the job, from
+ * every read and from the claim; too long a value is refused. */
+static void test_job_options(void)
+{
+    struct store *s = open_store(fresh_path("options"));
+    if (!s) return;
+    CHECK(insert(s, 1, NULL) == 0);
+    CHECK(insert(s, 2, NULL) == 0);
+    static const char opts[] = "{\"vad\":{\"threshold\":0.6,\"pad_ms\":40}}";
+    struct store_job job, got;
+    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", opts, &job, NULL) == 0);
+    CHECK(strcmp(job.options, opts) == 0);
+    CHECK(store_job_get(s, job.id, &got) == 0 && strcmp(got.options, opts) == 0);
+    CHECK(store_job_active(s, "up-000001", &got) == 0 && strcmp(got.options, opts) == 0);
+    CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id && strcmp(got.options, opts) == 0);
+    CHECK(store_job_enqueue(s, "up-000002", "m", "", "transcribe", NULL, &job, NULL) == 0 && job.options[0] == 0);
+    char big[600];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", big, &job, NULL) == HARK_EINVAL);
+    store_close(s);
+}
+
 /* Strings longer than their fields are cut at a character boundary. */
 static void test_truncation(void)
 {
@@ -467,7 +490,7 @@ static void test_truncation(void)
     memset(error, 'e', sizeof error - 1);
     error[sizeof error - 1] = 0;
     struct store_job job;
-    CHECK(store_job_enqueue(s, "up-000001", model, "en", "translate", &job, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000001", model, "en", "translate", NULL, &job, NULL) == 0);
     CHECKF(strlen(job.model) == 126, "model length %zu", strlen(job.model));
     CHECK(memcmp(job.model, model, 126) == 0);
     CHECK(strcmp(job.task, "translate") == 0 && strcmp(job.language, "en") == 0);
@@ -553,7 +576,7 @@ static void test_enqueue_position(void)
         char id[40];
         snprintf(id, sizeof id, "up-%06d", i + 1);
         int pos = -1;
-        CHECK(store_job_enqueue(s, id, "tiny", "", "transcribe", &jobs[i], &pos) == 0);
+        CHECK(store_job_enqueue(s, id, "tiny", "", "transcribe", NULL, &jobs[i], &pos) == 0);
         CHECKF(pos == i + 1, "position %d for job %d", pos, i);
         CHECK(strcmp(jobs[i].state, "queued") == 0 && jobs[i].attempts == 0);
         CHECK(strcmp(jobs[i].upload_id, id) == 0 && strcmp(jobs[i].model, "tiny") == 0);
@@ -563,12 +586,12 @@ static void test_enqueue_position(void)
     /* A second job for an upload with an active one. */
     struct store_job active;
     int pos = -1;
-    CHECK(store_job_enqueue(s, "up-000002", "base", "", "transcribe", &active, &pos) == STORE_ACTIVE);
+    CHECK(store_job_enqueue(s, "up-000002", "base", "", "transcribe", NULL, &active, &pos) == STORE_ACTIVE);
     CHECK(active.id == jobs[1].id && strcmp(active.model, "tiny") == 0);
-    CHECK(store_job_enqueue(s, "nope", "base", "", "transcribe", &active, &pos) == HARK_ENOENT);
-    CHECK(store_job_enqueue(s, "up-000004", "base", "", "summarise", &active, &pos) == HARK_EINVAL);
+    CHECK(store_job_enqueue(s, "nope", "base", "", "transcribe", NULL, &active, &pos) == HARK_ENOENT);
+    CHECK(store_job_enqueue(s, "up-000004", "base", "", "summarise", NULL, &active, &pos) == HARK_EINVAL);
     /* NULL outputs and a default task. */
-    CHECK(store_job_enqueue(s, "up-000004", NULL, NULL, NULL, NULL, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000004", NULL, NULL, NULL, NULL, NULL, NULL) == 0);
     CHECK(store_job_active(s, "up-000004", &active) == 0 && strcmp(active.task, "transcribe") == 0);
 
     struct store_upload u;
@@ -594,7 +617,7 @@ static void test_enqueue_position(void)
     free(rows);
     /* A new job goes after every queued one. */
     insert(s, 5, NULL);
-    CHECK(store_job_enqueue(s, "up-000005", "tiny", "", "transcribe", NULL, &pos) == 0 && pos == 4);
+    CHECK(store_job_enqueue(s, "up-000005", "tiny", "", "transcribe", NULL, NULL, &pos) == 0 && pos == 4);
     store_close(s);
 }
 
@@ -611,7 +634,7 @@ static void test_claim_fifo(void)
     for (int k = 0; k < 5; k++) {
         char id[40];
         snprintf(id, sizeof id, "up-%06d", order[k]);
-        CHECK(store_job_enqueue(s, id, "m", "", "transcribe", &job, NULL) == 0);
+        CHECK(store_job_enqueue(s, id, "m", "", "transcribe", NULL, &job, NULL) == 0);
         ids[k] = job.id;
     }
     for (int k = 0; k < 5; k++) {
@@ -781,7 +804,7 @@ static void test_job_state_rules(void)
     struct store_upload u;
 
     /* Queued -> running -> progress -> done, once. */
-    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &job, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", NULL, &job, NULL) == 0);
     CHECK(store_job_progress(s, job.id, "w", 10) == STORE_GONE); /* queued, not running */
     CHECK(store_job_finish(s, job.id, "w", "m", "en", 1) == STORE_GONE);
     CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id);
@@ -806,7 +829,7 @@ static void test_job_state_rules(void)
     CHECK(store_job_active(s, "up-000001", &got) == HARK_ENOENT);
 
     /* A second run that fails: the upload keeps the first run's outcome. */
-    CHECK(store_job_enqueue(s, "up-000001", "big", "", "transcribe", &job, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000001", "big", "", "transcribe", NULL, &job, NULL) == 0);
     CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id);
     CHECK(store_job_fail(s, job.id, "w", "decoder exploded") == 0);
     CHECK(store_job_get(s, job.id, &got) == 0);
@@ -818,7 +841,7 @@ static void test_job_state_rules(void)
     CHECK(u.model_ran == 1 && strcmp(u.model, "rt-tiny") == 0);
 
     /* Cancel while queued: nothing to claim. */
-    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", &job, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", NULL, &job, NULL) == 0);
     CHECK(store_job_cancel(s, job.id) == 0);
     CHECK(store_job_get(s, job.id, &got) == 0 && strcmp(got.state, "canceled") == 0 && got.finished[0]);
     CHECK(store_job_claim(s, "w", &got) == STORE_EMPTY);
@@ -826,7 +849,7 @@ static void test_job_state_rules(void)
 
     /* Cancel while running: the worker's finish is refused and the upload
      * is not marked as run. */
-    CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", &job, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", NULL, &job, NULL) == 0);
     CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id);
     CHECK(store_job_cancel(s, job.id) == 0);
     CHECK(store_job_progress(s, job.id, "w", 60) == STORE_GONE);
@@ -842,7 +865,7 @@ static void test_job_state_rules(void)
     CHECK(store_job_finish(s, 9999, "w", "m", "en", 1) == STORE_GONE);
 
     /* A canceled upload can be queued again. */
-    CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", &job, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", NULL, &job, NULL) == 0);
 
     int64_t *ids = NULL;
     int n = -1;
@@ -869,11 +892,11 @@ static void test_delete_cascade(void)
     insert(s, 1, NULL);
     insert(s, 2, NULL);
     struct store_job j1, j2, j3, got;
-    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &j1, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", NULL, &j1, NULL) == 0);
     CHECK(store_job_claim(s, "w", &got) == 0);
     CHECK(store_job_finish(s, j1.id, "w", "m", "en", 1) == 0);
-    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &j2, NULL) == 0);
-    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", &j3, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", NULL, &j2, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", NULL, &j3, NULL) == 0);
     CHECK(store_upload_delete(s, "up-000001") == 0);
     struct store_upload u;
     CHECK(store_upload_get(s, "up-000001", &u) == HARK_ENOENT);
@@ -914,8 +937,8 @@ static void test_requeue_after_crash(void)
     insert(s, 1, NULL);
     insert(s, 2, NULL);
     struct store_job a, b, got;
-    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &a, NULL) == 0);
-    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", &b, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", NULL, &a, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", NULL, &b, NULL) == 0);
     CHECK(store_job_claim(s, "w1", &got) == 0 && got.id == a.id);
     CHECK(store_job_progress(s, a.id, "w1", 70) == 0);
     /* The process "dies": the store closes without finishing the job. */
@@ -953,8 +976,8 @@ static void test_lease(void)
     struct store_job a, b, c, got;
     struct store_upload u;
     char now[32], sql[256];
-    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", &a, NULL) == 0);
-    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", &b, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", NULL, &a, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", NULL, &b, NULL) == 0);
     CHECK(a.lease_until[0] == 0);
 
     /* A claim holds the job for the lease, from the database's clock. */
@@ -1030,7 +1053,7 @@ static void test_lease(void)
     CHECK(store_requeue_running(s, &n) == 0 && n == 1);
     CHECK(store_job_get(s, b.id, &got) == 0 && got.lease_until[0] == 0);
     CHECK(store_job_heartbeat(s, b.id, "w6") == STORE_GONE);
-    CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", &c, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", NULL, &c, NULL) == 0);
     CHECK(store_job_claim(s, "w7", &got) == 0 && got.id == b.id);
     CHECK(store_job_claim(s, "w8", &got) == 0 && got.id == c.id);
     CHECK(store_job_cancel(s, c.id) == 0);
@@ -1096,7 +1119,7 @@ static void test_lease_exactly_once(void)
         insert(s, i, NULL);
         char id[40];
         snprintf(id, sizeof id, "up-%06d", i);
-        CHECK(store_job_enqueue(s, id, "", "", "transcribe", NULL, NULL) == 0);
+        CHECK(store_job_enqueue(s, id, "", "", "transcribe", NULL, NULL, NULL) == 0);
     }
     static struct leaser ls[N_LEASE_THREADS];
     pthread_t th[N_LEASE_THREADS];
@@ -1174,7 +1197,7 @@ static void test_wait_for_jobs(void)
     CHECKF(waited_ms >= 90 && waited_ms < 1000, "timeout after %.0f ms", waited_ms);
 
     struct store_job j;
-    CHECK(store_job_enqueue(other, "up-000001", "", "", "transcribe", &j, NULL) == 0);
+    CHECK(store_job_enqueue(other, "up-000001", "", "", "transcribe", NULL, &j, NULL) == 0);
     t0 = now_us();
     CHECK(store_wait_for_jobs(s, 5000) == 1);
     double woke_ms = (now_us() - t0) / 1000;
@@ -1198,7 +1221,7 @@ static void test_wait_for_jobs(void)
     int ones = 0;
     for (int k = 0; k < 5; k++) ones += store_wait_for_jobs(s, 200) == 1;
     CHECKF(ones >= 1, "%d", ones);
-    CHECK(store_job_enqueue(other, "up-000002", "", "", "transcribe", NULL, NULL) == 0);
+    CHECK(store_job_enqueue(other, "up-000002", "", "", "transcribe", NULL, NULL, NULL) == 0);
     CHECK(store_wait_for_jobs(s, 5000) == 1);
     store_close(other);
     store_close(s);
@@ -1210,7 +1233,7 @@ static void test_reopen_keeps_data(void)
     struct store *s = open_store(path);
     if (!s) return;
     insert(s, 1, NULL);
-    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL, NULL) == 0);
     store_close(s);
     /* Mark the recorded migration: a re-run would add or replace rows. */
     CHECK(sql_exec(path, "UPDATE schema_version SET applied = 'marker'") == SQLITE_OK);
@@ -1236,22 +1259,23 @@ static void test_upgrade_v1(void)
     const char *path = fresh_path("upgrade_v1");
     struct store *s = open_store(path);
     if (!s) return;
-    CHECK(store_schema_version() == 2);
+    CHECK(store_schema_version() == 3);
     insert(s, 1, NULL);
     insert(s, 2, NULL);
-    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL) == 0);
-    CHECK(store_job_enqueue(s, "up-000002", "m", "", "transcribe", NULL, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000002", "m", "", "transcribe", NULL, NULL, NULL) == 0);
     struct store_job j;
     CHECK(store_job_claim(s, "old", &j) == 0 && strcmp(j.upload_id, "up-000001") == 0);
     store_close(s);
+    CHECK(sql_exec(path, "ALTER TABLE jobs DROP COLUMN options") == SQLITE_OK);
     CHECK(sql_exec(path, "ALTER TABLE jobs DROP COLUMN lease_until") == SQLITE_OK);
     CHECK(sql_exec(path, "DELETE FROM schema_version WHERE version >= 2") == SQLITE_OK);
     CHECK(sql_int(path, "SELECT MAX(version) FROM schema_version") == 1);
 
     s = open_store(path);
     if (!s) return;
-    CHECK(sql_int(path, "SELECT MAX(version) FROM schema_version") == 2);
-    CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs WHERE lease_until = ''") == 2);
+    CHECK(sql_int(path, "SELECT MAX(version) FROM schema_version") == 3);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs WHERE lease_until = '' AND options = ''") == 2);
     struct store_upload u;
     CHECK(store_upload_get(s, "up-000001", &u) == 0 && strcmp(u.status, "running") == 0);
     CHECK(store_upload_get(s, "up-000002", &u) == 0 && strcmp(u.status, "queued") == 0);
@@ -1421,7 +1445,7 @@ static void test_crash_store_api(void)
             struct store_job j;
             make_upload(&u, i, NULL);
             if (store_upload_insert(cs, &u, NULL) != 0) _exit(4);
-            if (store_job_enqueue(cs, u.id, "m", "", "transcribe", NULL, NULL) != 0) _exit(5);
+            if (store_job_enqueue(cs, u.id, "m", "", "transcribe", NULL, NULL, NULL) != 0) _exit(5);
             if (i % 3 == 0) continue;
             if (store_job_claim(cs, "child", &j) != 0) _exit(6);
             if (store_job_progress(cs, j.id, "child", 50) != 0) _exit(7);
@@ -1525,7 +1549,7 @@ static void test_big_list(void)
             char id[40];
             if (i % 10 != pass) continue;
             snprintf(id, sizeof id, "up-%06d", i);
-            if (store_job_enqueue(s, id, "m", "", "transcribe", NULL, NULL) != 0) bad++;
+            if (store_job_enqueue(s, id, "m", "", "transcribe", NULL, NULL, NULL) != 0) bad++;
             if (pass == 0) n_queued++;
         }
         struct store_job j;
@@ -1805,7 +1829,7 @@ static void test_pg_reconnect(void)
         int rc = store_upload_get(s, "up-000001", &u);
         CHECKF(rc == 0, "round %d get: %d %s", round, rc, store_error(s));
         if (round == 0) {
-            CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL) == 0);
+            CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL, NULL) == 0);
         } else if (round == 1) {
             struct store_job j;
             rc = store_job_claim(s, "w", &j);
@@ -1830,8 +1854,8 @@ static void test_pg_notify(void)
     CHECK(PQstatus(l) == CONNECTION_OK);
     PQclear(PQexec(l, "LISTEN hark_jobs"));
     struct store_job j;
-    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", &j, NULL) == 0);
-    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL) == STORE_ACTIVE);
+    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, &j, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL, NULL) == STORE_ACTIVE);
     int n = 0;
     char want[24], got[64] = "";
     snprintf(want, sizeof want, "%lld", (long long)j.id);
@@ -1866,6 +1890,7 @@ static const struct {
     {"store_upload_insert_get", test_upload_insert_get, BOTH},
     {"store_duplicate", test_duplicate, BOTH},
     {"store_truncation", test_truncation, BOTH},
+    {"store_job_options", test_job_options, BOTH},
     {"store_list", test_list, BOTH},
     {"store_enqueue_position", test_enqueue_position, BOTH},
     {"store_claim_fifo", test_claim_fifo, BOTH},
