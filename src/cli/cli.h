@@ -14,6 +14,8 @@
 #include <signal.h>
 #include <stdio.h>
 
+#include "hark.h"
+
 #define HARK_VERSION "0.1.0"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
@@ -97,6 +99,61 @@ struct queue;
  * error line. */
 int cli_start_queue(struct store *store, const struct cli_jobs *j, const char *default_model,
                     const char *name, struct queue **out);
+
+/* Speech detection options, shared by transcribe, serve, worker and vad
+ * (vad.c). */
+enum { CLI_VAD_AUTO = -1, CLI_VAD_OFF = 0, CLI_VAD_ON = 1 };
+
+struct cli_vad {
+    int mode;                        /* CLI_VAD_AUTO: on when a model is found */
+    const char *model;               /* --vad-model; NULL: look in the models folders */
+    struct hark_vad_params params;
+};
+
+enum {
+    CLI_OPT_VAD = 0x600,
+    CLI_OPT_NO_VAD,
+    CLI_OPT_VAD_MODEL,
+    CLI_OPT_VAD_THRESHOLD,
+    CLI_OPT_VAD_MIN_SPEECH,
+    CLI_OPT_VAD_MIN_SILENCE,
+    CLI_OPT_VAD_MAX_SPEECH,
+    CLI_OPT_VAD_PAD,
+};
+
+#define CLI_VAD_OPTIONS                                                                              \
+    {"vad", no_argument, 0, CLI_OPT_VAD}, {"no-vad", no_argument, 0, CLI_OPT_NO_VAD},                \
+        {"vad-model", required_argument, 0, CLI_OPT_VAD_MODEL},                                      \
+        {"vad-threshold", required_argument, 0, CLI_OPT_VAD_THRESHOLD},                              \
+        {"vad-min-speech-ms", required_argument, 0, CLI_OPT_VAD_MIN_SPEECH},                         \
+        {"vad-min-silence-ms", required_argument, 0, CLI_OPT_VAD_MIN_SILENCE},                       \
+        {"vad-max-speech-s", required_argument, 0, CLI_OPT_VAD_MAX_SPEECH},                          \
+        {"vad-pad-ms", required_argument, 0, CLI_OPT_VAD_PAD}
+
+/* The defaults: on when a model is found, whisper.cpp's parameters. */
+void cli_vad_init(struct cli_vad *v);
+
+/* HARK_VAD (1 on, 0 off), HARK_VAD_MODEL, HARK_VAD_THRESHOLD,
+ * HARK_VAD_MIN_SPEECH_MS, HARK_VAD_MIN_SILENCE_MS, HARK_VAD_MAX_SPEECH_S,
+ * HARK_VAD_PAD_MS; -1 after an error line. */
+int cli_vad_from_env(struct cli_vad *v);
+
+/* Takes a getopt_long code of CLI_VAD_OPTIONS: 1 when it was one, 0 when
+ * not, -1 after an error line. */
+int cli_vad_option(struct cli_vad *v, int code, const char *arg);
+
+/* The options' lines for a --help. */
+void cli_vad_help(FILE *out);
+
+/* The VAD model the settings ask for: --vad-model, else the first of dirs
+ * (n_dirs folders, NULL entries skipped) holding one. *out is NULL when
+ * detection is off, or on by default and no model was found. Returns 0,
+ * or -1 after an error line (a model that does not load; --vad and none). */
+int cli_vad_load(const struct cli_vad *v, const char *const *dirs, int n_dirs, hark_vad **out);
+
+/* `hark vad ...` (vad.c). */
+int cli_vad(int argc, char **argv);
+void cli_vad_cmd_help(FILE *out);
 
 /* `hark transcribe ...` (transcribe.c). */
 int cli_transcribe(int argc, char **argv);

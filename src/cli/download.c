@@ -41,6 +41,7 @@
 
 #include "cli.h"
 #include "hark.h"
+#include "queue.h"
 
 #define MAX_NAME_BYTES 128
 #define CONNECT_TIMEOUT_S 30L
@@ -422,14 +423,25 @@ int models_download(const char *base_url, const char *dir, const char *name, int
     t.fd = -1;
 
     load_err[0] = 0;
-    if (!(model = hark_model_load(part, &code, load_err, sizeof load_err))) {
+    if (models_is_vad(name)) {
+        hark_vad *vad = hark_vad_load(part, &code, load_err, sizeof load_err);
+        model = NULL;
+        if (vad) hark_vad_free(vad);
+        else code = code ? code : HARK_EFORMAT;
+    } else {
+        model = hark_model_load(part, &code, load_err, sizeof load_err);
+        if (model) code = 0;
+        else code = code ? code : HARK_EFORMAT;
+        hark_model_free(model);
+    }
+    if (code) {
         unlink(part);
-        seterr(err, errlen, "the file at %s is not a valid model (%s); removed it", url,
+        seterr(err, errlen, "the file at %s is not a valid %s (%s); removed it", url,
+               models_is_vad(name) ? "speech-detection model" : "model",
                load_err[0] ? load_err : hark_strerror(code));
         rc = HARK_EFORMAT;
         goto fail;
     }
-    hark_model_free(model);
     if (rename(part, final) != 0) {
         seterr(err, errlen, "cannot rename %s to %s: %s", part, final, strerror(errno));
         rc = HARK_EIO;

@@ -5,15 +5,18 @@
  * A model NAME ("base.en", "large-v3-turbo-q5_0") is fetched from
  * <base_url>/ggml-NAME.bin into <dir>/.ggml-NAME.bin.part, resumed with a
  * Range request when that partial file exists, checked by loading it as a
- * model, and renamed to <dir>/ggml-NAME.bin.
+ * model (a speech-detection model for the silero names), and renamed to
+ * <dir>/ggml-NAME.bin.
  */
 #ifndef HARK_CLI_DOWNLOAD_H
 #define HARK_CLI_DOWNLOAD_H
 
 #include <stddef.h>
 
-/* Where whisper.cpp's converted models are published. */
+/* Where whisper.cpp's converted models are published, and its Silero VAD
+ * models (names "silero-v6.2.0", "silero-v5.1.2"). */
 #define MODELS_DEFAULT_URL "https://huggingface.co/ggerganov/whisper.cpp/resolve/main"
+#define MODELS_VAD_URL "https://huggingface.co/ggml-org/whisper-vad/resolve/main"
 
 /* What models_download prints on stderr: nothing, one summary line when the
  * file is in place, or a progress line redrawn in place (for a terminal)

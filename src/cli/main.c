@@ -73,6 +73,7 @@ static void main_help(FILE *out)
           "  serve        serve the HTTP API: uploads, a job queue, results, media\n"
           "  worker       run jobs from a database shared with other machines, without HTTP\n"
           "  transcribe   transcribe (or translate) audio or video files\n"
+          "  vad          print the stretches of speech in a file (Silero VAD)\n"
           "  models       model files: info (describe one), list (the models folder),\n"
           "               download NAME (from Hugging Face)\n"
           "  bench        time a model's stages and whole transcriptions\n"
@@ -103,6 +104,10 @@ static int help_command(int argc, char **argv)
     }
     if (!strcmp(argv[1], "transcribe")) {
         cli_transcribe_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "vad")) {
+        cli_vad_cmd_help(stdout);
         return CLI_EXIT_OK;
     }
     if (!strcmp(argv[1], "models")) {
@@ -138,6 +143,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "worker")) return cli_worker(argc - 1, argv + 1);
     if (!strcmp(cmd, "transcribe")) return cli_transcribe(argc - 1, argv + 1);
     if (!strcmp(cmd, "models")) return cli_models(argc - 1, argv + 1);
+    if (!strcmp(cmd, "vad")) return cli_vad(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
     if (cmd[0] == '-')
         cli_error("unknown option '%s' (see `hark --help`)", cmd);

@@ -8,7 +8,9 @@
  *   list            the models in the models folder, one a line, each loaded
  *                   (and so validated) for its type;
  *   download NAME   whisper.cpp's converted models fetched from Hugging Face
- *                   into the models folder (the transfer is download.c's).
+ *                   into the models folder (the transfer is download.c's),
+ *                   and its Silero VAD models ("silero-v6.2.0") for speech
+ *                   detection, which list shows apart from Whisper models.
  *
  * The model type is named from n_audio_layer and n_audio_state (the pairs of
  * the released models, which share them between .en and multilingual
@@ -41,7 +43,8 @@ void cli_models_help(FILE *out)
           "             of tensors (name, type, shape in PyTorch order, bytes) and the totals per\n"
           "             tensor type\n"
           "  list       the models in the models folder, one a line: name, size, model type,\n"
-          "             weight type and whether it is multilingual (the names `hark serve` takes)\n"
+          "             weight type and whether it is multilingual (the names `hark serve` takes),\n"
+          "             then the speech-detection model found there, if any\n"
           "  download   fetches each NAME as ggml-NAME.bin into the models folder, resuming an\n"
           "             interrupted download (Ctrl-C keeps what was fetched), and checks that the\n"
           "             file loads before putting it in place; a model already there is kept\n"
@@ -50,12 +53,14 @@ void cli_models_help(FILE *out)
           "  large-v1, large-v2, large-v3, large-v3-turbo, and quantized variants such as\n"
           "  tiny.en-q5_1, base.en-q5_1, small-q8_0, medium.en-q5_0, large-v3-turbo-q5_0\n"
           "  (\".en\" models are English-only; the rest are multilingual)\n"
+          "speech detection (Silero VAD, from ggml-org/whisper-vad): silero-v6.2.0, silero-v5.1.2\n"
           "\n"
           "options:\n"
           "  --models DIR     the models folder (HARK_MODELS; default ./models, created by\n"
           "                   download if missing)\n"
           "  --base-url URL   where download fetches <URL>/ggml-NAME.bin (HARK_MODEL_URL;\n"
-          "                   default " MODELS_DEFAULT_URL ")\n"
+          "                   default " MODELS_DEFAULT_URL ";\n"
+          "                   silero names: HARK_VAD_URL, default " MODELS_VAD_URL ")\n"
           "  -f, --force      download a model again even if it is already present\n"
           "  -h, --help       this help\n"
           "\n"
@@ -177,6 +182,19 @@ static const char *default_models_dir(void)
     return env && *env ? env : "./models";
 }
 
+/* The speech-detection model the folder offers, after the Whisper models. */
+static void list_vad(const char *dir)
+{
+    char path[4096], err[512] = "";
+    struct stat st;
+    if (models_find_vad(dir, path, sizeof path) != 0) return;
+    hark_vad *vad = hark_vad_load(path, NULL, err, sizeof err);
+    double mb = stat(path, &st) == 0 ? (double)st.st_size / 1e6 : 0.0;
+    if (vad) printf("\nspeech detection: %s (%.1f MB, %s)\n", hark_vad_name(vad), mb, path);
+    else printf("\nspeech detection: invalid: %s\n", err);
+    hark_vad_free(vad);
+}
+
 /* `hark models list`: one line per model in the folder. A file that does not
  * load is listed as invalid, with the loader's reason. */
 static int list_models(const char *dir)
@@ -191,6 +209,7 @@ static int list_models(const char *dir)
     if (n == 0) {
         cli_error("no models in %s (get one with `hark models download base.en`)", dir);
         models_list_free(names, n);
+        list_vad(dir);
         return CLI_EXIT_OK;
     }
     for (int i = 0; i < n; i++)
@@ -214,6 +233,7 @@ static int list_models(const char *dir)
         hark_model_free(model);
     }
     models_list_free(names, n);
+    list_vad(dir);
     if (fflush(stdout) != 0) {
         cli_error("cannot write to stdout");
         return CLI_EXIT_FAIL;
@@ -253,7 +273,12 @@ static int download_models(const char *dir, const char *base_url, int force, int
     models_download_set_canceled(0);
     for (int i = 0; i < n; i++) {
         char err[1024] = "";
-        int rc = models_download(base_url, dir, names[i], force, report, err, sizeof err);
+        const char *url = base_url;
+        if (!url) {
+            url = getenv(models_is_vad(names[i]) ? "HARK_VAD_URL" : "HARK_MODEL_URL");
+            if (!url || !*url) url = models_is_vad(names[i]) ? MODELS_VAD_URL : MODELS_DEFAULT_URL;
+        }
+        int rc = models_download(url, dir, names[i], force, report, err, sizeof err);
         if (rc == MODELS_PRESENT) {
             fprintf(stderr, "hark: %s already present in %s (--force downloads it again)\n", names[i], dir);
             continue;
@@ -280,9 +305,7 @@ static int folder_command(int argc, char **argv)
         {0, 0, 0, 0},
     };
     int is_list = !strcmp(argv[0], "list"), force = 0, c;
-    const char *dir = default_models_dir(), *base_url = getenv("HARK_MODEL_URL");
-
-    if (!base_url || !*base_url) base_url = MODELS_DEFAULT_URL;
+    const char *dir = default_models_dir(), *base_url = NULL;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, is_list ? ":h" : ":fh", long_options, NULL)) != -1) {

@@ -60,13 +60,19 @@ void cli_transcribe_help(FILE *out)
             "      --decoder NAME      openai (default): openai-whisper's decoding rules;\n"
             "                          whisper.cpp: whisper.cpp 1.9.3's departures from them\n"
             "  -h, --help              this help\n"
-            "\n"
-            "Without -o the results go to stdout one after another (JSON: one object per line).\n"
-            "A progress bar is drawn on stderr when it is a terminal; Ctrl-C cancels.\n"
-            "\n"
-            "example:\n"
-            "  hark transcribe -m models/ggml-base.en.bin -f srt -o out/ talk.mp4 interview.mp3\n",
+            "\n",
             cli_default_threads());
+    cli_vad_help(out);
+    fputs("  The VAD model is looked for in $HARK_MODELS (else ./models) and beside the\n"
+          "  Whisper model. Only the speech is transcribed; every time stays on the\n"
+          "  original recording's timeline.\n"
+          "\n"
+          "Without -o the results go to stdout one after another (JSON: one object per line).\n"
+          "A progress bar is drawn on stderr when it is a terminal; Ctrl-C cancels.\n"
+          "\n"
+          "example:\n"
+          "  hark transcribe -m models/ggml-base.en.bin -f srt -o out/ talk.mp4 interview.mp3\n",
+          out);
 }
 
 static volatile sig_atomic_t interrupted;
@@ -159,6 +165,7 @@ static const struct option long_options[] = {
     {"prompt", required_argument, NULL, OPT_PROMPT},
     {"decoder", required_argument, NULL, OPT_DECODER},
     {"help", no_argument, NULL, 'h'},
+    CLI_VAD_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -169,6 +176,7 @@ struct settings {
     int fmt;
     int n_threads;
     struct hark_options opt;
+    struct cli_vad vad;
 };
 
 /* Parses the command line into s; returns -1 (after printing why) for a usage
@@ -184,10 +192,15 @@ static int parse_args(int argc, char **argv, struct settings *s)
     s->model_from_default = !(env && *env);
     s->fmt = HARK_FORMAT_TXT;
     s->n_threads = cli_default_threads();
+    cli_vad_init(&s->vad);
+    if (cli_vad_from_env(&s->vad) < 0) return -1;
 
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":m:l:f:o:t:h", long_options, NULL)) != -1) {
+        int r = cli_vad_option(&s->vad, c, optarg);
+        if (r < 0) return -1;
+        if (r > 0) continue;
         switch (c) {
         case 'm':
             s->model_path = optarg;
@@ -282,6 +295,12 @@ static int parse_args(int argc, char **argv, struct settings *s)
         cli_error("no input files (see `hark transcribe --help`)");
         return -1;
     }
+    char err[256];
+    if (hark_vad_params_check(&s->vad.params, err, sizeof err) != 0) {
+        cli_error("%s", err);
+        return -1;
+    }
+    s->opt.vad_params = s->vad.params;
     return 0;
 }
 
@@ -366,6 +385,7 @@ int cli_transcribe(int argc, char **argv)
     char err[512] = "";
     hark_model *model = NULL;
     hark_state *state = NULL;
+    hark_vad *vad = NULL;
     FILE *shared_out = NULL;
     struct sigaction sa, old_sa;
     int code = 0, status = CLI_EXIT_OK, first;
@@ -395,6 +415,18 @@ int cli_transcribe(int argc, char **argv)
         hark_model_free(model);
         return CLI_EXIT_FAIL;
     }
+    /* The VAD model: in the models folder, or beside the Whisper model. */
+    char model_dir[4096];
+    const char *slash = strrchr(s.model_path, '/');
+    snprintf(model_dir, sizeof model_dir, "%.*s", slash ? (int)(slash - s.model_path) : 1, slash ? s.model_path : ".");
+    const char *env_models = getenv("HARK_MODELS");
+    const char *dirs[] = {env_models && *env_models ? env_models : "./models", model_dir};
+    if (cli_vad_load(&s.vad, dirs, 2, &vad) < 0) {
+        hark_state_free(state);
+        hark_model_free(model);
+        return CLI_EXIT_FAIL;
+    }
+    s.opt.vad = vad;
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
@@ -417,5 +449,6 @@ int cli_transcribe(int argc, char **argv)
     }
     hark_state_free(state);
     hark_model_free(model);
+    hark_vad_free(vad);
     return status;
 }

@@ -505,10 +505,10 @@ static int add_segment(struct dctx *c, struct hark_result *r, const struct windo
         if (s->tok[i] >= sp->beg) {
             /* A timestamp past the end of the audio (the last window is
              * padded with silence) is placed at the end. */
-            k->t0_s = k->t1_s = fmin(seek * 0.01 + (s->tok[i] - sp->beg) * 0.02, r->duration_s);
+            k->t0_s = k->t1_s = fmin((seek + 2 * (s->tok[i] - sp->beg)) / 100.0, r->duration_s);
             if (k->t1_s > prev_s) prev_s = k->t1_s < end_s ? k->t1_s : end_s;
         } else if (!c->opt->no_timestamps) {
-            double t = s->tid[i] >= sp->beg ? seek * 0.01 + (s->tid[i] - sp->beg) * 0.02 : prev_s;
+            double t = s->tid[i] >= sp->beg ? (seek + 2 * (s->tid[i] - sp->beg)) / 100.0 : prev_s;
             k->t0_s = prev_s;
             k->t1_s = t < prev_s ? prev_s : t > end_s ? end_s : t;
             prev_s = k->t1_s;
@@ -569,8 +569,8 @@ static int loop_wcpp(struct dctx *c, struct hark_result *r, int seek_end)
             int n_seg = decode_segments_wcpp(sp, s->tok, s->tid, has_text, s->n, seek,
                                              wo->seek_delta, segs, DECODE_MAX_SAMPLE);
             for (int k = 0; k < n_seg; k++) {
-                rc = add_segment(c, r, wo, seek, segs[k].i0, segs[k].i1, segs[k].t0 * 0.01,
-                                 segs[k].t1 * 0.01);
+                rc = add_segment(c, r, wo, seek, segs[k].i0, segs[k].i1, segs[k].t0 / 100.0,
+                                 segs[k].t1 / 100.0);
                 if (rc) goto fail;
             }
         }
@@ -622,7 +622,7 @@ static int loop_openai(struct dctx *c, struct hark_result *r, int content, doubl
                                                DECODE_MAX_SAMPLE, &next);
             for (int k = 0; k < n_seg; k++) {
                 /* hark keeps segment times inside the audio. */
-                double t0 = segs[k].t0 * 0.01, t1 = segs[k].t1 * 0.01;
+                double t0 = segs[k].t0 / 100.0, t1 = segs[k].t1 / 100.0;
                 if (t1 > duration_s) t1 = duration_s;
                 if (t0 > t1) t0 = t1;
                 int before = r->n_segments;

@@ -218,12 +218,15 @@ static void put_json_float(FILE *out, float v)
     fputs(buf, out);
 }
 
+/* A time in seconds, to the millisecond (the engine's times are whole
+ * centiseconds, which in binary carry a tail: 44.41 is 44.410000000000004
+ * when computed as 4441 · 0.01); null when unknown (negative). */
 static void put_json_time(FILE *out, double t)
 {
     if (t < 0)
         fputs("null", out);
     else
-        put_json_double(out, t);
+        put_json_double(out, t < 1e9 ? round(t * 1000.0) / 1000.0 : t);
 }
 
 static int write_json_segment(const struct hark_segment *seg, FILE *out)
@@ -287,6 +290,35 @@ static char *joined_text(const hark_result *r)
     return s;
 }
 
+/* Speech detection: the model and settings used, the speech transcribed
+ * and how long it lasts. */
+static void write_json_vad(const hark_result *r, FILE *out)
+{
+    const struct hark_vad_params *p = &r->vad_params;
+    double total = 0.0;
+    fputs(",\"vad\":{\"model\":", out);
+    put_json_escaped(out, r->vad_name);
+    fputs(",\"threshold\":", out);
+    put_json_float(out, p->threshold);
+    fprintf(out, ",\"min_speech_ms\":%d,\"min_silence_ms\":%d,\"max_speech_s\":", p->min_speech_ms,
+            p->min_silence_ms);
+    put_json_float(out, p->max_speech_s);
+    fprintf(out, ",\"pad_ms\":%d,\"overlap_s\":", p->pad_ms);
+    put_json_float(out, p->overlap_s);
+    fputs(",\"speech\":[", out);
+    for (int i = 0; i < r->n_speech; i++) {
+        fputs(i ? ",{\"start\":" : "{\"start\":", out);
+        put_json_time(out, r->speech[i].start_s);
+        fputs(",\"end\":", out);
+        put_json_time(out, r->speech[i].end_s);
+        fputc('}', out);
+        total += r->speech[i].end_s - r->speech[i].start_s;
+    }
+    fputs("],\"speech_duration\":", out);
+    put_json_time(out, total);
+    fputc('}', out);
+}
+
 static int write_json(const hark_result *r, FILE *out)
 {
     int rc;
@@ -300,6 +332,7 @@ static int write_json(const hark_result *r, FILE *out)
     put_json_float(out, r->language_prob);
     fputs(",\"duration\":", out);
     put_json_double(out, r->duration_s);
+    if (r->vad_used) write_json_vad(r, out);
     fputs(",\"text\":", out);
     if ((rc = put_json_string(out, text)) != 0) goto fail;
     fputs(",\"segments\":[", out);

@@ -230,7 +230,7 @@ int hark_vad_segments(const float *probs, size_t n_probs, const struct hark_vad_
         free(s);
         return HARK_ENOMEM;
     }
-    for (int i = 0; i < n; i++) out[i] = (struct hark_speech){s[i].t0_cs * 0.01, s[i].t1_cs * 0.01};
+    for (int i = 0; i < n; i++) out[i] = (struct hark_speech){s[i].t0_cs / 100.0, s[i].t1_cs / 100.0};
     free(s);
     *segments = out;
     *n_segments = n;
@@ -439,11 +439,11 @@ static void map_result(struct hark_result *r, const struct speech_map *m)
             if (tk[j].t0_s < 0.0) continue;
             int64_t a = to_cs(tk[j].t0_s), b = to_cs(tk[j].t1_s);
             int chunk = speech_map_chunk(m, (a + b) / 2, 0);
-            tk[j].t0_s = speech_map_time(m, a, chunk, 0) * 0.01;
-            tk[j].t1_s = speech_map_time(m, b, chunk, 0) * 0.01;
+            tk[j].t0_s = speech_map_time(m, a, chunk, 0) / 100.0;
+            tk[j].t1_s = speech_map_time(m, b, chunk, 0) / 100.0;
         }
-        s->start_s = t0 * 0.01;
-        s->end_s = t1 * 0.01;
+        s->start_s = t0 / 100.0;
+        s->end_s = t1 / 100.0;
     }
 }
 
@@ -531,7 +531,7 @@ int speech_transcribe(struct hark_state *st, const float *pcm, size_t n_samples,
             rc = HARK_ENOMEM;
             goto fail;
         }
-        for (int i = 0; i < n_segs; i++) r->speech[i] = (struct hark_speech){segs[i].t0_cs * 0.01, segs[i].t1_cs * 0.01};
+        for (int i = 0; i < n_segs; i++) r->speech[i] = (struct hark_speech){segs[i].t0_cs / 100.0, segs[i].t1_cs / 100.0};
         r->n_speech = n_segs;
     }
     *out = r;

@@ -9,6 +9,10 @@
  * regular .bin file and contain no "..". Everything refused is HARK_ENOENT,
  * the same answer as a model that does not exist, so a caller cannot probe
  * the file system through the difference.
+ *
+ * Speech-detection models (Silero VAD, "ggml-silero-v6.2.0.bin") live in
+ * the same folder but are not Whisper models: they are never listed or
+ * resolved as one, and models_find_vad finds them.
  */
 #include <dirent.h>
 #include <limits.h>
@@ -46,6 +50,13 @@ void models_list_free(char **names, int n)
     free(names);
 }
 
+int models_is_vad(const char *name)
+{
+    if (!name) return 0;
+    if (strncmp(name, PREFIX, strlen(PREFIX)) == 0) name += strlen(PREFIX);
+    return strncmp(name, "silero", 6) == 0;
+}
+
 int models_list(const char *dir, char ***names, int *n)
 {
     DIR *d;
@@ -65,7 +76,7 @@ int models_list(const char *dir, char ***names, int *n)
         if (!is_regular_file(path)) continue;
         if (strncmp(base, PREFIX, strlen(PREFIX)) == 0) base += strlen(PREFIX);
         len = strlen(base) - strlen(SUFFIX);
-        if (len == 0) continue;
+        if (len == 0 || models_is_vad(base)) continue;
         if (count == cap) {
             int grown = cap ? cap * 2 : 16;
             char **p = realloc(out, (size_t)grown * sizeof *p);
@@ -120,7 +131,7 @@ int models_resolve(const char *dir, const char *name, char *path, size_t pathlen
         return 0;
     }
 
-    if (!dir || !*dir || name[0] == '.') return HARK_ENOENT;
+    if (!dir || !*dir || name[0] == '.' || models_is_vad(name)) return HARK_ENOENT;
     static const char *const forms[] = {"%s/" PREFIX "%s" SUFFIX, "%s/%s" SUFFIX};
     for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
         int len = snprintf(path, pathlen, forms[i], dir, name);
@@ -129,4 +140,34 @@ int models_resolve(const char *dir, const char *name, char *path, size_t pathlen
     }
     path[0] = 0;
     return HARK_ENOENT;
+}
+
+int models_find_vad(const char *dir, char *path, size_t pathlen)
+{
+    DIR *d;
+    struct dirent *e;
+    char best[256] = "", cand[PATH_MAX];
+    int best_rank = -1;
+    if (!path || pathlen == 0) return HARK_EINVAL;
+    path[0] = 0;
+    if (!dir || !*dir || !(d = opendir(dir))) return HARK_ENOENT;
+    /* The newest known release first, then any other by name. */
+    while ((e = readdir(d)) != NULL) {
+        const char *base = e->d_name;
+        if (base[0] == '.' || !ends_with(base, SUFFIX) || !models_is_vad(base) || strlen(base) >= sizeof best) continue;
+        if (snprintf(cand, sizeof cand, "%s/%s", dir, base) >= (int)sizeof cand || !is_regular_file(cand)) continue;
+        int rank = strstr(base, "silero-v6.2.0") ? 2 : 1;
+        if (rank > best_rank || (rank == best_rank && strcmp(base, best) > 0)) {
+            best_rank = rank;
+            snprintf(best, sizeof best, "%s", base);
+        }
+    }
+    closedir(d);
+    if (best_rank < 0) return HARK_ENOENT;
+    int len = snprintf(path, pathlen, "%s/%s", dir, best);
+    if (len < 0 || (size_t)len >= pathlen) {
+        path[0] = 0;
+        return HARK_ENOENT;
+    }
+    return 0;
 }

@@ -41,6 +41,16 @@ void models_list_free(char **names, int n);
  * not a regular file, are HARK_ENOENT too. */
 int models_resolve(const char *dir, const char *name, char *path, size_t pathlen);
 
+/* 1 if a model name or file name ("silero-v6.2.0", "ggml-silero-v5.1.2.bin")
+ * is a speech-detection (Silero VAD) model's, which models_list and
+ * models_resolve leave out. */
+int models_is_vad(const char *name);
+
+/* The speech-detection model in dir: ggml-silero-v6.2.0.bin when present,
+ * else the last other silero file by name. Fills path and returns 0, or
+ * HARK_ENOENT when there is none. */
+int models_find_vad(const char *dir, char *path, size_t pathlen);
+
 struct queue_config {
     const char *data_dir;      /* media live in <data_dir>/db/<id>/<filename> */
     const char *models_dir;

@@ -9,7 +9,9 @@
 # started here with python3 on 127.0.0.1, a download that must be byte-
 # identical to the source, "already present", --force, HARK_MODEL_URL, a 404,
 # and Ctrl-C (SIGINT) in the middle of a transfer, which must exit 1, keep the
-# .part file, and be resumed by the next run with "Range: bytes=N-".
+# .part file, and be resumed by the next run with "Range: bytes=N-". The
+# Silero VAD model downloads from HARK_VAD_URL, is checked as a VAD model,
+# and is listed apart from the Whisper models.
 #
 # Run from the repository root; $HARK_BIN is the binary (default build/hark),
 # shared data is at ${HARK_SHARED:-../shared} (HARK_TEST_MODELS overrides its
@@ -20,6 +22,7 @@ set -u
 HARK=${HARK_BIN:-build/hark}
 SHARED=${HARK_SHARED:-../shared}
 MODELS=${HARK_TEST_MODELS:-$SHARED/models}
+VAD=$SHARED/vad/ggml-silero-v6.2.0.bin
 MODEL=rt-mini.en-q4_0
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hark-models-XXXXXX")
@@ -123,7 +126,8 @@ test_usage_errors() {
 
 # -------------------------------------------------- download (local server)
 
-# A small HTTP server: /files/ggml-NAME.bin is $MODELS/NAME.bin, with
+# A small HTTP server: /files/ggml-NAME.bin is $MODELS/NAME.bin (and the
+# VAD model as silero-v6.2.0, a text file as silero-v9.9.9), with
 # "Range: bytes=N-" answered by 206; /slow/ggml-NAME.bin announces the whole
 # file, sends 256 KiB and then trickles one byte every 50 ms. Every request's
 # path and Range header are appended to range.log.
@@ -183,7 +187,11 @@ with open(port_file + ".tmp", "w") as f:
 os.rename(port_file + ".tmp", port_file)
 server.serve_forever()
 EOF
-    python3 "$tmp/server.py" "$MODELS" "$tmp/port" "$tmp/range.log" &
+    mkdir -p "$tmp/root"
+    for f in "$MODELS"/*.bin; do ln -s "$(realpath "$f")" "$tmp/root/"; done
+    ln -s "$(realpath "$VAD")" "$tmp/root/silero-v6.2.0.bin"
+    echo "not a model" >"$tmp/root/silero-v9.9.9.bin"
+    python3 "$tmp/server.py" "$tmp/root" "$tmp/port" "$tmp/range.log" &
     server_pid=$!
     for _ in $(seq 100); do
         [ -s "$tmp/port" ] && break
@@ -230,6 +238,26 @@ test_download_missing() {
     [ -z "$(ls -A "$dir")" ] || { say "files left: $(ls -A "$dir")"; return 1; }
 }
 
+# The VAD model comes from its own address; it is checked as a VAD model
+# (a Whisper model's loader would refuse it), and a file that is none is
+# removed.
+test_download_vad() {
+    local dir=$tmp/vad-models
+    HARK_VAD_URL=$URL/files HARK_MODEL_URL=$URL/nowhere "$HARK" models download --models "$dir" silero-v6.2.0 \
+        >"$tmp/out" 2>"$tmp/err" || { say "exit $?: $(cat "$tmp/err")"; return 1; }
+    same_file "$VAD" "$dir/ggml-silero-v6.2.0.bin" || return 1
+    cp "$MODELS/$MODEL.bin" "$dir/ggml-$MODEL.bin"
+    hark models list --models "$dir"
+    expect_rc 0 || return 1
+    [ "$(grep -c ' MB ' "$tmp/out")" -eq 1 ] && grep -Eq "^$MODEL " "$tmp/out" && ! grep -q '^silero' "$tmp/out" &&
+        grep -q "^speech detection: silero-v6.2.0 (0.9 MB, $dir/ggml-silero-v6.2.0.bin)\$" "$tmp/out" ||
+        { say "list:"; sed 's/^/    /' "$tmp/out"; return 1; }
+    hark models download --models "$dir" --base-url "$URL/files" silero-v9.9.9
+    expect_rc 1 && one_line_error "not a valid speech-detection model" || return 1
+    [ ! -e "$dir/ggml-silero-v9.9.9.bin" ] && [ ! -e "$dir/.ggml-silero-v9.9.9.bin.part" ] ||
+        { say "files left: $(ls -A "$dir")"; return 1; }
+}
+
 test_download_interrupt() {
     local dir=$tmp/int part pid have
     part=$dir/.ggml-$MODEL.bin.part
@@ -267,6 +295,7 @@ if start_server; then
     t download test_download
     t download_env test_download_env
     t download_missing test_download_missing
+    t download_vad test_download_vad
     t download_interrupt test_download_interrupt
 else
     echo "FAIL download_server"

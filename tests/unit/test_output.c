@@ -278,6 +278,36 @@ done:
     free(got);
 }
 
+/* Speech detection: the settings and the speech come after the duration;
+ * an unlimited max_speech_s is null; times are to the millisecond. */
+static void test_json_vad(void)
+{
+    struct hark_result r;
+    make_result(&r, 0);
+    r.duration_s = 71.0;
+    r.vad_used = 1;
+    hark_vad_params_init(&r.vad_params);
+    strcpy(r.vad_name, "silero-v6.2.0");
+    struct hark_speech speech[2] = {{2.31, 4.29}, {4441 * 0.01, 59.01}};
+    r.speech = speech;
+    r.n_speech = 2;
+    int rc = -1;
+    char *json = render(&r, HARK_FORMAT_JSON, &rc, NULL);
+    static const char want[] =
+        "{\"task\":\"transcribe\",\"language\":\"\",\"language_probability\":0,\"duration\":71,"
+        "\"vad\":{\"model\":\"silero-v6.2.0\",\"threshold\":0.5,\"min_speech_ms\":250,\"min_silence_ms\":100,"
+        "\"max_speech_s\":null,\"pad_ms\":30,\"overlap_s\":0.1,\"speech\":[{\"start\":2.31,\"end\":4.29},"
+        "{\"start\":44.41,\"end\":59.01}],\"speech_duration\":16.58},\"text\":\"\",\"segments\":[]}\n";
+    CHECK(rc == 0 && json != NULL);
+    CHECKF(json && !strcmp(json, want), "got %s", json ? json : "(null)");
+    free(json);
+    /* Without detection there is no "vad" key. */
+    r.vad_used = 0;
+    json = render(&r, HARK_FORMAT_JSON, &rc, NULL);
+    CHECK(json && !strstr(json, "\"vad\""));
+    free(json);
+}
+
 static void test_empty(void)
 {
     struct hark_result r;
@@ -392,6 +422,7 @@ int main(int argc, char **argv)
     t_run("tsv", test_tsv);
     t_run("json_bytes", test_json_bytes);
     t_run("json_parsed", test_json_parsed);
+    t_run("json_vad", test_json_vad);
     t_run("empty", test_empty);
     t_run("edge_values", test_edge_values);
     t_run("owned_result", test_owned_result);
