@@ -2,7 +2,9 @@
 // spoken is highlighted and kept in view while the media plays; clicking a
 // segment seeks there; the WebVTT result is the video's captions track.
 // An entry without a transcript shows its status (following the job while
-// one is active) and can be scheduled from here.
+// one is active) and can be scheduled from here. When speech detection ran,
+// a timeline under the video greys out the stretches without speech
+// (clicking it seeks) and playback can skip them.
 
 import * as api from './api.js';
 import { el, clock, seconds, status, isActive } from './format.js';
@@ -15,6 +17,7 @@ const state = {
   result: null,
   segments: [],
   active: -1,
+  speech: [],
   revokers: [],
   token: 0,
 };
@@ -101,6 +104,7 @@ async function showTranscript(meta, token) {
   $('player-pending').hidden = true;
   $('player-body').hidden = false;
   renderSegments();
+  renderSpeech(result);
 
   const video = $('player-video');
   const note = $('player-media-note');
@@ -144,6 +148,51 @@ function renderSegments() {
           el('span', { class: 'text' }, (s.text || '').trim() || '…')))),
   );
   if (!state.segments.length) list.append(el('li', { class: 'empty' }, 'No speech was found.'));
+}
+
+function renderSpeech(result) {
+  const box = $('speech');
+  const vad = result.vad;
+  const duration = result.duration || 0;
+  state.speech = vad && Array.isArray(vad.speech) ? vad.speech : [];
+  box.hidden = !vad || !(duration > 0);
+  const line = $('speech-timeline');
+  for (const s of [...line.querySelectorAll('.span')]) s.remove();
+  if (box.hidden) return;
+  let total = 0;
+  for (const s of state.speech) {
+    const span = el('span', { class: 'span' });
+    span.style.left = `${(100 * s.start) / duration}%`;
+    span.style.width = `${(100 * Math.max(0, s.end - s.start)) / duration}%`;
+    line.append(span);
+    total += Math.max(0, s.end - s.start);
+  }
+  const summary = state.speech.length
+    ? `Speech: ${seconds(total)} of ${clock(duration)} in ${state.speech.length} stretch${state.speech.length === 1 ? '' : 'es'}; the rest was not transcribed.`
+    : 'No speech was found in this recording.';
+  $('speech-summary').textContent = summary;
+  line.setAttribute('aria-label', `Timeline. ${summary}`);
+  $('skip-silence').disabled = !state.speech.length;
+  movePlayhead();
+}
+
+function movePlayhead() {
+  const duration = state.result && state.result.duration;
+  if (!duration || $('speech').hidden) return;
+  const t = $('player-video').currentTime || 0;
+  $('speech-playhead').style.left = `${Math.min(100, (100 * t) / duration)}%`;
+}
+
+// With "skip" on, playback that reaches a stretch without speech jumps to
+// where the next speech starts (or to the end).
+function skipSilence() {
+  const video = $('player-video');
+  if (!$('skip-silence').checked || video.paused || !state.speech.length) return;
+  const t = video.currentTime;
+  if (state.speech.some((s) => t >= s.start - 0.05 && t < s.end)) return;
+  const next = state.speech.find((s) => s.start > t);
+  const to = next ? next.start : video.duration;
+  if (Number.isFinite(to) && to > t + 0.25) video.currentTime = to;
 }
 
 function highlight() {
@@ -197,6 +246,20 @@ export function initPlayer() {
   const video = $('player-video');
   video.addEventListener('timeupdate', highlight);
   video.addEventListener('seeked', highlight);
+  video.addEventListener('timeupdate', movePlayhead);
+  video.addEventListener('seeked', movePlayhead);
+  video.addEventListener('timeupdate', skipSilence);
+  video.addEventListener('play', skipSilence);
+  $('speech-timeline').addEventListener('click', (e) => {
+    const duration = state.result && state.result.duration;
+    if (!duration) return;
+    const box = e.currentTarget.getBoundingClientRect();
+    video.currentTime = Math.max(0, Math.min(1, (e.clientX - box.left) / box.width)) * duration;
+  });
+  $('skip-silence').addEventListener('change', () => {
+    announce($('skip-silence').checked ? 'Parts without speech will be skipped.' : 'Playing everything.');
+    skipSilence();
+  });
   $('segments').addEventListener('click', (e) => {
     const btn = e.target.closest('.seg');
     if (!btn) return;

@@ -60,46 +60,6 @@ void cli_process_name(char *out, size_t outlen);
 void cli_block_stop_signals(sigset_t *set);
 const char *cli_wait_stop(const sigset_t *set);
 
-/* The settings serve and worker share: the database, the data and models
- * folders, the default model and how jobs run. */
-struct cli_jobs {
-    const char *db;         /* NULL: serve's <data>/hark.db */
-    const char *data;
-    const char *models;
-    const char *model;      /* NULL: the first model in the folder */
-    int workers;            /* at least min_workers: serve 0, worker 1 */
-    int min_workers;
-    int threads;
-    int lease_s;
-};
-
-/* The defaults, then HARK_DB, HARK_DATA, HARK_MODELS, HARK_MODEL,
- * HARK_WORKERS, HARK_THREADS and HARK_LEASE_SECONDS; -1 after an error
- * line. */
-int cli_jobs_from_env(struct cli_jobs *j, int min_workers);
-
-/* Takes the getopt_long code of a shared option: 'D' (--db), 'd' (--data),
- * 'M' (--models), 'm' (--model), 'w' (--workers), 't' (--threads) or 'l'
- * (--lease-seconds). 1 when it was one of them, 0 when not, -1 after an
- * error line. */
-int cli_jobs_option(struct cli_jobs *j, int code, const char *arg);
-
-/* The long options of cli_jobs_option, for a getopt_long table. */
-#define CLI_JOBS_OPTIONS                                                                       \
-    {"db", required_argument, 0, 'D'}, {"data", required_argument, 0, 'd'},                    \
-        {"models", required_argument, 0, 'M'}, {"model", required_argument, 0, 'm'},           \
-        {"workers", required_argument, 0, 'w'}, {"threads", required_argument, 0, 't'},        \
-        {"lease-seconds", required_argument, 0, 'l'}
-
-struct store;
-struct queue;
-
-/* Starts the job queue on store with j's folders, workers, threads and
- * lease, its workers named after name (cli_process_name); -1 after an
- * error line. */
-int cli_start_queue(struct store *store, const struct cli_jobs *j, const char *default_model,
-                    const char *name, struct queue **out);
-
 /* Speech detection options, shared by transcribe, serve, worker and vad
  * (vad.c). */
 enum { CLI_VAD_AUTO = -1, CLI_VAD_OFF = 0, CLI_VAD_ON = 1 };
@@ -150,6 +110,52 @@ void cli_vad_help(FILE *out);
  * detection is off, or on by default and no model was found. Returns 0,
  * or -1 after an error line (a model that does not load; --vad and none). */
 int cli_vad_load(const struct cli_vad *v, const char *const *dirs, int n_dirs, hark_vad **out);
+
+/* The settings serve and worker share: the database, the data and models
+ * folders, the default model and how jobs run. */
+struct cli_jobs {
+    const char *db;         /* NULL: serve's <data>/hark.db */
+    const char *data;
+    const char *models;
+    const char *model;      /* NULL: the first model in the folder */
+    int workers;            /* at least min_workers: serve 0, worker 1 */
+    int min_workers;
+    int threads;
+    int lease_s;
+    struct cli_vad vad;     /* speech detection's defaults for jobs that set none */
+    hark_vad *vad_model;    /* loaded by cli_start_queue (owned; cli_jobs_deinit) */
+};
+
+/* The defaults, then HARK_DB, HARK_DATA, HARK_MODELS, HARK_MODEL,
+ * HARK_WORKERS, HARK_THREADS, HARK_LEASE_SECONDS and the HARK_VAD*
+ * variables; -1 after an error line. */
+int cli_jobs_from_env(struct cli_jobs *j, int min_workers);
+
+/* Frees what cli_start_queue loaded; call after queue_stop. */
+void cli_jobs_deinit(struct cli_jobs *j);
+
+/* Takes the getopt_long code of a shared option: 'D' (--db), 'd' (--data),
+ * 'M' (--models), 'm' (--model), 'w' (--workers), 't' (--threads), 'l'
+ * (--lease-seconds) or one of CLI_VAD_OPTIONS. 1 when it was one of them,
+ * 0 when not, -1 after an error line. */
+int cli_jobs_option(struct cli_jobs *j, int code, const char *arg);
+
+/* The long options of cli_jobs_option, for a getopt_long table. */
+#define CLI_JOBS_OPTIONS                                                                       \
+    {"db", required_argument, 0, 'D'}, {"data", required_argument, 0, 'd'},                    \
+        {"models", required_argument, 0, 'M'}, {"model", required_argument, 0, 'm'},           \
+        {"workers", required_argument, 0, 'w'}, {"threads", required_argument, 0, 't'},        \
+        {"lease-seconds", required_argument, 0, 'l'}, CLI_VAD_OPTIONS
+
+struct store;
+struct queue;
+
+/* Starts the job queue on store with j's folders, workers, threads,
+ * lease and speech detection (the VAD model is loaded into j->vad_model;
+ * without one a note says how to get it), its workers named after name
+ * (cli_process_name); -1 after an error line. */
+int cli_start_queue(struct store *store, struct cli_jobs *j, const char *default_model,
+                    const char *name, struct queue **out);
 
 /* `hark vad ...` (vad.c). */
 int cli_vad(int argc, char **argv);

@@ -99,11 +99,19 @@ int cli_jobs_from_env(struct cli_jobs *j, int min_workers)
     j->min_workers = min_workers;
     j->threads = cli_default_threads();
     j->lease_s = STORE_LEASE_MS_DEFAULT / 1000;
+    j->vad_model = NULL;
+    cli_vad_init(&j->vad);
     if (cli_env_int("HARK_WORKERS", min_workers, 64, &j->workers) < 0 ||
         cli_env_int("HARK_THREADS", 1, 256, &j->threads) < 0 ||
-        cli_env_int("HARK_LEASE_SECONDS", 1, MAX_LEASE_S, &j->lease_s) < 0)
+        cli_env_int("HARK_LEASE_SECONDS", 1, MAX_LEASE_S, &j->lease_s) < 0 || cli_vad_from_env(&j->vad) < 0)
         return -1;
     return 0;
+}
+
+void cli_jobs_deinit(struct cli_jobs *j)
+{
+    hark_vad_free(j->vad_model);
+    j->vad_model = NULL;
 }
 
 int cli_jobs_option(struct cli_jobs *j, int code, const char *arg)
@@ -116,16 +124,35 @@ int cli_jobs_option(struct cli_jobs *j, int code, const char *arg)
     case 'w': return cli_option_int("workers", arg, j->min_workers, 64, &j->workers) < 0 ? -1 : 1;
     case 't': return cli_option_int("threads", arg, 1, 256, &j->threads) < 0 ? -1 : 1;
     case 'l': return cli_option_int("lease-seconds", arg, 1, MAX_LEASE_S, &j->lease_s) < 0 ? -1 : 1;
-    default: return 0;
+    default: return cli_vad_option(&j->vad, code, arg);
     }
 }
 
-int cli_start_queue(struct store *store, const struct cli_jobs *j, const char *default_model,
+int cli_start_queue(struct store *store, struct cli_jobs *j, const char *default_model,
                     const char *name, struct queue **out)
 {
     struct queue_config qc;
     char err[512];
+    const char *dirs[] = {j->models};
+    if (hark_vad_params_check(&j->vad.params, err, sizeof err) != 0) {
+        cli_error("%s", err);
+        return -1;
+    }
+    /* Loaded even when off by default: a job may still ask for it. */
+    struct cli_vad load = j->vad;
+    if (load.mode == CLI_VAD_OFF) load.mode = CLI_VAD_AUTO;
+    if (cli_vad_load(&load, dirs, 1, &j->vad_model) < 0) return -1;
+    if (j->vad_model)
+        fprintf(stderr, "hark: speech detection with %s%s\n", hark_vad_name(j->vad_model),
+                j->vad.mode == CLI_VAD_OFF ? " (off unless a job asks)" : "");
+    else if (j->vad.mode != CLI_VAD_OFF)
+        fprintf(stderr, "hark: speech detection is off: no VAD model in %s (get one with `hark models download "
+                        "silero-v6.2.0`)\n",
+                j->models);
     memset(&qc, 0, sizeof qc);
+    qc.vad = j->vad_model;
+    qc.vad_on = j->vad.mode != CLI_VAD_OFF;
+    qc.vad_params = j->vad.params;
     qc.data_dir = j->data;
     qc.models_dir = j->models;
     qc.default_model = default_model;

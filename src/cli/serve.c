@@ -66,6 +66,12 @@ void cli_serve_help(FILE *out)
           "                         the queue when their lease has passed\n"
           "  -h, --help             this help\n"
           "\n"
+          "\n",
+          out);
+    cli_vad_help(out);
+    fputs("  These are the defaults for jobs and requests that do not choose (POST /model\n"
+          "  \"vad\", the /v1 routes' chunking_strategy); HARK_VAD and HARK_VAD_* set them too.\n"
+          "\n"
           "When it is ready it prints \"hark: listening on http://ADDR:PORT\" on stdout.\n"
           "SIGINT or SIGTERM stops it; a job cut off runs again at the next start.\n",
           out);
@@ -269,6 +275,7 @@ out:
     if (queue) queue_shutdown(queue);
     if (http) http_stop(http);
     if (queue) queue_stop(queue);
+    cli_jobs_deinit(&s.jobs);
     store_close(store);
     return status;
 }

@@ -55,6 +55,12 @@ void cli_worker_help(FILE *out)
           "                         (HARK_LEASE_SECONDS; default 30)\n"
           "  -h, --help             this help\n"
           "\n"
+          "\n",
+          out);
+    cli_vad_help(out);
+    fputs("  These are the defaults for jobs that do not choose (HARK_VAD and HARK_VAD_*\n"
+          "  set them too).\n"
+          "\n"
           "When it is ready it prints \"hark: worker ready\" on stdout. SIGINT or SIGTERM\n"
           "stops it: the jobs it runs go back to the queue, and it exits 0.\n",
           out);
@@ -139,6 +145,7 @@ int cli_worker(int argc, char **argv)
     status = CLI_EXIT_OK;
 out:
     queue_stop(queue);
+    cli_jobs_deinit(&s);
     store_close(store);
     return status;
 }

@@ -251,6 +251,10 @@ int hark_vad_detect(const hark_vad *vad, const float *pcm, size_t n_samples,
     if (rc) return rc;
     rc = hark_vad_segments(probs, n, params, segments, n_segments);
     free(probs);
+    /* whisper.cpp lets the last segment run to the end of the last,
+     * zero-padded frame; hark stops it at the end of the audio. */
+    for (int i = 0; !rc && i < *n_segments; i++)
+        if ((*segments)[i].end_s > (double)n_samples / SAMPLE_RATE) (*segments)[i].end_s = (double)n_samples / SAMPLE_RATE;
     if (rc && err && errlen) snprintf(err, errlen, "hark_vad_detect: %s", hark_strerror(rc));
     return rc;
 }
@@ -531,7 +535,10 @@ int speech_transcribe(struct hark_state *st, const float *pcm, size_t n_samples,
             rc = HARK_ENOMEM;
             goto fail;
         }
-        for (int i = 0; i < n_segs; i++) r->speech[i] = (struct hark_speech){segs[i].t0_cs / 100.0, segs[i].t1_cs / 100.0};
+        for (int i = 0; i < n_segs; i++) {
+            r->speech[i] = (struct hark_speech){segs[i].t0_cs / 100.0, segs[i].t1_cs / 100.0};
+            if (r->speech[i].end_s > r->duration_s) r->speech[i].end_s = r->duration_s;
+        }
         r->n_speech = n_segs;
     }
     *out = r;

@@ -35,6 +35,7 @@ enum route {
     ROUTE_V1_MODELS,
     ROUTE_V1_TRANSCRIPTIONS,
     ROUTE_V1_TRANSLATIONS,
+    ROUTE_V1_SPEECH,       /* POST /v1/audio/speech-timestamps */
     ROUTE_UI_ASSET,        /* GET /ui/<file>: the web page's files */
     ROUTE_COUNT
 };
@@ -213,6 +214,7 @@ int check_model(struct http_server *srv, struct MHD_Connection *c, struct reques
 
 enum MHD_Result route_v1_models(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+enum MHD_Result route_v1_speech(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 
 /* ---- metrics (server.c) */
 

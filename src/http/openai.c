@@ -6,6 +6,14 @@
  * synchronously: the file is received into <data>/tmp, decoded, handed to
  * the next free worker ahead of queued jobs, and removed; nothing enters
  * the upload history. The model "whisper-1" is the server's default model.
+ *
+ * Speech detection follows the server's default unless the request sets
+ * OpenAI's chunking_strategy: "auto" (on, the server's settings) or
+ * {"type": "server_vad", "threshold", "prefix_padding_ms",
+ * "silence_duration_ms"}, which become the threshold, the padding and the
+ * minimum silence; hark's own form field "vad" (true or false) also turns
+ * it on or off. POST /v1/audio/speech-timestamps answers the speech
+ * segments of a file alone, as speaches' route of that name does.
  */
 #include <errno.h>
 #include <math.h>
@@ -105,6 +113,18 @@ static json_t *words_json(const hark_result *r)
     return words;
 }
 
+/* A float as the double its shortest decimal form reads as (0.6f is 0.6,
+ * not 0.6000000238). */
+static double shortest(float x)
+{
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)x);
+        if (strtof(buf, NULL) == x) break;
+    }
+    return strtod(buf, NULL);
+}
+
 static json_t *verbose_json(const hark_result *r, const char *text, int words)
 {
     json_t *segs = json_array(), *o;
@@ -127,7 +147,86 @@ static json_t *verbose_json(const hark_result *r, const char *text, int words)
                   lang >= 0 ? hark_lang_name(lang) : hark_result_language(r), "duration",
                   hark_result_duration_s(r), "text", text, "segments", segs);
     if (o && words) json_object_set_new(o, "words", words_json(r));
+    /* hark's addition: speech detection's settings and the speech. */
+    struct hark_vad_params p;
+    const char *name = NULL;
+    if (o && hark_result_vad(r, &p, &name)) {
+        json_t *speech = json_array();
+        for (i = 0; i < hark_result_n_speech(r); i++)
+            json_array_append_new(speech, json_pack("{s:f, s:f}", "start", hark_result_speech(r, i)->start_s, "end",
+                                                    hark_result_speech(r, i)->end_s));
+        json_object_set_new(o, "vad",
+                            json_pack("{s:s, s:f, s:i, s:i, s:o, s:i, s:o}", "model", name, "threshold",
+                                      shortest(p.threshold), "min_speech_ms", p.min_speech_ms, "min_silence_ms",
+                                      p.min_silence_ms, "max_speech_s",
+                                      isinf(p.max_speech_s) ? json_null() : json_real(shortest(p.max_speech_s)), "pad_ms",
+                                      p.pad_ms, "speech", speech));
+    }
     return o;
+}
+
+/* Reads chunking_strategy and "vad" into v; -1 after queueing a 400. */
+static int read_vad_fields(struct MHD_Connection *c, struct request *rq, struct queue_vad *v,
+                           enum MHD_Result *ret)
+{
+    const char *cs = receive_field(rq->rx, "chunking_strategy", 0), *on = receive_field(rq->rx, "vad", 0);
+    char err[256];
+    if (on && *on) {
+        if (!strcmp(on, "true")) v->mode = QUEUE_VAD_ON;
+        else if (!strcmp(on, "false")) v->mode = QUEUE_VAD_OFF;
+        else {
+            *ret = http_send_error(c, rq, 400, "invalid_value", "vad", NULL, "vad must be true or false");
+            return -1;
+        }
+    }
+    /* The object comes as JSON text, or (from OpenAI's own clients) as one
+     * field per member: chunking_strategy[type], chunking_strategy[threshold]. */
+    json_t *o = NULL, *x;
+    const char *key;
+    for (int i = 0; i < rq->rx->n_fields; i++) {
+        const char *name = rq->rx->fields[i].name, *val = rq->rx->fields[i].value;
+        size_t len = strlen(name);
+        if (strncmp(name, "chunking_strategy[", 18) || len < 20 || name[len - 1] != ']') continue;
+        char member[64], *end;
+        snprintf(member, sizeof member, "%.*s", (int)(len - 19), name + 18);
+        if (!o) o = json_object();
+        double d = strtod(val, &end);
+        json_object_set_new(o, member, *val && !*end ? json_real(d) : json_string(val));
+    }
+    if (!o && (!cs || !*cs)) return 0;
+    if (!o && !strcmp(cs, "auto")) {
+        v->mode = QUEUE_VAD_ON;
+        return 0;
+    }
+    json_error_t je;
+    if (!o) o = json_loads(cs, 0, &je);
+    const char *type = json_string_value(json_object_get(o, "type"));
+    if (!o || !json_is_object(o) || !type || strcmp(type, "server_vad")) {
+        json_decref(o);
+        *ret = http_send_error(c, rq, 400, "invalid_value", "chunking_strategy", NULL,
+                               "chunking_strategy must be \"auto\" or an object with \"type\": \"server_vad\"");
+        return -1;
+    }
+    v->mode = QUEUE_VAD_ON;
+    json_object_foreach(o, key, x) {
+        static const char *const names[][2] = {{"threshold", "threshold"},
+                                               {"prefix_padding_ms", "pad_ms"},
+                                               {"silence_duration_ms", "min_silence_ms"}};
+        const char *ours = NULL;
+        if (!strcmp(key, "type")) continue;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (!strcmp(key, names[i][0])) ours = names[i][1];
+        if (!ours || !json_is_number(x) || queue_vad_set(v, ours, json_number_value(x), err, sizeof err) != 0) {
+            if (!ours) snprintf(err, sizeof err, "\"%s\" is not a server_vad setting", key);
+            else if (!json_is_number(x)) snprintf(err, sizeof err, "\"%s\" must be a number", key);
+            json_decref(o);
+            *ret = http_send_error(c, rq, 400, "invalid_value", "chunking_strategy", NULL, "chunking_strategy: %s",
+                                   err);
+            return -1;
+        }
+    }
+    json_decref(o);
+    return 0;
 }
 
 static enum MHD_Result send_text_format(struct MHD_Connection *c, struct request *rq,
@@ -197,13 +296,25 @@ enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c
                                    "temperature must be a number from 0 to 1");
         opt.temperature = (float)t;
     }
-    for (i = 0; (g = receive_field(rx, "timestamp_granularities[]", i)); i++) {
-        if (!strcmp(g, "word")) words = 1;
-        else if (strcmp(g, "segment"))
-            return http_send_error(c, rq, 400, "invalid_value", "timestamp_granularities", NULL,
-                                   "timestamp granularities are \"segment\" and \"word\", not \"%s\"", g);
+    /* Clients send the array as repeated "timestamp_granularities[]" or
+     * "timestamp_granularities" fields. */
+    for (int k = 0; k < 2; k++) {
+        const char *field = k ? "timestamp_granularities" : "timestamp_granularities[]";
+        for (i = 0; (g = receive_field(rx, field, i)); i++) {
+            if (!strcmp(g, "word")) words = 1;
+            else if (strcmp(g, "segment"))
+                return http_send_error(c, rq, 400, "invalid_value", "timestamp_granularities", NULL,
+                                       "timestamp granularities are \"segment\" and \"word\", not \"%s\"", g);
+        }
     }
     opt.task = translate ? HARK_TASK_TRANSLATE : HARK_TASK_TRANSCRIBE;
+    struct hark_vad_params defaults;
+    struct queue_vad vad;
+    queue_vad_defaults(srv->queue, NULL, &defaults);
+    queue_vad_init(&vad, &defaults);
+    if (read_vad_fields(c, rq, &vad, &ret) < 0) return ret;
+    if (queue_vad_apply(srv->queue, &vad, &opt, err, sizeof err) < 0)
+        return http_send_error(c, rq, 400, "vad_unavailable", "chunking_strategy", NULL, "%s", err);
 
     rc = media_decode(rx->tmp_path, &pcm, &n, NULL, NULL, err, sizeof err);
     if (rc < 0) {
@@ -235,4 +346,62 @@ enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c
     }
     hark_result_free(res);
     return ret;
+}
+
+/* POST /v1/audio/speech-timestamps: multipart "file", and optionally the
+ * settings as fields (threshold, min_speech_ms, min_silence_ms,
+ * max_speech_s, pad_ms, or speaches' and faster-whisper's names for them):
+ * {"segments": [{"start": s, "end": s}, ...]} in seconds. */
+enum MHD_Result route_v1_speech(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
+{
+    struct receive *rx = rq->rx;
+    const hark_vad *vad = queue_vad_model(srv->queue);
+    struct hark_vad_params defaults;
+    struct queue_vad v;
+    struct hark_speech *segs = NULL;
+    float *pcm = NULL;
+    size_t n = 0;
+    int n_segs = 0, rc;
+    char sha[65], err[512];
+
+    if (receive_end(rx, sha) < 0)
+        return http_send_error(c, rq, rx->status, rx->code, rx->param[0] ? rx->param : NULL, NULL,
+                               "%s", rx->message);
+    if (!vad)
+        return http_send_error(c, rq, 503, "vad_unavailable", NULL, NULL,
+                               "speech detection needs a VAD model, and there is none in the models "
+                               "folder: hark models download silero-v6.2.0");
+    queue_vad_defaults(srv->queue, NULL, &defaults);
+    queue_vad_init(&v, &defaults);
+    for (int i = 0; i < rx->n_fields; i++) {
+        const char *name = rx->fields[i].name, *val = rx->fields[i].value;
+        char *end;
+        if (!strcmp(name, "model") || !strcmp(name, "vad_filter")) continue;
+        errno = 0;
+        double x = strtod(val, &end);
+        if (!strcmp(val, "inf") || !strcmp(val, "null")) x = INFINITY, end = (char *)val + strlen(val);
+        if (errno || end == val || *end) {
+            rc = queue_vad_set(&v, name, 0.0, err, sizeof err);
+            if (rc == HARK_ENOENT)
+                return http_send_error(c, rq, 400, "invalid_request", name, NULL, "%s", err);
+            return http_send_error(c, rq, 400, "invalid_value", name, NULL, "\"%s\" must be a number", name);
+        }
+        if (queue_vad_set(&v, name, x, err, sizeof err) != 0)
+            return http_send_error(c, rq, 400, "invalid_value", name, NULL, "%s", err);
+    }
+    rc = media_decode(rx->tmp_path, &pcm, &n, NULL, NULL, err, sizeof err);
+    if (rc < 0) {
+        if (rc == HARK_EAUDIO || rc == HARK_EFORMAT)
+            return http_send_error(c, rq, 400, "invalid_file_format", "file", NULL,
+                                   "invalid file format: %s", media_reason(err, rx->tmp_path));
+        return http_send_error(c, rq, 500, "media", "file", NULL, "cannot read the file: %s", err);
+    }
+    rc = hark_vad_detect(vad, pcm, n, &v.params, 2, &segs, &n_segs, err, sizeof err);
+    free(pcm);
+    if (rc < 0) return http_send_error(c, rq, 500, "vad_failed", NULL, NULL, "%s", err);
+    json_t *arr = json_array();
+    for (int i = 0; i < n_segs; i++)
+        json_array_append_new(arr, json_pack("{s:f, s:f}", "start", segs[i].start_s, "end", segs[i].end_s));
+    free(segs);
+    return http_send_json(c, rq, 200, json_pack("{s:o}", "segments", arr));
 }

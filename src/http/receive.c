@@ -80,15 +80,19 @@ static enum MHD_Result file_data(struct receive *rx, const char *filename, const
     return MHD_YES;
 }
 
-/* The form fields the routes read; others are skipped unread. */
+/* The form fields the routes read (speech detection's settings among
+ * them, in hark's and in speaches' words); others are skipped unread. */
 static int known_field(const char *key)
 {
-    static const char *const names[] = {"model", "language", "prompt", "response_format",
-                                        "temperature", "timestamp_granularities[]"};
+    static const char *const names[] = {"model", "language", "prompt", "response_format", "temperature",
+                                        "timestamp_granularities[]", "timestamp_granularities",
+                                        "chunking_strategy", "vad", "threshold", "min_speech_ms",
+                                        "min_speech_duration_ms", "min_silence_ms", "min_silence_duration_ms",
+                                        "max_speech_s", "max_speech_duration_s", "pad_ms", "speech_pad_ms"};
     size_t i;
     for (i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(key, names[i])) return 1;
-    return 0;
+    return !strncmp(key, "chunking_strategy[", 18);
 }
 
 static enum MHD_Result field_data(struct receive *rx, const char *key, const char *data,

@@ -142,14 +142,18 @@ json_t *upload_json(const struct store_upload *u)
 
 static json_t *job_json(const struct store_job *j)
 {
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:s, s:o, s:o, s:o, s:o}",
+    /* The job's own speech detection: null when it takes the default. */
+    json_t *opts = j->options[0] ? json_loads(j->options, 0, NULL) : NULL, *vad = json_object_get(opts, "vad");
+    vad = vad ? json_incref(vad) : json_null();
+    json_decref(opts);
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:s, s:o, s:o, s:o, s:o, s:o}",
                      "id", (json_int_t)j->id, "upload_id", j->upload_id, "model", j->model,
                      "language", j->language, "task", j->task, "state", j->state,
                      "progress", j->progress, "attempts", j->attempts, "created", j->created,
                      "started", j->started[0] ? json_string(j->started) : json_null(),
                      "finished", j->finished[0] ? json_string(j->finished) : json_null(),
                      "worker", j->worker[0] ? json_string(j->worker) : json_null(),
-                     "error", j->error[0] ? json_string(j->error) : json_null());
+                     "error", j->error[0] ? json_string(j->error) : json_null(), "vad", vad);
 }
 
 int check_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq,
@@ -327,6 +331,24 @@ enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, s
                               "\"id\" (the upload's id) is required");
         goto out;
     }
+    /* Speech detection: false, true or an object of settings over the
+     * server's; kept with the job, resolved. */
+    struct hark_vad_params vad_defaults;
+    struct queue_vad vad;
+    char vad_err[256], options[512];
+    queue_vad_defaults(srv->queue, NULL, &vad_defaults);
+    queue_vad_init(&vad, &vad_defaults);
+    if (queue_vad_parse(json_object_get(body, "vad"), &vad, vad_err, sizeof vad_err) < 0) {
+        ret = http_send_error(c, rq, 400, "invalid_request", "vad", NULL, "%s", vad_err);
+        goto out;
+    }
+    if (vad.mode == QUEUE_VAD_ON && !queue_vad_model(srv->queue)) {
+        ret = http_send_error(c, rq, 400, "vad_unavailable", "vad", NULL,
+                              "speech detection needs a VAD model, and there is none in the models folder: "
+                              "hark models download silero-v6.2.0");
+        goto out;
+    }
+    queue_options_encode(&vad, options, sizeof options);
     snprintf(rq->id, sizeof rq->id, "%s", id);
     if (strcmp(task, "transcribe") && strcmp(task, "translate")) {
         ret = http_send_error(c, rq, 400, "invalid_request", "task", NULL,
@@ -357,7 +379,7 @@ enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, s
     if (!model || !*model) model = u.model[0] ? u.model : srv->default_model;
     if (check_model(srv, c, rq, model, 0, &ret) < 0) goto out;
 
-    rc = store_job_enqueue(srv->store, u.id, model, language, task, NULL, &job, &position);
+    rc = store_job_enqueue(srv->store, u.id, model, language, task, options, &job, &position);
     if (rc == STORE_ACTIVE) {
         rc = store_upload_get(srv->store, u.id, &u);
         if (rc < 0) {

@@ -46,6 +46,7 @@ static const char *const route_names[ROUTE_COUNT] = {
     [ROUTE_V1_MODELS] = "/v1/models",
     [ROUTE_V1_TRANSCRIPTIONS] = "/v1/audio/transcriptions",
     [ROUTE_V1_TRANSLATIONS] = "/v1/audio/translations",
+    [ROUTE_V1_SPEECH] = "/v1/audio/speech-timestamps",
     [ROUTE_UI_ASSET] = "/ui/:file",
 };
 
@@ -205,6 +206,7 @@ static void route_request(struct request *rq, const char *url)
     if (n == 3 && SEG_IS(0, "v1") && SEG_IS(1, "audio")) {
         if (SEG_IS(2, "transcriptions")) rq->route = ROUTE_V1_TRANSCRIPTIONS;
         else if (SEG_IS(2, "translations")) rq->route = ROUTE_V1_TRANSLATIONS;
+        else if (SEG_IS(2, "speech-timestamps")) rq->route = ROUTE_V1_SPEECH;
         return;
     }
     if (n < 2 || n > 3) return;
@@ -238,7 +240,8 @@ static const char *route_methods(enum route r)
     case ROUTE_MODEL:
     case ROUTE_JOB_CANCEL:
     case ROUTE_V1_TRANSCRIPTIONS:
-    case ROUTE_V1_TRANSLATIONS: return "POST";
+    case ROUTE_V1_TRANSLATIONS:
+    case ROUTE_V1_SPEECH: return "POST";
     case ROUTE_UPLOAD_ONE: return "GET, HEAD, DELETE";
     default: return "GET, HEAD";
     }
@@ -252,7 +255,8 @@ static int method_allowed(enum route r, const char *m)
     case ROUTE_MODEL:
     case ROUTE_JOB_CANCEL:
     case ROUTE_V1_TRANSCRIPTIONS:
-    case ROUTE_V1_TRANSLATIONS: return !strcmp(m, "POST");
+    case ROUTE_V1_TRANSLATIONS:
+    case ROUTE_V1_SPEECH: return !strcmp(m, "POST");
     case ROUTE_UPLOAD_ONE: return get || !strcmp(m, "DELETE");
     default: return get;
     }
@@ -290,6 +294,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     case ROUTE_V1_MODELS: return route_v1_models(srv, c, rq);
     case ROUTE_V1_TRANSCRIPTIONS:
     case ROUTE_V1_TRANSLATIONS: return route_v1_audio(srv, c, rq);
+    case ROUTE_V1_SPEECH: return route_v1_speech(srv, c, rq);
     default: break;
     }
     return http_send_error(c, rq, 404, "not_found", NULL, NULL, "no such route");
@@ -297,7 +302,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
 
 static int is_multipart_route(enum route r)
 {
-    return r == ROUTE_UPLOAD || r == ROUTE_V1_TRANSCRIPTIONS || r == ROUTE_V1_TRANSLATIONS;
+    return r == ROUTE_UPLOAD || r == ROUTE_V1_TRANSCRIPTIONS || r == ROUTE_V1_TRANSLATIONS || r == ROUTE_V1_SPEECH;
 }
 
 /* The limit of a whole multipart body: the file plus room for the other

@@ -115,6 +115,9 @@ struct queue {
     int threads, n_workers, n_started;
     struct worker *workers;
     int lease_ms;             /* the store's lease; heartbeats every third of it */
+    const hark_vad *vad;      /* speech detection (borrowed), or NULL */
+    int vad_on;
+    struct hark_vad_params vad_params;
     int announced;            /* the store announces new jobs (store_wait_for_jobs) */
     pthread_t watch;          /* heartbeats, expiry, announcements */
     int watch_started;
@@ -527,6 +530,13 @@ static void run_job(struct queue *q, struct worker *w, const struct store_job *j
     opt.task = strcmp(job->task, "translate") == 0 ? HARK_TASK_TRANSLATE : HARK_TASK_TRANSCRIBE;
     opt.progress = on_progress;
     opt.progress_user = &ctx;
+    struct queue_vad vad;
+    queue_vad_init(&vad, &q->vad_params);
+    if ((rc = queue_options_decode(job->options, &vad, err, sizeof err)) < 0 ||
+        (rc = queue_vad_apply(q, &vad, &opt, err, sizeof err)) < 0) {
+        out = fail_job(q, w, job->id, err);
+        goto end;
+    }
     rc = hark_transcribe(state, pcm, n_samples, &opt, &res, err, sizeof err);
     time_s = now_s() - t0;
     if (rc < 0) {
@@ -845,6 +855,10 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
         goto oom;
     }
 
+    q->vad = cfg->vad;
+    q->vad_on = cfg->vad && cfg->vad_on;
+    q->vad_params = cfg->vad_params;
+    if (hark_vad_params_check(&q->vad_params, NULL, 0) != 0) hark_vad_params_init(&q->vad_params);
     q->lease_ms = cfg->lease_ms > 0 ? cfg->lease_ms : STORE_LEASE_MS_DEFAULT;
     store_set_lease(store, q->lease_ms);
 
@@ -1043,4 +1057,31 @@ void queue_stats(struct queue *q, struct queue_stats *out)
     *out = q->stats;
     out->busy_workers = q->busy;
     pthread_mutex_unlock(&q->mu);
+}
+
+int queue_vad_apply(struct queue *q, const struct queue_vad *v, struct hark_options *opt, char *err,
+                    size_t errlen)
+{
+    int on = v && v->mode != QUEUE_VAD_DEFAULT ? v->mode == QUEUE_VAD_ON : q->vad_on;
+    opt->vad = NULL;
+    opt->vad_params = v && v->mode == QUEUE_VAD_ON ? v->params : q->vad_params;
+    if (!on) return 0;
+    if (!q->vad) {
+        set_err(err, errlen, "speech detection was asked for, but no VAD model is loaded here (put one in the "
+                             "models folder: hark models download silero-v6.2.0)");
+        return HARK_ENOTSUP;
+    }
+    opt->vad = q->vad;
+    return 0;
+}
+
+const hark_vad *queue_vad_model(struct queue *q) { return q ? q->vad : NULL; }
+
+void queue_vad_defaults(struct queue *q, int *on, struct hark_vad_params *params)
+{
+    if (on) *on = q && q->vad_on;
+    if (params) {
+        if (q) *params = q->vad_params;
+        else hark_vad_params_init(params);
+    }
 }

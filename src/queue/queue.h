@@ -51,6 +51,40 @@ int models_is_vad(const char *name);
  * HARK_ENOENT when there is none. */
 int models_find_vad(const char *dir, char *path, size_t pathlen);
 
+/* ---- A job's speech detection (options.c). */
+
+enum { QUEUE_VAD_DEFAULT = -1, QUEUE_VAD_OFF = 0, QUEUE_VAD_ON = 1 };
+
+struct queue_vad {
+    int mode;                      /* QUEUE_VAD_DEFAULT: as the worker's settings say */
+    struct hark_vad_params params; /* with QUEUE_VAD_ON */
+};
+
+/* The default request, its settings started from defaults (NULL: the
+ * engine's). */
+void queue_vad_init(struct queue_vad *v, const struct hark_vad_params *defaults);
+
+/* Reads a request's "vad": NULL or null changes nothing; false or true
+ * turn detection off or on; an object turns it on with the settings it
+ * names (threshold, min_speech_ms, min_silence_ms, max_speech_s (null:
+ * no limit), pad_ms, or faster-whisper's names for them) over what v
+ * holds. Returns 0, or HARK_EINVAL with a reason naming the member. */
+struct json_t;
+int queue_vad_parse(struct json_t *value, struct queue_vad *v, char *err, size_t errlen);
+
+/* Sets one setting by name (as queue_vad_parse does for an object's
+ * member). Returns 0, HARK_EINVAL for a value out of its range, or
+ * HARK_ENOENT for a name that is no setting, with a reason in err. */
+int queue_vad_set(struct queue_vad *v, const char *key, double value, char *err, size_t errlen);
+
+/* The job options the store keeps for a request: "" for the default,
+ * else a JSON object with every setting resolved. HARK_ERANGE if cap is
+ * too small (512 is enough). */
+int queue_options_encode(const struct queue_vad *v, char *buf, size_t cap);
+
+/* Reads stored job options back over v ("" leaves the default). */
+int queue_options_decode(const char *s, struct queue_vad *v, char *err, size_t errlen);
+
 struct queue_config {
     const char *data_dir;      /* media live in <data_dir>/db/<id>/<filename> */
     const char *models_dir;
@@ -61,6 +95,9 @@ struct queue_config {
                                 * worker n (from 1) claims as "<worker_name>/<n>" */
     int lease_ms;              /* how long a claim holds a job without a heartbeat (the store's
                                 * lease; 0: STORE_LEASE_MS_DEFAULT); heartbeats every third */
+    const hark_vad *vad;       /* speech detection's model (borrowed; outlives the queue), or NULL */
+    int vad_on;                /* detection for jobs and requests that do not say (with a model) */
+    struct hark_vad_params vad_params; /* settings for those that give none */
 };
 
 /* Figures for /metrics, since start. */
@@ -122,5 +159,16 @@ int queue_transcribe(struct queue *q, const char *model, const float *pcm, size_
                      const struct hark_options *opt, hark_result **out, char *err, size_t errlen);
 
 void queue_stats(struct queue *q, struct queue_stats *out);
+
+/* Sets opt->vad and opt->vad_params for a request or job: its own choice,
+ * else the queue's default. Returns 0, or HARK_ENOTSUP with a reason when
+ * detection is asked for and the queue has no VAD model. */
+int queue_vad_apply(struct queue *q, const struct queue_vad *v, struct hark_options *opt, char *err,
+                    size_t errlen);
+
+/* The queue's VAD model (NULL: none), whether detection is on by default,
+ * and its default settings. */
+const hark_vad *queue_vad_model(struct queue *q);
+void queue_vad_defaults(struct queue *q, int *on, struct hark_vad_params *params);
 
 #endif

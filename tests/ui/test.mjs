@@ -16,6 +16,7 @@ import path from 'node:path';
 const BASE = process.env.HARK_URL;
 const KEY_URL = process.env.HARK_KEY_URL;
 const KEY = process.env.HARK_KEY;
+const VAD_URL = process.env.HARK_VAD_URL;
 const MEDIA = process.env.HARK_MEDIA;
 const AUDIO = process.env.HARK_AUDIO;
 const TMP = process.env.HARK_TMP;
@@ -58,7 +59,7 @@ function isLocal(url) {
   if (url.startsWith('blob:') || url.startsWith('data:')) return true;
   try {
     const u = new URL(url);
-    const allowed = [new URL(BASE).host, new URL(KEY_URL).host];
+    const allowed = [new URL(BASE).host, new URL(KEY_URL).host, new URL(VAD_URL).host];
     return (u.protocol === 'http:' || u.protocol === 'ws:') && allowed.includes(u.host);
   } catch {
     return false;
@@ -470,6 +471,73 @@ await check('ui_api_key_dialog', async () => {
   await kp.waitForFunction(() => document.querySelectorAll('#history-body tr').length === 1, null, { timeout: T });
   assert(!(await kp.evaluate(() => document.getElementById('key-dialog').open)), 'the key dialog opened again');
   await ctx.close();
+});
+
+// ----------------------------------------------------- speech detection
+
+// On the server with a VAD model: speech_gaps_71s.wav (speech from 2.31 to
+// 12.64 s and from 39.04 to 59.01 s) has its 12 stretches of speech drawn
+// in colour on a grey timeline; a click on the timeline seeks there; with
+// "skip" on, playing in the 12.64-39.04 s gap jumps to 39.04 s. A file of
+// silence says it has no speech.
+async function vadEntry(file) {
+  const form = new FormData();
+  form.append('file', new Blob([fs.readFileSync(file)]), path.basename(file));
+  const up = await (await fetch(`${VAD_URL}/upload`, { method: 'POST', body: form })).json();
+  const res = await fetch(`${VAD_URL}/model`, { method: 'POST', body: JSON.stringify({ id: up.id, wait: true }) });
+  assert(res.status === 200, `scheduling ${file}: HTTP ${res.status}`);
+  return up.id;
+}
+
+await check('ui_player_speech_timeline', async () => {
+  const id = await vadEntry(path.join(AUDIO, 'speech_gaps_71s.wav'));
+  const result = await (await fetch(`${VAD_URL}/results/${id}`)).json();
+  const { page: vp, ctx } = await newPage('vad');
+  await vp.goto(`${VAD_URL}/#/player/${id}`);
+  await vp.waitForFunction(() => !document.getElementById('speech').hidden, null, { timeout: T });
+  const spans = await vp.$$eval('#speech-timeline .span', (s) => s.map((x) => [parseFloat(x.style.left), parseFloat(x.style.width)]));
+  assert(spans.length === 12 && result.vad.speech.length === 12, `${spans.length} spans drawn`);
+  assert(Math.abs(spans[0][0] - (100 * 2.31) / 71) < 0.01 && Math.abs(spans[4][0] - (100 * 39.04) / 71) < 0.01,
+    `span positions ${JSON.stringify(spans.slice(0, 5))}`);
+  const summary = await vp.textContent('#speech-summary');
+  assert(/12 stretches/.test(summary), `summary "${summary}"`);
+  await vp.waitForFunction(() => document.getElementById('player-video').readyState >= 1, null, { timeout: T });
+  // A click a quarter of the way along seeks to a quarter of 71 s.
+  const box = await vp.locator('#speech-timeline').boundingBox();
+  await vp.mouse.click(box.x + box.width / 4, box.y + box.height / 2);
+  const t = await vp.$eval('#player-video', (v) => v.currentTime);
+  assert(Math.abs(t - 71 / 4) < 0.5, `clicked a quarter in: currentTime ${t}`);
+  await shoot(vp, 'player-speech');
+  // Skipping: from 15 s (no speech) playback jumps to 39.04 s.
+  await vp.check('#skip-silence');
+  await vp.$eval('#player-video', (v) => { v.muted = true; v.currentTime = 15; return v.play(); });
+  await vp.waitForFunction(() => document.getElementById('player-video').currentTime >= 39, null, { timeout: 10_000 * SLOW });
+  const after = await vp.$eval('#player-video', (v) => { v.pause(); return v.currentTime; });
+  assert(after >= 39.04 - 0.01 && after < 45, `after skipping: ${after}`);
+  // A recording without speech.
+  const quiet = path.join(TMP, 'quiet.wav');
+  const n = 16000 * 8;
+  const buf = Buffer.alloc(44 + 2 * n);
+  buf.write('RIFF', 0); buf.writeUInt32LE(36 + 2 * n, 4); buf.write('WAVEfmt ', 8); buf.writeUInt32LE(16, 16);
+  buf.writeUInt16LE(1, 20); buf.writeUInt16LE(1, 22); buf.writeUInt32LE(16000, 24); buf.writeUInt32LE(32000, 28);
+  buf.writeUInt16LE(2, 32); buf.writeUInt16LE(16, 34); buf.write('data', 36); buf.writeUInt32LE(2 * n, 40);
+  fs.writeFileSync(quiet, buf);
+  const qid = await vadEntry(quiet);
+  await vp.goto(`${VAD_URL}/#/player/${qid}`);
+  await vp.waitForFunction(() => !document.getElementById('speech').hidden &&
+    /No speech/.test(document.getElementById('speech-summary').textContent), null, { timeout: T });
+  const q = await vp.evaluate(() => [document.querySelectorAll('#speech-timeline .span').length,
+    document.getElementById('speech-summary').textContent, document.getElementById('segments').textContent,
+    document.getElementById('skip-silence').disabled]);
+  assert(q[0] === 0 && /No speech was found/.test(q[1]) && /No speech was found/.test(q[2]) && q[3], `quiet: ${JSON.stringify(q)}`);
+  await ctx.close();
+});
+
+// Without speech detection the timeline stays hidden.
+await check('ui_player_no_timeline_without_vad', async () => {
+  await page.goto(`${BASE}/#/player/${ids.clip}`);
+  await page.waitForFunction(() => !document.getElementById('player-body').hidden, null, { timeout: T });
+  assert(await page.$eval('#speech', (e) => e.hidden), 'the speech timeline shows without speech detection');
 });
 
 // ------------------------------------------------------------ the whole run

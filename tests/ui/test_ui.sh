@@ -8,7 +8,8 @@
 # chromium headless through the whole page: uploads with progress, a
 # duplicate, a rejected file, scheduling, the transcript player (seeking by
 # segment, captions, downloads), the history (filter, sort, pages, delete),
-# the API key dialog, and the upload-to-player path with the keyboard only.
+# the API key dialog, the upload-to-player path with the keyboard only, and
+# (on a third server with a VAD model) the speech timeline under the video.
 # Screenshots of every screen land in a folder this script prints (outside
 # the repository; HARK_UI_SHOTS picks it).
 #
@@ -46,16 +47,21 @@ PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm_install "$HERE" playwright-core ||
 
 server_start A "$API_TMP/a" || setup_fail "the server did not start"
 server_start K "$API_TMP/k" --api-key "$KEY" || setup_fail "the server with a key did not start"
+# A third server with the VAD model beside the test model: speech detection.
+mkdir -p "$API_TMP/vmodels"
+ln -s "$(realpath "$MODELS/$MODEL.bin")" "$API_TMP/vmodels/$MODEL.bin"
+cp "$SHARED/vad/ggml-silero-v6.2.0.bin" "$API_TMP/vmodels/"
+server_start V "$API_TMP/v" --models "$API_TMP/vmodels" || setup_fail "the server with a VAD model did not start"
 
 SHOTS=${HARK_UI_SHOTS:-$(mktemp -d "${TMPDIR:-/tmp}/hark-ui-shots-XXXXXX")}
 mkdir -p "$SHOTS"
 echo "  screenshots go to $SHOTS"
 
-HARK_URL=$A_url HARK_KEY_URL=$K_url HARK_KEY=$KEY HARK_MEDIA=$MEDIA HARK_AUDIO=$AUDIO HARK_TMP=$API_TMP \
+HARK_URL=$A_url HARK_KEY_URL=$K_url HARK_VAD_URL=$V_url HARK_KEY=$KEY HARK_MEDIA=$MEDIA HARK_AUDIO=$AUDIO HARK_TMP=$API_TMP \
     HARK_UI_SHOTS=$SHOTS HARK_SLOW=$SLOW HARK_CHROMIUM=$CHROMIUM \
     node_checks ui_browser $((300 * SLOW)) "$HERE/test.mjs"
 
-for s in A K; do
+for s in A K V; do
     if server_stop $s; then
         echo "PASS ui_server_${s}_clean_stop"
         passed=$((passed + 1))

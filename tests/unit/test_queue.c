@@ -181,7 +181,8 @@ static int64_t add_job(struct store *s, const char *src, const char *filename, c
 
 static struct queue *start(struct store *s, int workers)
 {
-    struct queue_config cfg = {data_dir, models_dir, MODEL, workers, 1, "test:1", 0};
+    struct queue_config cfg = {.data_dir = data_dir, .models_dir = models_dir, .default_model = MODEL,
+                               .workers = workers, .threads = 1, .worker_name = "test:1"};
     struct queue *q = NULL;
     char err[512] = "";
     int rc = queue_start(s, &cfg, &q, err, sizeof err);
@@ -714,7 +715,8 @@ static void test_lease(void)
     char err[512] = "";
     if (!s) return;
     int64_t id = add_job(s, long_wav, "long.wav", MODEL, &u);
-    struct queue_config cfg = {data_dir, models_dir, MODEL, 1, 1, "lease:1", 300};
+    struct queue_config cfg = {.data_dir = data_dir, .models_dir = models_dir, .default_model = MODEL,
+                               .workers = 1, .threads = 1, .worker_name = "lease:1", .lease_ms = 300};
     int rc = queue_start(s, &cfg, &q, err, sizeof err);
     CHECKF(rc == 0 && q, "queue_start: %d %s", rc, err);
     if (!q || !id) goto out;
@@ -799,6 +801,45 @@ out:
     store_close(s);
 }
 
+/* A job's speech-detection options: parsed from requests, kept resolved,
+ * read back the same; bad values refused naming the setting. */
+static void test_vad_options(void)
+{
+    struct hark_vad_params d;
+    struct queue_vad v, back;
+    char buf[512], err[256];
+    hark_vad_params_init(&d);
+    d.pad_ms = 45; /* a server default that a resolved job keeps */
+    queue_vad_init(&v, &d);
+    CHECK(v.mode == QUEUE_VAD_DEFAULT && queue_options_encode(&v, buf, sizeof buf) == 0 && buf[0] == 0);
+    json_t *j = json_loads("{\"threshold\":0.6,\"min_silence_duration_ms\":300,\"max_speech_s\":20}", 0, NULL);
+    CHECK(queue_vad_parse(j, &v, err, sizeof err) == 0 && v.mode == QUEUE_VAD_ON);
+    json_decref(j);
+    CHECK(queue_options_encode(&v, buf, sizeof buf) == 0);
+    CHECKF(!strcmp(buf, "{\"vad\":{\"threshold\":0.6,\"min_speech_ms\":250,\"min_silence_ms\":300,"
+                        "\"max_speech_s\":20,\"pad_ms\":45}}"),
+           "%s", buf);
+    queue_vad_init(&back, NULL);
+    CHECK(queue_options_decode(buf, &back, err, sizeof err) == 0 && back.mode == QUEUE_VAD_ON &&
+          back.params.threshold == 0.6f && back.params.min_silence_ms == 300 && back.params.max_speech_s == 20.0f &&
+          back.params.pad_ms == 45);
+    j = json_false();
+    CHECK(queue_vad_parse(j, &v, err, sizeof err) == 0 && v.mode == QUEUE_VAD_OFF);
+    CHECK(queue_options_encode(&v, buf, sizeof buf) == 0 && !strcmp(buf, "{\"vad\":false}"));
+    static const char *const bad[][2] = {{"{\"threshold\":0}", "threshold"}, {"{\"pad_ms\":-1}", "pad_ms"},
+                                         {"{\"min_speech_ms\":2.5}", "min_speech_ms"}, {"{\"x\":1}", "\"x\""},
+                                         {"{\"threshold\":\"a\"}", "threshold"}, {"\"on\"", "\"vad\""}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *b = json_loads(bad[i][0], JSON_DECODE_ANY, NULL);
+        queue_vad_init(&v, &d);
+        err[0] = 0;
+        CHECKF(queue_vad_parse(b, &v, err, sizeof err) == HARK_EINVAL && strstr(err, bad[i][1]), "%s: '%s'", bad[i][0],
+               err);
+        json_decref(b);
+    }
+    CHECK(queue_options_decode("not json", &v, err, sizeof err) == HARK_EINVAL);
+}
+
 int main(int argc, char **argv)
 {
     char err[512] = "", path[PATH_MAX];
@@ -825,6 +866,7 @@ int main(int argc, char **argv)
     }
 
     t_run("models", test_models);
+    t_run("vad_options", test_vad_options);
     t_run("job_done", test_job_done);
     t_run("progress", test_progress);
     t_run("two_workers", test_two_workers);
