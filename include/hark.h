@@ -181,7 +181,8 @@ int hark_vad_probs(const hark_vad *vad, const float *pcm, size_t n_samples, int 
 int hark_vad_segments(const float *probs, size_t n_probs, const struct hark_vad_params *params,
                       struct hark_speech **segments, int *n_segments);
 
-/* hark_vad_probs followed by hark_vad_segments. */
+/* hark_vad_probs followed by hark_vad_segments, the last segment ending
+ * at the end of the audio at the latest. */
 int hark_vad_detect(const hark_vad *vad, const float *pcm, size_t n_samples,
                     const struct hark_vad_params *params, int n_threads,
                     struct hark_speech **segments, int *n_segments, char *err, size_t errlen);
