@@ -119,12 +119,15 @@ deps:
 
 # Serves on 127.0.0.1:8080 with ./data and ./models (override with HARK_*
 # variables, e.g. `make run HARK_PORT=9000`, or ARGS="--workers 2"); when
-# ./models is empty it first downloads MODEL from Hugging Face.
+# ./models has no Whisper model it first downloads MODEL from Hugging Face,
+# and the Silero VAD model (speech detection) when it has none.
 MODEL ?= base.en
 run: deps $(BIN)
 	@mkdir -p models
-	@ls models/*.bin >/dev/null 2>&1 || $(BIN) models download --models models $(MODEL) || \
+	@ls models/*.bin 2>/dev/null | grep -qv '/ggml-silero-' || $(BIN) models download --models models $(MODEL) || \
 	  echo "hark: serving without a model; put ggml model files into ./models"
+	@ls models/ggml-silero-*.bin >/dev/null 2>&1 || $(BIN) models download --models models silero-v6.2.0 || \
+	  echo "hark: serving without speech detection; see hark models download silero-v6.2.0"
 	$(BIN) serve $(ARGS)
 
 test: deps $(BIN) $(TOOL_BIN) $(UNIT_BIN) $(REF_BIN) $(FUZZ_BIN)

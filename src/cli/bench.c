@@ -91,7 +91,9 @@ void cli_bench_help(FILE *out)
           "  -a, --audio FILE        a 16 kHz WAV file to transcribe (repeatable, up to 4)\n"
           "      --no-beam           skip the beam-5 transcriptions\n"
           "      --label NAME        the name printed for the model (default: its file)\n"
-          "  -h, --help              this help\n",
+          "  -h, --help              this help\n"
+          "\n"
+          "hark bench vad ... times speech detection (see `hark bench vad --help`).\n",
           out);
 }
 
@@ -419,6 +421,7 @@ int cli_bench(int argc, char **argv)
     char err[512];
     int n, ret = CLI_EXIT_FAIL, code = 0;
 
+    if (argc > 1 && !strcmp(argv[1], "vad")) return cli_bench_vad(argc - 1, argv + 1);
     n = parse_args(argc, argv, &o);
     if (n) return n < 0 ? CLI_EXIT_OK : n;
     /* Line by line, so that output cut short by a time limit is complete. */

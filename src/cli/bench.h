@@ -16,4 +16,9 @@ int cli_bench(int argc, char **argv);
 /* Prints the subcommand's help. */
 void cli_bench_help(FILE *out);
 
+/* `hark bench vad ...` (benchvad.c): speech detection's figures; argv[0]
+ * is "vad". */
+int cli_bench_vad(int argc, char **argv);
+void cli_bench_vad_help(FILE *out);
+
 #endif

@@ -7,8 +7,9 @@
 # 5), medians of several runs at 1 and 2 threads, with whisper.cpp 1.9.3's
 # figures beside ours. It prints figures and never fails: a model that cannot
 # be generated or a bench that stops early is reported and the rest go on.
-# Then the HTTP service's figures (tests/bench/api.sh) and the job queue's
-# on SQLite and PostgreSQL (tests/bench/queue.sh).
+# Then speech detection's figures (`hark bench vad`), the HTTP service's
+# (tests/bench/api.sh) and the job queue's on SQLite and PostgreSQL
+# (tests/bench/queue.sh).
 #
 # Environment:
 #   BENCH_MODELS   shapes to run (default: "tiny base small large-v3")
@@ -80,6 +81,18 @@ for m in ${BENCH_MODELS:-tiny base small large-v3}; do
         echo "  (hark bench exited with status $rc)"
     fi
 done
+echo
+# Speech detection: an hour of the shared recordings, and what it saves on a
+# recording with long silences (the tiny shape, random weights).
+vad=$shared/vad/ggml-silero-v6.2.0.bin
+if [ -r "$vad" ]; then
+    timeout --foreground -k 10 300 "$bin" bench vad --vad-model "$vad" -a "$audio_dir/jfk.wav" \
+        -a "$audio_dir/hifitts_concat_75s.wav" -a "$audio_dir/speech_gaps_71s.wav" -t "$threads" \
+        -m "$models_dir/tiny-f16.bin" --gaps "$audio_dir/speech_gaps_71s.wav" ||
+        echo "  (hark bench vad exited with status $?)"
+else
+    echo "note: $vad not found; no speech-detection figures"
+fi
 echo
 "$(dirname "$0")/api.sh"
 "$(dirname "$0")/queue.sh"
