@@ -97,7 +97,7 @@ void cli_bench_help(FILE *out)
           out);
 }
 
-static double now_ms(void)
+double bench_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -110,7 +110,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double median(double *v, int n)
+double bench_median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
@@ -294,28 +294,28 @@ static int bench_stages(const struct bench_opts *o, const hark_model *model, har
     for (n = 0, spent = 0; keep_going(o, n, o->runs, spent); n++) {
         free(mel);
         mel = NULL;
-        t0 = now_ms();
+        t0 = bench_now_ms();
         rc = mel_compute(pcm30, WINDOW_SAMPLES, model->mel_filters, hp->n_mels, threads, &mel, &n_frames);
-        t[n] = now_ms() - t0;
+        t[n] = bench_now_ms() - t0;
         spent += t[n];
         if (rc) {
             cli_error("mel: %s", hark_strerror(rc));
             goto done;
         }
     }
-    print_figure("mel (30 s of audio)", median(t, n), n, 0, threads);
+    print_figure("mel (30 s of audio)", bench_median(t, n), n, 0, threads);
 
     for (n = 0, spent = 0; keep_going(o, n, o->runs, spent); n++) {
-        t0 = now_ms();
+        t0 = bench_now_ms();
         rc = enc_forward(st, mel, n_frames, 0);
-        t[n] = now_ms() - t0;
+        t[n] = bench_now_ms() - t0;
         spent += t[n];
         if (rc) {
             cli_error("encoder: %s", hark_strerror(rc));
             goto done;
         }
     }
-    print_figure("encoder / 30 s window", median(t, n), n, ref_enc, threads);
+    print_figure("encoder / 30 s window", bench_median(t, n), n, ref_enc, threads);
 
     rc = dec_reserve(st, BENCH_BATCH);
     if (rc) {
@@ -326,37 +326,37 @@ static int bench_stages(const struct bench_opts *o, const hark_model *model, har
     /* Batch 1: slot 0 after the prompt, n_tokens single steps. */
     for (n = 0, spent = 0; keep_going(o, n, o->runs, spent); n++) {
         rc = dec_forward(st, 0, prompt, n_prompt, 0, n_prompt - 1, logits);
-        t0 = now_ms();
+        t0 = bench_now_ms();
         for (int i = 0; !rc && i < o->n_tokens; i++) {
             toks[0] = 440 + (i * 7919) % 40000;
             rc = dec_step(st, 1, seqs, toks, n_prompt + i, logits);
         }
-        t[n] = (now_ms() - t0) / o->n_tokens;
+        t[n] = (bench_now_ms() - t0) / o->n_tokens;
         spent += t[n] * o->n_tokens;
         if (rc) {
             cli_error("decoder: %s", hark_strerror(rc));
             goto done;
         }
     }
-    print_figure("decoder / token, batch 1", median(t, n), n, ref_dec, threads);
+    print_figure("decoder / token, batch 1", bench_median(t, n), n, ref_dec, threads);
 
     /* Batch 5: every slot after the prompt, n_tokens steps of all five. */
     for (n = 0, spent = 0; keep_going(o, n, o->runs, spent); n++) {
         rc = 0;
         for (int s = 0; !rc && s < BENCH_BATCH; s++) rc = dec_forward(st, s, prompt, n_prompt, 0, n_prompt - 1, logits);
-        t0 = now_ms();
+        t0 = bench_now_ms();
         for (int i = 0; !rc && i < o->n_tokens; i++) {
             for (int s = 0; s < BENCH_BATCH; s++) toks[s] = 440 + (i * 7919 + s * 104729) % 40000;
             rc = dec_step(st, BENCH_BATCH, seqs, toks, n_prompt + i, logits);
         }
-        t[n] = (now_ms() - t0) / o->n_tokens;
+        t[n] = (bench_now_ms() - t0) / o->n_tokens;
         spent += t[n] * o->n_tokens;
         if (rc) {
             cli_error("decoder: %s", hark_strerror(rc));
             goto done;
         }
     }
-    double step = median(t, n);
+    double step = bench_median(t, n);
     print_figure("decoder / step, batch 5", step, n, 0, threads);
     printf("  %-28s %10.2f ms\n", "  = per token at batch 5", step / BENCH_BATCH);
     ret = CLI_EXIT_OK;
@@ -390,9 +390,9 @@ static int bench_transcribe(const struct bench_opts *o, hark_state *st, int thre
         opt.no_fallback = 1;
         for (n = 0, spent = 0; keep_going(o, n, o->transcribe_runs, spent); n++) {
             hark_result *res = NULL;
-            double t0 = now_ms();
+            double t0 = bench_now_ms();
             rc = hark_transcribe(st, pcm, n_samples, &opt, &res, err, sizeof err);
-            t[n] = now_ms() - t0;
+            t[n] = bench_now_ms() - t0;
             spent += t[n];
             if (rc) {
                 cli_error("transcribe %s: %s", name, err);
@@ -401,7 +401,7 @@ static int bench_transcribe(const struct bench_opts *o, hark_state *st, int thre
             n_tok = count_tokens(res);
             hark_result_free(res);
         }
-        double wall = median(t, n);
+        double wall = bench_median(t, n);
         char what[96];
         snprintf(what, sizeof what, "%.18s %s", name, beam == 1 ? "greedy" : "beam 5");
         printf("  %-28s %10.2f ms   (median of %d)   RTF %.3f   %d tokens   %.1f tokens/s\n", what, wall, n,
@@ -444,9 +444,9 @@ int cli_bench(int argc, char **argv)
     /* Load: every run but the last frees the model again. */
     for (n = 0, spent = 0; keep_going(&o, n, o.runs, spent); n++) {
         hark_model_free(model);
-        t0 = now_ms();
+        t0 = bench_now_ms();
         model = hark_model_load(o.model, &code, err, sizeof err);
-        t[n] = now_ms() - t0;
+        t[n] = bench_now_ms() - t0;
         spent += t[n];
         if (!model) {
             cli_error("%s", err);
@@ -460,7 +460,7 @@ int cli_bench(int argc, char **argv)
            hark_type_name(model->tok_emb.type));
     if (ref >= 0)
         printf("   whisper.cpp 1.9.3 figures are for %s (2 threads, flash attention on)\n", whisper_cpp[ref].name);
-    print_figure("load", median(t, n), n, 0, 0);
+    print_figure("load", bench_median(t, n), n, 0, 0);
 
     /* Stages at every thread count first, then the (longer) transcriptions,
      * so that a run cut short by a time limit has printed the stage figures. */

@@ -16,6 +16,10 @@ int cli_bench(int argc, char **argv);
 /* Prints the subcommand's help. */
 void cli_bench_help(FILE *out);
 
+/* Monotonic milliseconds, and the median of n values (sorted in place). */
+double bench_now_ms(void);
+double bench_median(double *v, int n);
+
 /* `hark bench vad ...` (benchvad.c): speech detection's figures; argv[0]
  * is "vad". */
 int cli_bench_vad(int argc, char **argv);

@@ -32,25 +32,6 @@
 #define WCPP_JFK_MS 27.6
 #define WCPP_HOUR_S 10.3
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 void cli_bench_vad_help(FILE *out)
 {
     fputs("usage: hark bench vad --vad-model PATH -a FILE... [-m MODEL] [--gaps FILE] [options]\n"
@@ -75,16 +56,16 @@ static double time_probs(const hark_vad *vad, const float *pcm, size_t n, int th
     for (; k < runs && k < MAX_RUNS; k++) {
         float *p = NULL;
         size_t np = 0;
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         if (hark_vad_probs(vad, pcm, n, threads, &p, &np, err, sizeof err) != 0) {
             cli_error("%s", err);
             return -1;
         }
-        t[k] = now_ms() - t0;
+        t[k] = bench_now_ms() - t0;
         free(p);
     }
     *done = k;
-    return median(t, k);
+    return bench_median(t, k);
 }
 
 static double time_transcribe(hark_state *st, const float *pcm, size_t n, const hark_vad *vad, int runs,
@@ -100,16 +81,16 @@ static double time_transcribe(hark_state *st, const float *pcm, size_t n, const 
         o.beam_size = 1;
         o.no_fallback = 1;
         o.vad = vad;
-        double t0 = now_ms();
+        double t0 = bench_now_ms();
         if (hark_transcribe(st, pcm, n, &o, &r, err, sizeof err) != 0) {
             cli_error("%s", err);
             return -1;
         }
-        t[k] = now_ms() - t0;
+        t[k] = bench_now_ms() - t0;
         *segments = hark_result_n_segments(r);
         hark_result_free(r);
     }
-    return median(t, k);
+    return bench_median(t, k);
 }
 
 int cli_bench_vad(int argc, char **argv)

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,50 +24,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cursor.h"
 #include "kernels.h"
 #include "tokenizer.h"
 
-#define GGML_MAGIC 0x67676d6cu
 #define MAX_DIMS 4
 #define MAX_NAME_LEN 256
 #define MAX_TOKEN_BYTES 1024
-
-/* A bounds-checked reader over the mapping. */
-struct cursor {
-    const uint8_t *base;
-    size_t size, pos;
-};
-
-static int cur_take(struct cursor *c, size_t n, const uint8_t **p)
-{
-    if (n > c->size - c->pos) return -1;
-    *p = c->base + c->pos;
-    c->pos += n;
-    return 0;
-}
-
-static int cur_i32(struct cursor *c, int32_t *v)
-{
-    const uint8_t *p;
-    if (cur_take(c, 4, &p)) return -1;
-    memcpy(v, p, 4);
-    return 0;
-}
-
-static void seterr(char *err, size_t errlen, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void seterr(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-    if (!err || !errlen) return;
-    n = snprintf(err, errlen, "%s: ", path);
-    if (n < 0 || (size_t)n >= errlen) return;
-    va_start(ap, fmt);
-    vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-}
 
 size_t model_type_bytes(int type, int64_t n)
 {
@@ -261,26 +223,26 @@ static int check_hparams(const struct hark_hparams *hp, int qntvr, const char *p
     for (i = 0; i < sizeof f / sizeof f[0]; i++) {
         if (f[i].v < f[i].lo || f[i].v > f[i].hi) {
             if (f[i].lo == f[i].hi)
-                seterr(err, errlen, path, "hparams: %s = %d, expected %d", f[i].name, f[i].v, f[i].lo);
+                cur_seterr(err, errlen, path, "hparams: %s = %d, expected %d", f[i].name, f[i].v, f[i].lo);
             else
-                seterr(err, errlen, path, "hparams: %s = %d, expected %d..%d", f[i].name, f[i].v,
+                cur_seterr(err, errlen, path, "hparams: %s = %d, expected %d..%d", f[i].name, f[i].v,
                        f[i].lo, f[i].hi);
             return HARK_EFORMAT;
         }
     }
     if (hp->n_audio_state % hp->n_audio_head || hp->n_text_state % hp->n_text_head) {
-        seterr(err, errlen, path, "hparams: state %d/%d not divisible by heads %d/%d",
+        cur_seterr(err, errlen, path, "hparams: state %d/%d not divisible by heads %d/%d",
                hp->n_audio_state, hp->n_text_state, hp->n_audio_head, hp->n_text_head);
         return HARK_EFORMAT;
     }
     switch (hp->ftype) {
     case 0: case 1: case 2: case 3: case 7: case 8: case 9: break;
     default:
-        seterr(err, errlen, path, "hparams: unknown ftype %d", hp->ftype);
+        cur_seterr(err, errlen, path, "hparams: unknown ftype %d", hp->ftype);
         return HARK_EFORMAT;
     }
     if (qntvr < 0 || qntvr > 2) {
-        seterr(err, errlen, path, "hparams: unsupported quantization version %d", qntvr);
+        cur_seterr(err, errlen, path, "hparams: unsupported quantization version %d", qntvr);
         return HARK_EFORMAT;
     }
     return 0;
@@ -310,7 +272,7 @@ static int read_tensors(struct hark_model *m, struct cursor *c, char *err, size_
     const char *path = m->path;
 
     if ((rc = expect_build(m, &l))) {
-        seterr(err, errlen, path, "out of memory");
+        cur_seterr(err, errlen, path, "out of memory");
         goto fail;
     }
     while (c->pos < c->size) {
@@ -323,51 +285,51 @@ static int read_tensors(struct hark_model *m, struct cursor *c, char *err, size_
         char namebuf[MAX_NAME_LEN + 1], got[64], want[64];
 
         if (cur_i32(c, &n_dims) || cur_i32(c, &name_len) || cur_i32(c, &ttype)) {
-            seterr(err, errlen, path, "truncated tensor header at byte %zu", rec);
+            cur_seterr(err, errlen, path, "truncated tensor header at byte %zu", rec);
             rc = HARK_EFORMAT;
             goto fail;
         }
         if (n_dims < 1 || n_dims > MAX_DIMS) {
-            seterr(err, errlen, path, "tensor record at byte %zu: n_dims %d, expected 1..%d", rec,
+            cur_seterr(err, errlen, path, "tensor record at byte %zu: n_dims %d, expected 1..%d", rec,
                    n_dims, MAX_DIMS);
             rc = HARK_EFORMAT;
             goto fail;
         }
         if (name_len < 1 || name_len > MAX_NAME_LEN) {
-            seterr(err, errlen, path, "tensor record at byte %zu: name length %d, expected 1..%d",
+            cur_seterr(err, errlen, path, "tensor record at byte %zu: name length %d, expected 1..%d",
                    rec, name_len, MAX_NAME_LEN);
             rc = HARK_EFORMAT;
             goto fail;
         }
         for (i = 0; i < n_dims; i++) {
             if (cur_i32(c, &ne32)) {
-                seterr(err, errlen, path, "truncated tensor header at byte %zu", rec);
+                cur_seterr(err, errlen, path, "truncated tensor header at byte %zu", rec);
                 rc = HARK_EFORMAT;
                 goto fail;
             }
             if (ne32 < 1) {
-                seterr(err, errlen, path, "tensor record at byte %zu: dimension %d is %d", rec, i,
+                cur_seterr(err, errlen, path, "tensor record at byte %zu: dimension %d is %d", rec, i,
                        ne32);
                 rc = HARK_EFORMAT;
                 goto fail;
             }
             ne[i] = ne32;
             if (n_el > INT64_MAX / ne32) {
-                seterr(err, errlen, path, "tensor record at byte %zu: element count overflows", rec);
+                cur_seterr(err, errlen, path, "tensor record at byte %zu: element count overflows", rec);
                 rc = HARK_EFORMAT;
                 goto fail;
             }
             n_el *= ne32;
         }
         if (cur_take(c, (size_t)name_len, &name)) {
-            seterr(err, errlen, path, "truncated tensor name at byte %zu", rec);
+            cur_seterr(err, errlen, path, "truncated tensor name at byte %zu", rec);
             rc = HARK_EFORMAT;
             goto fail;
         }
         memcpy(namebuf, name, (size_t)name_len);
         namebuf[name_len] = 0;
         if (strlen(namebuf) != (size_t)name_len) {
-            seterr(err, errlen, path, "tensor record at byte %zu: name contains a NUL byte", rec);
+            cur_seterr(err, errlen, path, "tensor record at byte %zu: name contains a NUL byte", rec);
             rc = HARK_EFORMAT;
             goto fail;
         }
@@ -378,43 +340,43 @@ static int read_tensors(struct hark_model *m, struct cursor *c, char *err, size_
             }
         }
         if (!e) {
-            seterr(err, errlen, path, "unknown tensor '%.100s' at byte %zu", namebuf, rec);
+            cur_seterr(err, errlen, path, "unknown tensor '%.100s' at byte %zu", namebuf, rec);
             rc = HARK_EFORMAT;
             goto fail;
         }
         if (e->seen) {
-            seterr(err, errlen, path, "duplicate tensor '%s' at byte %zu", e->name, rec);
+            cur_seterr(err, errlen, path, "duplicate tensor '%s' at byte %zu", e->name, rec);
             rc = HARK_EFORMAT;
             goto fail;
         }
         shape_str(got, sizeof got, n_dims, ne);
         shape_str(want, sizeof want, e->n_dims, e->ne);
         if (n_dims != e->n_dims || memcmp(ne, e->ne, sizeof ne)) {
-            seterr(err, errlen, path, "tensor '%s': shape %s, expected %s", e->name, got, want);
+            cur_seterr(err, errlen, path, "tensor '%s': shape %s, expected %s", e->name, got, want);
             rc = HARK_EFORMAT;
             goto fail;
         }
         if (!(ttype == TYPE_F32 || ttype == TYPE_F16 || (e->kind == KIND_WEIGHT && is_quant(ttype)))) {
-            seterr(err, errlen, path, "tensor '%s': type %d (%s) is not allowed here", e->name,
+            cur_seterr(err, errlen, path, "tensor '%s': type %d (%s) is not allowed here", e->name,
                    ttype, hark_type_name(ttype));
             rc = HARK_EFORMAT;
             goto fail;
         }
         n_bytes = model_type_bytes(ttype, n_el);
         if (!n_bytes) {
-            seterr(err, errlen, path, "tensor '%s': %lld elements do not fit type %s", e->name,
+            cur_seterr(err, errlen, path, "tensor '%s': %lld elements do not fit type %s", e->name,
                    (long long)n_el, hark_type_name(ttype));
             rc = HARK_EFORMAT;
             goto fail;
         }
         if (is_quant(ttype) && ne[0] % QK) {
-            seterr(err, errlen, path, "tensor '%s': row length %lld is not a multiple of %d",
+            cur_seterr(err, errlen, path, "tensor '%s': row length %lld is not a multiple of %d",
                    e->name, (long long)ne[0], QK);
             rc = HARK_EFORMAT;
             goto fail;
         }
         if (cur_take(c, n_bytes, &data)) {
-            seterr(err, errlen, path, "tensor '%s': data truncated (%zu bytes needed, %zu left)",
+            cur_seterr(err, errlen, path, "tensor '%s': data truncated (%zu bytes needed, %zu left)",
                    e->name, n_bytes, c->size - (size_t)(name - c->base) - (size_t)name_len);
             rc = HARK_EFORMAT;
             goto fail;
@@ -430,7 +392,7 @@ static int read_tensors(struct hark_model *m, struct cursor *c, char *err, size_
             int ncap = cap ? cap * 2 : 256;
             struct tensor *v = realloc(m->all, (size_t)ncap * sizeof *v);
             if (!v) {
-                seterr(err, errlen, path, "out of memory");
+                cur_seterr(err, errlen, path, "out of memory");
                 rc = HARK_ENOMEM;
                 goto fail;
             }
@@ -443,7 +405,7 @@ static int read_tensors(struct hark_model *m, struct cursor *c, char *err, size_
         if (ttype == TYPE_F32 || e->kind == KIND_FLOAT) {
             float *f = copy_f32(t);
             if (!f) {
-                seterr(err, errlen, path, "out of memory copying '%s'", e->name);
+                cur_seterr(err, errlen, path, "out of memory copying '%s'", e->name);
                 rc = HARK_ENOMEM;
                 goto fail;
             }
@@ -452,7 +414,7 @@ static int read_tensors(struct hark_model *m, struct cursor *c, char *err, size_
     }
     for (i = 0; i < l.n; i++) {
         if (!l.v[i].seen) {
-            seterr(err, errlen, path, "missing tensor '%s' (file ends at byte %zu)", l.v[i].name,
+            cur_seterr(err, errlen, path, "missing tensor '%s' (file ends at byte %zu)", l.v[i].name,
                    c->size);
             rc = HARK_EFORMAT;
             goto fail;
@@ -466,7 +428,7 @@ static int read_tensors(struct hark_model *m, struct cursor *c, char *err, size_
         for (i = 0; i < l.n; i++) total += strlen(l.v[i].name) + 1;
         names = malloc(total);
         if (!names) {
-            seterr(err, errlen, path, "out of memory");
+            cur_seterr(err, errlen, path, "out of memory");
             rc = HARK_ENOMEM;
             goto fail;
         }
@@ -554,41 +516,41 @@ hark_model *hark_model_load(const char *path, int *code, char *err, size_t errle
 
     if (err && errlen) err[0] = 0;
     if (!path) {
-        seterr(err, errlen, "(null)", "no model path given");
+        cur_seterr(err, errlen, "(null)", "no model path given");
         rc = HARK_EINVAL;
         goto fail;
     }
     m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(path))) {
-        seterr(err, errlen, path, "out of memory");
+        cur_seterr(err, errlen, path, "out of memory");
         rc = HARK_ENOMEM;
         goto fail;
     }
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        seterr(err, errlen, path, "cannot open: %s", strerror(errno));
+        cur_seterr(err, errlen, path, "cannot open: %s", strerror(errno));
         rc = errno == ENOENT ? HARK_ENOENT : HARK_EIO;
         goto fail;
     }
     if (fstat(fd, &sb) != 0) {
-        seterr(err, errlen, path, "cannot stat: %s", strerror(errno));
+        cur_seterr(err, errlen, path, "cannot stat: %s", strerror(errno));
         rc = HARK_EIO;
         goto fail;
     }
     if (!S_ISREG(sb.st_mode)) {
-        seterr(err, errlen, path, "not a regular file");
+        cur_seterr(err, errlen, path, "not a regular file");
         rc = HARK_EIO;
         goto fail;
     }
     if (sb.st_size < 4) {
-        seterr(err, errlen, path, "file is %lld bytes: too short for a model", (long long)sb.st_size);
+        cur_seterr(err, errlen, path, "file is %lld bytes: too short for a model", (long long)sb.st_size);
         goto fail;
     }
     m->map_bytes = (size_t)sb.st_size;
     m->map = mmap(NULL, m->map_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m->map == MAP_FAILED) {
         m->map = NULL;
-        seterr(err, errlen, path, "cannot mmap: %s", strerror(errno));
+        cur_seterr(err, errlen, path, "cannot mmap: %s", strerror(errno));
         rc = HARK_EIO;
         goto fail;
     }
@@ -604,13 +566,13 @@ hark_model *hark_model_load(const char *path, int *code, char *err, size_t errle
     if (cur_take(&c, 4, &p)) goto fail; /* cannot happen: size >= 4 was checked */
     memcpy(&magic, p, 4);
     if (magic != GGML_MAGIC) {
-        seterr(err, errlen, path, "bad magic 0x%08x, expected 0x%08x (not a ggml Whisper model)",
+        cur_seterr(err, errlen, path, "bad magic 0x%08x, expected 0x%08x (not a ggml Whisper model)",
                magic, GGML_MAGIC);
         goto fail;
     }
     for (i = 0; i < 11; i++) {
         if (cur_i32(&c, &hv[i])) {
-            seterr(err, errlen, path, "truncated hparams");
+            cur_seterr(err, errlen, path, "truncated hparams");
             goto fail;
         }
     }
@@ -625,7 +587,7 @@ hark_model *hark_model_load(const char *path, int *code, char *err, size_t errle
     m->hp.n_text_layer = hv[8];
     m->hp.n_mels = hv[9];
     if (hv[10] < 0) {
-        seterr(err, errlen, path, "hparams: negative ftype %d", hv[10]);
+        cur_seterr(err, errlen, path, "hparams: negative ftype %d", hv[10]);
         goto fail;
     }
     m->qntvr = hv[10] / 1000;
@@ -635,22 +597,22 @@ hark_model *hark_model_load(const char *path, int *code, char *err, size_t errle
 
     /* Mel filters: (n_mel, n_fft) float32. */
     if (cur_i32(&c, &n_mel) || cur_i32(&c, &n_fft)) {
-        seterr(err, errlen, path, "truncated mel filter header");
+        cur_seterr(err, errlen, path, "truncated mel filter header");
         goto fail;
     }
     if (n_mel != m->hp.n_mels || n_fft != 201) {
-        seterr(err, errlen, path, "mel filters: %d x %d, expected %d x 201", n_mel, n_fft,
+        cur_seterr(err, errlen, path, "mel filters: %d x %d, expected %d x 201", n_mel, n_fft,
                m->hp.n_mels);
         goto fail;
     }
     if (cur_take(&c, (size_t)n_mel * (size_t)n_fft * 4, &p)) {
-        seterr(err, errlen, path, "truncated mel filters");
+        cur_seterr(err, errlen, path, "truncated mel filters");
         goto fail;
     }
     {
         float *f = aligned_alloc(64, ((size_t)n_mel * (size_t)n_fft * 4 + 63) / 64 * 64);
         if (!f) {
-            seterr(err, errlen, path, "out of memory");
+            cur_seterr(err, errlen, path, "out of memory");
             rc = HARK_ENOMEM;
             goto fail;
         }
@@ -661,34 +623,34 @@ hark_model *hark_model_load(const char *path, int *code, char *err, size_t errle
 
     /* Vocabulary: count, then (u32 length, bytes) per token. */
     if (cur_i32(&c, &n_tok)) {
-        seterr(err, errlen, path, "truncated vocabulary count");
+        cur_seterr(err, errlen, path, "truncated vocabulary count");
         goto fail;
     }
     if (n_tok < 0 || n_tok > m->hp.n_vocab) {
-        seterr(err, errlen, path, "vocabulary count %d, expected 0..%d", n_tok, m->hp.n_vocab);
+        cur_seterr(err, errlen, path, "vocabulary count %d, expected 0..%d", n_tok, m->hp.n_vocab);
         goto fail;
     }
     m->n_vocab_stored = n_tok;
     m->vocab_bytes = calloc((size_t)n_tok + 1, sizeof *m->vocab_bytes);
     m->vocab_len = calloc((size_t)n_tok + 1, sizeof *m->vocab_len);
     if (!m->vocab_bytes || !m->vocab_len) {
-        seterr(err, errlen, path, "out of memory");
+        cur_seterr(err, errlen, path, "out of memory");
         rc = HARK_ENOMEM;
         goto fail;
     }
     for (i = 0; i < n_tok; i++) {
         int32_t len;
         if (cur_i32(&c, &len)) {
-            seterr(err, errlen, path, "truncated vocabulary at token %d", i);
+            cur_seterr(err, errlen, path, "truncated vocabulary at token %d", i);
             goto fail;
         }
         if (len < 0 || len > MAX_TOKEN_BYTES) {
-            seterr(err, errlen, path, "vocabulary token %d: length %d, expected 0..%d", i, len,
+            cur_seterr(err, errlen, path, "vocabulary token %d: length %d, expected 0..%d", i, len,
                    MAX_TOKEN_BYTES);
             goto fail;
         }
         if (cur_take(&c, (size_t)len, &p)) {
-            seterr(err, errlen, path, "truncated vocabulary at token %d", i);
+            cur_seterr(err, errlen, path, "truncated vocabulary at token %d", i);
             goto fail;
         }
         m->vocab_bytes[i] = p;
@@ -698,14 +660,14 @@ hark_model *hark_model_load(const char *path, int *code, char *err, size_t errle
     m->enc = calloc((size_t)m->hp.n_audio_layer, sizeof *m->enc);
     m->dec = calloc((size_t)m->hp.n_text_layer, sizeof *m->dec);
     if (!m->enc || !m->dec) {
-        seterr(err, errlen, path, "out of memory");
+        cur_seterr(err, errlen, path, "out of memory");
         rc = HARK_ENOMEM;
         goto fail;
     }
     if ((rc = read_tensors(m, &c, err, errlen))) goto fail;
     m->tok = tok_index_new(m);
     if (!m->tok) {
-        seterr(err, errlen, path, "out of memory building the vocabulary index");
+        cur_seterr(err, errlen, path, "out of memory building the vocabulary index");
         rc = HARK_ENOMEM;
         goto fail;
     }

@@ -39,14 +39,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cursor.h"
 #include "kernels.h"
 
-#define GGML_MAGIC 0x67676d6cu
 #define MAX_FILE_BYTES (64u << 20)
 #define MAX_NAME_LEN 256
 #define N_GATES (4 * VAD_HIDDEN)
@@ -55,21 +54,6 @@
 /* Frames per parallel task and per recurrence pass. */
 #define VAD_BATCH 32
 #define VAD_SUPER 1024
-
-static void seterr(char *err, size_t errlen, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void seterr(char *err, size_t errlen, const char *name, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-    if (!err || !errlen) return;
-    n = snprintf(err, errlen, "%s: ", name);
-    if (n < 0 || (size_t)n >= errlen) return;
-    va_start(ap, fmt);
-    vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-}
 
 /* ---------------------------------------------------------------- layout */
 
@@ -109,27 +93,6 @@ static const struct expect tensors[N_TENSORS] = {
     [W_STFT] = {"_model.stft.forward_basis_buffer", T_F16, {VAD_NFFT, 1, STFT_OUT, 1}},
 };
 
-/* A bounds-checked reader over the buffer. */
-struct cursor {
-    const uint8_t *base;
-    size_t size, pos;
-};
-
-static int cur_take(struct cursor *c, size_t n, const uint8_t **p)
-{
-    if (n > c->size - c->pos) return -1;
-    *p = c->base + c->pos;
-    c->pos += n;
-    return 0;
-}
-
-static int cur_i32(struct cursor *c, int32_t *v)
-{
-    const uint8_t *p;
-    if (cur_take(c, 4, &p)) return -1;
-    memcpy(v, p, 4);
-    return 0;
-}
 
 static void shape_str(char *buf, size_t cap, const int64_t *ne, int n_dims)
 {
@@ -150,12 +113,12 @@ static int parse_header(struct hark_vad *v, struct cursor *c, const char *name, 
     if (cur_take(c, 4, &p)) goto truncated;
     memcpy(&magic, p, 4);
     if (magic != GGML_MAGIC) {
-        seterr(err, errlen, name, "bad magic 0x%08x: not a ggml VAD model", magic);
+        cur_seterr(err, errlen, name, "bad magic 0x%08x: not a ggml VAD model", magic);
         return HARK_EFORMAT;
     }
     if (cur_i32(c, &len)) goto truncated;
     if (len < 1 || len >= (int32_t)sizeof(v->type)) {
-        seterr(err, errlen, name, "model type length %d out of range", len);
+        cur_seterr(err, errlen, name, "model type length %d out of range", len);
         return HARK_EFORMAT;
     }
     if (cur_take(c, (size_t)len, &p)) goto truncated;
@@ -164,13 +127,13 @@ static int parse_header(struct hark_vad *v, struct cursor *c, const char *name, 
     if (strcmp(v->type, "silero-16k") != 0) {
         char shown[sizeof(v->type)];
         for (int i = 0; i <= len; i++) shown[i] = (v->type[i] >= 0x20 && v->type[i] < 0x7f) || !v->type[i] ? v->type[i] : '?';
-        seterr(err, errlen, name, "model type '%s', expected 'silero-16k'", shown);
+        cur_seterr(err, errlen, name, "model type '%s', expected 'silero-16k'", shown);
         return HARK_EFORMAT;
     }
     for (int i = 0; i < 3; i++) {
         if (cur_i32(c, &x[i])) goto truncated;
         if (x[i] < 0 || x[i] > 999) {
-            seterr(err, errlen, name, "version field %d is %d, out of range", i, x[i]);
+            cur_seterr(err, errlen, name, "version field %d is %d, out of range", i, x[i]);
             return HARK_EFORMAT;
         }
         v->version[i] = x[i];
@@ -178,7 +141,7 @@ static int parse_header(struct hark_vad *v, struct cursor *c, const char *name, 
     snprintf(v->name, sizeof(v->name), "silero-v%d.%d.%d", x[0], x[1], x[2]);
     if (cur_i32(c, &x[0]) || cur_i32(c, &x[1])) goto truncated;
     if (x[0] != VAD_WINDOW || x[1] != VAD_PAD) {
-        seterr(err, errlen, name, "window %d and context %d samples, expected %d and %d", x[0], x[1],
+        cur_seterr(err, errlen, name, "window %d and context %d samples, expected %d and %d", x[0], x[1],
                VAD_WINDOW, VAD_PAD);
         return HARK_EFORMAT;
     }
@@ -186,13 +149,13 @@ static int parse_header(struct hark_vad *v, struct cursor *c, const char *name, 
     v->n_context = x[1];
     if (cur_i32(c, &len)) goto truncated;
     if (len != VAD_LAYERS) {
-        seterr(err, errlen, name, "%d encoder layers, expected %d", len, VAD_LAYERS);
+        cur_seterr(err, errlen, name, "%d encoder layers, expected %d", len, VAD_LAYERS);
         return HARK_EFORMAT;
     }
     for (int i = 0; i < VAD_LAYERS; i++) {
         if (cur_i32(c, &x[0]) || cur_i32(c, &x[1]) || cur_i32(c, &x[2])) goto truncated;
         if (x[0] != layer_in[i] || x[1] != layer_out[i] || x[2] != VAD_KERNEL) {
-            seterr(err, errlen, name, "encoder layer %d: %d -> %d channels, kernel %d; expected %d -> %d, kernel %d",
+            cur_seterr(err, errlen, name, "encoder layer %d: %d -> %d channels, kernel %d; expected %d -> %d, kernel %d",
                    i, x[0], x[1], x[2], layer_in[i], layer_out[i], VAD_KERNEL);
             return HARK_EFORMAT;
         }
@@ -201,17 +164,17 @@ static int parse_header(struct hark_vad *v, struct cursor *c, const char *name, 
     }
     if (cur_i32(c, &x[0]) || cur_i32(c, &x[1])) goto truncated;
     if (x[0] != VAD_HIDDEN || x[1] != VAD_HIDDEN) {
-        seterr(err, errlen, name, "LSTM sizes %d, %d, expected %d, %d", x[0], x[1], VAD_HIDDEN, VAD_HIDDEN);
+        cur_seterr(err, errlen, name, "LSTM sizes %d, %d, expected %d, %d", x[0], x[1], VAD_HIDDEN, VAD_HIDDEN);
         return HARK_EFORMAT;
     }
     if (cur_i32(c, &x[0]) || cur_i32(c, &x[1])) goto truncated;
     if (x[0] != VAD_HIDDEN || x[1] != 1) {
-        seterr(err, errlen, name, "final convolution %d -> %d channels, expected %d -> 1", x[0], x[1], VAD_HIDDEN);
+        cur_seterr(err, errlen, name, "final convolution %d -> %d channels, expected %d -> 1", x[0], x[1], VAD_HIDDEN);
         return HARK_EFORMAT;
     }
     return 0;
 truncated:
-    seterr(err, errlen, name, "truncated in the header (%zu bytes)", c->size);
+    cur_seterr(err, errlen, name, "truncated in the header (%zu bytes)", c->size);
     return HARK_EFORMAT;
 }
 
@@ -228,18 +191,18 @@ static int walk_tensors(struct cursor *c, const uint8_t *data[N_TENSORS], const 
         char tname[MAX_NAME_LEN + 1], shape[96], want[96];
         if (cur_i32(c, &n_dims) || cur_i32(c, &name_len) || cur_i32(c, &ttype)) goto truncated;
         if (n_dims < 0 || n_dims > 4) {
-            seterr(err, errlen, name, "tensor record at byte %zu: n_dims %d out of range", at, n_dims);
+            cur_seterr(err, errlen, name, "tensor record at byte %zu: n_dims %d out of range", at, n_dims);
             return HARK_EFORMAT;
         }
         if (name_len < 1 || name_len > MAX_NAME_LEN) {
-            seterr(err, errlen, name, "tensor record at byte %zu: name length %d out of range", at, name_len);
+            cur_seterr(err, errlen, name, "tensor record at byte %zu: name length %d out of range", at, name_len);
             return HARK_EFORMAT;
         }
         for (int d = 0; d < n_dims; d++) {
             int32_t e;
             if (cur_i32(c, &e)) goto truncated;
             if (e < 1) {
-                seterr(err, errlen, name, "tensor record at byte %zu: dimension %d is %d", at, d, e);
+                cur_seterr(err, errlen, name, "tensor record at byte %zu: dimension %d is %d", at, d, e);
                 return HARK_EFORMAT;
             }
             ne[d] = e;
@@ -251,11 +214,11 @@ static int walk_tensors(struct cursor *c, const uint8_t *data[N_TENSORS], const 
         for (int k = 0; k < N_TENSORS; k++)
             if (strlen(tensors[k].name) == (size_t)name_len && !memcmp(tensors[k].name, p, (size_t)name_len)) id = k;
         if (id < 0) {
-            seterr(err, errlen, name, "unknown tensor '%s'", tname);
+            cur_seterr(err, errlen, name, "unknown tensor '%s'", tname);
             return HARK_EFORMAT;
         }
         if (data[id]) {
-            seterr(err, errlen, name, "tensor '%s' appears twice", tname);
+            cur_seterr(err, errlen, name, "tensor '%s' appears twice", tname);
             return HARK_EFORMAT;
         }
         const struct expect *x = &tensors[id];
@@ -264,13 +227,13 @@ static int walk_tensors(struct cursor *c, const uint8_t *data[N_TENSORS], const 
             while (nd > 1 && x->ne[nd - 1] == 1) nd--;
             shape_str(shape, sizeof shape, ne, n_dims);
             shape_str(want, sizeof want, x->ne, nd);
-            seterr(err, errlen, name, "tensor '%s': shape %s, expected %s", tname, shape, want);
+            cur_seterr(err, errlen, name, "tensor '%s': shape %s, expected %s", tname, shape, want);
             return HARK_EFORMAT;
         }
         if (ttype != x->type) {
             char got[16];
             snprintf(got, sizeof got, ttype == T_F32 ? "f32" : ttype == T_F16 ? "f16" : "%d", ttype);
-            seterr(err, errlen, name, "tensor '%s': type %s, expected %s", tname, got, x->type ? "f16" : "f32");
+            cur_seterr(err, errlen, name, "tensor '%s': type %s, expected %s", tname, got, x->type ? "f16" : "f32");
             return HARK_EFORMAT;
         }
         size_t n = (size_t)(ne[0] * ne[1] * ne[2] * ne[3]) * (ttype == T_F16 ? 2 : 4);
@@ -279,13 +242,13 @@ static int walk_tensors(struct cursor *c, const uint8_t *data[N_TENSORS], const 
     }
     for (int k = 0; k < N_TENSORS; k++) {
         if (!data[k]) {
-            seterr(err, errlen, name, "tensor '%s' is missing", tensors[k].name);
+            cur_seterr(err, errlen, name, "tensor '%s' is missing", tensors[k].name);
             return HARK_EFORMAT;
         }
     }
     return 0;
 truncated:
-    seterr(err, errlen, name, "truncated in the tensor data (%zu bytes)", c->size);
+    cur_seterr(err, errlen, name, "truncated in the tensor data (%zu bytes)", c->size);
     return HARK_EFORMAT;
 }
 
@@ -335,7 +298,7 @@ int vad_parse(struct hark_vad *v, const uint8_t *buf, size_t len, const char *na
     total += (size_t)N_GATES * VAD_HIDDEN + (size_t)VAD_HIDDEN * 64 + N_GATES;
     v->mem = aligned_alloc(64, total * sizeof(float));
     if (!v->mem) {
-        seterr(err, errlen, name, "out of memory for the VAD weights");
+        cur_seterr(err, errlen, name, "out of memory for the VAD weights");
         return HARK_ENOMEM;
     }
     float *next = v->mem;
@@ -344,7 +307,7 @@ int vad_parse(struct hark_vad *v, const uint8_t *buf, size_t len, const char *na
         dst[k] = carve(&next, count(k));
         long bad = widen(data[k], tensors[k].type, dst[k], count(k));
         if (bad >= 0) {
-            seterr(err, errlen, name, "tensor '%s': value %ld is not a finite number", tensors[k].name, bad);
+            cur_seterr(err, errlen, name, "tensor '%s': value %ld is not a finite number", tensors[k].name, bad);
             vad_deinit(v);
             return HARK_EFORMAT;
         }
@@ -384,28 +347,28 @@ hark_vad *hark_vad_load(const char *path, int *code, char *err, size_t errlen)
     hark_vad *v = NULL;
     FILE *f = NULL;
     if (!path) {
-        seterr(err, errlen, "hark_vad_load", "no path given");
+        cur_seterr(err, errlen, "hark_vad_load", "no path given");
         rc = HARK_EINVAL;
         goto fail;
     }
     f = fopen(path, "rb");
     if (!f) {
         rc = errno == ENOENT ? HARK_ENOENT : HARK_EIO;
-        seterr(err, errlen, path, "cannot open: %s", strerror(errno));
+        cur_seterr(err, errlen, path, "cannot open: %s", strerror(errno));
         goto fail;
     }
     if (fseek(f, 0, SEEK_END) != 0) goto io;
     long size = ftell(f);
     if (size < 0 || fseek(f, 0, SEEK_SET) != 0) goto io;
     if ((unsigned long)size > MAX_FILE_BYTES) {
-        seterr(err, errlen, path, "%ld bytes is too large for a VAD model", size);
+        cur_seterr(err, errlen, path, "%ld bytes is too large for a VAD model", size);
         rc = HARK_EFORMAT;
         goto fail;
     }
     buf = malloc(size ? (size_t)size : 1);
     v = calloc(1, sizeof(*v));
     if (!buf || !v) {
-        seterr(err, errlen, path, "out of memory");
+        cur_seterr(err, errlen, path, "out of memory");
         rc = HARK_ENOMEM;
         goto fail;
     }
@@ -417,7 +380,7 @@ hark_vad *hark_vad_load(const char *path, int *code, char *err, size_t errlen)
     if (code) *code = 0;
     return v;
 io:
-    seterr(err, errlen, path, "read error: %s", strerror(errno));
+    cur_seterr(err, errlen, path, "read error: %s", strerror(errno));
     rc = HARK_EIO;
 fail:
     if (f) fclose(f);
@@ -606,12 +569,12 @@ int hark_vad_probs(const hark_vad *vad, const float *pcm, size_t n_samples, int 
     if (probs) *probs = NULL;
     if (n_probs) *n_probs = 0;
     if (!vad || !probs || !n_probs || (!pcm && n_samples) || n_threads < 1) {
-        seterr(err, errlen, "hark_vad_probs", "missing model, audio or output, or fewer than 1 thread");
+        cur_seterr(err, errlen, "hark_vad_probs", "missing model, audio or output, or fewer than 1 thread");
         return HARK_EINVAL;
     }
     for (size_t i = 0; i < n_samples; i++) {
         if (!isfinite(pcm[i])) {
-            seterr(err, errlen, "hark_vad_probs", "audio sample %zu is not a finite number", i);
+            cur_seterr(err, errlen, "hark_vad_probs", "audio sample %zu is not a finite number", i);
             return HARK_EAUDIO;
         }
     }
@@ -620,14 +583,14 @@ int hark_vad_probs(const hark_vad *vad, const float *pcm, size_t n_samples, int 
     struct kern_pool *pool = p ? kern_pool_new(n_threads) : NULL;
     if (!p || !pool) {
         free(p);
-        seterr(err, errlen, "hark_vad_probs", "out of memory");
+        cur_seterr(err, errlen, "hark_vad_probs", "out of memory");
         return HARK_ENOMEM;
     }
     int rc = vad_run(vad, pool, pcm, n_samples, p, n, NULL, NULL);
     kern_pool_free(pool);
     if (rc) {
         free(p);
-        seterr(err, errlen, "hark_vad_probs", "%s", hark_strerror(rc));
+        cur_seterr(err, errlen, "hark_vad_probs", "%s", hark_strerror(rc));
         return rc;
     }
     *probs = p;

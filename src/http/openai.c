@@ -248,6 +248,21 @@ static enum MHD_Result send_text_format(struct MHD_Connection *c, struct request
     return ret;
 }
 
+/* Decodes the received file to 16 kHz mono; -1 after queueing the error
+ * (400 for what is not audio). */
+static int decode_file(struct MHD_Connection *c, struct request *rq, float **pcm, size_t *n, enum MHD_Result *ret)
+{
+    char err[512];
+    int rc = media_decode(rq->rx->tmp_path, pcm, n, NULL, NULL, err, sizeof err);
+    if (rc >= 0) return 0;
+    if (rc == HARK_EAUDIO || rc == HARK_EFORMAT)
+        *ret = http_send_error(c, rq, 400, "invalid_file_format", "file", NULL, "invalid file format: %s",
+                               media_reason(err, rq->rx->tmp_path));
+    else
+        *ret = http_send_error(c, rq, 500, "media", "file", NULL, "cannot read the file: %s", err);
+    return -1;
+}
+
 enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
 {
     struct receive *rx = rq->rx;
@@ -316,13 +331,7 @@ enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c
     if (queue_vad_apply(srv->queue, &vad, &opt, err, sizeof err) < 0)
         return http_send_error(c, rq, 400, "vad_unavailable", "chunking_strategy", NULL, "%s", err);
 
-    rc = media_decode(rx->tmp_path, &pcm, &n, NULL, NULL, err, sizeof err);
-    if (rc < 0) {
-        if (rc == HARK_EAUDIO || rc == HARK_EFORMAT)
-            return http_send_error(c, rq, 400, "invalid_file_format", "file", NULL,
-                                   "invalid file format: %s", media_reason(err, rx->tmp_path));
-        return http_send_error(c, rq, 500, "media", "file", NULL, "cannot read the file: %s", err);
-    }
+    if (decode_file(c, rq, &pcm, &n, &ret) < 0) return ret;
     rc = queue_transcribe(srv->queue, model, pcm, n, &opt, &res, err, sizeof err);
     free(pcm);
     if (rc < 0) {
@@ -362,6 +371,7 @@ enum MHD_Result route_v1_speech(struct http_server *srv, struct MHD_Connection *
     float *pcm = NULL;
     size_t n = 0;
     int n_segs = 0, rc;
+    enum MHD_Result ret;
     char sha[65], err[512];
 
     if (receive_end(rx, sha) < 0)
@@ -389,13 +399,7 @@ enum MHD_Result route_v1_speech(struct http_server *srv, struct MHD_Connection *
         if (queue_vad_set(&v, name, x, err, sizeof err) != 0)
             return http_send_error(c, rq, 400, "invalid_value", name, NULL, "%s", err);
     }
-    rc = media_decode(rx->tmp_path, &pcm, &n, NULL, NULL, err, sizeof err);
-    if (rc < 0) {
-        if (rc == HARK_EAUDIO || rc == HARK_EFORMAT)
-            return http_send_error(c, rq, 400, "invalid_file_format", "file", NULL,
-                                   "invalid file format: %s", media_reason(err, rx->tmp_path));
-        return http_send_error(c, rq, 500, "media", "file", NULL, "cannot read the file: %s", err);
-    }
+    if (decode_file(c, rq, &pcm, &n, &ret) < 0) return ret;
     rc = hark_vad_detect(vad, pcm, n, &v.params, 2, &segs, &n_segs, err, sizeof err);
     free(pcm);
     if (rc < 0) return http_send_error(c, rq, 500, "vad_failed", NULL, NULL, "%s", err);

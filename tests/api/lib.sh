@@ -232,6 +232,16 @@ req() {
     [ -n "$code" ] || code=000
 }
 
+# call METHOD PATH [CURL ARGS...]: req against the server at $url, the
+# request kept in $last for messages.
+last=
+call() {
+    local method=$1 path=$2
+    shift 2
+    last="$method $path"
+    req "$method" "$url$path" "$@"
+}
+
 # hdr NAME: a header's value from the last req (case-insensitive, no CR).
 hdr() {
     awk -v n="$1" 'BEGIN { n = tolower(n) } {

@@ -41,18 +41,7 @@ t() {
 
 say() { echo "  $*"; }
 
-# The last request, for messages.
-last=
-
-# call METHOD PATH [CURL ARGS...]: req against server A ($url) and remembers
-# the request for messages.
 url=
-call() {
-    local method=$1 path=$2
-    shift 2
-    last="$method $path"
-    req "$method" "$url$path" "$@"
-}
 
 body() { head -c "${1:-400}" "$API_TMP/body" | tr -d '\000' | tr '\n' ' '; }
 

@@ -21,25 +21,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 VAD=$SHARED/vad/ggml-silero-v6.2.0.bin
 REF=$SHARED/reference/vad
 
-passed=0
-failed=0
-t() {
-    if "$2"; then
-        echo "PASS $1"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $1"
-        failed=$((failed + 1))
-    fi
-}
-say() { echo "  $*"; }
-last=
-call() {
-    local method=$1 path=$2
-    shift 2
-    last="$method $path"
-    req "$method" "$url$path" "$@"
-}
+# t NAME FUNCTION, say, and the counts.
+. "$HERE/../cli/lib.sh"
 want() {
     if [ "$code" != "$1" ]; then
         say "$last -> $code, expected $1; body: $(head -c 400 "$API_TMP/body")"

@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI, { toFile } from 'openai';
+import { assert, check, tally } from './checks.mjs';
 
 const env = (name) => {
   const v = process.env[name];
@@ -29,25 +30,6 @@ const mp3 = path.join(media, 'jfk.mp3');
 
 // No retries: a retried request would hide the first answer.
 const client = new OpenAI({ apiKey: 'not-needed', baseURL: `${base}/v1`, maxRetries: 0, timeout: 300_000 });
-
-let passed = 0;
-let failed = 0;
-
-async function check(name, fn) {
-  try {
-    await fn();
-    console.log(`PASS ${name}`);
-    passed++;
-  } catch (e) {
-    const why = e instanceof OpenAI.APIError ? `APIError ${e.status}: ${e.message}` : (e && e.message) || String(e);
-    console.log(`FAIL ${name}: ${why}`);
-    failed++;
-  }
-}
-
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
 
 const show = (v) => {
   const s = typeof v === 'string' ? v : JSON.stringify(v);
@@ -199,7 +181,7 @@ if (keyBase) {
   });
 } else {
   console.log('FAIL openai_error_wrong_key: HARK_KEY_URL is not set');
-  failed++;
+  tally.failed++;
 }
 
 // Nothing the /v1 routes did went into the history.
@@ -211,5 +193,5 @@ await check('openai_not_stored', async () => {
   assert(!after.uploads.some((u) => u.filename === 'openai-notes.txt'), 'a rejected file is in the history');
 });
 
-console.log(`openai client: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+console.log(`openai client: ${tally.passed} passed, ${tally.failed} failed`);
+process.exit(tally.failed ? 1 : 0);

@@ -9,28 +9,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
+import { assert, check, tally } from './checks.mjs';
 
 const base = process.env.HARK_URL;
 const audio = process.env.HARK_AUDIO;
 const client = new OpenAI({ apiKey: 'not-needed', baseURL: `${base}/v1`, maxRetries: 0, timeout: 300_000 });
 const jfk = path.join(audio, 'jfk.wav');
-let failed = 0;
-
-async function check(name, fn) {
-  try {
-    await fn();
-    console.log(`PASS ${name}`);
-  } catch (e) {
-    const why = e instanceof OpenAI.APIError ? `APIError ${e.status}: ${e.message}` : (e && e.message) || String(e);
-    console.log(`FAIL ${name}: ${why}`);
-    failed++;
-  }
-}
-
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
 for (const [name, cs] of [
   ['openai_vad_auto', 'auto'],
   ['openai_vad_server_vad', { type: 'server_vad', threshold: 0.6, prefix_padding_ms: 40, silence_duration_ms: 300 }],
@@ -64,4 +48,4 @@ await check('openai_vad_bad_threshold', async () => {
   }
   throw new Error('accepted a threshold of 3');
 });
-process.exit(failed ? 1 : 0);
+process.exit(tally.failed ? 1 : 0);
