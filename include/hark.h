@@ -223,6 +223,12 @@ struct hark_options {
      * timeline. NULL (the default): the whole audio. */
     const hark_vad *vad;
     struct hark_vad_params vad_params;
+    /* Word timestamps: DTW over the cross-attention of the model's
+     * alignment heads gives every text token a time and every segment its
+     * words. alignment_heads: NULL for the model's own (by its shape), or
+     * "LAYER,HEAD;LAYER,HEAD" or "top-N" (every head of the N top layers). */
+    int word_timestamps;
+    const char *alignment_heads;
 };
 
 /* Fills options with the defaults above. */
@@ -247,6 +253,16 @@ struct hark_token {
     double t0_s, t1_s;  /* time span: a timestamp token's own time; for a text token from
                            the previous token's end to its step's most probable timestamp,
                            within its segment; -1 if unknown (no timestamps) */
+    double t_dtw_s;     /* with word timestamps, a text token's time by DTW over the
+                           alignment heads (whisper.cpp's t_dtw); -1 otherwise */
+};
+
+/* A word and when it is spoken (with word timestamps). */
+struct hark_word {
+    const char *text;   /* valid UTF-8, with its leading space as spoken ("  world") */
+    double start_s, end_s;
+    float p;            /* mean probability of its tokens */
+    int i0, i1;         /* its tokens: [i0, i1) of the segment's tokens */
 };
 
 struct hark_segment {
@@ -260,6 +276,8 @@ struct hark_segment {
     float avg_logprob;
     float compression_ratio;
     float no_speech_prob;
+    int n_words;                   /* 0 without word timestamps */
+    const struct hark_word *words;
 };
 
 /* Accessors. Pointers are borrowed and live as long as the result. */

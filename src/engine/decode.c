@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "align.h"
 #include "decode.h"
 #include "decoder.h"
 #include "encoder.h"
@@ -31,6 +32,7 @@
 #include "speech.h"
 #include "state.h"
 #include "tokenizer.h"
+#include "words.h"
 
 #define N_FRAMES 3000        /* mel frames per window */
 #define CTX_MAX 223          /* previous-text tokens in a prompt */
@@ -68,6 +70,13 @@ struct dctx {
 
     char *text;             /* scratch for segment text bytes */
     size_t text_cap;
+
+    /* Word timestamps. */
+    int words;
+    struct align_heads heads;
+    int lang;               /* the language's index, for whisper.cpp's DTW prompt */
+    double last_speech_s;   /* openai's last_speech_timestamp */
+    int window;             /* the window being aligned, for the hooks */
 };
 
 /* The outcome of decoding one window at one temperature. */
@@ -502,6 +511,7 @@ static int add_segment(struct dctx *c, struct hark_result *r, const struct windo
         k->text = tt;
         k->p = s->p[i];
         k->logprob = s->lp[i];
+        k->t_dtw_s = -1.0;
         if (s->tok[i] >= sp->beg) {
             /* A timestamp past the end of the audio (the last window is
              * padded with silence) is placed at the end. */
@@ -525,6 +535,121 @@ static int add_segment(struct dctx *c, struct hark_result *r, const struct windo
     seg.compression_ratio = wo->compression_ratio;
     seg.no_speech_prob = wo->no_speech_prob;
     return result_add_segment(r, &seg);
+}
+
+/* Word timestamps for the segments [first, r->n_segments) that one window
+ * (starting at seek, n_frames of audio) produced: DTW token times, and the
+ * words of each segment. In the openai profile the words also correct the
+ * segments' times, as openai-whisper's add_word_timestamps does. */
+static int align_segments(struct dctx *c, struct hark_result *r, int first, int seek, int n_frames)
+{
+    const struct tok_special *sp = &c->rules.sp;
+    int n = 0, rc = 0;
+    for (int i = first; i < r->n_segments; i++)
+        for (int j = 0; j < r->segments[i].n_tokens; j++) n += r->segments[i].tokens[j].id < sp->eot;
+    if (n == 0) return 0;
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    struct words_token *wt = malloc((size_t)n * sizeof *wt);
+    char (*bytes)[64] = malloc((size_t)n * sizeof *bytes);
+    struct words_word *w = NULL;
+    struct align_out al = {0};
+    int nw = 0;
+    if (!ids || !wt || !bytes) {
+        rc = HARK_ENOMEM;
+        goto done;
+    }
+    n = 0;
+    for (int i = first; i < r->n_segments; i++)
+        for (int j = 0; j < r->segments[i].n_tokens; j++) {
+            int32_t id = r->segments[i].tokens[j].id;
+            if (id >= sp->eot) continue;
+            size_t len;
+            const char *b = tok_bytes(c->m, id, bytes[n], &len);
+            if (b != bytes[n]) memcpy(bytes[n], b, len < sizeof bytes[n] ? len : sizeof bytes[n]);
+            ids[n] = id;
+            wt[n] = (struct words_token){bytes[n], len < sizeof bytes[n] ? len : sizeof bytes[n], i - first, j};
+            n++;
+        }
+    /* The prompt of the alignment pass: openai's sot sequence (without
+     * <|notimestamps|>), whisper.cpp's sot and language. */
+    int32_t sot[4];
+    int n_sot = 0;
+    if (c->wcpp) {
+        sot[n_sot++] = sp->sot;
+        if (sp->multilingual) sot[n_sot++] = sp->lang0 + c->lang;
+    } else {
+        for (int i = 0; i < c->n_sot; i++)
+            if (c->sot_seq[i] != sp->notimestamps) sot[n_sot++] = c->sot_seq[i];
+    }
+    int keep = c->hooks && c->hooks->aligned;
+    rc = align_window(c->st, c->wcpp ? HARK_DECODER_WHISPER_CPP : HARK_DECODER_OPENAI, &c->heads, sot, n_sot, ids,
+                      n, n_frames, keep, &al);
+    if (rc) goto done;
+    if (keep) c->hooks->aligned(c->hooks->user, c->window, seek, al.x, n + 1, al.cols, al.row_start, al.cost);
+    for (int k = 0; k < n; k++) {
+        struct hark_token *t = (struct hark_token *)&r->segments[first + wt[k].seg].tokens[wt[k].index];
+        t->t_dtw_s = (seek + 2 * al.row_start[k + 1]) / 100.0;
+    }
+    double median;
+    nw = words_align(wt, n, words_by_char(r->language), al.row_start, al.p, seek / 100.0, &w, &median);
+    if (nw < 0) {
+        rc = nw;
+        nw = 0;
+        goto done;
+    }
+    /* Each segment takes the words whose tokens it holds, by count. */
+    int wi = 0;
+    for (int i = first; i < r->n_segments; i++) {
+        struct hark_segment *seg = &r->segments[i];
+        int seg_text = 0, saved = 0, k0 = wi;
+        for (int j = 0; j < seg->n_tokens; j++) seg_text += seg->tokens[j].id < sp->eot;
+        while (wi < nw && saved < seg_text) {
+            saved += w[wi].t1 - w[wi].t0;
+            wi++;
+        }
+        int n_words = 0;
+        for (int k = k0; k < wi; k++) n_words += w[k].text[0] != 0;
+        struct hark_word *hw = n_words ? calloc((size_t)n_words, sizeof *hw) : NULL;
+        struct words_word *list = n_words ? malloc((size_t)n_words * sizeof *list) : NULL;
+        if (n_words && (!hw || !list)) {
+            free(hw);
+            free(list);
+            rc = HARK_ENOMEM;
+            goto done;
+        }
+        int m = 0;
+        for (int k = k0; k < wi; k++)
+            if (w[k].text[0]) list[m++] = w[k];
+        words_fix_segment(list, n_words, median, &c->last_speech_s, &seg->start_s, &seg->end_s, !c->wcpp);
+        for (int k = 0; k < n_words; k++) {
+            /* Token indices within the segment (a word may begin in the
+             * segment before). */
+            int t0 = list[k].t0, t1 = list[k].t1 - 1;
+            hw[k].i0 = wt[t0].seg == i - first ? wt[t0].index : 0;
+            hw[k].i1 = wt[t1].seg == i - first ? wt[t1].index + 1 : seg->n_tokens;
+            hw[k].start_s = list[k].start;
+            hw[k].end_s = list[k].end;
+            hw[k].p = list[k].p;
+            hw[k].text = result_utf8_sanitize(list[k].text, strlen(list[k].text));
+            if (!hw[k].text) {
+                seg->words = hw;
+                seg->n_words = k;
+                free(list);
+                rc = HARK_ENOMEM;
+                goto done;
+            }
+        }
+        free(list);
+        seg->words = hw;
+        seg->n_words = n_words;
+    }
+done:
+    words_free(w, nw);
+    align_out_free(&al);
+    free(ids);
+    free(wt);
+    free(bytes);
+    return rc;
 }
 
 static int report_progress(struct dctx *c, int seek, int total)
@@ -559,6 +684,7 @@ static int loop_wcpp(struct dctx *c, struct hark_result *r, int seek_end)
         struct decode_seq *s = &wo->seq;
         int is_no_speech = wo->no_speech_prob > c->opt->no_speech_threshold &&
                            wo->avg_logprob < c->opt->logprob_threshold;
+        int before = r->n_segments;
         if (!is_no_speech) {
             char buf[64];
             for (int i = 0; i < s->n; i++) {
@@ -573,6 +699,15 @@ static int loop_wcpp(struct dctx *c, struct hark_result *r, int seek_end)
                                  segs[k].t1 / 100.0);
                 if (rc) goto fail;
             }
+        }
+        if (c->words && r->n_segments > before) {
+            /* whisper.cpp aligns the window's audio up to seek_delta as
+             * decoding left it. */
+            int nf = wo->seek_delta < N_FRAMES ? wo->seek_delta : N_FRAMES;
+            if (seek_end - seek < nf) nf = seek_end - seek;
+            c->window = window;
+            rc = align_segments(c, r, before, seek, nf);
+            if (rc) goto fail;
         }
         /* The context: what this prompt carried, then the kept tokens. */
         if (!wo->used_context) c->n_context = 0;
@@ -616,7 +751,7 @@ static int loop_openai(struct dctx *c, struct hark_result *r, int content, doubl
         struct decode_seq *s = &wo->seq;
         int skip = wo->no_speech_prob > opt->no_speech_threshold &&
                    !(wo->avg_logprob > opt->logprob_threshold);
-        int next = seek + segment_size;
+        int next = seek + segment_size, first_new = r->n_segments;
         if (!skip) {
             int n_seg = decode_segments_openai(sp, s->tok, s->n, seek, segment_size, segs,
                                                DECODE_MAX_SAMPLE, &next);
@@ -631,6 +766,17 @@ static int loop_openai(struct dctx *c, struct hark_result *r, int content, doubl
                 if (r->n_segments > before) context_append(c, s->tok + segs[k].i0, segs[k].i1 - segs[k].i0);
             }
             if (!opt->condition_on_previous || wo->temperature > 0.5f) c->n_context = 0;
+        }
+        if (c->words && r->n_segments > first_new) {
+            c->window = window;
+            rc = align_segments(c, r, first_new, seek, segment_size);
+            if (rc) goto fail;
+            /* transcribe.py: unless the window ended on a single
+             * timestamp, the next one starts where the last word ended. */
+            int single = s->n >= 2 && s->tok[s->n - 2] < sp->beg && s->tok[s->n - 1] >= sp->beg;
+            const struct hark_segment *last = &r->segments[r->n_segments - 1];
+            double last_end = last->n_words ? last->words[last->n_words - 1].end_s : last->end_s;
+            if (!single && last_end > seek / 100.0) next = (int)nearbyint(last_end * 100.0);
         }
         if (c->hooks && c->hooks->window_end)
             c->hooks->window_end(c->hooks->user, window, seek, s, s->n, next - seek, next);
@@ -707,6 +853,11 @@ int decode_check(const struct hark_state *st, const float *pcm, size_t n_samples
             if (err && errlen) snprintf(err, errlen, "hark_transcribe: unknown language '%s'", opt->language);
             return HARK_EINVAL;
         }
+    }
+    if (opt->word_timestamps && opt->alignment_heads && opt->alignment_heads[0]) {
+        struct align_heads h;
+        int rc = align_heads_parse(opt->alignment_heads, st->model, &h, err, errlen);
+        if (rc) return rc;
     }
     for (size_t i = 0; i < n_samples; i++) {
         if (!isfinite(pcm[i])) {
@@ -810,6 +961,17 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
             }
         } else {
             lang = hark_lang_index(opt.language); /* checked by decode_check */
+        }
+    }
+    c.lang = lang;
+    if (opt.word_timestamps) {
+        c.words = 1;
+        r->word_timestamps = 1;
+        if (opt.alignment_heads && opt.alignment_heads[0]) {
+            rc = align_heads_parse(opt.alignment_heads, m, &c.heads, err, errlen);
+            if (rc) goto fail;
+        } else {
+            align_heads_default(m, &c.heads);
         }
     }
     snprintf(r->language, sizeof(r->language), "%s", hark_lang_code(lang) ? hark_lang_code(lang) : "en");

@@ -231,6 +231,10 @@ struct decode_hooks {
      * the next window starts at. */
     void (*window_end)(void *user, int window, int seek, const struct decode_seq *s,
                        int result_len, int seek_delta, int next_seek);
+    /* With word timestamps, after a window's DTW: its input matrix x
+     * (rows, cols), the path's row starts and cost. */
+    void (*aligned)(void *user, int window, int seek, const float *x, int rows, int cols, const int *row_start,
+                    double cost);
 };
 
 /* Checks a transcription's arguments: the state and audio, beam and

@@ -22,6 +22,7 @@
 #include "decoder.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,8 +221,24 @@ static inline int row_pos(const struct rows *rw, int r) { return rw->seqs ? rw->
 
 /* The forward pass for the rows `rw` with tokens tok[]. Logits of rows
  * first_row .. n-1 go to `logits` (n - first_row, n_vocab). */
+/* The captured heads of layer l: scaled scores of the n rows of q. */
+static void capture_scores(struct dec_ctx *c, const struct dec_capture *cap, int l, const float *q, int n, int hd)
+{
+    const int A = c->n_audio_ctx, S = c->n_state;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *kt = cap->scratch, *qh = cap->scratch + (size_t)A * hd;
+    for (int k = 0; k < cap->n; k++) {
+        if (cap->layer[k] != l) continue;
+        const int h = cap->head[k];
+        kern_f16_to_f32_row(cross_kv(c, l, 0) + (size_t)h * A * hd, kt, (size_t)A * hd);
+        for (int r = 0; r < n; r++) memcpy(qh + (size_t)r * hd, q + (size_t)r * S + (size_t)h * hd, hd * sizeof(float));
+        if (cap->round_q) kern_round_f16(qh, (size_t)n * hd);
+        kern_sgemm(1, n, A, hd, scale, qh, hd, kt, hd, 0.0f, cap->out + (size_t)k * n * A, A);
+    }
+}
+
 static int forward(struct hark_state *st, const struct rows *rw, const int32_t *tok, int first_row,
-                   float *logits)
+                   float *logits, const struct dec_capture *cap)
 {
     const struct hark_model *m = st->model;
     const struct hark_hparams *hp = &m->hp;
@@ -276,6 +293,7 @@ static int forward(struct hark_state *st, const struct rows *rw, const int32_t *
         /* Cross-attention over the encoder output. */
         kern_layernorm(pool, c->x, n, S, L->cross_ln_w.f32, L->cross_ln_b.f32, c->xn);
         kern_linear(pool, &L->cq_w, L->cq_b.f32, c->xn, n, c->q, 0);
+        if (cap) capture_scores(c, cap, l, c->q, n, hd);
         kern_attention_kv16(pool, H, hd, c->q, S, n, cross_kv(c, l, 0), cross_kv(c, l, 1), hd,
                             (size_t)c->n_audio_ctx * hd, c->n_audio_ctx, c->att, S);
         kern_linear(pool, &L->co_w, L->co_b.f32, c->att, n, c->x, KERN_ACCUM);
@@ -296,9 +314,22 @@ static int forward(struct hark_state *st, const struct rows *rw, const int32_t *
 int dec_forward(struct hark_state *st, int seq, const int32_t *tokens, int n, int n_past,
                 int first_row, float *logits)
 {
+    return dec_forward_capture(st, seq, tokens, n, n_past, first_row, logits, NULL);
+}
+
+int dec_forward_capture(struct hark_state *st, int seq, const int32_t *tokens, int n, int n_past, int first_row,
+                        float *logits, const struct dec_capture *cap)
+{
     if (!st || !tokens) return HARK_EINVAL;
+    if (cap) {
+        const struct hark_hparams *hp = &st->model->hp;
+        for (int k = 0; k < cap->n; k++)
+            if (cap->layer[k] < 0 || cap->layer[k] >= hp->n_text_layer || cap->head[k] < 0 ||
+                cap->head[k] >= hp->n_text_head)
+                return HARK_EINVAL;
+    }
     struct rows rw = {.n = n, .slot = seq, .n_past = n_past, .seqs = NULL};
-    return forward(st, &rw, tokens, first_row, logits);
+    return forward(st, &rw, tokens, first_row, logits, cap);
 }
 
 int dec_step(struct hark_state *st, int n_seq, const int *seqs, const int32_t *tokens, int n_past,
@@ -310,5 +341,5 @@ int dec_step(struct hark_state *st, int n_seq, const int *seqs, const int32_t *t
         for (int j = 0; j < i; j++)
             if (seqs[i] == seqs[j]) return HARK_EINVAL;
     struct rows rw = {.n = n_seq, .slot = -1, .n_past = n_past, .seqs = seqs};
-    return forward(st, &rw, tokens, 0, logits);
+    return forward(st, &rw, tokens, 0, logits, NULL);
 }

@@ -24,6 +24,25 @@ void dec_ctx_free(struct dec_ctx *ctx);
 int dec_forward(struct hark_state *st, int seq, const int32_t *tokens, int n, int n_past,
                 int first_row, float *logits);
 
+/* Cross-attention scores to capture during a dec_forward_capture: for
+ * each of n heads (layer[k], head[k]), the scaled dot products
+ * q·kᵀ / sqrt(head_dim) of every row with every audio position, before the
+ * softmax, into out + k·(rows·n_audio_ctx), row-major (rows, n_audio_ctx).
+ * With round_q the queries are rounded to f16 first (ggml does so when it
+ * multiplies them with f16 keys). scratch holds n_audio_ctx·head_dim +
+ * rows·head_dim floats. */
+struct dec_capture {
+    int n;
+    const int *layer, *head;
+    int round_q;
+    float *out;
+    float *scratch;
+};
+
+/* dec_forward, also capturing cross-attention scores (cap may be NULL). */
+int dec_forward_capture(struct hark_state *st, int seq, const int32_t *tokens, int n, int n_past, int first_row,
+                        float *logits, const struct dec_capture *cap);
+
 /* One step for n_seq sequences at once: token tokens[i] goes to slot
  * seqs[i] at position n_past (the same for all). Writes logits row-major
  * (n_seq, n_vocab). */

@@ -229,7 +229,7 @@ static void put_json_time(FILE *out, double t)
         put_json_double(out, t < 1e9 ? round(t * 1000.0) / 1000.0 : t);
 }
 
-static int write_json_segment(const struct hark_segment *seg, FILE *out)
+static int write_json_segment(const struct hark_segment *seg, int dtw, FILE *out)
 {
     int rc;
     fprintf(out, "{\"id\":%d,\"seek\":%d,\"start\":", seg->id, seg->seek);
@@ -249,6 +249,23 @@ static int write_json_segment(const struct hark_segment *seg, FILE *out)
     put_json_float(out, seg->compression_ratio);
     fputs(",\"no_speech_prob\":", out);
     put_json_float(out, seg->no_speech_prob);
+    if (dtw) {
+        /* openai-whisper's words: word, start, end, probability. */
+        fputs(",\"words\":[", out);
+        for (int k = 0; k < seg->n_words; k++) {
+            const struct hark_word *w = &seg->words[k];
+            fputs(k ? ",{\"word\":" : "{\"word\":", out);
+            if ((rc = put_json_string(out, w->text)) != 0) return rc;
+            fputs(",\"start\":", out);
+            put_json_time(out, w->start_s);
+            fputs(",\"end\":", out);
+            put_json_time(out, w->end_s);
+            fputs(",\"probability\":", out);
+            put_json_float(out, w->p);
+            fputc('}', out);
+        }
+        fputc(']', out);
+    }
     fputs(",\"token_details\":[", out);
     for (int k = 0; k < seg->n_tokens; k++) {
         const struct hark_token *t = &seg->tokens[k];
@@ -264,6 +281,10 @@ static int write_json_segment(const struct hark_segment *seg, FILE *out)
         put_json_time(out, t->t0_s);
         fputs(",\"t1\":", out);
         put_json_time(out, t->t1_s);
+        if (dtw) {
+            fputs(",\"t_dtw\":", out);
+            put_json_time(out, t->t_dtw_s);
+        }
         fputc('}', out);
     }
     fputs("]}", out);
@@ -338,7 +359,7 @@ static int write_json(const hark_result *r, FILE *out)
     fputs(",\"segments\":[", out);
     for (int i = 0; i < r->n_segments; i++) {
         if (i) fputc(',', out);
-        if ((rc = write_json_segment(&r->segments[i], out)) != 0) goto fail;
+        if ((rc = write_json_segment(&r->segments[i], r->word_timestamps, out)) != 0) goto fail;
     }
     fputs("]}\n", out);
     free(text);

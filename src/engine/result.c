@@ -31,6 +31,8 @@ void hark_options_init(struct hark_options *opt)
     opt->progress_user = NULL;
     opt->vad = NULL;
     hark_vad_params_init(&opt->vad_params);
+    opt->word_timestamps = 0;
+    opt->alignment_heads = NULL;
 }
 
 static void segment_deinit(struct hark_segment *seg)
@@ -40,9 +42,15 @@ static void segment_deinit(struct hark_segment *seg)
         free((struct hark_token *)seg->tokens);
     }
     free((char *)seg->text);
+    if (seg->words) {
+        for (int i = 0; i < seg->n_words; i++) free((char *)seg->words[i].text);
+        free((struct hark_word *)seg->words);
+    }
     seg->tokens = NULL;
     seg->text = NULL;
     seg->n_tokens = 0;
+    seg->words = NULL;
+    seg->n_words = 0;
 }
 
 int result_add_segment(struct hark_result *r, struct hark_segment *seg)

@@ -2,8 +2,9 @@
  * result.h: the layout behind the opaque hark_result. decode.c builds it,
  * output.c writes it, result.c frees it and answers the accessors.
  *
- * Ownership: the result owns `segments`; each segment owns `text` and its
- * `tokens` array, and each token owns its `text`; the result owns `speech`.
+ * Ownership: the result owns `segments`; each segment owns `text`, its
+ * `tokens` array (each token owns its `text`) and its `words` array (each
+ * word owns its `text`); the result owns `speech`.
  * All of it is freed by hark_result_free().
  */
 #ifndef HARK_RESULT_H
@@ -19,6 +20,7 @@ struct hark_result {
     float language_prob;
     double duration_s;
     int task;                       /* enum hark_task */
+    int word_timestamps;            /* tokens have t_dtw_s, segments words */
     /* Speech detection (speech.c): whether it chose what was transcribed,
      * with what settings and model, and the speech found (owned). */
     int vad_used;

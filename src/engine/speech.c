@@ -446,6 +446,17 @@ static void map_result(struct hark_result *r, const struct speech_map *m)
             tk[j].t0_s = speech_map_time(m, a, chunk, 0) / 100.0;
             tk[j].t1_s = speech_map_time(m, b, chunk, 0) / 100.0;
         }
+        for (int j = 0; j < s->n_tokens; j++)
+            if (tk[j].t_dtw_s >= 0.0) tk[j].t_dtw_s = speech_map_time(m, to_cs(tk[j].t_dtw_s), -1, 0) / 100.0;
+        /* A word keeps to the stretch of speech that holds its middle, as
+         * faster-whisper places words. */
+        struct hark_word *w = (struct hark_word *)s->words;
+        for (int j = 0; j < s->n_words; j++) {
+            int64_t a = to_cs(w[j].start_s), b = to_cs(w[j].end_s);
+            int chunk = speech_map_chunk(m, (a + b) / 2, 0);
+            w[j].start_s = speech_map_time(m, a, chunk, 0) / 100.0;
+            w[j].end_s = speech_map_time(m, b, chunk, 0) / 100.0;
+        }
         s->start_s = t0 / 100.0;
         s->end_s = t1 / 100.0;
     }
@@ -514,6 +525,7 @@ int speech_transcribe(struct hark_state *st, const float *pcm, size_t n_samples,
             goto fail;
         }
         r->task = o.task;
+        r->word_timestamps = o.word_timestamps != 0;
         const char *lang = o.language && o.language[0] && strcmp(o.language, "auto") ? o.language
                            : st->model->hp.n_vocab < 51865                            ? "en"
                                                                                      : NULL;

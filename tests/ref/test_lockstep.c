@@ -243,7 +243,7 @@ static void run_model(const char *name)
         /* 1. Lock-step. */
         struct lock L = {json_object_get(greedy, "windows"), json_object_get(greedy, "steps"), tol,
                          0, 0, 0, 0, 0, 1e30, 0};
-        struct decode_hooks hooks = {&L, on_begin, on_step, on_end};
+        struct decode_hooks hooks = {.user = &L, .window_begin = on_begin, .step = on_step, .window_end = on_end};
         hark_result *r = NULL;
         rc = decode_run(st, pcm, n, &opt, &hooks, &r, err, sizeof(err));
         CHECKF(rc == 0, "%s %s lockstep: %s", name, clips[ci], err);

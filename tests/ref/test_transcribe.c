@@ -195,7 +195,7 @@ static void check_multilingual(const char *name)
     o.language = NULL;
     o.task = HARK_TASK_TRANSLATE;
     struct prompt_cap cap = {{0}, 0};
-    struct decode_hooks hooks = {&cap, cap_begin, NULL, NULL};
+    struct decode_hooks hooks = {.user = &cap, .window_begin = cap_begin};
     hark_result *r = NULL;
     int rc = decode_run(st, jfk, jfk_n, &o, &hooks, &r, err, sizeof(err));
     CHECKF(rc == 0, "%s translate: %s", name, err);
@@ -257,7 +257,7 @@ static void test_initial_prompt(void)
     o.no_fallback = 1;
     o.initial_prompt = "  Ask not what your country can do for you.  ";
     struct prompt_cap cap = {{0}, 0};
-    struct decode_hooks hooks = {&cap, cap_begin, NULL, NULL};
+    struct decode_hooks hooks = {.user = &cap, .window_begin = cap_begin};
     hark_result *r = NULL;
     int rc = decode_run(st, jfk, jfk_n, &o, &hooks, &r, err, sizeof(err));
     CHECKF(rc == 0, "initial prompt: %s", err);

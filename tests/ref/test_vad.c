@@ -462,7 +462,7 @@ static void run_cli_model(const char *model)
         L.n_ref = n_listed;
         L.eot = sp.eot;
         L.tol = tol;
-        struct decode_hooks hooks = {&L, NULL, lock_step, NULL};
+        struct decode_hooks hooks = {.user = &L, .step = lock_step};
         hark_result *r = NULL;
         int rc = speech_transcribe(st, pcm, n, &o, &hooks, &r, err, sizeof err);
         CHECKF(rc == 0, "%s lockstep: %s", what, err);

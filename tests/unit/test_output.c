@@ -25,32 +25,32 @@
  * up); float fields exactly representable except 0.1f, whose shortest form
  * is "0.1". */
 static struct hark_token seg0_tokens[] = {
-    {50363, "<|0.00|>", 0.5f, -0.75f, 0.0, 0.0},
-    {15496, " Hello", 0.25f, -1.5f, 0.0, 1.0},
-    {11, ",", 1.0f, 0.0f, 1.0, 1.25},
-    {995, " world.", 0.1f, -2.25f, -1.0, -1.0},
+    {50363, "<|0.00|>", 0.5f, -0.75f, 0.0, 0.0, -1.0},
+    {15496, " Hello", 0.25f, -1.5f, 0.0, 1.0, -1.0},
+    {11, ",", 1.0f, 0.0f, 1.0, 1.25, -1.0},
+    {995, " world.", 0.1f, -2.25f, -1.0, -1.0, -1.0},
 };
 
 /* Segment 1: every character JSON must escape, "-->", white space around
  * the text, hours >= 1, and tokens that are invalid or partial UTF-8. */
 static struct hark_token seg1_tokens[] = {
-    {764, "\xff", 0.5f, -0.5f, 60.0, 61.5},
-    {12, "\x80" "ab", 0.5f, -0.5f, 61.5, 62.0},
-    {3, "\"\\", 0.5f, -0.5f, -1.0, -1.0},
+    {764, "\xff", 0.5f, -0.5f, 60.0, 61.5, -1.0},
+    {12, "\x80" "ab", 0.5f, -0.5f, 61.5, 62.0, -1.0},
+    {3, "\"\\", 0.5f, -0.5f, -1.0, -1.0, -1.0},
 };
 
 /* Segment 2: ten hours in, a tie that rounds down, valid multi-byte UTF-8
  * text, and a token holding the first two bytes of a three-byte sequence. */
 static struct hark_token seg2_tokens[] = {
-    {26486, "\xe2\x9c", 0.75f, -0.125f, 36000.0, 36001.0},
-    {241, "\x93", 0.75f, -0.125f, 36001.0, 36001.0625},
+    {26486, "\xe2\x9c", 0.75f, -0.125f, 36000.0, 36001.0, -1.0},
+    {241, "\x93", 0.75f, -0.125f, 36001.0, 36001.0625, -1.0},
 };
 
 static struct hark_segment segs[] = {
-    {0, 0, 0.1875, 2.3456, " Hello, world.", 4, seg0_tokens, 0.0f, -0.25f, 1.5f, 0.125f},
+    {0, 0, 0.1875, 2.3456, " Hello, world.", 4, seg0_tokens, 0.0f, -0.25f, 1.5f, 0.125f, 0, NULL},
     {1, 3000, 59.9996, 3723.25, " He said \"hi\\there\"\r\n\tand\x01\x7f\b\fleft --> now ", 3, seg1_tokens,
-     0.2f, -1.0f, 2.5f, 0.0f},
-    {2, 3600000, 36000.0, 36001.0625, "\xe2\x9c\x93 ok", 2, seg2_tokens, 1.0f, -0.5f, 0.75f, 0.5f},
+     0.2f, -1.0f, 2.5f, 0.0f, 0, NULL},
+    {2, 3600000, 36000.0, 36001.0625, "\xe2\x9c\x93 ok", 2, seg2_tokens, 1.0f, -0.5f, 0.75f, 0.5f, 0, NULL},
 };
 
 static void make_result(struct hark_result *r, int n_segments)
@@ -326,8 +326,8 @@ static void test_empty(void)
  * shortest form needs an exponent (below 1e-4, from 1e16). */
 static void test_edge_values(void)
 {
-    static struct hark_token tok = {7, "a", 1e-5f, -1234.5f, 60.0, 1e20};
-    static struct hark_segment seg = {0, 0, -0.5, 1.0 / 3.0, "  x  ", 1, &tok, 0.0f, -1.0f, 0.0f, 0.0f};
+    static struct hark_token tok = {7, "a", 1e-5f, -1234.5f, 60.0, 1e20, -1.0};
+    static struct hark_segment seg = {0, 0, -0.5, 1.0 / 3.0, "  x  ", 1, &tok, 0.0f, -1.0f, 0.0f, 0.0f, 0, NULL};
     struct hark_result r;
     make_result(&r, 1);
     r.segments = &seg;
@@ -368,8 +368,8 @@ static void test_owned_result(void)
         CHECK(toks != NULL);
         if (!toks) break;
         snprintf(text, sizeof text, " part %d", i);
-        toks[0] = (struct hark_token){100 + i, strdup(" part"), 0.5f, -0.5f, i * 0.25, i * 0.25 + 0.125};
-        toks[1] = (struct hark_token){200 + i, strdup("\xe2"), 0.25f, -1.0f, -1.0, -1.0};
+        toks[0] = (struct hark_token){100 + i, strdup(" part"), 0.5f, -0.5f, i * 0.25, i * 0.25 + 0.125, -1.0};
+        toks[1] = (struct hark_token){200 + i, strdup("\xe2"), 0.25f, -1.0f, -1.0, -1.0, -1.0};
         seg.seek = 0;
         seg.start_s = i * 0.25;
         seg.end_s = i * 0.25 + 0.25;
