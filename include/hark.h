@@ -306,6 +306,33 @@ int hark_format_parse(const char *name);
  * NULL argument), HARK_ENOMEM or HARK_EIO (a write failed). */
 int hark_result_write(const hark_result *r, enum hark_format fmt, FILE *out);
 
+/* Subtitles (SRT, WebVTT) cut at words: segments with word times are
+ * split into cues of at most max_lines lines of max_line_chars characters
+ * and max_cue_s seconds, at word boundaries, with the words' own times (a
+ * word longer than a line stands alone); segments without are one cue.
+ * word_tags adds WebVTT timestamp tags before each word. */
+struct hark_cue_options {
+    int max_line_chars;   /* default 42 */
+    int max_lines;        /* default 2 */
+    double max_cue_s;     /* default 7 */
+    int word_tags;        /* WebVTT only; default 0 */
+};
+
+/* Fills o with the defaults above. */
+void hark_cue_options_init(struct hark_cue_options *o);
+
+/* Checks the ranges (lines of 1-1000 characters, 1-20 lines, 0.5-3600 s).
+ * Returns 0 or HARK_EINVAL with a reason in err. */
+int hark_cue_options_check(const struct hark_cue_options *o, char *err, size_t errlen);
+
+/* Writes a result (or n segments, which may come from elsewhere) as SRT
+ * or WebVTT with these options (NULL: the defaults). Returns 0, HARK_EINVAL
+ * (another format, bad options), HARK_ENOMEM or HARK_EIO.
+ * hark_result_write uses the defaults. */
+int hark_result_write_cues(const hark_result *r, enum hark_format fmt, const struct hark_cue_options *o, FILE *out);
+int hark_segments_write_cues(const struct hark_segment *segs, int n, enum hark_format fmt,
+                             const struct hark_cue_options *o, FILE *out);
+
 /* Frees a result; NULL is a no-op. */
 void hark_result_free(hark_result *r);
 

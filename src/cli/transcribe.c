@@ -59,6 +59,15 @@ void cli_transcribe_help(FILE *out)
             "      --prompt TEXT       text that conditions the first window\n"
             "      --decoder NAME      openai (default): openai-whisper's decoding rules;\n"
             "                          whisper.cpp: whisper.cpp 1.9.3's departures from them\n"
+            "      --word-timestamps   time every word (DTW over the alignment heads): words in\n"
+            "                          JSON, subtitles cut at words\n"
+            "      --alignment-heads H the heads: \"LAYER,HEAD;LAYER,HEAD...\" or top-N (default:\n"
+            "                          the released model's, by its shape)\n"
+            "      --max-line-chars N  subtitles: characters per line (default 42)\n"
+            "      --max-lines N       subtitles: lines per cue (default 2)\n"
+            "      --max-cue-seconds S subtitles: longest cue (default 7); with word timestamps\n"
+            "                          long segments are cut into cues at words\n"
+            "      --vtt-word-tags     WebVTT: a timestamp tag before every word (karaoke)\n"
             "  -h, --help              this help\n"
             "\n",
             cli_default_threads());
@@ -148,6 +157,12 @@ enum {
     OPT_NO_TIMESTAMPS,
     OPT_PROMPT,
     OPT_DECODER,
+    OPT_WORDS,
+    OPT_HEADS,
+    OPT_LINE_CHARS,
+    OPT_LINES,
+    OPT_CUE_SECONDS,
+    OPT_WORD_TAGS,
 };
 
 static const struct option long_options[] = {
@@ -164,6 +179,12 @@ static const struct option long_options[] = {
     {"no-timestamps", no_argument, NULL, OPT_NO_TIMESTAMPS},
     {"prompt", required_argument, NULL, OPT_PROMPT},
     {"decoder", required_argument, NULL, OPT_DECODER},
+    {"word-timestamps", no_argument, NULL, OPT_WORDS},
+    {"alignment-heads", required_argument, NULL, OPT_HEADS},
+    {"max-line-chars", required_argument, NULL, OPT_LINE_CHARS},
+    {"max-lines", required_argument, NULL, OPT_LINES},
+    {"max-cue-seconds", required_argument, NULL, OPT_CUE_SECONDS},
+    {"vtt-word-tags", no_argument, NULL, OPT_WORD_TAGS},
     {"help", no_argument, NULL, 'h'},
     CLI_VAD_OPTIONS,
     {NULL, 0, NULL, 0},
@@ -177,6 +198,7 @@ struct settings {
     int n_threads;
     struct hark_options opt;
     struct cli_vad vad;
+    struct hark_cue_options cues;
 };
 
 /* Parses the command line into s; returns -1 (after printing why) for a usage
@@ -194,6 +216,7 @@ static int parse_args(int argc, char **argv, struct settings *s)
     s->n_threads = cli_default_threads();
     cli_vad_init(&s->vad);
     if (cli_vad_from_env(&s->vad) < 0) return -1;
+    hark_cue_options_init(&s->cues);
 
     optind = 1;
     opterr = 0;
@@ -280,6 +303,35 @@ static int parse_args(int argc, char **argv, struct settings *s)
                 return -1;
             }
             break;
+        case OPT_WORDS:
+            s->opt.word_timestamps = 1;
+            break;
+        case OPT_LINE_CHARS:
+        case OPT_LINES:
+            if (cli_parse_int(optarg, 1, c == OPT_LINES ? 20 : 1000, c == OPT_LINES ? &s->cues.max_lines : &s->cues.max_line_chars)) {
+                cli_error("%s wants a whole number from 1 to %d, not '%s'", c == OPT_LINES ? "--max-lines" : "--max-line-chars",
+                          c == OPT_LINES ? 20 : 1000, optarg);
+                return -1;
+            }
+            break;
+        case OPT_CUE_SECONDS: {
+            char *end;
+            errno = 0;
+            double v = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(v >= 0.5 && v <= 3600)) {
+                cli_error("--max-cue-seconds wants seconds from 0.5 to 3600, not '%s'", optarg);
+                return -1;
+            }
+            s->cues.max_cue_s = v;
+            break;
+        }
+        case OPT_WORD_TAGS:
+            s->cues.word_tags = 1;
+            break;
+        case OPT_HEADS:
+            s->opt.alignment_heads = optarg;
+            s->opt.word_timestamps = 1;
+            break;
         case 'h':
             cli_transcribe_help(stdout);
             return 1;
@@ -359,7 +411,10 @@ static int transcribe_one(hark_state *state, const struct settings *s, const cha
         out = *shared_out;
     }
 
-    rc = hark_result_write(result, (enum hark_format)s->fmt, out);
+    if (s->fmt == HARK_FORMAT_SRT || s->fmt == HARK_FORMAT_VTT)
+        rc = hark_result_write_cues(result, (enum hark_format)s->fmt, &s->cues, out);
+    else
+        rc = hark_result_write(result, (enum hark_format)s->fmt, out);
     if (out != stdout && out != *shared_out && fclose(out) != 0 && rc == 0) rc = HARK_EIO;
     out = stdout;
     if (rc != 0) {

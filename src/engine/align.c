@@ -202,19 +202,26 @@ int align_dtw(const float *x, int n, int m, int dbl, int *row_start, double *tot
 
 /* ------------------------------------------------------------------ window */
 
-static int cmp_float(const void *a, const void *b)
+/* The median of 7 values (a sort by insertion; the values are few). */
+static float median7(float *v)
 {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
+    for (int i = 1; i < MEDFILT; i++) {
+        float x = v[i];
+        int j = i - 1;
+        while (j >= 0 && v[j] > x) {
+            v[j + 1] = v[j];
+            j--;
+        }
+        v[j + 1] = x;
+    }
+    return v[MEDFILT / 2];
 }
 
 void align_out_free(struct align_out *out)
 {
     free(out->row_start);
-    free(out->p);
     free(out->x);
     out->row_start = NULL;
-    out->p = NULL;
     out->x = NULL;
 }
 
@@ -223,10 +230,10 @@ int align_window(struct hark_state *st, int profile, const struct align_heads *h
 {
     const struct hark_model *m = st->model;
     const struct hark_hparams *hp = &m->hp;
-    const int A = hp->n_audio_ctx, hd = hp->n_text_state / hp->n_text_head, V = hp->n_vocab;
+    const int A = hp->n_audio_ctx, hd = hp->n_text_state / hp->n_text_head;
     const int wcpp = profile == HARK_DECODER_WHISPER_CPP;
     struct tok_special sp;
-    tok_special_init(&sp, V);
+    tok_special_init(&sp, hp->n_vocab);
     memset(out, 0, sizeof *out);
     out->n_text = n_text;
     const int N = n_sot + n_text + 2, F = n_frames / 2 < A ? n_frames / 2 : A, R = n_text + 1;
@@ -235,12 +242,10 @@ int align_window(struct hark_state *st, int profile, const struct align_heads *h
     int32_t *tok = malloc((size_t)N * sizeof *tok);
     float *scores = malloc((size_t)heads->n * N * A * sizeof(float));
     float *scratch = malloc(((size_t)A * hd + (size_t)N * hd) * sizeof(float));
-    float *logits = malloc((size_t)(n_text + 2) * V * sizeof(float));
     float *mat = calloc((size_t)N * F, sizeof(float)), *x = malloc((size_t)R * F * sizeof(float));
     out->row_start = malloc((size_t)R * sizeof(int));
-    out->p = malloc((size_t)n_text * sizeof(float));
     int rc = HARK_ENOMEM;
-    if (!tok || !scores || !scratch || !logits || !mat || !x || !out->row_start || !out->p) goto done;
+    if (!tok || !scores || !scratch || !mat || !x || !out->row_start) goto done;
     memcpy(tok, sot_seq, (size_t)n_sot * sizeof *tok);
     tok[n_sot] = sp.notimestamps;
     memcpy(tok + n_sot + 1, text, (size_t)n_text * sizeof *tok);
@@ -248,18 +253,7 @@ int align_window(struct hark_state *st, int profile, const struct align_heads *h
 
     struct dec_capture cap = {heads->n, heads->layer, heads->head, wcpp, scores, scratch};
     if ((rc = dec_reserve(st, 1)) != 0) goto done;
-    if ((rc = dec_forward_capture(st, 0, tok, N, 0, n_sot, logits, &cap)) != 0) goto done;
-
-    /* Each text token's probability among the text tokens, from the row
-     * that predicts it. */
-    for (int i = 0; i < n_text; i++) {
-        const float *row = logits + (size_t)i * V;
-        float mx = -INFINITY;
-        for (int v = 0; v < sp.eot; v++) mx = row[v] > mx ? row[v] : mx;
-        double sum = 0.0;
-        for (int v = 0; v < sp.eot; v++) sum += exp((double)row[v] - mx);
-        out->p[i] = text[i] < sp.eot ? (float)(exp((double)row[text[i]] - mx) / sum) : 0.0f;
-    }
+    if ((rc = dec_forward_capture(st, 0, tok, N, 0, N, NULL, &cap)) != 0) goto done;
 
     float win[MEDFILT];
     float *w = malloc((size_t)N * F * sizeof(float));
@@ -276,8 +270,12 @@ int align_window(struct hark_state *st, int profile, const struct align_heads *h
             float mx = -INFINITY;
             for (int j = 0; j < n_soft; j++) mx = row[j] > mx ? row[j] : mx;
             double sum = 0.0;
-            for (int j = 0; j < n_soft; j++) sum += exp((double)row[j] - mx);
-            for (int j = 0; j < F; j++) w[(size_t)r * F + j] = (float)(exp((double)row[j] - mx) / sum);
+            for (int j = 0; j < n_soft; j++) {
+                row[j] = expf(row[j] - mx);
+                sum += row[j];
+            }
+            const float inv = (float)(1.0 / sum);
+            for (int j = 0; j < F; j++) w[(size_t)r * F + j] = row[j] * inv;
         }
         /* Normalise each position across the tokens. */
         for (int j = 0; j < F; j++) {
@@ -306,8 +304,7 @@ int align_window(struct hark_state *st, int profile, const struct align_heads *h
                         else if (idx >= F) idx = 2 * (F - 1) - idx;
                         win[o + MEDFILT / 2] = row[idx];
                     }
-                    qsort(win, MEDFILT, sizeof win[0], cmp_float);
-                    v = win[MEDFILT / 2];
+                    v = median7(win);
                 }
                 dst[j] += v;
             }
@@ -327,7 +324,6 @@ done:
     free(tok);
     free(scores);
     free(scratch);
-    free(logits);
     free(mat);
     free(x);
     if (rc) align_out_free(out);

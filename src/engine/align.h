@@ -39,10 +39,7 @@ struct align_out {
      * from the window's start) of DTW row r, row 0 being <|notimestamps|>
      * and row r ≥ 1 the input text token r − 1 (which predicts token r). */
     int *row_start;
-    /* The probability the alignment pass gives each text token (softmax of
-     * its row's logits over the text vocabulary), as openai-whisper's
-     * word probabilities use. */
-    float *p;
+
     /* With keep_matrix: the DTW's input (n_text + 1, cols) and the cost of
      * the path found, for tests that study a difference. */
     float *x;
@@ -59,7 +56,7 @@ struct align_out {
  * decides the arithmetic: openai-whisper softmaxes over those positions
  * and runs DTW in double precision; whisper.cpp softmaxes over all of them,
  * rounds the queries to f16 and runs DTW in single precision. Uses
- * sequence slot 0's cache. out's arrays are malloc'ed (align_out_free).
+ * sequence slot 0's cache (as far as the last alignment layer). out's arrays are malloc'ed (align_out_free).
  * Returns 0 or a HARK_E* code. */
 int align_window(struct hark_state *st, int profile, const struct align_heads *heads, const int32_t *sot_seq,
                  int n_sot, const int32_t *text, int n_text, int n_frames, int keep_matrix, struct align_out *out);

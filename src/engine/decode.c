@@ -549,12 +549,13 @@ static int align_segments(struct dctx *c, struct hark_result *r, int first, int 
         for (int j = 0; j < r->segments[i].n_tokens; j++) n += r->segments[i].tokens[j].id < sp->eot;
     if (n == 0) return 0;
     int32_t *ids = malloc((size_t)n * sizeof *ids);
+    float *probs = malloc((size_t)n * sizeof *probs);
     struct words_token *wt = malloc((size_t)n * sizeof *wt);
     char (*bytes)[64] = malloc((size_t)n * sizeof *bytes);
     struct words_word *w = NULL;
     struct align_out al = {0};
     int nw = 0;
-    if (!ids || !wt || !bytes) {
+    if (!ids || !wt || !bytes || !probs) {
         rc = HARK_ENOMEM;
         goto done;
     }
@@ -567,6 +568,7 @@ static int align_segments(struct dctx *c, struct hark_result *r, int first, int 
             const char *b = tok_bytes(c->m, id, bytes[n], &len);
             if (b != bytes[n]) memcpy(bytes[n], b, len < sizeof bytes[n] ? len : sizeof bytes[n]);
             ids[n] = id;
+            probs[n] = r->segments[i].tokens[j].p;
             wt[n] = (struct words_token){bytes[n], len < sizeof bytes[n] ? len : sizeof bytes[n], i - first, j};
             n++;
         }
@@ -591,7 +593,7 @@ static int align_segments(struct dctx *c, struct hark_result *r, int first, int 
         t->t_dtw_s = (seek + 2 * al.row_start[k + 1]) / 100.0;
     }
     double median;
-    nw = words_align(wt, n, words_by_char(r->language), al.row_start, al.p, seek / 100.0, &w, &median);
+    nw = words_align(wt, n, words_by_char(r->language), al.row_start, probs, seek / 100.0, &w, &median);
     if (nw < 0) {
         rc = nw;
         nw = 0;
@@ -647,6 +649,7 @@ done:
     words_free(w, nw);
     align_out_free(&al);
     free(ids);
+    free(probs);
     free(wt);
     free(bytes);
     return rc;

@@ -264,7 +264,14 @@ static int forward(struct hark_state *st, const struct rows *rw, const int32_t *
         for (int i = 0; i < S; i++) x[i] += pe[i];
     }
 
-    for (int l = 0; l < c->n_layer; l++) {
+    /* Capturing attention without logits needs no layer past the last
+     * captured one. */
+    int n_layer = c->n_layer;
+    if (cap && first_row >= n) {
+        n_layer = 0;
+        for (int k = 0; k < cap->n; k++) n_layer = cap->layer[k] + 1 > n_layer ? cap->layer[k] + 1 : n_layer;
+    }
+    for (int l = 0; l < n_layer; l++) {
         const struct dec_layer *L = &m->dec[l];
 
         /* Self-attention; this step's keys and values go into the cache. */

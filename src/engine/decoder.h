@@ -39,7 +39,9 @@ struct dec_capture {
     float *scratch;
 };
 
-/* dec_forward, also capturing cross-attention scores (cap may be NULL). */
+/* dec_forward, also capturing cross-attention scores (cap may be NULL).
+ * Without logits (first_row == n) the layers after the last captured one
+ * are skipped, and their caches are left as they were. */
 int dec_forward_capture(struct hark_state *st, int seq, const int32_t *tokens, int n, int n_past, int first_row,
                         float *logits, const struct dec_capture *cap);
 

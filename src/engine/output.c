@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cues.h"
 #include "hark.h"
 #include "result.h"
 
@@ -65,29 +66,6 @@ static void put_line_text(FILE *out, const char *text, int subtitle)
     }
 }
 
-/* Milliseconds, rounded to nearest with ties to even (the default rounding
- * mode, as Python's round()); negative and non-finite times become 0 and
- * absurdly large ones are clamped. */
-static long long to_ms(double s)
-{
-    if (!(s > 0)) return 0;
-    if (s > 1e12) s = 1e12;
-    return llrint(s * 1000.0);
-}
-
-/* HH:MM:SS<mark>mmm; hours grow past two digits when they must. */
-static void put_timestamp(FILE *out, double s, char mark)
-{
-    long long ms = to_ms(s);
-    long long h = ms / 3600000;
-    ms -= h * 3600000;
-    long long m = ms / 60000;
-    ms -= m * 60000;
-    long long sec = ms / 1000;
-    ms -= sec * 1000;
-    fprintf(out, "%02lld:%02lld:%02lld%c%03lld", h, m, sec, mark, ms);
-}
-
 static void write_txt(const hark_result *r, FILE *out)
 {
     for (int i = 0; i < r->n_segments; i++) {
@@ -96,29 +74,12 @@ static void write_txt(const hark_result *r, FILE *out)
     }
 }
 
-/* SubRip and WebVTT differ only in the header, the cue number and the
- * millisecond separator. */
-static void write_cues(const hark_result *r, FILE *out, int vtt)
-{
-    if (vtt) fputs("WEBVTT\n\n", out);
-    for (int i = 0; i < r->n_segments; i++) {
-        const struct hark_segment *seg = &r->segments[i];
-        if (!vtt) fprintf(out, "%d\n", i + 1);
-        put_timestamp(out, seg->start_s, vtt ? '.' : ',');
-        fputs(" --> ", out);
-        put_timestamp(out, seg->end_s, vtt ? '.' : ',');
-        fputc('\n', out);
-        put_line_text(out, seg->text, 1);
-        fputs("\n\n", out);
-    }
-}
-
 static void write_tsv(const hark_result *r, FILE *out)
 {
     fputs("start\tend\ttext\n", out);
     for (int i = 0; i < r->n_segments; i++) {
         const struct hark_segment *seg = &r->segments[i];
-        fprintf(out, "%lld\t%lld\t", to_ms(seg->start_s), to_ms(seg->end_s));
+        fprintf(out, "%lld\t%lld\t", cues_ms(seg->start_s), cues_ms(seg->end_s));
         put_line_text(out, seg->text, 0);
         fputc('\n', out);
     }
@@ -378,8 +339,8 @@ int hark_result_write(const hark_result *r, enum hark_format fmt, FILE *out)
     switch (fmt) {
     case HARK_FORMAT_TXT: write_txt(r, out); break;
     case HARK_FORMAT_JSON: rc = write_json(r, out); break;
-    case HARK_FORMAT_SRT: write_cues(r, out, 0); break;
-    case HARK_FORMAT_VTT: write_cues(r, out, 1); break;
+    case HARK_FORMAT_SRT:
+    case HARK_FORMAT_VTT: rc = hark_result_write_cues(r, fmt, NULL, out); break;
     case HARK_FORMAT_TSV: write_tsv(r, out); break;
     default: return HARK_EINVAL;
     }

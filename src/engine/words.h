@@ -48,7 +48,9 @@ void words_merge_punctuation(struct words_word *w, int n);
  * probabilities. Then openai-whisper's corrections in order: words at
  * sentence ends no longer than twice the median word duration (at most
  * 0.7 s), punctuation merged, times offset by the window's start and
- * rounded to 10 ms. *median_s receives the median duration. Returns the
+ * rounded to 10 ms. A word's probability is the mean of its tokens' p
+ * (hark passes the probability each token had when it was decoded).
+ * *median_s receives the median duration. Returns the
  * word count (*out as words_split) or HARK_ENOMEM. */
 int words_align(const struct words_token *tok, int n, int by_char, const int *row_start, const float *p,
                 double offset_s, struct words_word **out, double *median_s);
