@@ -7,8 +7,9 @@
  * stepped together, as beam search does). Whole transcriptions of the given
  * audio files go through the public API (hark_transcribe), greedy and with
  * beam 5, and report wall time, the real-time factor (wall / audio length)
- * and tokens per second. Every figure is the median of several runs, at each
- * requested thread count. The models benchmarked here have random weights,
+ * and tokens per second; greedy again with word timestamps, in both decoding
+ * profiles, adds the share of the time that aligning the words took. Every
+ * figure is the median of several runs, at each requested thread count. The models benchmarked here have random weights,
  * so the number of tokens a transcription produces is whatever the model
  * emits; transcriptions run without temperature fallback so that each run
  * does the same work.
@@ -69,6 +70,7 @@ struct bench_opts {
     const char *audio[BENCH_MAX_AUDIO];
     int n_audio;
     int beam;                  /* 1: also time beam 5 */
+    int words;                 /* 1: also time greedy with word timestamps */
     const char *label;
 };
 
@@ -77,8 +79,9 @@ void cli_bench_help(FILE *out)
     fputs("usage: hark bench -m MODEL [options]\n"
           "\n"
           "Times one model: load, log-mel of 30 s, encoder per window, decoder per token\n"
-          "(batch 1 and 5), and whole transcriptions of the given WAV files (greedy and\n"
-          "beam 5), as medians of several runs, at each thread count. Prints whisper.cpp\n"
+          "(batch 1 and 5), and whole transcriptions of the given WAV files (greedy, beam 5,\n"
+          "and greedy with word timestamps, with the share of the time aligning words\n"
+          "takes), as medians of several runs, at each thread count. Prints whisper.cpp\n"
           "1.9.3's figures beside ours where the model has a released shape.\n"
           "\n"
           "options:\n"
@@ -90,6 +93,7 @@ void cli_bench_help(FILE *out)
           "      --tokens N          decoder steps timed per run (default: 64)\n"
           "  -a, --audio FILE        a 16 kHz WAV file to transcribe (repeatable, up to 4)\n"
           "      --no-beam           skip the beam-5 transcriptions\n"
+          "      --no-words          skip the transcriptions with word timestamps\n"
           "      --label NAME        the name printed for the model (default: its file)\n"
           "  -h, --help              this help\n"
           "\n"
@@ -146,13 +150,14 @@ static int parse_threads(const char *s, struct bench_opts *o)
 
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
-    enum { OPT_TRUNS = 256, OPT_BUDGET, OPT_TOKENS, OPT_NOBEAM, OPT_LABEL };
+    enum { OPT_TRUNS = 256, OPT_BUDGET, OPT_TOKENS, OPT_NOBEAM, OPT_NOWORDS, OPT_LABEL };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},  {"threads", required_argument, NULL, 't'},
         {"runs", required_argument, NULL, 'r'},   {"transcribe-runs", required_argument, NULL, OPT_TRUNS},
         {"budget", required_argument, NULL, OPT_BUDGET}, {"tokens", required_argument, NULL, OPT_TOKENS},
         {"audio", required_argument, NULL, 'a'},  {"no-beam", no_argument, NULL, OPT_NOBEAM},
-        {"label", required_argument, NULL, OPT_LABEL}, {"help", no_argument, NULL, 'h'},
+        {"no-words", no_argument, NULL, OPT_NOWORDS}, {"label", required_argument, NULL, OPT_LABEL},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c, v;
@@ -166,6 +171,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
     o->budget_ms = 60e3;
     o->n_tokens = 64;
     o->beam = 1;
+    o->words = 1;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":m:t:r:a:h", longopts, NULL)) != -1) {
@@ -208,6 +214,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
             o->audio[o->n_audio++] = optarg;
             break;
         case OPT_NOBEAM: o->beam = 0; break;
+        case OPT_NOWORDS: o->words = 0; break;
         case OPT_LABEL: o->label = optarg; break;
         case 'h': cli_bench_help(stdout); return -1;
         case ':':
@@ -381,18 +388,37 @@ static int bench_transcribe(const struct bench_opts *o, hark_state *st, int thre
     double audio_s = (double)n_samples / MEL_SAMPLE_RATE;
     char err[512];
 
-    for (int beam = 1; beam <= (o->beam ? 5 : 1); beam += 4) {
+    /* Greedy, beam 5, then greedy with word timestamps in each decoding
+     * profile, where the share of the time spent aligning words is the
+     * state's own count of it. */
+    static const struct {
+        int beam, words, profile;
+        const char *what;
+    } rows[] = {
+        {1, 0, HARK_DECODER_OPENAI, "greedy"},
+        {5, 0, HARK_DECODER_OPENAI, "beam 5"},
+        {1, 1, HARK_DECODER_OPENAI, "greedy+words"},
+        {1, 1, HARK_DECODER_WHISPER_CPP, "greedy+words wcpp"},
+    };
+    for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
         struct hark_options opt;
+        double share[BENCH_MAX_RUNS];
         int n, n_tok = 0, rc;
+        if (rows[k].beam > 1 && !o->beam) continue;
+        if (rows[k].words && !o->words) continue;
         hark_options_init(&opt);
         opt.language = "en";
-        opt.beam_size = beam;
+        opt.beam_size = rows[k].beam;
         opt.no_fallback = 1;
+        opt.word_timestamps = rows[k].words;
+        opt.decoder = rows[k].profile;
         for (n = 0, spent = 0; keep_going(o, n, o->transcribe_runs, spent); n++) {
             hark_result *res = NULL;
+            st->align_ms = 0;
             double t0 = bench_now_ms();
             rc = hark_transcribe(st, pcm, n_samples, &opt, &res, err, sizeof err);
             t[n] = bench_now_ms() - t0;
+            share[n] = 100.0 * st->align_ms / t[n];
             spent += t[n];
             if (rc) {
                 cli_error("transcribe %s: %s", name, err);
@@ -403,9 +429,11 @@ static int bench_transcribe(const struct bench_opts *o, hark_state *st, int thre
         }
         double wall = bench_median(t, n);
         char what[96];
-        snprintf(what, sizeof what, "%.18s %s", name, beam == 1 ? "greedy" : "beam 5");
-        printf("  %-28s %10.2f ms   (median of %d)   RTF %.3f   %d tokens   %.1f tokens/s\n", what, wall, n,
+        snprintf(what, sizeof what, "%.12s %s", name, rows[k].what);
+        printf("  %-28s %10.2f ms   (median of %d)   RTF %.3f   %d tokens   %.1f tokens/s", what, wall, n,
                wall / 1e3 / audio_s, n_tok, n_tok / (wall / 1e3));
+        if (rows[k].words) printf("   words %.1f%% of it", bench_median(share, n));
+        printf("\n");
     }
     return CLI_EXIT_OK;
 }

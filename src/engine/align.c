@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "decoder.h"
+#include "kernels.h"
 #include "model.h"
 #include "state.h"
 #include "tokenizer.h"
@@ -225,6 +226,79 @@ void align_out_free(struct align_out *out)
     out->x = NULL;
 }
 
+/* One head's part of a window: softmax of its scores over the positions
+ * (in place, the first F of each row kept), each position normalised across
+ * the tokens, then the median filter along each token's row into out. */
+struct head_job {
+    float *scores;   /* heads x N x A */
+    float *out;      /* heads x N x F */
+    int N, A, F, wcpp;
+    int failed;
+};
+
+static void head_task(void *arg, int k, int thread)
+{
+    struct head_job *a = arg;
+    const int N = a->N, A = a->A, F = a->F;
+    float *s = a->scores + (size_t)k * N * A, *dst = a->out + (size_t)k * N * F;
+    double *mean = calloc(2 * (size_t)F, sizeof(double)), *var = mean + F;
+    float win[MEDFILT];
+    (void)thread;
+    if (!mean) {
+        a->failed = 1;
+        return;
+    }
+    /* Softmax over the window's positions (openai) or all (whisper.cpp). */
+    const int n_soft = a->wcpp ? A : F;
+    for (int r = 0; r < N; r++) {
+        float *row = s + (size_t)r * A;
+        float mx = -INFINITY;
+        for (int j = 0; j < n_soft; j++) mx = row[j] > mx ? row[j] : mx;
+        double sum = 0.0;
+        for (int j = 0; j < n_soft; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        const float inv = (float)(1.0 / sum);
+        for (int j = 0; j < F; j++) row[j] *= inv;
+    }
+    /* Normalise each position across the tokens. */
+    for (int r = 0; r < N; r++)
+        for (int j = 0; j < F; j++) mean[j] += s[(size_t)r * A + j];
+    for (int j = 0; j < F; j++) mean[j] /= N;
+    for (int r = 0; r < N; r++)
+        for (int j = 0; j < F; j++) {
+            double d = s[(size_t)r * A + j] - mean[j];
+            var[j] += d * d;
+        }
+    for (int j = 0; j < F; j++) var[j] = 1.0 / sqrt(var[j] / N + (a->wcpp ? 1e-9 : 0.0));
+    for (int r = 0; r < N; r++)
+        for (int j = 0; j < F; j++) s[(size_t)r * A + j] = (float)((s[(size_t)r * A + j] - mean[j]) * var[j]);
+    free(mean);
+    /* Median filter along each row, reflected at the ends. */
+    for (int r = 0; r < N; r++) {
+        const float *row = s + (size_t)r * A;
+        float *o = dst + (size_t)r * F;
+        for (int j = 0; j < F; j++) {
+            if (F <= MEDFILT / 2) {
+                o[j] = row[j];
+                continue;
+            }
+            if (j >= MEDFILT / 2 && j < F - MEDFILT / 2) {
+                memcpy(win, row + j - MEDFILT / 2, sizeof win);
+            } else {
+                for (int t = -MEDFILT / 2; t <= MEDFILT / 2; t++) {
+                    int idx = j + t;
+                    if (idx < 0) idx = -idx;
+                    else if (idx >= F) idx = 2 * (F - 1) - idx;
+                    win[t + MEDFILT / 2] = row[idx];
+                }
+            }
+            o[j] = median7(win);
+        }
+    }
+}
+
 int align_window(struct hark_state *st, int profile, const struct align_heads *heads, const int32_t *sot_seq,
                  int n_sot, const int32_t *text, int n_text, int n_frames, int keep_matrix, struct align_out *out)
 {
@@ -255,62 +329,24 @@ int align_window(struct hark_state *st, int profile, const struct align_heads *h
     if ((rc = dec_reserve(st, 1)) != 0) goto done;
     if ((rc = dec_forward_capture(st, 0, tok, N, 0, N, NULL, &cap)) != 0) goto done;
 
-    float win[MEDFILT];
-    float *w = malloc((size_t)N * F * sizeof(float));
-    if (!w) {
+    float *per_head = malloc((size_t)heads->n * N * F * sizeof(float));
+    if (!per_head) {
         rc = HARK_ENOMEM;
         goto done;
     }
-    for (int k = 0; k < heads->n; k++) {
-        float *s = scores + (size_t)k * N * A;
-        /* Softmax over the window's positions (openai) or all (whisper.cpp). */
-        for (int r = 0; r < N; r++) {
-            float *row = s + (size_t)r * A;
-            int n_soft = wcpp ? A : F;
-            float mx = -INFINITY;
-            for (int j = 0; j < n_soft; j++) mx = row[j] > mx ? row[j] : mx;
-            double sum = 0.0;
-            for (int j = 0; j < n_soft; j++) {
-                row[j] = expf(row[j] - mx);
-                sum += row[j];
-            }
-            const float inv = (float)(1.0 / sum);
-            for (int j = 0; j < F; j++) w[(size_t)r * F + j] = row[j] * inv;
-        }
-        /* Normalise each position across the tokens. */
-        for (int j = 0; j < F; j++) {
-            double mean = 0.0, var = 0.0;
-            for (int r = 0; r < N; r++) mean += w[(size_t)r * F + j];
-            mean /= N;
-            for (int r = 0; r < N; r++) {
-                double d = w[(size_t)r * F + j] - mean;
-                var += d * d;
-            }
-            var /= N;
-            double inv = 1.0 / sqrt(var + (wcpp ? 1e-9 : 0.0));
-            for (int r = 0; r < N; r++) w[(size_t)r * F + j] = (float)((w[(size_t)r * F + j] - mean) * inv);
-        }
-        /* Median filter along each row (reflected at the ends), summed into
-         * the mean over heads. */
-        for (int r = 0; r < N; r++) {
-            const float *row = w + (size_t)r * F;
-            float *dst = mat + (size_t)r * F;
-            for (int j = 0; j < F; j++) {
-                float v = row[j];
-                if (F > MEDFILT / 2) {
-                    for (int o = -MEDFILT / 2; o <= MEDFILT / 2; o++) {
-                        int idx = j + o;
-                        if (idx < 0) idx = -idx;
-                        else if (idx >= F) idx = 2 * (F - 1) - idx;
-                        win[o + MEDFILT / 2] = row[idx];
-                    }
-                    v = median7(win);
-                }
-                dst[j] += v;
-            }
-        }
+    struct head_job job = {scores, per_head, N, A, F, wcpp, 0};
+    kern_pool_run(st->pool, head_task, &job, heads->n);
+    if (job.failed) {
+        free(per_head);
+        rc = HARK_ENOMEM;
+        goto done;
     }
-    free(w);
+    /* The heads summed in their order, whatever thread filtered each. */
+    for (int k = 0; k < heads->n; k++) {
+        const float *h = per_head + (size_t)k * N * F;
+        for (size_t i = 0; i < (size_t)N * F; i++) mat[i] += h[i];
+    }
+    free(per_head);
     /* The mean, negated, without the sot sequence's rows and eot's. */
     for (int r = 0; r < R; r++)
         for (int j = 0; j < F; j++) x[(size_t)r * F + j] = -(mat[(size_t)(n_sot + r) * F + j] / (float)heads->n);

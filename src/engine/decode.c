@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "align.h"
 #include "decode.h"
@@ -541,7 +542,7 @@ static int add_segment(struct dctx *c, struct hark_result *r, const struct windo
  * (starting at seek, n_frames of audio) produced: DTW token times, and the
  * words of each segment. In the openai profile the words also correct the
  * segments' times, as openai-whisper's add_word_timestamps does. */
-static int align_segments(struct dctx *c, struct hark_result *r, int first, int seek, int n_frames)
+static int align_segments_run(struct dctx *c, struct hark_result *r, int first, int seek, int n_frames)
 {
     const struct tok_special *sp = &c->rules.sp;
     int n = 0, rc = 0;
@@ -652,6 +653,17 @@ done:
     free(probs);
     free(wt);
     free(bytes);
+    return rc;
+}
+
+/* align_segments_run, its time added to the state's align_ms. */
+static int align_segments(struct dctx *c, struct hark_result *r, int first, int seek, int n_frames)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = align_segments_run(c, r, first, seek, n_frames);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    c->st->align_ms += (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     return rc;
 }
 

@@ -24,6 +24,7 @@ struct hark_state {
     struct kern_pool *pool;
     struct enc_ctx *enc;
     struct dec_ctx *dec;
+    double align_ms; /* time spent on word timestamps, summed over transcriptions */
 };
 
 #endif
