@@ -9,8 +9,8 @@
  * beam 5, and report wall time, the real-time factor (wall / audio length)
  * and tokens per second; greedy again with word timestamps, in both decoding
  * profiles, adds the share of the time that aligning the words took. Every
- * figure is the median of several runs, at each requested thread count. The models benchmarked here have random weights,
- * so the number of tokens a transcription produces is whatever the model
+ * figure is the median of several runs, at each requested thread count. The
+ * models benchmarked here have random weights, so the number of tokens a transcription produces is whatever the model
  * emits; transcriptions run without temperature fallback so that each run
  * does the same work.
  *

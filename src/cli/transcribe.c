@@ -308,8 +308,10 @@ static int parse_args(int argc, char **argv, struct settings *s)
             break;
         case OPT_LINE_CHARS:
         case OPT_LINES:
-            if (cli_parse_int(optarg, 1, c == OPT_LINES ? 20 : 1000, c == OPT_LINES ? &s->cues.max_lines : &s->cues.max_line_chars)) {
-                cli_error("%s wants a whole number from 1 to %d, not '%s'", c == OPT_LINES ? "--max-lines" : "--max-line-chars",
+            if (cli_parse_int(optarg, 1, c == OPT_LINES ? 20 : 1000,
+                              c == OPT_LINES ? &s->cues.max_lines : &s->cues.max_line_chars)) {
+                cli_error("%s wants a whole number from 1 to %d, not '%s'",
+                          c == OPT_LINES ? "--max-lines" : "--max-line-chars",
                           c == OPT_LINES ? 20 : 1000, optarg);
                 return -1;
             }

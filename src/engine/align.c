@@ -30,7 +30,6 @@
 #include "state.h"
 #include "tokenizer.h"
 
-#define MEDFILT 7
 
 /* ------------------------------------------------------------------ heads */
 
@@ -43,7 +42,8 @@ static const int8_t heads_base[][2] = {{3, 1}, {4, 2}, {4, 3}, {4, 7}, {5, 1}, {
 static const int8_t heads_small_en[][2] = {{6, 6},   {7, 0},   {7, 3},   {7, 8},  {8, 2},   {8, 5},  {8, 7},
                                            {9, 0},   {9, 4},   {9, 8},   {9, 10}, {10, 0},  {10, 1}, {10, 2},
                                            {10, 3},  {10, 6},  {10, 11}, {11, 2}, {11, 4}};
-static const int8_t heads_small[][2] = {{5, 3}, {5, 9}, {8, 0}, {8, 4}, {8, 7}, {8, 8}, {9, 0}, {9, 7}, {9, 9}, {10, 5}};
+static const int8_t heads_small[][2] = {{5, 3}, {5, 9}, {8, 0}, {8, 4}, {8, 7},
+                                        {8, 8}, {9, 0}, {9, 7}, {9, 9}, {10, 5}};
 static const int8_t heads_medium_en[][2] = {{11, 4},  {14, 1},  {14, 12}, {14, 14}, {15, 4},  {16, 0},
                                             {16, 4},  {16, 9},  {17, 12}, {17, 14}, {18, 7},  {18, 10},
                                             {18, 15}, {20, 0},  {20, 3},  {20, 9},  {20, 14}, {21, 12}};
@@ -203,21 +203,6 @@ int align_dtw(const float *x, int n, int m, int dbl, int *row_start, double *tot
 
 /* ------------------------------------------------------------------ window */
 
-/* The median of 7 values (a sort by insertion; the values are few). */
-static float median7(float *v)
-{
-    for (int i = 1; i < MEDFILT; i++) {
-        float x = v[i];
-        int j = i - 1;
-        while (j >= 0 && v[j] > x) {
-            v[j + 1] = v[j];
-            j--;
-        }
-        v[j + 1] = x;
-    }
-    return v[MEDFILT / 2];
-}
-
 void align_out_free(struct align_out *out)
 {
     free(out->row_start);
@@ -242,7 +227,6 @@ static void head_task(void *arg, int k, int thread)
     const int N = a->N, A = a->A, F = a->F;
     float *s = a->scores + (size_t)k * N * A, *dst = a->out + (size_t)k * N * F;
     double *mean = calloc(2 * (size_t)F, sizeof(double)), *var = mean + F;
-    float win[MEDFILT];
     (void)thread;
     if (!mean) {
         a->failed = 1;
@@ -276,27 +260,7 @@ static void head_task(void *arg, int k, int thread)
         for (int j = 0; j < F; j++) s[(size_t)r * A + j] = (float)((s[(size_t)r * A + j] - mean[j]) * var[j]);
     free(mean);
     /* Median filter along each row, reflected at the ends. */
-    for (int r = 0; r < N; r++) {
-        const float *row = s + (size_t)r * A;
-        float *o = dst + (size_t)r * F;
-        for (int j = 0; j < F; j++) {
-            if (F <= MEDFILT / 2) {
-                o[j] = row[j];
-                continue;
-            }
-            if (j >= MEDFILT / 2 && j < F - MEDFILT / 2) {
-                memcpy(win, row + j - MEDFILT / 2, sizeof win);
-            } else {
-                for (int t = -MEDFILT / 2; t <= MEDFILT / 2; t++) {
-                    int idx = j + t;
-                    if (idx < 0) idx = -idx;
-                    else if (idx >= F) idx = 2 * (F - 1) - idx;
-                    win[t + MEDFILT / 2] = row[idx];
-                }
-            }
-            o[j] = median7(win);
-        }
-    }
+    for (int r = 0; r < N; r++) kern_median7(s + (size_t)r * A, dst + (size_t)r * F, F);
 }
 
 int align_window(struct hark_state *st, int profile, const struct align_heads *heads, const int32_t *sot_seq,

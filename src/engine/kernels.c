@@ -571,6 +571,74 @@ void kern_softmax(float *x, int n)
     for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
+/* ------------------------------------------------------------ median of 7 */
+
+/* The comparators of a 7-input sorting network that decide the middle
+ * value (Knuth's 16-comparator network without the two last ones that do
+ * not touch it). */
+static const unsigned char med7_net[14][2] = {{0, 6}, {2, 3}, {4, 5}, {0, 2}, {1, 4}, {3, 6}, {0, 1},
+                                             {2, 5}, {3, 4}, {1, 2}, {4, 6}, {2, 3}, {4, 5}, {3, 4}};
+
+static float median7_1(float *v)
+{
+    for (int k = 0; k < 14; k++) {
+        float a = v[med7_net[k][0]], b = v[med7_net[k][1]];
+        v[med7_net[k][0]] = a < b ? a : b;
+        v[med7_net[k][1]] = a < b ? b : a;
+    }
+    return v[3];
+}
+
+/* Sixteen medians at once: y[j..j+15] from x[j-3..j+18]. */
+static T512 void median7_512(const float *x, float *y, int j0, int j1)
+{
+    int j = j0;
+    for (; j + 16 <= j1; j += 16) {
+        __m512 v[7];
+        for (int t = 0; t < 7; t++) v[t] = _mm512_loadu_ps(x + j - 3 + t);
+        for (int k = 0; k < 14; k++) {
+            __m512 a = v[med7_net[k][0]], b = v[med7_net[k][1]];
+            v[med7_net[k][0]] = _mm512_min_ps(a, b);
+            v[med7_net[k][1]] = _mm512_max_ps(a, b);
+        }
+        _mm512_storeu_ps(y + j, v[3]);
+    }
+    for (; j < j1; j++) {
+        float w[7];
+        memcpy(w, x + j - 3, sizeof w);
+        y[j] = median7_1(w);
+    }
+}
+
+void kern_median7(const float *x, float *y, int n)
+{
+    if (n <= 3) {
+        memmove(y, x, (size_t)(n > 0 ? n : 0) * sizeof *y);
+        return;
+    }
+    /* The three values at each end see the row reflected about its ends. */
+    for (int j = 0; j < n; j = j == 2 && n > 6 ? n - 3 : j + 1) {
+        float w[7];
+        for (int t = -3; t <= 3; t++) {
+            int i = j + t;
+            if (i < 0) i = -i;
+            else if (i >= n) i = 2 * (n - 1) - i;
+            w[t + 3] = x[i];
+        }
+        y[j] = median7_1(w);
+    }
+    if (n <= 6) return;
+    if (use_simd()) {
+        median7_512(x, y, 3, n - 3);
+        return;
+    }
+    for (int j = 3; j < n - 3; j++) {
+        float w[7];
+        memcpy(w, x + j - 3, sizeof w);
+        y[j] = median7_1(w);
+    }
+}
+
 static float dot(const float *a, const float *b, int n)
 {
     return use_simd() ? dot_512(a, b, n) : dot_1(a, b, n);

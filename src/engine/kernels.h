@@ -100,6 +100,11 @@ void kern_layernorm(struct kern_pool *pool, const float *x, int m, int n, const 
 /* Softmax of n floats in place (max-subtracted, f32). */
 void kern_softmax(float *x, int n);
 
+/* y[j] = the median of x[j-3..j+3] for each of n values, x reflected
+ * about its ends (x[-i] = x[i]); n <= 3 copies x. x and y must not
+ * overlap. */
+void kern_median7(const float *x, float *y, int n);
+
 /* GELU, tanh approximation, in place over n floats. */
 void kern_gelu(float *x, size_t n);
 

@@ -228,7 +228,8 @@ static int ffmpeg_read(const char *path, const struct cue *c, int nc)
         if (avcodec_decode_subtitle2(dec, &sub, &got, pkt) < 0 || !got) n = -1000000;
         if (got) avsubtitle_free(&sub);
         double t0 = pkt->pts * av_q2d(st->time_base), t1 = (pkt->pts + pkt->duration) * av_q2d(st->time_base);
-        if (n >= 0 && n < nc && (fabs(t0 - cues_ms(c[n].start) / 1000.0) > 0.0015 || fabs(t1 - cues_ms(c[n].end) / 1000.0) > 0.0015))
+        if (n >= 0 && n < nc &&
+            (fabs(t0 - cues_ms(c[n].start) / 1000.0) > 0.0015 || fabs(t1 - cues_ms(c[n].end) / 1000.0) > 0.0015))
             n = -1000000;
         n++;
         av_packet_unref(pkt);

@@ -792,6 +792,50 @@ static void probe_task(void *arg, int task, int thread)
     if (thread < 0 || thread >= p->n_threads) atomic_store(&p->bad_thread, 1);
 }
 
+/* --------------------------------------------------------- median of 7 */
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Against sorting each reflected window, for every length from 1 to 70 and
+ * a window's worth, values with many ties, in both modes. */
+static void test_median7(void)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        set_mode(mode);
+        int bad = 0;
+        for (int n = 1; n <= 1500; n = n < 70 ? n + 1 : n + 715) {
+            float *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+            for (int i = 0; i < n; i++) x[i] = (rnd_u32() & 3) ? rnd_f() : (float)(rnd_u32() % 3);
+            kern_median7(x, y, n);
+            for (int j = 0; j < n; j++) {
+                float w[7], want;
+                if (n <= 3) {
+                    want = x[j];
+                } else {
+                    for (int t = -3; t <= 3; t++) {
+                        int i = j + t;
+                        if (i < 0) i = -i;
+                        else if (i >= n) i = 2 * (n - 1) - i;
+                        w[t + 3] = x[i];
+                    }
+                    qsort(w, 7, sizeof *w, cmp_float);
+                    want = w[3];
+                }
+                if (y[j] != want && bad++ < 5)
+                    fprintf(stderr, "    %s n %d j %d: %g, not %g\n", mode_name(mode), n, j, y[j], want);
+            }
+            free(x);
+            free(y);
+        }
+        CHECKF(bad == 0, "%s: %d medians differ", mode_name(mode), bad);
+    }
+    set_mode(3);
+}
+
 static void test_pool(void)
 {
     enum { NT = 5000 };
@@ -846,6 +890,7 @@ int main(int argc, char **argv)
     t_run("attention_rows", test_attention_rows);
     t_run("lstm_round", test_lstm_round);
     t_run("f16_rows", test_f16_rows);
+    t_run("median7", test_median7);
     t_run("pool", test_pool);
     return t_summary();
 }
