@@ -123,12 +123,13 @@ struct cli_jobs {
     int threads;
     int lease_s;
     struct cli_vad vad;     /* speech detection's defaults for jobs that set none */
+    int words;              /* word timestamps for jobs that do not say (default on) */
     hark_vad *vad_model;    /* loaded by cli_start_queue (owned; cli_jobs_deinit) */
 };
 
 /* The defaults, then HARK_DB, HARK_DATA, HARK_MODELS, HARK_MODEL,
- * HARK_WORKERS, HARK_THREADS, HARK_LEASE_SECONDS and the HARK_VAD*
- * variables; -1 after an error line. */
+ * HARK_WORKERS, HARK_THREADS, HARK_LEASE_SECONDS, HARK_WORD_TIMESTAMPS
+ * and the HARK_VAD* variables; -1 after an error line. */
 int cli_jobs_from_env(struct cli_jobs *j, int min_workers);
 
 /* Frees what cli_start_queue loaded; call after queue_stop. */
@@ -136,16 +137,24 @@ void cli_jobs_deinit(struct cli_jobs *j);
 
 /* Takes the getopt_long code of a shared option: 'D' (--db), 'd' (--data),
  * 'M' (--models), 'm' (--model), 'w' (--workers), 't' (--threads), 'l'
- * (--lease-seconds) or one of CLI_VAD_OPTIONS. 1 when it was one of them,
+ * (--lease-seconds), CLI_OPT_WORDS (--word-timestamps), CLI_OPT_NO_WORDS
+ * (--no-word-timestamps) or one of CLI_VAD_OPTIONS. 1 when it was one of them,
  * 0 when not, -1 after an error line. */
 int cli_jobs_option(struct cli_jobs *j, int code, const char *arg);
+
+enum { CLI_OPT_WORDS = 0x620, CLI_OPT_NO_WORDS };
 
 /* The long options of cli_jobs_option, for a getopt_long table. */
 #define CLI_JOBS_OPTIONS                                                                       \
     {"db", required_argument, 0, 'D'}, {"data", required_argument, 0, 'd'},                    \
         {"models", required_argument, 0, 'M'}, {"model", required_argument, 0, 'm'},           \
         {"workers", required_argument, 0, 'w'}, {"threads", required_argument, 0, 't'},        \
-        {"lease-seconds", required_argument, 0, 'l'}, CLI_VAD_OPTIONS
+        {"lease-seconds", required_argument, 0, 'l'},                                          \
+        {"word-timestamps", no_argument, 0, CLI_OPT_WORDS},                                    \
+        {"no-word-timestamps", no_argument, 0, CLI_OPT_NO_WORDS}, CLI_VAD_OPTIONS
+
+/* The lines of --word-timestamps and --no-word-timestamps for a --help. */
+void cli_words_help(FILE *out);
 
 struct store;
 struct queue;

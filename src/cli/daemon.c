@@ -100,8 +100,10 @@ int cli_jobs_from_env(struct cli_jobs *j, int min_workers)
     j->threads = cli_default_threads();
     j->lease_s = STORE_LEASE_MS_DEFAULT / 1000;
     j->vad_model = NULL;
+    j->words = 1;
     cli_vad_init(&j->vad);
     if (cli_env_int("HARK_WORKERS", min_workers, 64, &j->workers) < 0 ||
+        cli_env_int("HARK_WORD_TIMESTAMPS", 0, 1, &j->words) < 0 ||
         cli_env_int("HARK_THREADS", 1, 256, &j->threads) < 0 ||
         cli_env_int("HARK_LEASE_SECONDS", 1, MAX_LEASE_S, &j->lease_s) < 0 || cli_vad_from_env(&j->vad) < 0)
         return -1;
@@ -124,8 +126,19 @@ int cli_jobs_option(struct cli_jobs *j, int code, const char *arg)
     case 'w': return cli_option_int("workers", arg, j->min_workers, 64, &j->workers) < 0 ? -1 : 1;
     case 't': return cli_option_int("threads", arg, 1, 256, &j->threads) < 0 ? -1 : 1;
     case 'l': return cli_option_int("lease-seconds", arg, 1, MAX_LEASE_S, &j->lease_s) < 0 ? -1 : 1;
+    case CLI_OPT_WORDS: j->words = 1; return 1;
+    case CLI_OPT_NO_WORDS: j->words = 0; return 1;
     default: return cli_vad_option(&j->vad, code, arg);
     }
+}
+
+void cli_words_help(FILE *out)
+{
+    fputs("  --word-timestamps      time every word (DTW over the alignment heads): words in\n"
+          "                         results.json and subtitles cut at words, for jobs that\n"
+          "                         do not choose (HARK_WORD_TIMESTAMPS=1; the default)\n"
+          "  --no-word-timestamps   only when a job asks (HARK_WORD_TIMESTAMPS=0)\n",
+          out);
 }
 
 int cli_start_queue(struct store *store, struct cli_jobs *j, const char *default_model,
@@ -153,6 +166,7 @@ int cli_start_queue(struct store *store, struct cli_jobs *j, const char *default
     qc.vad = j->vad_model;
     qc.vad_on = j->vad.mode != CLI_VAD_OFF;
     qc.vad_params = j->vad.params;
+    qc.words_on = j->words;
     qc.data_dir = j->data;
     qc.models_dir = j->models;
     qc.default_model = default_model;

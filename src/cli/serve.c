@@ -63,9 +63,10 @@ void cli_serve_help(FILE *out)
           "  --lease-seconds N      how long a running job stays this process's without a\n"
           "                         heartbeat (HARK_LEASE_SECONDS; default 30); with a shared\n"
           "                         database, the jobs of a process that dies go back to\n"
-          "                         the queue when their lease has passed\n"
-          "  -h, --help             this help\n"
-          "\n"
+          "                         the queue when their lease has passed\n",
+          out);
+    cli_words_help(out);
+    fputs("  -h, --help             this help\n"
           "\n",
           out);
     cli_vad_help(out);

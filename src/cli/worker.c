@@ -52,9 +52,10 @@ void cli_worker_help(FILE *out)
           "  --lease-seconds N      how long a job stays this worker's without a heartbeat;\n"
           "                         the jobs of a worker that dies go back to the queue\n"
           "                         when it has passed\n"
-          "                         (HARK_LEASE_SECONDS; default 30)\n"
-          "  -h, --help             this help\n"
-          "\n"
+          "                         (HARK_LEASE_SECONDS; default 30)\n",
+          out);
+    cli_words_help(out);
+    fputs("  -h, --help             this help\n"
           "\n",
           out);
     cli_vad_help(out);

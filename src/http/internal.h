@@ -210,6 +210,16 @@ const char *media_reason(const char *err, const char *path);
 int check_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq,
                 const char *name, int openai, enum MHD_Result *ret);
 
+/* ---- subtitles.c */
+
+struct hark_cue_options;
+
+/* Makes SRT or WebVTT (fmt: HARK_FORMAT_SRT or HARK_FORMAT_VTT) from a
+ * stored results.json with the cue options o, into *out (malloc'ed, *len
+ * bytes). Returns 0, or a HARK_E* code with a reason in err. */
+int subtitles_render(const char *json_path, int fmt, const struct hark_cue_options *o, char **out, size_t *len,
+                     char *err, size_t errlen);
+
 /* ---- openai.c: /v1 */
 
 enum MHD_Result route_v1_models(struct http_server *srv, struct MHD_Connection *c, struct request *rq);

@@ -66,49 +66,19 @@ static char *full_text(const hark_result *r)
     return s;
 }
 
-static int is_special(const char *text)
-{
-    size_t n = strlen(text);
-    return n >= 4 && !strncmp(text, "<|", 2) && !strcmp(text + n - 2, "|>");
-}
-
-/* Words from the tokens' times: a token that starts with a space starts a
- * word; the others extend the current one. */
+/* Every segment's words, as OpenAI's API lists them: the text without its
+ * leading space, start and end. */
 static json_t *words_json(const hark_result *r)
 {
     json_t *words = json_array();
-    char word[256];
-    size_t wlen = 0;
-    double t0 = -1, t1 = -1;
-    int i, j, n = hark_result_n_segments(r);
-    for (i = 0; i <= n; i++) {
-        const struct hark_segment *seg = i < n ? hark_result_segment(r, i) : NULL;
-        int nt = seg ? seg->n_tokens : 0;
-        for (j = 0; j <= nt; j++) {
-            const struct hark_token *t = j < nt ? &seg->tokens[j] : NULL;
-            int boundary = !t || t->text[0] == ' ' || is_special(t->text);
-            if (boundary && wlen) {
-                size_t a = 0;
-                word[wlen] = 0;
-                while (word[a] == ' ') a++;
-                if (word[a] && t0 >= 0) {
-                    json_t *w = json_string(word + a);
-                    if (w)
-                        json_array_append_new(words, json_pack("{s:o, s:f, s:f}", "word", w,
-                                                               "start", t0, "end", t1));
-                }
-                wlen = 0;
-                t0 = t1 = -1;
-            }
-            if (!t || is_special(t->text)) continue;
-            if (wlen + strlen(t->text) < sizeof word) {
-                memcpy(word + wlen, t->text, strlen(t->text));
-                wlen += strlen(t->text);
-                if (t0 < 0) t0 = t->t0_s;
-                t1 = t->t1_s;
-            }
+    for (int i = 0; i < hark_result_n_segments(r); i++) {
+        const struct hark_segment *seg = hark_result_segment(r, i);
+        for (int k = 0; k < seg->n_words; k++) {
+            const char *text = seg->words[k].text;
+            while (*text == ' ') text++;
+            json_array_append_new(words, json_pack("{s:s, s:f, s:f}", "word", text, "start", seg->words[k].start_s,
+                                                   "end", seg->words[k].end_s));
         }
-        if (!seg) break;
     }
     return words;
 }
@@ -324,11 +294,12 @@ enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c
     }
     opt.task = translate ? HARK_TASK_TRANSLATE : HARK_TASK_TRANSCRIBE;
     struct hark_vad_params defaults;
-    struct queue_vad vad;
+    struct queue_options jo;
     queue_vad_defaults(srv->queue, NULL, &defaults);
-    queue_vad_init(&vad, &defaults);
-    if (read_vad_fields(c, rq, &vad, &ret) < 0) return ret;
-    if (queue_vad_apply(srv->queue, &vad, &opt, err, sizeof err) < 0)
+    queue_options_init(&jo, &defaults);
+    if (words) jo.words = 1;
+    if (read_vad_fields(c, rq, &jo.vad, &ret) < 0) return ret;
+    if (queue_options_apply(srv->queue, &jo, &opt, err, sizeof err) < 0)
         return http_send_error(c, rq, 400, "vad_unavailable", "chunking_strategy", NULL, "%s", err);
 
     if (decode_file(c, rq, &pcm, &n, &ret) < 0) return ret;

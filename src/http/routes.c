@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,18 +143,22 @@ json_t *upload_json(const struct store_upload *u)
 
 static json_t *job_json(const struct store_job *j)
 {
-    /* The job's own speech detection: null when it takes the default. */
+    /* The job's own speech detection and word timestamps: null when it
+     * takes the default. */
     json_t *opts = j->options[0] ? json_loads(j->options, 0, NULL) : NULL, *vad = json_object_get(opts, "vad");
+    json_t *words = json_object_get(opts, "word_timestamps");
     vad = vad ? json_incref(vad) : json_null();
+    words = words ? json_incref(words) : json_null();
     json_decref(opts);
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:s, s:o, s:o, s:o, s:o, s:o}",
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:f, s:i, s:s, s:o, s:o, s:o, s:o, s:o, s:o}",
                      "id", (json_int_t)j->id, "upload_id", j->upload_id, "model", j->model,
                      "language", j->language, "task", j->task, "state", j->state,
                      "progress", j->progress, "attempts", j->attempts, "created", j->created,
                      "started", j->started[0] ? json_string(j->started) : json_null(),
                      "finished", j->finished[0] ? json_string(j->finished) : json_null(),
                      "worker", j->worker[0] ? json_string(j->worker) : json_null(),
-                     "error", j->error[0] ? json_string(j->error) : json_null(), "vad", vad);
+                     "error", j->error[0] ? json_string(j->error) : json_null(), "vad", vad,
+                     "word_timestamps", words);
 }
 
 int check_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq,
@@ -331,24 +336,29 @@ enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, s
                               "\"id\" (the upload's id) is required");
         goto out;
     }
-    /* Speech detection: false, true or an object of settings over the
-     * server's; kept with the job, resolved. */
+    /* Speech detection (false, true or an object of settings over the
+     * server's) and word timestamps (true or false); kept with the job,
+     * resolved. */
     struct hark_vad_params vad_defaults;
-    struct queue_vad vad;
-    char vad_err[256], options[512];
+    struct queue_options jo;
+    char opt_err[256], options[512];
     queue_vad_defaults(srv->queue, NULL, &vad_defaults);
-    queue_vad_init(&vad, &vad_defaults);
-    if (queue_vad_parse(json_object_get(body, "vad"), &vad, vad_err, sizeof vad_err) < 0) {
-        ret = http_send_error(c, rq, 400, "invalid_request", "vad", NULL, "%s", vad_err);
+    queue_options_init(&jo, &vad_defaults);
+    if (queue_vad_parse(json_object_get(body, "vad"), &jo.vad, opt_err, sizeof opt_err) < 0) {
+        ret = http_send_error(c, rq, 400, "invalid_request", "vad", NULL, "%s", opt_err);
         goto out;
     }
-    if (vad.mode == QUEUE_VAD_ON && !queue_vad_model(srv->queue)) {
+    if (queue_words_parse(json_object_get(body, "word_timestamps"), &jo, opt_err, sizeof opt_err) < 0) {
+        ret = http_send_error(c, rq, 400, "invalid_request", "word_timestamps", NULL, "%s", opt_err);
+        goto out;
+    }
+    if (jo.vad.mode == QUEUE_VAD_ON && !queue_vad_model(srv->queue)) {
         ret = http_send_error(c, rq, 400, "vad_unavailable", "vad", NULL,
                               "speech detection needs a VAD model, and there is none in the models folder: "
                               "hark models download silero-v6.2.0");
         goto out;
     }
-    queue_options_encode(&vad, options, sizeof options);
+    queue_options_encode(&jo, options, sizeof options);
     snprintf(rq->id, sizeof rq->id, "%s", id);
     if (strcmp(task, "transcribe") && strcmp(task, "translate")) {
         ret = http_send_error(c, rq, 400, "invalid_request", "task", NULL,
@@ -560,26 +570,79 @@ static enum MHD_Result send_file(struct MHD_Connection *c, struct request *rq, i
     return http_send_response(c, rq, 200, r);
 }
 
+/* The subtitle options of a query: max_line_chars, max_lines,
+ * max_cue_seconds and word_tags (WebVTT). Returns 1 when it names any, 0
+ * when none, or -1 after queueing a 400. */
+static int cue_query(struct MHD_Connection *c, struct request *rq, const struct format *f,
+                     struct hark_cue_options *o, enum MHD_Result *ret)
+{
+    static const char *const names[] = {"max_line_chars", "max_lines", "max_cue_seconds", "word_tags"};
+    char buf[64], why[160], *end;
+    int any = 0;
+    hark_cue_options_init(o);
+    for (int i = 0; i < 4; i++) {
+        const char *v = http_query(c, names[i], buf, sizeof buf);
+        if (!v) continue;
+        any = 1;
+        if (strcmp(f->ext, "srt") && strcmp(f->ext, "vtt")) {
+            *ret = http_send_error(c, rq, 400, "invalid_request", names[i], NULL,
+                                   "%s applies to the srt and vtt formats", names[i]);
+            return -1;
+        }
+        if (i == 3) {
+            if (strcmp(f->ext, "vtt")) {
+                *ret = http_send_error(c, rq, 400, "invalid_request", names[i], NULL,
+                                       "word_tags applies to the vtt format");
+                return -1;
+            }
+            o->word_tags = !strcmp(v, "1") || !strcmp(v, "true") ? 1 : !strcmp(v, "0") || !strcmp(v, "false") ? 0 : -1;
+            if (o->word_tags < 0) {
+                *ret = http_send_error(c, rq, 400, "invalid_request", names[i], NULL,
+                                       "word_tags must be true or false, not \"%s\"", v);
+                return -1;
+            }
+            continue;
+        }
+        double x = strtod(v, &end);
+        if (!*v || *end || !isfinite(x) || (i < 2 && (x < 1 || x > 1e6 || x != floor(x)))) {
+            *ret = http_send_error(c, rq, 400, "invalid_request", names[i], NULL, "%s must be a %s, not \"%s\"",
+                                   names[i], i < 2 ? "whole number" : "number of seconds", v);
+            return -1;
+        }
+        if (i == 0) o->max_line_chars = (int)x;
+        else if (i == 1) o->max_lines = (int)x;
+        else o->max_cue_s = x;
+    }
+    if (any && hark_cue_options_check(o, why, sizeof why) != 0) {
+        *ret = http_send_error(c, rq, 400, "invalid_request", NULL, NULL, "%s", why);
+        return -1;
+    }
+    return any;
+}
+
 enum MHD_Result route_results(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
 {
     struct store_upload u;
     const struct format *f;
+    struct hark_cue_options cues;
     char buf[32], path[PATH_MAX + 128], disp[512], stem[256];
     const char *name, *dot;
+    enum MHD_Result ret;
     struct stat st;
-    int rc, fd;
+    int rc, fd, render;
 
     name = http_query(c, "format", buf, sizeof buf);
     f = find_format(name ? name : "json");
     if (!f)
         return http_send_error(c, rq, 400, "invalid_request", "format", NULL,
                                "unknown format \"%s\": use json, srt, vtt or txt", name);
+    if ((render = cue_query(c, rq, f, &cues, &ret)) < 0) return ret;
     rc = rq->bad_path || !is_uuid(rq->id) ? HARK_ENOENT : store_upload_get(srv->store, rq->id, &u);
     if (rc < 0) return store_failure(srv, c, rq, rc);
     if (!u.model_ran)
         return http_send_error(c, rq, 404, "not_ready", "id", NULL,
                                "upload %s has not been transcribed yet (status: %s)", u.id, u.status);
-    snprintf(path, sizeof path, "%s/%s/results.%s", srv->db_dir, u.id, f->ext);
+    snprintf(path, sizeof path, "%s/%s/results.%s", srv->db_dir, u.id, render ? "json" : f->ext);
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         if (fd >= 0) close(fd);
@@ -592,7 +655,22 @@ enum MHD_Result route_results(struct http_server *srv, struct MHD_Connection *c,
     name = http_query(c, "download", buf, sizeof buf);
     snprintf(disp, sizeof disp, "%s; filename=\"%s.%s\"",
              name && strcmp(name, "0") && strcmp(name, "false") ? "attachment" : "inline", stem, f->ext);
-    return send_file(c, rq, fd, st.st_size, f->type, disp);
+    if (!render) return send_file(c, rq, fd, st.st_size, f->type, disp);
+    /* Cut again from the words in results.json. */
+    char *text, err[256];
+    size_t len;
+    close(fd);
+    rc = subtitles_render(path, strcmp(f->ext, "srt") ? HARK_FORMAT_VTT : HARK_FORMAT_SRT, &cues, &text, &len, err,
+                          sizeof err);
+    if (rc) return http_send_error(c, rq, 500, "internal", NULL, NULL, "%s", err);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, f->type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp);
+    return http_send_response(c, rq, 200, r);
 }
 
 /* -------------------------------------------------------- /<id>/<file> */

@@ -1,13 +1,15 @@
 /*
- * options.c: a job's own speech-detection settings, as requests give them,
- * as the store keeps them (jobs.options) and as a worker applies them.
+ * options.c: a job's own settings (speech detection, word timestamps), as
+ * requests give them, as the store keeps them (jobs.options) and as a
+ * worker applies them.
  *
  * A request says "vad": false (off), true (on with the server's settings)
- * or an object of settings (on, each missing setting the server's). The
- * store keeps the resolved request as a JSON object, {"vad": false} or
- * {"vad": {...every setting...}}, so that a job runs the same on any
- * worker whatever its own defaults; a job that said nothing keeps "" and
- * runs with the defaults of the worker that takes it.
+ * or an object of settings (on, each missing setting the server's), and
+ * "word_timestamps": true or false. The store keeps the resolved request
+ * as a JSON object, e.g. {"vad": false} or {"vad": {...every setting...},
+ * "word_timestamps": true}, so that a job runs the same on any worker
+ * whatever its own defaults; what a job did not choose it takes from the
+ * worker that runs it ("" when it chose nothing).
  */
 #include <math.h>
 #include <stdio.h>
@@ -128,26 +130,46 @@ static void float_str(char *buf, size_t cap, float x)
         }
 }
 
-int queue_options_encode(const struct queue_vad *v, char *buf, size_t cap)
+void queue_options_init(struct queue_options *o, const struct hark_vad_params *vad_defaults)
 {
+    queue_vad_init(&o->vad, vad_defaults);
+    o->words = -1;
+}
+
+int queue_words_parse(struct json_t *value, struct queue_options *o, char *err, size_t errlen)
+{
+    if (!value || json_is_null(value)) return 0;
+    if (!json_is_boolean(value)) {
+        snprintf(err, errlen, "\"word_timestamps\" must be true or false");
+        return HARK_EINVAL;
+    }
+    o->words = json_is_true(value);
+    return 0;
+}
+
+int queue_options_encode(const struct queue_options *o, char *buf, size_t cap)
+{
+    const struct queue_vad *v = &o->vad;
     const struct hark_vad_params *p = &v->params;
-    int n;
-    if (v->mode == QUEUE_VAD_DEFAULT) n = snprintf(buf, cap, "%s", "");
-    else if (v->mode == QUEUE_VAD_OFF) n = snprintf(buf, cap, "{\"vad\":false}");
-    else {
+    char vad[400] = "", words[40] = "";
+    if (v->mode == QUEUE_VAD_OFF) snprintf(vad, sizeof vad, "\"vad\":false");
+    else if (v->mode == QUEUE_VAD_ON) {
         char max[32], thr[32];
         if (isinf(p->max_speech_s)) snprintf(max, sizeof max, "null");
         else float_str(max, sizeof max, p->max_speech_s);
         float_str(thr, sizeof thr, p->threshold);
-        n = snprintf(buf, cap,
-                     "{\"vad\":{\"threshold\":%s,\"min_speech_ms\":%d,\"min_silence_ms\":%d,"
-                     "\"max_speech_s\":%s,\"pad_ms\":%d}}",
-                     thr, p->min_speech_ms, p->min_silence_ms, max, p->pad_ms);
+        snprintf(vad, sizeof vad,
+                 "\"vad\":{\"threshold\":%s,\"min_speech_ms\":%d,\"min_silence_ms\":%d,"
+                 "\"max_speech_s\":%s,\"pad_ms\":%d}",
+                 thr, p->min_speech_ms, p->min_silence_ms, max, p->pad_ms);
     }
+    if (o->words >= 0) snprintf(words, sizeof words, "\"word_timestamps\":%s", o->words ? "true" : "false");
+    int n = !vad[0] && !words[0] ? snprintf(buf, cap, "%s", "")
+                                 : snprintf(buf, cap, "{%s%s%s}", vad, vad[0] && words[0] ? "," : "", words);
     return n < 0 || (size_t)n >= cap ? HARK_ERANGE : 0;
 }
 
-int queue_options_decode(const char *s, struct queue_vad *v, char *err, size_t errlen)
+int queue_options_decode(const char *s, struct queue_options *opts, char *err, size_t errlen)
 {
     if (!s || !*s) return 0;
     json_error_t je;
@@ -157,7 +179,8 @@ int queue_options_decode(const char *s, struct queue_vad *v, char *err, size_t e
         json_decref(o);
         return HARK_EINVAL;
     }
-    int rc = queue_vad_parse(json_object_get(o, "vad"), v, err, errlen);
+    int rc = queue_vad_parse(json_object_get(o, "vad"), &opts->vad, err, errlen);
+    if (!rc) rc = queue_words_parse(json_object_get(o, "word_timestamps"), opts, err, errlen);
     json_decref(o);
     return rc;
 }

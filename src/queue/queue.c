@@ -118,6 +118,7 @@ struct queue {
     const hark_vad *vad;      /* speech detection (borrowed), or NULL */
     int vad_on;
     struct hark_vad_params vad_params;
+    int words_on;
     int announced;            /* the store announces new jobs (store_wait_for_jobs) */
     pthread_t watch;          /* heartbeats, expiry, announcements */
     int watch_started;
@@ -530,10 +531,10 @@ static void run_job(struct queue *q, struct worker *w, const struct store_job *j
     opt.task = strcmp(job->task, "translate") == 0 ? HARK_TASK_TRANSLATE : HARK_TASK_TRANSCRIBE;
     opt.progress = on_progress;
     opt.progress_user = &ctx;
-    struct queue_vad vad;
-    queue_vad_init(&vad, &q->vad_params);
-    if ((rc = queue_options_decode(job->options, &vad, err, sizeof err)) < 0 ||
-        (rc = queue_vad_apply(q, &vad, &opt, err, sizeof err)) < 0) {
+    struct queue_options jo;
+    queue_options_init(&jo, &q->vad_params);
+    if ((rc = queue_options_decode(job->options, &jo, err, sizeof err)) < 0 ||
+        (rc = queue_options_apply(q, &jo, &opt, err, sizeof err)) < 0) {
         out = fail_job(q, w, job->id, err);
         goto end;
     }
@@ -858,6 +859,7 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
     q->vad = cfg->vad;
     q->vad_on = cfg->vad && cfg->vad_on;
     q->vad_params = cfg->vad_params;
+    q->words_on = cfg->words_on;
     if (hark_vad_params_check(&q->vad_params, NULL, 0) != 0) hark_vad_params_init(&q->vad_params);
     q->lease_ms = cfg->lease_ms > 0 ? cfg->lease_ms : STORE_LEASE_MS_DEFAULT;
     store_set_lease(store, q->lease_ms);
@@ -1059,10 +1061,12 @@ void queue_stats(struct queue *q, struct queue_stats *out)
     pthread_mutex_unlock(&q->mu);
 }
 
-int queue_vad_apply(struct queue *q, const struct queue_vad *v, struct hark_options *opt, char *err,
-                    size_t errlen)
+int queue_options_apply(struct queue *q, const struct queue_options *o, struct hark_options *opt, char *err,
+                        size_t errlen)
 {
+    const struct queue_vad *v = o ? &o->vad : NULL;
     int on = v && v->mode != QUEUE_VAD_DEFAULT ? v->mode == QUEUE_VAD_ON : q->vad_on;
+    opt->word_timestamps = o && o->words >= 0 ? o->words : q->words_on;
     opt->vad = NULL;
     opt->vad_params = v && v->mode == QUEUE_VAD_ON ? v->params : q->vad_params;
     if (!on) return 0;
@@ -1076,6 +1080,8 @@ int queue_vad_apply(struct queue *q, const struct queue_vad *v, struct hark_opti
 }
 
 const hark_vad *queue_vad_model(struct queue *q) { return q ? q->vad : NULL; }
+
+int queue_words_default(struct queue *q) { return q && q->words_on; }
 
 void queue_vad_defaults(struct queue *q, int *on, struct hark_vad_params *params)
 {

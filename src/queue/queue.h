@@ -51,7 +51,8 @@ int models_is_vad(const char *name);
  * HARK_ENOENT when there is none. */
 int models_find_vad(const char *dir, char *path, size_t pathlen);
 
-/* ---- A job's speech detection (options.c). */
+/* ---- A job's own settings: speech detection and word timestamps
+ * (options.c). */
 
 enum { QUEUE_VAD_DEFAULT = -1, QUEUE_VAD_OFF = 0, QUEUE_VAD_ON = 1 };
 
@@ -77,13 +78,28 @@ int queue_vad_parse(struct json_t *value, struct queue_vad *v, char *err, size_t
  * HARK_ENOENT for a name that is no setting, with a reason in err. */
 int queue_vad_set(struct queue_vad *v, const char *key, double value, char *err, size_t errlen);
 
-/* The job options the store keeps for a request: "" for the default,
- * else a JSON object with every setting resolved. HARK_ERANGE if cap is
- * too small (512 is enough). */
-int queue_options_encode(const struct queue_vad *v, char *buf, size_t cap);
+/* A request's choices: speech detection, and word timestamps (-1: as the
+ * worker's settings say; 0 off; 1 on). */
+struct queue_options {
+    struct queue_vad vad;
+    int words;
+};
 
-/* Reads stored job options back over v ("" leaves the default). */
-int queue_options_decode(const char *s, struct queue_vad *v, char *err, size_t errlen);
+/* The default request (queue_vad_init for its speech detection). */
+void queue_options_init(struct queue_options *o, const struct hark_vad_params *vad_defaults);
+
+/* Reads a request's "word_timestamps": NULL or null changes nothing, true
+ * or false turn them on or off. Returns 0, or HARK_EINVAL with a reason. */
+int queue_words_parse(struct json_t *value, struct queue_options *o, char *err, size_t errlen);
+
+/* The job options the store keeps for a request: "" for the default,
+ * else a JSON object with what it chose, resolved ({"vad": {...every
+ * setting...}, "word_timestamps": true}). HARK_ERANGE if cap is too small
+ * (512 is enough). */
+int queue_options_encode(const struct queue_options *o, char *buf, size_t cap);
+
+/* Reads stored job options back over o ("" leaves the default). */
+int queue_options_decode(const char *s, struct queue_options *o, char *err, size_t errlen);
 
 struct queue_config {
     const char *data_dir;      /* media live in <data_dir>/db/<id>/<filename> */
@@ -98,6 +114,7 @@ struct queue_config {
     const hark_vad *vad;       /* speech detection's model (borrowed; outlives the queue), or NULL */
     int vad_on;                /* detection for jobs and requests that do not say (with a model) */
     struct hark_vad_params vad_params; /* settings for those that give none */
+    int words_on;              /* word timestamps for jobs and requests that do not say */
 };
 
 /* Figures for /metrics, since start. */
@@ -160,15 +177,19 @@ int queue_transcribe(struct queue *q, const char *model, const float *pcm, size_
 
 void queue_stats(struct queue *q, struct queue_stats *out);
 
-/* Sets opt->vad and opt->vad_params for a request or job: its own choice,
- * else the queue's default. Returns 0, or HARK_ENOTSUP with a reason when
- * detection is asked for and the queue has no VAD model. */
-int queue_vad_apply(struct queue *q, const struct queue_vad *v, struct hark_options *opt, char *err,
-                    size_t errlen);
+/* Sets opt->vad, opt->vad_params and opt->word_timestamps for a request or
+ * job: its own choices, else the queue's defaults. Returns 0, or
+ * HARK_ENOTSUP with a reason when detection is asked for and the queue has
+ * no VAD model. */
+int queue_options_apply(struct queue *q, const struct queue_options *o, struct hark_options *opt, char *err,
+                        size_t errlen);
 
 /* The queue's VAD model (NULL: none), whether detection is on by default,
  * and its default settings. */
 const hark_vad *queue_vad_model(struct queue *q);
 void queue_vad_defaults(struct queue *q, int *on, struct hark_vad_params *params);
+
+/* Whether word timestamps are on for jobs and requests that do not say. */
+int queue_words_default(struct queue *q);
 
 #endif

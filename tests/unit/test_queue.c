@@ -801,43 +801,61 @@ out:
     store_close(s);
 }
 
-/* A job's speech-detection options: parsed from requests, kept resolved,
- * read back the same; bad values refused naming the setting. */
-static void test_vad_options(void)
+/* A job's options: speech detection and word timestamps parsed from
+ * requests, kept resolved, read back the same; bad values refused naming
+ * the setting. */
+static void test_job_options(void)
 {
     struct hark_vad_params d;
-    struct queue_vad v, back;
+    struct queue_options o, back;
     char buf[512], err[256];
     hark_vad_params_init(&d);
     d.pad_ms = 45; /* a server default that a resolved job keeps */
-    queue_vad_init(&v, &d);
-    CHECK(v.mode == QUEUE_VAD_DEFAULT && queue_options_encode(&v, buf, sizeof buf) == 0 && buf[0] == 0);
+    queue_options_init(&o, &d);
+    CHECK(o.vad.mode == QUEUE_VAD_DEFAULT && o.words == -1 && queue_options_encode(&o, buf, sizeof buf) == 0 &&
+          buf[0] == 0);
     json_t *j = json_loads("{\"threshold\":0.6,\"min_silence_duration_ms\":300,\"max_speech_s\":20}", 0, NULL);
-    CHECK(queue_vad_parse(j, &v, err, sizeof err) == 0 && v.mode == QUEUE_VAD_ON);
+    CHECK(queue_vad_parse(j, &o.vad, err, sizeof err) == 0 && o.vad.mode == QUEUE_VAD_ON);
     json_decref(j);
-    CHECK(queue_options_encode(&v, buf, sizeof buf) == 0);
+    CHECK(queue_options_encode(&o, buf, sizeof buf) == 0);
     CHECKF(!strcmp(buf, "{\"vad\":{\"threshold\":0.6,\"min_speech_ms\":250,\"min_silence_ms\":300,"
                         "\"max_speech_s\":20,\"pad_ms\":45}}"),
            "%s", buf);
-    queue_vad_init(&back, NULL);
-    CHECK(queue_options_decode(buf, &back, err, sizeof err) == 0 && back.mode == QUEUE_VAD_ON &&
-          back.params.threshold == 0.6f && back.params.min_silence_ms == 300 && back.params.max_speech_s == 20.0f &&
-          back.params.pad_ms == 45);
+    queue_options_init(&back, NULL);
+    CHECK(queue_options_decode(buf, &back, err, sizeof err) == 0 && back.vad.mode == QUEUE_VAD_ON &&
+          back.vad.params.threshold == 0.6f && back.vad.params.min_silence_ms == 300 &&
+          back.vad.params.max_speech_s == 20.0f && back.vad.params.pad_ms == 45 && back.words == -1);
+    j = json_true();
+    CHECK(queue_words_parse(j, &o, err, sizeof err) == 0 && o.words == 1);
+    CHECK(queue_options_encode(&o, buf, sizeof buf) == 0 && strstr(buf, ",\"word_timestamps\":true}"));
+    queue_options_init(&back, NULL);
+    CHECK(queue_options_decode(buf, &back, err, sizeof err) == 0 && back.words == 1 && back.vad.mode == QUEUE_VAD_ON);
     j = json_false();
-    CHECK(queue_vad_parse(j, &v, err, sizeof err) == 0 && v.mode == QUEUE_VAD_OFF);
-    CHECK(queue_options_encode(&v, buf, sizeof buf) == 0 && !strcmp(buf, "{\"vad\":false}"));
+    CHECK(queue_vad_parse(j, &o.vad, err, sizeof err) == 0 && o.vad.mode == QUEUE_VAD_OFF);
+    CHECK(queue_words_parse(j, &o, err, sizeof err) == 0 && o.words == 0);
+    CHECKF(queue_options_encode(&o, buf, sizeof buf) == 0 && !strcmp(buf, "{\"vad\":false,\"word_timestamps\":false}"),
+           "%s", buf);
+    queue_options_init(&o, &d);
+    o.words = 1;
+    CHECK(queue_options_encode(&o, buf, sizeof buf) == 0 && !strcmp(buf, "{\"word_timestamps\":true}"));
+    CHECK(queue_options_decode("{\"vad\":false}", &back, err, sizeof err) == 0 && back.vad.mode == QUEUE_VAD_OFF);
     static const char *const bad[][2] = {{"{\"threshold\":0}", "threshold"}, {"{\"pad_ms\":-1}", "pad_ms"},
                                          {"{\"min_speech_ms\":2.5}", "min_speech_ms"}, {"{\"x\":1}", "\"x\""},
                                          {"{\"threshold\":\"a\"}", "threshold"}, {"\"on\"", "\"vad\""}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         json_t *b = json_loads(bad[i][0], JSON_DECODE_ANY, NULL);
-        queue_vad_init(&v, &d);
+        queue_options_init(&o, &d);
         err[0] = 0;
-        CHECKF(queue_vad_parse(b, &v, err, sizeof err) == HARK_EINVAL && strstr(err, bad[i][1]), "%s: '%s'", bad[i][0],
-               err);
+        CHECKF(queue_vad_parse(b, &o.vad, err, sizeof err) == HARK_EINVAL && strstr(err, bad[i][1]), "%s: '%s'",
+               bad[i][0], err);
         json_decref(b);
     }
-    CHECK(queue_options_decode("not json", &v, err, sizeof err) == HARK_EINVAL);
+    j = json_string("yes");
+    err[0] = 0;
+    CHECK(queue_words_parse(j, &o, err, sizeof err) == HARK_EINVAL && strstr(err, "word_timestamps"));
+    json_decref(j);
+    CHECK(queue_options_decode("not json", &o, err, sizeof err) == HARK_EINVAL);
+    CHECK(queue_options_decode("{\"word_timestamps\":1}", &o, err, sizeof err) == HARK_EINVAL);
 }
 
 int main(int argc, char **argv)
@@ -866,7 +884,7 @@ int main(int argc, char **argv)
     }
 
     t_run("models", test_models);
-    t_run("vad_options", test_vad_options);
+    t_run("job_options", test_job_options);
     t_run("job_done", test_job_done);
     t_run("progress", test_progress);
     t_run("two_workers", test_two_workers);
