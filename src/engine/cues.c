@@ -7,11 +7,12 @@
  * max_line_chars characters, else on a new line while the cue has fewer
  * than max_lines, else it opens the next cue; a word that would make the
  * cue last longer than max_cue_s opens the next cue too. A word longer than
- * a line stands alone on its line (the only way a limit is passed). Cues
- * never overlap: a cue starts no earlier than the one before ended, and
- * lasts at least a millisecond. In WebVTT, word tags (<00:00:01.250>)
- * before every word but a cue's first let players show each word as it is
- * spoken. In every cue, CR, LF and tab become spaces and "-->" becomes
+ * a line stands alone on its line, and a word longer than max_cue_s in its
+ * cue (the only ways a limit is passed). Cues never overlap: a cue starts
+ * no earlier than the one before ended, and lasts at least a millisecond.
+ * In WebVTT, word tags (<00:00:01.250>) before every word but a cue's
+ * first let players show each word as it is spoken; they stay in order and
+ * within their cue. In every cue, CR, LF and tab become spaces and "-->" becomes
  * "->", as in openai-whisper's writers.
  */
 #include "cues.h"
@@ -159,12 +160,24 @@ static void add_cue(struct builder *b, double start, double end, struct buf *tex
     b->last_end = end;
 }
 
+/* A WebVTT word tag at a word's start, held within its cue: no earlier
+ * than the cue's start (moved past the cue before) or the tag before. */
+static void put_tag(struct buf *text, double *tag_at, double t)
+{
+    char ts[64];
+    if (t > *tag_at) *tag_at = t;
+    cues_format_time(ts, *tag_at, '.');
+    put(text, "<", 1);
+    put(text, ts, strlen(ts));
+    put(text, ">", 1);
+}
+
 /* One segment's words into cues. */
 static void cut_words(struct builder *b, const struct hark_segment *seg, const struct hark_cue_options *o, int tags)
 {
     struct buf text = {0};
     int lines = 0, line_chars = 0, words_in_cue = 0;
-    double start = 0, end = 0;
+    double start = 0, end = 0, tag_at = 0;
     for (int k = 0; k < seg->n_words; k++) {
         const struct hark_word *w = &seg->words[k];
         const char *t = w->text ? w->text : "";
@@ -176,12 +189,13 @@ static void cut_words(struct builder *b, const struct hark_segment *seg, const s
         int new_line = words_in_cue && !fits_line && lines < o->max_lines;
         int too_long = words_in_cue && w->end_s - start > o->max_cue_s;
         if (words_in_cue && (too_long || (!fits_line && !new_line))) {
-            add_cue(b, start, end, &text);
+            add_cue(b, start, fmax(end, tag_at), &text);
             memset(&text, 0, sizeof text);
             words_in_cue = 0;
         }
         if (!words_in_cue) {
             start = w->start_s;
+            tag_at = fmax(start, b->last_end);
             lines = 1;
             line_chars = wc;
             put_clean(&text, t + lead, n - lead);
@@ -189,30 +203,18 @@ static void cut_words(struct builder *b, const struct hark_segment *seg, const s
             put(&text, "\n", 1);
             lines++;
             line_chars = wc;
-            if (tags) {
-                char ts[64];
-                cues_format_time(ts, w->start_s, '.');
-                put(&text, "<", 1);
-                put(&text, ts, strlen(ts));
-                put(&text, ">", 1);
-            }
+            if (tags) put_tag(&text, &tag_at, w->start_s);
             put_clean(&text, t + lead, n - lead);
         } else {
             line_chars += chars(t, n);
             put_clean(&text, t, lead);
-            if (tags) {
-                char ts[64];
-                cues_format_time(ts, w->start_s, '.');
-                put(&text, "<", 1);
-                put(&text, ts, strlen(ts));
-                put(&text, ">", 1);
-            }
+            if (tags) put_tag(&text, &tag_at, w->start_s);
             put_clean(&text, t + lead, n - lead);
         }
         end = w->end_s;
         words_in_cue++;
     }
-    if (words_in_cue) add_cue(b, start, end, &text);
+    if (words_in_cue) add_cue(b, start, fmax(end, tag_at), &text);
     else free(text.s);
 }
 

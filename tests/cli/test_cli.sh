@@ -78,6 +78,9 @@ test_serve_worker_usage() {
     HARK_LEASE_SECONDS=x "$HARK" worker --db x >"$tmp/out" 2>"$tmp/err"
     rc=$?
     expect_rc 2 && one_line_error "HARK_LEASE_SECONDS" || return 1
+    HARK_WORD_TIMESTAMPS=yes "$HARK" serve --data "$tmp/nodata" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    expect_rc 2 && one_line_error "HARK_WORD_TIMESTAMPS must be a whole number from 0 to 1" || return 1
     hark worker --data "$tmp/nodata"
     expect_rc 2 && one_line_error "--db postgres://" || return 1
     hark worker --db x --models "$MODELS" --model no-such-model

@@ -151,6 +151,8 @@ static void test_properties(void)
            n_runs, n_cues, over);
 }
 
+static int near(double a, double b) { return fabs(a - b) < 1e-9; }
+
 static void test_cases(void)
 {
     static struct hark_word w[] = {
@@ -187,6 +189,32 @@ static void test_cases(void)
     CHECK(cues_build(&seg, 1, &o, 1, &c, &nc) == 0 && nc == 1);
     if (nc == 1) CHECKF(!strcmp(c[0].text, "The <00:00:01.200>quick <00:00:01.500>brown"), "[%s]", c[0].text);
     cues_free(c, nc);
+    /* Words that share one instant, as a model unsure of its times gives:
+     * each cue is moved a millisecond past the one before, and its tags
+     * move with it, in order and within the cue. */
+    static struct hark_word same[] = {
+        {" a", 9.0, 9.0, 1, 0, 0}, {" b", 9.0, 9.0, 1, 0, 0}, {" c", 9.0, 9.0, 1, 0, 0},
+        {" d", 9.0, 9.0, 1, 0, 0}, {" e", 8.5, 9.0, 1, 0, 0}, {" f", 9.0, 9.2, 1, 0, 0},
+    };
+    struct hark_segment tied = {0};
+    tied.words = same;
+    tied.n_words = 6;
+    tied.start_s = 9.0;
+    tied.end_s = 9.2;
+    o.max_line_chars = 3;
+    o.max_lines = 1;
+    CHECK(cues_build(&tied, 1, &o, 1, &c, &nc) == 0 && nc == 3);
+    if (nc == 3) {
+        CHECKF(!strcmp(c[0].text, "a <00:00:09.000>b") && near(c[0].start, 9.0) && near(c[0].end, 9.001), "[%s] %.4f %.4f",
+               c[0].text, c[0].start, c[0].end);
+        CHECKF(!strcmp(c[1].text, "c <00:00:09.001>d") && near(c[1].start, 9.001) && near(c[1].end, 9.002), "[%s] %.4f %.4f",
+               c[1].text, c[1].start, c[1].end);
+        CHECKF(!strcmp(c[2].text, "e <00:00:09.002>f") && near(c[2].start, 9.002) && near(c[2].end, 9.2), "[%s] %.4f %.4f",
+               c[2].text, c[2].start, c[2].end);
+    }
+    cues_free(c, nc);
+    o.max_line_chars = 42;
+    o.max_lines = 2;
     /* A segment without words is one cue; "-->" and line breaks cleaned;
      * an empty one gives none. */
     struct hark_segment plain[2] = {{0}, {0}};
