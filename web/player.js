@@ -1,6 +1,10 @@
 // player.js: one entry's transcript beside its media. The segment being
 // spoken is highlighted and kept in view while the media plays; clicking a
 // segment seeks there; the WebVTT result is the video's captions track.
+// Where results.json has word timestamps, each word is an element of its
+// own: the word being spoken is marked inside the current segment (found by
+// binary search, every animation frame while playing), a click on a word
+// seeks to its start, and a word the model was unsure of is underlined.
 // An entry without a transcript shows its status (following the job while
 // one is active) and can be scheduled from here. When speech detection ran,
 // a timeline under the video greys out the stretches without speech
@@ -17,6 +21,9 @@ const state = {
   result: null,
   segments: [],
   active: -1,
+  words: [],
+  word: null,
+  frame: 0,
   speech: [],
   revokers: [],
   token: 0,
@@ -101,6 +108,7 @@ async function showTranscript(meta, token) {
   state.result = result;
   state.segments = result.segments || [];
   state.active = -1;
+  state.word = null;
   $('player-pending').hidden = true;
   $('player-body').hidden = false;
   renderSegments();
@@ -138,14 +146,68 @@ async function showTranscript(meta, token) {
   }
 }
 
+// wordSpan(w): one word as an element carrying its times; a word with a
+// probability under one half gets the "unsure" look and a tooltip.
+function wordSpan(w) {
+  const p = Number(w.probability);
+  const unsure = Number.isFinite(p) && p < 0.5;
+  return el('span', {
+    class: unsure ? 'word unsure' : 'word',
+    'data-start': w.start,
+    'data-end': w.end,
+    title: unsure ? `Probability ${Math.round(100 * p)} %` : null,
+  }, w.text);
+}
+
+// segmentText(s): the nodes of a segment's text and its word elements. The
+// words are found in the text in order so that it reads the same, with its
+// own spacing and punctuation; words that are not all in the text are shown
+// joined by single spaces. Without words it is the text alone.
+function segmentText(s) {
+  const text = (s.text || '').trim();
+  const words = (Array.isArray(s.words) ? s.words : [])
+    .map((w) => ({ text: String(w.word ?? '').trim(), start: Number(w.start), end: Number(w.end),
+      probability: w.probability }))
+    .filter((w) => w.text && Number.isFinite(w.start) && Number.isFinite(w.end));
+  if (!words.length) return { nodes: [text || '…'], words: [] };
+  const nodes = [];
+  let at = 0;
+  for (const w of words) {
+    const k = text.indexOf(w.text, at);
+    if (k < 0) {
+      nodes.length = 0;
+      break;
+    }
+    if (k > at) nodes.push(text.slice(at, k));
+    w.el = wordSpan(w);
+    nodes.push(w.el);
+    at = k + w.text.length;
+  }
+  if (nodes.length) {
+    if (at < text.length) nodes.push(text.slice(at));
+  } else {
+    words.forEach((w, i) => {
+      if (i) nodes.push(' ');
+      w.el = wordSpan(w);
+      nodes.push(w.el);
+    });
+  }
+  return { nodes, words };
+}
+
 function renderSegments() {
   const list = $('segments');
+  state.words = [];
+  state.word = null;
   list.replaceChildren(
-    ...state.segments.map((s, i) =>
-      el('li', {},
+    ...state.segments.map((s, i) => {
+      const { nodes, words } = segmentText(s);
+      state.words.push(words);
+      return el('li', {},
         el('button', { type: 'button', class: 'seg', 'data-index': i, 'data-start': s.start },
           el('span', { class: 'time' }, `${clock(s.start)}–${clock(s.end)}`),
-          el('span', { class: 'text' }, (s.text || '').trim() || '…')))),
+          el('span', { class: 'text' }, nodes)));
+    }),
   );
   if (!state.segments.length) list.append(el('li', { class: 'empty' }, 'No speech was found.'));
 }
@@ -195,15 +257,49 @@ function skipSilence() {
   if (Number.isFinite(to) && to > t + 0.25) video.currentTime = to;
 }
 
+// lastAtOrBefore(items, t): the index of the last item whose start is at
+// or before t (items sorted by start), or -1.
+function lastAtOrBefore(items, t) {
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (items[mid].start <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
+}
+
+// The word of the current segment whose [start, end) holds the time; none
+// between words.
+function highlightWord(t) {
+  const words = state.active >= 0 ? state.words[state.active] || [] : [];
+  const k = lastAtOrBefore(words, t);
+  const node = k >= 0 && t < words[k].end ? words[k].el : null;
+  if (node === state.word) return;
+  if (state.word) state.word.classList.remove('current');
+  state.word = node;
+  if (node) node.classList.add('current');
+}
+
 function highlight() {
   const t = $('player-video').currentTime;
-  let idx = -1;
-  for (let i = 0; i < state.segments.length; i++) {
-    if (state.segments[i].start <= t + 0.01) idx = i;
-    else break;
-  }
+  let idx = lastAtOrBefore(state.segments, t + 0.01);
   if (idx >= 0 && t > state.segments[idx].end + 0.01 && idx + 1 < state.segments.length) idx = -1;
-  if (idx === state.active) return;
+  if (idx !== state.active) highlightSegment(idx);
+  highlightWord(t);
+}
+
+// While the media plays, the highlight follows it every frame (timeupdate
+// alone comes a few times a second, too seldom for words).
+function follow() {
+  const video = $('player-video');
+  state.frame = 0;
+  highlight();
+  if (!video.paused && !video.ended) state.frame = requestAnimationFrame(follow);
+}
+
+function highlightSegment(idx) {
   const list = $('segments');
   const old = list.querySelector('.seg[aria-current]');
   if (old) old.removeAttribute('aria-current');
@@ -246,6 +342,9 @@ export function initPlayer() {
   const video = $('player-video');
   video.addEventListener('timeupdate', highlight);
   video.addEventListener('seeked', highlight);
+  video.addEventListener('play', () => {
+    if (!state.frame) state.frame = requestAnimationFrame(follow);
+  });
   video.addEventListener('timeupdate', movePlayhead);
   video.addEventListener('seeked', movePlayhead);
   video.addEventListener('timeupdate', skipSilence);
@@ -265,7 +364,8 @@ export function initPlayer() {
     if (!btn) return;
     const s = state.segments[Number(btn.dataset.index)];
     if (!s) return;
-    video.currentTime = s.start;
+    const word = e.target.closest('.word');
+    video.currentTime = word ? Number(word.dataset.start) : s.start;
     highlight();
   });
   for (const b of document.querySelectorAll('#player-body [data-format]')) {

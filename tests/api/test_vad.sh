@@ -21,26 +21,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 VAD=$SHARED/vad/ggml-silero-v6.2.0.bin
 REF=$SHARED/reference/vad
 
-# t NAME FUNCTION, say, and the counts.
+# t NAME FUNCTION, say, and the counts; want, jqb and upload.
 . "$HERE/../cli/lib.sh"
-want() {
-    if [ "$code" != "$1" ]; then
-        say "$last -> $code, expected $1; body: $(head -c 400 "$API_TMP/body")"
-        return 1
-    fi
-    if [ -n "${2:-}" ] && ! jq -e --arg c "$2" '.error.code == $c and (.error.message | length) > 0' \
-        "$API_TMP/body" >/dev/null 2>&1; then
-        say "$last -> error $(jq -c .error "$API_TMP/body" 2>/dev/null), expected code \"$2\""
-        return 1
-    fi
-}
-jqb() { jq -e "$1" "$API_TMP/body" >/dev/null 2>&1 || { say "$last: not ($1): $(head -c 600 "$API_TMP/body")"; return 1; }; }
-
-upload() {
-    call POST /upload -F "file=@$1"
-    want 201 || return 1
-    up_id=$(jq -r .id "$API_TMP/body")
-}
+. "$HERE/checks.sh"
 
 # Every segment lies inside the speech (a segment may end up to 0.1 s
 # after, as whisper.cpp's joined audio carries that much of what follows).

@@ -292,8 +292,15 @@ await check('ui_player_captions_track_loads', async () => {
   const info = await page.$eval('#player-video track', (t) => ({ src: t.src, kind: t.kind, cues: t.track.cues.length, mode: t.track.mode, first: t.track.cues[0].startTime }));
   assert(info.src.endsWith(`/results/${ids.clip}?format=vtt`), `track src ${info.src}`);
   assert(info.kind === 'captions' && info.mode === 'showing', `kind ${info.kind} mode ${info.mode}`);
-  assert(info.cues === segments.length, `${info.cues} cues for ${segments.length} segments`);
-  assert(Math.abs(info.first - segments[0].start) < 0.01, `first cue at ${info.first}`);
+  // The cues are those of the server's WebVTT (cut at words, so there may
+  // be more cues than segments).
+  const vtt = await (await api(BASE, `/results/${ids.clip}?format=vtt`)).text();
+  const times = [...vtt.matchAll(/^(?:(\d+):)?(\d\d):(\d\d\.\d{3}) --> /gm)]
+    .map((m) => 3600 * Number(m[1] || 0) + 60 * Number(m[2]) + Number(m[3]));
+  assert(times.length >= segments.length && info.cues === times.length,
+    `${info.cues} cues, ${times.length} in the WebVTT, ${segments.length} segments`);
+  assert(Math.abs(info.first - times[0]) < 0.01 && Math.abs(info.first - segments[0].start) < 1,
+    `first cue at ${info.first}`);
 });
 
 await check('ui_downloads_content_types', async () => {
@@ -323,6 +330,95 @@ await check('ui_copy_text', async () => {
   const copied = await page.evaluate(() => navigator.clipboard.readText());
   const res = await (await api(BASE, `/results/${ids.clip}`)).json();
   assert(copied === res.text.trim(), `copied ${JSON.stringify(copied.slice(0, 80))}`);
+});
+
+// Word timestamps (on by default): every word of results.json is an element
+// of its own with the word's times, and the segments read as before; a time
+// inside a word marks that word alone (also while playing), a time between
+// words none, and a click on a word seeks to its start.
+await check('ui_player_words', async () => {
+  const res = await (await api(BASE, `/results/${ids.clip}`)).json();
+  const words = res.segments.flatMap((s, i) => (s.words || []).map((w) => ({ ...w, seg: i })));
+  assert(words.length >= 4 && res.segments.every((s) => Array.isArray(s.words)),
+    `${words.length} words in results.json`);
+  const shown = await page.$$eval('#segments .word', (w) => w.map((x) => ({
+    text: x.textContent, start: Number(x.dataset.start), end: Number(x.dataset.end),
+    seg: Number(x.closest('.seg').dataset.index), title: x.title, unsure: x.classList.contains('unsure'),
+  })));
+  assert(shown.length === words.length, `${shown.length} word elements for ${words.length} words`);
+  for (const k of [0, words.length - 1]) {
+    assert(shown[k].text === words[k].word.trim(),
+      `word ${k}: "${shown[k].text}", results.json has "${words[k].word}"`);
+  }
+  let worst = 0;
+  words.forEach((w, k) => {
+    worst = Math.max(worst, Math.abs(shown[k].start - w.start), Math.abs(shown[k].end - w.end));
+    assert(shown[k].seg === w.seg && shown[k].text === w.word.trim(), `word ${k}: ${JSON.stringify(shown[k])}`);
+    assert(shown[k].unsure === w.probability < 0.5 && (!shown[k].unsure || /\d+ %/.test(shown[k].title)),
+      `word ${k} with probability ${w.probability}: ${JSON.stringify(shown[k])}`);
+  });
+  assert(worst < 1e-6, `word times differ from results.json by up to ${worst} s`);
+  const texts = await page.$$eval('#segments .seg .text', (t) => t.map((x) => x.textContent));
+  res.segments.forEach((s, i) => {
+    const want = s.text.trim();
+    const joined = s.words.map((w) => w.word.trim()).join(' ');
+    assert(texts[i] === want || texts[i] === joined, `segment ${i} reads "${texts[i]}", not "${want}"`);
+  });
+  const current = () => page.$$eval('#segments .word',
+    (w) => w.map((x, k) => (x.classList.contains('current') ? k : -1)).filter((k) => k >= 0));
+  const marks = (k) => page.waitForFunction((n) => {
+    const all = document.querySelectorAll('#segments .word');
+    return document.querySelectorAll('#segments .word.current').length === 1 && all[n].classList.contains('current');
+  }, k, { timeout: T }).catch(() => {});
+  const seekTo = (t) => page.$eval('#player-video', (v, x) => new Promise((resolve) => {
+    v.addEventListener('seeked', resolve, { once: true });
+    v.currentTime = x;
+  }), t);
+  // A word of the middle segment, long enough to land inside.
+  const inside = (w) => w.end - w.start >= 0.04 && w.start >= res.segments[w.seg].start &&
+    w.end <= res.segments[w.seg].end;
+  const mid = Math.floor(res.segments.length / 2);
+  const pick = words.findIndex((w, k) => w.seg === mid && k > 0 && inside(w));
+  assert(pick >= 0, 'no word of the middle segment lasts 40 ms');
+  const t = (words[pick].start + words[pick].end) / 2;
+  await seekTo(t);
+  await marks(pick);
+  const marked = await current();
+  assert(marked.length === 1 && marked[0] === pick,
+    `at ${t} s the marked words are [${marked}], not [${pick}] ("${words[pick].word}")`);
+  const seg = await page.$eval('#segments .seg[aria-current]', (b) => Number(b.dataset.index)).catch(() => -1);
+  assert(seg === words[pick].seg, `at ${t} s segment ${seg} is current, not ${words[pick].seg}`);
+  await shoot(page, 'player-words');
+  // While it plays, the mark moves on to the words that follow.
+  await page.$eval('#player-video', (v) => { v.muted = true; return v.play(); });
+  await page.waitForFunction((k) => [...document.querySelectorAll('#segments .word')]
+    .findIndex((x) => x.classList.contains('current')) > k, pick, { timeout: 10_000 * SLOW }).catch(() => {});
+  const playing = await current();
+  await page.$eval('#player-video', (v) => v.pause());
+  assert(playing.length === 1 && playing[0] > pick,
+    `while playing from "${words[pick].word}" the marked words are [${playing}]`);
+  // Between two words nothing is marked.
+  const gap = words.findIndex((w, k) => k + 1 < words.length && words[k + 1].start - w.end >= 0.04);
+  if (gap >= 0) {
+    const g = (words[gap].end + words[gap + 1].start) / 2;
+    await seekTo(g);
+    await page.waitForFunction(() => !document.querySelector('#segments .word.current'), null, { timeout: T })
+      .catch(() => {});
+    const none = await current();
+    assert(none.length === 0, `at ${g} s, between words ${gap} and ${gap + 1}, the marked words are [${none}]`);
+  }
+  // A click on a word of another segment seeks to that word's start.
+  const other = words.findIndex((w, k) => w.seg !== words[pick].seg && k !== pick && inside(w) &&
+    w.start > res.segments[w.seg].start + 0.05);
+  assert(other >= 0, 'no word to click in another segment');
+  await page.locator('#segments .word').nth(other).click();
+  const after = await page.$eval('#player-video', (v) => v.currentTime);
+  assert(Math.abs(after - words[other].start) < 0.05,
+    `currentTime ${after} after a click on "${words[other].word}" at ${words[other].start}`);
+  await marks(other);
+  const clicked = await current();
+  assert(clicked.length === 1 && clicked[0] === other,
+    `after the click the marked words are [${clicked}], not [${other}]`);
 });
 
 await check('ui_player_video_mp4', async () => {
@@ -530,6 +626,30 @@ await check('ui_player_speech_timeline', async () => {
     document.getElementById('speech-summary').textContent, document.getElementById('segments').textContent,
     document.getElementById('skip-silence').disabled]);
   assert(q[0] === 0 && /No speech was found/.test(q[1]) && /No speech was found/.test(q[2]) && q[3], `quiet: ${JSON.stringify(q)}`);
+  await ctx.close();
+});
+
+// A job run without word timestamps: results.json has no words and the
+// segments show their text alone.
+await check('ui_player_without_words', async () => {
+  const form = new FormData();
+  form.append('file', new Blob([fs.readFileSync(path.join(MEDIA, 'jfk.mp4'))]), 'jfk.mp4');
+  const up = await (await fetch(`${VAD_URL}/upload`, { method: 'POST', body: form })).json();
+  const body = JSON.stringify({ id: up.id, wait: true, word_timestamps: false });
+  const sched = await fetch(`${VAD_URL}/model`, { method: 'POST', body });
+  assert(sched.status === 200, `scheduling without words: HTTP ${sched.status}`);
+  const result = await (await fetch(`${VAD_URL}/results/${up.id}`)).json();
+  assert(result.segments.length > 0 && result.segments.every((s) => !s.words), 'results.json has words');
+  const { page: wp, ctx } = await newPage('no-words');
+  await wp.goto(`${VAD_URL}/#/player/${up.id}`);
+  await wp.waitForFunction((n) => document.querySelectorAll('#segments .seg').length === n, result.segments.length,
+    { timeout: T });
+  const shown = await wp.evaluate(() => [document.querySelectorAll('#segments .word').length,
+    [...document.querySelectorAll('#segments .seg .text')].map((x) => x.textContent)]);
+  assert(shown[0] === 0, `${shown[0]} word elements without words`);
+  result.segments.forEach((s, i) => {
+    assert(shown[1][i] === (s.text.trim() || '…'), `segment ${i} reads "${shown[1][i]}"`);
+  });
   await ctx.close();
 });
 

@@ -29,7 +29,8 @@ await check('openai_words_timed', async () => {
   let prev = 0;
   for (const w of r.words) {
     assert(typeof w.word === 'string' && w.word.length > 0 && !w.word.startsWith(' '), `word ${JSON.stringify(w)}`);
-    assert(w.start <= w.end && w.start >= prev - 0.001 && w.end <= r.duration, `word ${JSON.stringify(w)} after ${prev}`);
+    assert(w.start <= w.end && w.start >= prev - 0.001 && w.end <= r.duration,
+      `word ${JSON.stringify(w)} after ${prev}`);
     prev = w.end;
   }
   const said = squeeze(r.segments.map((s) => s.text).join(''));

@@ -1,0 +1,30 @@
+# checks.sh: the checks tests/api/test_vad.sh and test_words.sh share
+# (sourced after lib.sh and tests/cli/lib.sh, for call and say).
+
+# want STATUS [ERROR CODE]: the last response had STATUS, and an error with
+# that code and a message when a code is given.
+want() {
+    if [ "$code" != "$1" ]; then
+        say "$last -> $code, expected $1; body: $(head -c 400 "$API_TMP/body")"
+        return 1
+    fi
+    if [ -n "${2:-}" ] && ! jq -e --arg c "$2" '.error.code == $c and (.error.message | length) > 0' \
+        "$API_TMP/body" >/dev/null 2>&1; then
+        say "$last -> error $(jq -c .error "$API_TMP/body" 2>/dev/null), expected code \"$2\""
+        return 1
+    fi
+}
+
+# jqb FILTER: the body satisfies the jq filter.
+jqb() {
+    jq -e "$1" "$API_TMP/body" >/dev/null 2>&1 && return 0
+    say "$last: not ($1): $(head -c 600 "$API_TMP/body")"
+    return 1
+}
+
+# upload FILE: POST /upload, 201; sets up_id.
+upload() {
+    call POST /upload -F "file=@$1"
+    want 201 || return 1
+    up_id=$(jq -r .id "$API_TMP/body")
+}
