@@ -96,6 +96,16 @@ struct hark_model *t_load_model(const char *name)
     return m;
 }
 
+void t_cli_greedy_options(struct hark_options *o)
+{
+    hark_options_init(o);
+    o->decoder = HARK_DECODER_WHISPER_CPP;
+    o->beam_size = 1;
+    o->best_of = 1;
+    o->no_fallback = 1;
+    o->language = "en";
+}
+
 void *t_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

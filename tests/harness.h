@@ -47,6 +47,12 @@ const char *t_shared(const char *kind, const char *name);
 struct hark_model;
 struct hark_model *t_load_model(const char *name);
 
+/* Fills options as the reference whisper-cli runs were made: the
+ * whisper.cpp profile, greedy (one candidate), no temperature fallback,
+ * English. */
+struct hark_options;
+void t_cli_greedy_options(struct hark_options *o);
+
 /* Reads a whole file into a malloc'ed buffer (NUL-terminated); NULL if it
  * cannot be read. */
 void *t_read_file(const char *path, size_t *len);

@@ -153,8 +153,9 @@ enum { CLI_OPT_WORDS = 0x620, CLI_OPT_NO_WORDS };
         {"word-timestamps", no_argument, 0, CLI_OPT_WORDS},                                    \
         {"no-word-timestamps", no_argument, 0, CLI_OPT_NO_WORDS}, CLI_VAD_OPTIONS
 
-/* The lines of --word-timestamps and --no-word-timestamps for a --help. */
-void cli_words_help(FILE *out);
+/* The end of serve's and worker's --help: word timestamps, -h, and speech
+ * detection's options. */
+void cli_jobs_help(FILE *out);
 
 struct store;
 struct queue;

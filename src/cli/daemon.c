@@ -132,13 +132,16 @@ int cli_jobs_option(struct cli_jobs *j, int code, const char *arg)
     }
 }
 
-void cli_words_help(FILE *out)
+void cli_jobs_help(FILE *out)
 {
     fputs("  --word-timestamps      time every word (DTW over the alignment heads): words in\n"
           "                         results.json and subtitles cut at words, for jobs that\n"
           "                         do not choose (HARK_WORD_TIMESTAMPS=1; the default)\n"
-          "  --no-word-timestamps   only when a job asks (HARK_WORD_TIMESTAMPS=0)\n",
+          "  --no-word-timestamps   only when a job asks (HARK_WORD_TIMESTAMPS=0)\n"
+          "  -h, --help             this help\n"
+          "\n",
           out);
+    cli_vad_help(out);
 }
 
 int cli_start_queue(struct store *store, struct cli_jobs *j, const char *default_model,

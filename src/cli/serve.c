@@ -65,11 +65,7 @@ void cli_serve_help(FILE *out)
           "                         database, the jobs of a process that dies go back to\n"
           "                         the queue when their lease has passed\n",
           out);
-    cli_words_help(out);
-    fputs("  -h, --help             this help\n"
-          "\n",
-          out);
-    cli_vad_help(out);
+    cli_jobs_help(out);
     fputs("  These are the defaults for jobs and requests that do not choose (POST /model\n"
           "  \"vad\", the /v1 routes' chunking_strategy); HARK_VAD and HARK_VAD_* set them too.\n"
           "\n"

@@ -54,11 +54,7 @@ void cli_worker_help(FILE *out)
           "                         when it has passed\n"
           "                         (HARK_LEASE_SECONDS; default 30)\n",
           out);
-    cli_words_help(out);
-    fputs("  -h, --help             this help\n"
-          "\n",
-          out);
-    cli_vad_help(out);
+    cli_jobs_help(out);
     fputs("  These are the defaults for jobs that do not choose (HARK_VAD and HARK_VAD_*\n"
           "  set them too).\n"
           "\n"

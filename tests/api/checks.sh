@@ -28,3 +28,16 @@ upload() {
     want 201 || return 1
     up_id=$(jq -r .id "$API_TMP/body")
 }
+
+# openai_checks NAME URL SCRIPT: the openai npm client's checks in
+# tests/api/openai/SCRIPT against the server at URL (with the shared audio
+# folder in HARK_AUDIO); a client that cannot be installed is one FAIL.
+openai_checks() {
+    local dir=$HERE/openai
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null || ! npm_install "$dir" openai; then
+        echo "FAIL $1: the openai client cannot be installed"
+        failed=$((failed + 1))
+        return
+    fi
+    HARK_URL=$2 HARK_AUDIO=$AUDIO node_checks "$1" $((120 * SLOW)) "$dir/$3"
+}

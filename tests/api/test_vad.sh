@@ -191,16 +191,6 @@ test_v_chunking_strategy() {
     want 200 && jqb 'keys == ["text"]'
 }
 
-run_openai_vad() {
-    local dir=$HERE/openai
-    if ! command -v node >/dev/null || ! command -v npm >/dev/null || ! npm_install "$dir" openai; then
-        echo "FAIL openai_vad: the openai client cannot be installed"
-        failed=$((failed + 1))
-        return
-    fi
-    HARK_URL=$V_url HARK_AUDIO=$AUDIO node_checks openai_vad $((120 * SLOW)) "$dir/vad.mjs"
-}
-
 stop_n() { server_stop N; }
 stop_v() { server_stop V; }
 
@@ -220,7 +210,7 @@ if server_start N "$API_TMP/n" && server_start V "$API_TMP/v" --models "$API_TMP
     t vad_no_speech test_v_no_speech
     t vad_speech_timestamps test_v_speech_timestamps
     t vad_chunking_strategy test_v_chunking_strategy
-    run_openai_vad
+    openai_checks openai_vad "$V_url" vad.mjs
     t vad_stop_n stop_n
     t vad_stop_v stop_v
 else

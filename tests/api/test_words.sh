@@ -11,8 +11,8 @@
 # the words in order, the files well formed (tests/api/cues.py; libavformat
 # reading them back is tests/unit/test_cues.c's); options it cannot honour
 # are refused. Server O runs with --no-word-timestamps: no words
-# unless a job asks. /v1 gives words when timestamp_granularities asks for
-# them, also through the official openai client.
+# unless a job asks. /v1 gives words when timestamp_granularities (with or
+# without []) asks for them, also through the official openai client.
 #
 # Run from the repository root; helpers and paths as in lib.sh. Prints
 # "PASS name" / "FAIL name" per check and ends with "N passed, N failed".
@@ -164,6 +164,12 @@ test_v1_words() {
     jqb '(.words | length) > 0 and ([.words[] | .start <= .end and (.word | startswith(" ") | not)] | all) and
         (.words | map(.word) | join("") | gsub(" "; "")) == ([.segments[].text] | join("") | gsub(" "; ""))' ||
         return 1
+    # Many clients send the field without the brackets.
+    call POST /v1/audio/transcriptions -F "file=@$AUDIO/jfk.wav" -F response_format=verbose_json \
+        -F "timestamp_granularities=word"
+    want 200 && jqb '(.words | length) > 0' || return 1
+    call POST /v1/audio/transcriptions -F "file=@$AUDIO/jfk.wav" -F "timestamp_granularities=syllable"
+    want 400 invalid_value && jqb '.error.param == "timestamp_granularities"' || return 1
     call POST /v1/audio/transcriptions -F "file=@$AUDIO/jfk.wav" -F response_format=verbose_json
     want 200 && jqb 'has("words") | not'
 }
@@ -186,16 +192,6 @@ test_off_default() {
     want 200 && jqb '(.words | length) > 0'
 }
 
-run_openai_words() {
-    local dir=$HERE/openai
-    if ! command -v node >/dev/null || ! command -v npm >/dev/null || ! npm_install "$dir" openai; then
-        echo "FAIL openai_words: the openai client cannot be installed"
-        failed=$((failed + 1))
-        return
-    fi
-    HARK_URL=$O_url HARK_AUDIO=$AUDIO node_checks openai_words $((120 * SLOW)) "$dir/words.mjs"
-}
-
 stop_w() { server_stop W; }
 stop_o() { server_stop O; }
 
@@ -213,7 +209,7 @@ if server_start W "$W_data" && server_start O "$API_TMP/o" --no-word-timestamps;
     t words_subtitle_refusals test_option_refusals
     t words_v1 test_v1_words
     t words_server_off test_off_default
-    run_openai_words
+    openai_checks openai_words "$O_url" words.mjs
     t words_stop_w stop_w
     t words_stop_o stop_o
 else

@@ -3,9 +3,10 @@
 # the real shapes of Whisper tiny, base, small and large-v3 (f16), generated
 # once by tools/mkmodel into build/bench-models/ and reused. For each model it
 # runs `hark bench`: load, mel, encoder per window, decoder per token (batch
-# 1 and 5), and transcriptions of the two reference clips (greedy and beam
-# 5), medians of several runs at 1 and 2 threads, with whisper.cpp 1.9.3's
-# figures beside ours. It prints figures and never fails: a model that cannot
+# 1 and 5), and transcriptions of the two reference clips (greedy, beam 5,
+# and greedy with word timestamps in both decoding profiles, with the share
+# aligning takes), medians of several runs at 1 and 2 threads, with
+# whisper.cpp 1.9.3's figures beside ours. It prints figures and never fails: a model that cannot
 # be generated or a bench that stops early is reported and the rest go on.
 # Then speech detection's figures (`hark bench vad`), the HTTP service's
 # (tests/bench/api.sh) and the job queue's on SQLite and PostgreSQL
@@ -48,13 +49,15 @@ done
 for m in ${BENCH_MODELS:-tiny base small large-v3}; do
     file=$models_dir/$m-f16.bin
     # Runs, transcription runs, per-figure budget (s) and time limit (s):
-    # the large shapes get fewer runs; large-v3 transcribes only jfk greedily.
+    # the large shapes get fewer runs; large-v3 transcribes only jfk greedily
+    # (with and without word timestamps), at 2 threads alone.
     extra=()
+    t=$threads
     case $m in
         tiny)     runs=5; truns=3; budget=20; limit=120 ;;
         base)     runs=5; truns=3; budget=25; limit=150 ;;
         small)    runs=3; truns=1; budget=30; limit=210 ;;
-        large-v3) runs=3; truns=1; budget=60; limit=300; extra=(--no-beam --tokens 16) ;;
+        large-v3) runs=3; truns=1; budget=60; limit=300; extra=(--no-beam --tokens 16); t=${BENCH_THREADS:-2} ;;
         *)        runs=3; truns=1; budget=30; limit=300 ;;
     esac
     runs=${BENCH_RUNS:-$runs}
@@ -72,7 +75,7 @@ for m in ${BENCH_MODELS:-tiny base small large-v3}; do
     fi
     echo
     timeout --foreground -k 10 "$limit" "$bin" bench -m "$file" --label "$m (random weights)" \
-        -t "$threads" --runs "$runs" --transcribe-runs "$truns" --budget "$budget" \
+        -t "$t" --runs "$runs" --transcribe-runs "$truns" --budget "$budget" \
         "${clips[@]}" "${extra[@]}"
     rc=$?
     if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then

@@ -162,12 +162,7 @@ static void run(int i)
     hark_result *r = NULL;
     if (!st || rc || !n_ref) goto done;
     struct hark_options o;
-    hark_options_init(&o);
-    o.decoder = HARK_DECODER_WHISPER_CPP;
-    o.beam_size = 1;
-    o.best_of = 1;
-    o.no_fallback = 1;
-    o.language = "en";
+    t_cli_greedy_options(&o);
     o.word_timestamps = 1;
     o.alignment_heads = runs[i].heads;
     struct force f = {ref, n_ref, 0, 0, 0, 0.1, 0.0};

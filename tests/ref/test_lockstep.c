@@ -233,12 +233,7 @@ static void run_model(const char *name)
         json_t *greedy = json_object_get(run, "greedy");
 
         struct hark_options opt;
-        hark_options_init(&opt);
-        opt.decoder = HARK_DECODER_WHISPER_CPP;
-        opt.beam_size = 1;
-        opt.best_of = 1;
-        opt.no_fallback = 1;
-        opt.language = "en";
+        t_cli_greedy_options(&opt);
 
         /* 1. Lock-step. */
         struct lock L = {json_object_get(greedy, "windows"), json_object_get(greedy, "steps"), tol,

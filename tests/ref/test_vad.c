@@ -443,12 +443,7 @@ static void run_cli_model(const char *model)
         struct listed *listed = NULL;
         int n_listed = ref ? expand_listed(ref, &listed) : 0;
         struct hark_options o;
-        hark_options_init(&o);
-        o.decoder = HARK_DECODER_WHISPER_CPP;
-        o.beam_size = 1;
-        o.best_of = 1;
-        o.no_fallback = 1;
-        o.language = "en";
+        t_cli_greedy_options(&o);
         o.vad = vad;
         char what[128];
         snprintf(what, sizeof what, "%s %s", model, clips[c]);

@@ -205,12 +205,12 @@ static void test_cases(void)
     o.max_lines = 1;
     CHECK(cues_build(&tied, 1, &o, 1, &c, &nc) == 0 && nc == 3);
     if (nc == 3) {
-        CHECKF(!strcmp(c[0].text, "a <00:00:09.000>b") && near(c[0].start, 9.0) && near(c[0].end, 9.001), "[%s] %.4f %.4f",
-               c[0].text, c[0].start, c[0].end);
-        CHECKF(!strcmp(c[1].text, "c <00:00:09.001>d") && near(c[1].start, 9.001) && near(c[1].end, 9.002), "[%s] %.4f %.4f",
-               c[1].text, c[1].start, c[1].end);
-        CHECKF(!strcmp(c[2].text, "e <00:00:09.002>f") && near(c[2].start, 9.002) && near(c[2].end, 9.2), "[%s] %.4f %.4f",
-               c[2].text, c[2].start, c[2].end);
+        CHECKF(!strcmp(c[0].text, "a <00:00:09.000>b") && near(c[0].start, 9.0) && near(c[0].end, 9.001),
+               "[%s] %.4f %.4f", c[0].text, c[0].start, c[0].end);
+        CHECKF(!strcmp(c[1].text, "c <00:00:09.001>d") && near(c[1].start, 9.001) && near(c[1].end, 9.002),
+               "[%s] %.4f %.4f", c[1].text, c[1].start, c[1].end);
+        CHECKF(!strcmp(c[2].text, "e <00:00:09.002>f") && near(c[2].start, 9.002) && near(c[2].end, 9.2),
+               "[%s] %.4f %.4f", c[2].text, c[2].start, c[2].end);
     }
     cues_free(c, nc);
     o.max_line_chars = 42;
