@@ -194,9 +194,9 @@ static int write_json_segment(const struct hark_segment *seg, int dtw, FILE *out
 {
     int rc;
     fprintf(out, "{\"id\":%d,\"seek\":%d,\"start\":", seg->id, seg->seek);
-    put_json_time(out, seg->start_s);
+    put_json_double(out, seg->start_s);
     fputs(",\"end\":", out);
-    put_json_time(out, seg->end_s);
+    put_json_double(out, seg->end_s);
     fputs(",\"text\":", out);
     if ((rc = put_json_string(out, seg->text)) != 0) return rc;
     fputs(",\"tokens\":[", out);
