@@ -12,8 +12,8 @@
  * no earlier than the one before ended, and lasts at least a millisecond.
  * In WebVTT, word tags (<00:00:01.250>) before every word but a cue's
  * first let players show each word as it is spoken; they stay in order and
- * within their cue. In every cue, CR, LF and tab become spaces and "-->" becomes
- * "->", as in openai-whisper's writers.
+ * within their cue. In every cue, CR, LF and tab become spaces and "-->"
+ * becomes "->", as in openai-whisper's writers.
  */
 #include "cues.h"
 

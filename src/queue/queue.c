@@ -1081,8 +1081,6 @@ int queue_options_apply(struct queue *q, const struct queue_options *o, struct h
 
 const hark_vad *queue_vad_model(struct queue *q) { return q ? q->vad : NULL; }
 
-int queue_words_default(struct queue *q) { return q && q->words_on; }
-
 void queue_vad_defaults(struct queue *q, int *on, struct hark_vad_params *params)
 {
     if (on) *on = q && q->vad_on;

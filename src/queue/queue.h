@@ -189,7 +189,4 @@ int queue_options_apply(struct queue *q, const struct queue_options *o, struct h
 const hark_vad *queue_vad_model(struct queue *q);
 void queue_vad_defaults(struct queue *q, int *on, struct hark_vad_params *params);
 
-/* Whether word timestamps are on for jobs and requests that do not say. */
-int queue_words_default(struct queue *q);
-
 #endif

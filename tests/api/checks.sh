@@ -15,10 +15,12 @@ want() {
     fi
 }
 
-# jqb FILTER: the body satisfies the jq filter.
+# jqb FILTER [JQ ARGS...]: the body satisfies the jq filter.
 jqb() {
-    jq -e "$1" "$API_TMP/body" >/dev/null 2>&1 && return 0
-    say "$last: not ($1): $(head -c 600 "$API_TMP/body")"
+    local f=$1
+    shift
+    jq -e "$@" "$f" "$API_TMP/body" >/dev/null 2>&1 && return 0
+    say "$last: not ($f): $(head -c 600 "$API_TMP/body")"
     return 1
 }
 
