@@ -13,7 +13,9 @@
  * OpenBLAS runs single-threaded; parallelism comes from this file's pool,
  * which splits a product's output columns (weight rows) across threads.
  * Products with few rows (decoding one token) are bound by memory bandwidth
- * and read f16 or quantized weights directly, dequantizing in registers.
+ * and read f16 weights directly. Quantized weights go to quant.c, which
+ * multiplies them in integers as ggml does; the dequantizing paths here
+ * remain for when its buffer cannot be had.
  *
  * Quantized blocks (ggml): 32 values each, `d` and `m` are f16,
  *   q4_0 {d, qs[16]}          x = d·(q − 8)
@@ -38,6 +40,7 @@
 
 #include "hark.h"
 #include "model.h"
+#include "quant.h"
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
 
@@ -721,6 +724,8 @@ struct kern_pool {
     int n_threads;
     pthread_t *threads;
     float **scratch;          /* n_threads buffers of KERN_SCRATCH_FLOATS */
+    void *shared;             /* kern_pool_shared's buffer */
+    size_t shared_bytes;
     int n_started;
 
     /* The current job. `ticket` packs the job's generation, its task count
@@ -849,6 +854,7 @@ void kern_pool_free(struct kern_pool *p)
     if (p->scratch)
         for (int i = 0; i < p->n_threads; i++) free(p->scratch[i]);
     free(p->scratch);
+    free(p->shared);
     free(p->threads);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv_work);
@@ -858,6 +864,19 @@ void kern_pool_free(struct kern_pool *p)
 int kern_pool_threads(const struct kern_pool *p) { return p->n_threads; }
 
 float *kern_pool_scratch(struct kern_pool *p, int thread) { return p->scratch[thread]; }
+
+void *kern_pool_shared(struct kern_pool *p, size_t bytes)
+{
+    if (bytes <= p->shared_bytes) return p->shared;
+    size_t want = bytes + bytes / 4;
+    want = (want + 63) / 64 * 64;
+    void *b = aligned_alloc(64, want);
+    if (!b) return NULL;
+    free(p->shared);
+    p->shared = b;
+    p->shared_bytes = want;
+    return b;
+}
 
 /* The caller publishes the job, runs tasks itself, and waits only for tasks
  * other threads have claimed: a worker that the OS has not scheduled (the
@@ -1118,6 +1137,9 @@ void kern_linear(struct kern_pool *pool, const struct tensor *w, const float *bi
     };
     int nt = kern_pool_threads(pool);
     if (m <= 0 || a.N <= 0) return;
+    /* Quantized weights as ggml multiplies them; dequantized to f32 only
+     * when the activations' buffer cannot be had. */
+    if (quant_is_block_type(w->type) && quant_linear(pool, w, bias, x, m, y, flags) == 0) return;
     if (m <= KERN_GEMV_MAX_ROWS) {
         /* Enough tasks to balance threads that other work slows down. */
         int chunk = nt == 1 ? a.N : (a.N + nt * 8 - 1) / (nt * 8);

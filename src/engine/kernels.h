@@ -45,6 +45,12 @@ void kern_pool_run(struct kern_pool *pool, kern_task_fn fn, void *arg, int n_tas
  * thread `thread`; owned by the pool. */
 float *kern_pool_scratch(struct kern_pool *pool, int thread);
 
+/* A buffer of at least `bytes` (64-byte aligned) that the pool's tasks
+ * share, grown as needed and owned by the pool; valid until the next call.
+ * Called only by the thread that runs kern_pool_run. NULL when it cannot
+ * grow (the old buffer is kept). */
+void *kern_pool_shared(struct kern_pool *pool, size_t bytes);
+
 /* ----------------------------------------------------------- conversions */
 
 float kern_f16_to_f32(uint16_t h);
@@ -78,7 +84,8 @@ enum {
  * rows of K values; any weight type) and bias N floats or NULL. x and y are
  * contiguous row-major and do not overlap. Up to KERN_GEMV_MAX_ROWS rows
  * read the weights directly (GEMV); more rows convert tiles of the weights
- * to f32 and multiply them with sgemm. Runs on the pool. */
+ * to f32 and multiply them with sgemm. Quantized weights are multiplied as
+ * ggml does, in integers with 8-bit activations (quant.h). Runs on the pool. */
 #define KERN_GEMV_MAX_ROWS 8
 void kern_linear(struct kern_pool *pool, const struct tensor *w, const float *bias,
                  const float *x, int m, float *y, int flags);

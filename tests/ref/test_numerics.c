@@ -7,8 +7,12 @@
  * reference token sequence, one token at a time and as one batch, and
  * compare the stored logits rows and every row's argmax (a flip is allowed
  * only where the reference's top-1/top-2 gap is below the model's lockstep
- * gap). Tolerances come from each model's expect.json; the worst differences
- * are printed. Last, two threads with their own states over one model must
+ * gap). Batched and incremental logits must agree as closely as either
+ * must agree with the reference: like whisper.cpp, hark's GELU outputs are
+ * f16 values and a quantized model's activations are rounded to 8 bits, so
+ * the rounding-level difference between a GEMM and a GEMV can move a value
+ * by one f16 or one 8-bit step. Tolerances come from each model's
+ * expect.json; the worst differences are printed. Last, two threads with their own states over one model must
  * give exactly what one thread alone gives.
  */
 #include <jansson.h>
@@ -176,7 +180,9 @@ static void check_model(const char *name)
         }
     }
     struct diff db = compare(batch, one, (size_t)n * nv);
-    CHECKF(db.max_abs <= 1e-3, "%s: batched and incremental logits differ by %.3g", name, db.max_abs);
+    CHECKF(db.rms_rel <= tol(expect, "logits_rms_rel") && db.max_abs <= tol(expect, "logits_max_abs"),
+           "%s: batched and incremental logits differ by rms rel %.3g, max abs %.3g", name, db.rms_rel,
+           db.max_abs);
     printf("  %-16s conv %.2e/%.2e  enc %.2e/%.2e  logits %.2e/%.3f  argmax flips %d (tolerated %d)  batch-vs-one %.2e\n",
            name, dc.rms_rel, dc.max_abs, de.rms_rel, de.max_abs, worst_rms, worst_max, flips, tolerated, db.max_abs);
 

@@ -18,6 +18,7 @@
 #include "harness.h"
 #include "kernels.h"
 #include "model.h"
+#include "quant.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -212,6 +213,8 @@ struct wt {
     struct tensor t;
     uint8_t *raw;    /* allocation behind t.data (offset by one byte) */
     double *ref;     /* (N, K) values the weight stands for */
+    int *qi;         /* block types: (N, K) signed integer values (q − offset) */
+    double *bd, *bm; /* block types: (N, K/32) scales d and minimums m */
 };
 
 static const int all_types[] = {TYPE_F32, TYPE_F16, TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q8_0};
@@ -222,6 +225,9 @@ static void make_weight(struct wt *w, int type, int K, int N)
     memset(w, 0, sizeof *w);
     w->raw = malloc(rb * (size_t)N + 64);
     w->ref = malloc(sizeof(double) * (size_t)K * N);
+    w->qi = malloc(sizeof(int) * (size_t)K * N);
+    w->bd = malloc(sizeof(double) * (size_t)(K / 32 + 1) * N);
+    w->bm = malloc(sizeof(double) * (size_t)(K / 32 + 1) * N);
     uint8_t *data = type == TYPE_F32 ? w->raw : w->raw + 1;
     for (int j = 0; j < N; j++) {
         uint8_t *row = data + rb * (size_t)j;
@@ -240,9 +246,14 @@ static void make_weight(struct wt *w, int type, int K, int N)
         } else {
             size_t bb = kern_row_bytes(type, 32);
             for (int b = 0; b < K / 32; b++) {
-                int q[32];
+                int q[32], o = type == TYPE_Q4_0 ? 8 : type == TYPE_Q5_0 ? 16 : 0;
+                float d = rnd_f16_value(0.02f), m = rnd_f16_value(0.1f);
+                size_t ib = (size_t)j * (K / 32) + b;
                 rnd_q(type, q);
-                pack_block(type, q, rnd_f16_value(0.02f), rnd_f16_value(0.1f), row + b * bb, ref + b * 32);
+                pack_block(type, q, d, m, row + b * bb, ref + b * 32);
+                for (int k = 0; k < 32; k++) w->qi[(size_t)j * K + b * 32 + k] = q[k] - o;
+                w->bd[ib] = d;
+                w->bm[ib] = (type == TYPE_Q4_1 || type == TYPE_Q5_1) ? m : 0.0;
             }
         }
     }
@@ -261,6 +272,47 @@ static void free_weight(struct wt *w)
 {
     free(w->raw);
     free(w->ref);
+    free(w->qi);
+    free(w->bd);
+    free(w->bm);
+}
+
+/* One activation block quantized as ggml's x86 build does it, written out
+ * from its description: d = amax / 127 kept as f16, q = x · (127 / amax)
+ * rounded half to even, s = d · Σq as f16. */
+static void q8_ref(const float *x, int *q, double *d, double *s)
+{
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    float df = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < 32; j++) {
+        q[j] = (int)nearbyintf(x[j] * id);
+        sum += q[j];
+    }
+    *d = kern_f16_to_f32(kern_f32_to_f16(df));
+    *s = kern_f16_to_f32(kern_f32_to_f16(df * (float)sum));
+}
+
+/* Row j of a block-type weight times activation row x (K values), as ggml
+ * computes it: Σ_b d_w·d_x·Σ w·q (+ m_w·s_x); mag gets Σ of |terms|. */
+static double qdot_ref(const struct wt *w, int j, const float *x, double *mag)
+{
+    int K = (int)w->t.ne[0], q[32];
+    double sum = 0, d, s;
+    *mag = 0;
+    for (int b = 0; b < K / 32; b++) {
+        size_t ib = (size_t)j * (K / 32) + b;
+        q8_ref(x + b * 32, q, &d, &s);
+        long isum = 0, iabs = 0;
+        for (int k = 0; k < 32; k++) {
+            isum += (long)w->qi[(size_t)j * K + b * 32 + k] * q[k];
+            iabs += labs((long)w->qi[(size_t)j * K + b * 32 + k] * q[k]);
+        }
+        sum += w->bd[ib] * d * (double)isum + w->bm[ib] * s;
+        *mag += fabs(w->bd[ib] * d) * (double)iabs + fabs(w->bm[ib] * s);
+    }
+    return sum;
 }
 
 static double gelu_ref(double x) { return 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
@@ -282,9 +334,15 @@ static double check_linear(struct kern_pool *pool, const struct wt *w, int m, in
     for (int i = 0; i < m; i++) {
         for (int j = 0; j < N; j++) {
             double s = bias[j], mag = fabs(bias[j]);
-            for (int k = 0; k < K; k++) {
-                s += w->ref[(size_t)j * K + k] * x[(size_t)i * K + k];
-                mag += fabs(w->ref[(size_t)j * K + k] * x[(size_t)i * K + k]);
+            if (w->t.type >= TYPE_Q4_0) {
+                double mq;
+                s += qdot_ref(w, j, x + (size_t)i * K, &mq);
+                mag += mq;
+            } else {
+                for (int k = 0; k < K; k++) {
+                    s += w->ref[(size_t)j * K + k] * x[(size_t)i * K + k];
+                    mag += fabs(w->ref[(size_t)j * K + k] * x[(size_t)i * K + k]);
+                }
             }
             if (flags & KERN_GELU) s = gelu_ref(s);
             if (flags & KERN_ACCUM) {
@@ -377,6 +435,51 @@ static void test_gemv_simd_vs_scalar(void)
     CHECKF(worst < 1e-5, "SIMD and scalar GEMV differ by %.3g", worst);
     printf("  gemv simd vs scalar: worst |difference| %.3g\n", worst);
     kern_pool_free(pool);
+    set_mode(3);
+}
+
+/* Activation quantization (quant_row_q8) on blocks worked out by hand:
+ * ties round half to even, an all-zero block has scale 0 and no NaN, ±amax
+ * map to ±127; SIMD and portable give the same bytes. */
+static void test_q8_rows(void)
+{
+    float x[96] = {0};
+    int8_t want[96] = {0};
+    /* Block 0: amax 127, so d = 1 and every value is rounded on its own. */
+    const float v0[] = {127.0f, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -127.0f, 3.49f, -2.5f, 100.0f};
+    const int8_t q0[] = {127, 0, 2, 2, 0, -2, -127, 3, -2, 100};
+    for (int j = 0; j < 10; j++) {
+        x[j] = v0[j];
+        want[j] = q0[j];
+    }
+    /* Block 1: all zeros. Block 2: amax 254 (negative), so d = 2 and the
+     * multiplier is 0.5: 127 -> 63.5 -> 64, 1 -> 0.5 -> 0, 3 -> 1.5 -> 2. */
+    x[64] = 127.0f;
+    x[65] = 1.0f;
+    x[66] = 3.0f;
+    x[69] = -254.0f;
+    want[64] = 64;
+    want[66] = 2;
+    want[69] = -127;
+    const uint16_t want_d[3] = {0x3c00, 0, 0x4000}; /* 1, 0, 2 in f16 */
+    int sums[3] = {0};
+    for (int i = 0; i < 96; i++) sums[i / 32] += want[i];
+    for (int mode = 0; mode < 2; mode++) {
+        set_mode(mode);
+        int8_t q[96];
+        uint16_t d[3], sv[3];
+        quant_row_q8(x, 96, q, d, sv);
+        for (int i = 0; i < 96; i++)
+            CHECKF(q[i] == want[i], "%s: value %d (%g) quantized to %d, expected %d", mode_name(mode), i, x[i], q[i],
+                   want[i]);
+        for (int b = 0; b < 3; b++) {
+            float s = kern_f16_to_f32(sv[b]);
+            CHECKF(d[b] == want_d[b], "%s: block %d scale 0x%04x, expected 0x%04x", mode_name(mode), b, d[b],
+                   want_d[b]);
+            CHECKF(s == kern_f16_to_f32(want_d[b]) * (float)sums[b] && s == s, "%s: block %d sum %g, expected %g",
+                   mode_name(mode), b, s, kern_f16_to_f32(want_d[b]) * (float)sums[b]);
+        }
+    }
     set_mode(3);
 }
 
@@ -882,6 +985,7 @@ int main(int argc, char **argv)
     t_run("dequant", test_dequant);
     t_run("linear", test_linear);
     t_run("gemv_simd_vs_scalar", test_gemv_simd_vs_scalar);
+    t_run("q8_rows", test_q8_rows);
     t_run("sgemm", test_sgemm);
     t_run("layernorm", test_layernorm);
     t_run("softmax_gelu", test_softmax_gelu);
