@@ -63,17 +63,6 @@ int quant_is_block_type(int type)
            type == TYPE_Q8_0;
 }
 
-static size_t block_bytes(int type)
-{
-    switch (type) {
-    case TYPE_Q4_0: return Q4_0_BYTES;
-    case TYPE_Q4_1: return Q4_1_BYTES;
-    case TYPE_Q5_0: return Q5_0_BYTES;
-    case TYPE_Q5_1: return Q5_1_BYTES;
-    default: return Q8_0_BYTES;
-    }
-}
-
 /* What the unsigned weight code exceeds the signed value by. */
 static int weight_offset(int type)
 {
@@ -262,7 +251,7 @@ static void portable_task(void *arg, int task, int thread)
 {
     struct qlin *a = arg;
     int j0 = task * a->chunk, j1 = j0 + a->chunk < a->N ? j0 + a->chunk : a->N;
-    size_t bb = block_bytes(a->type);
+    size_t bb = kern_row_bytes(a->type, QK);
     int w[QK];
     for (int j = j0; j < j1; j++) {
         const uint8_t *row = a->w->data + (size_t)j * a->row_bytes;
@@ -321,7 +310,7 @@ INLINE TV float f16_v(const uint8_t *p)
 /* G consecutive weight rows from j against the M activation rows. */
 INLINE TV void gemv_group(const int type, const int M, const int G, const struct qlin *a, int j)
 {
-    const size_t bb = block_bytes(type);
+    const size_t bb = kern_row_bytes(type, QK);
     const int nb = a->nb, off = weight_offset(type), mins = has_min(type);
     __m256 acc[4][KERN_GEMV_MAX_ROWS];
     float summ[4][KERN_GEMV_MAX_ROWS];
@@ -417,7 +406,7 @@ static void gemv_task(void *arg, int task, int thread)
 
 static TV void pack_panel(const int type, const struct qlin *a, int j, int rows, uint8_t *dst)
 {
-    const size_t bb = block_bytes(type);
+    const size_t bb = kern_row_bytes(type, QK);
     for (int b = 0; b < a->nb; b++) {
         uint8_t *o = dst + (size_t)b * PANEL_BLOCK_BYTES;
         uint32_t codes[PANEL_ROWS][8];
