@@ -4,7 +4,10 @@
  * Stages are timed through the engine's internal API, so each figure is the
  * stage alone: the model load, the log-mel of 30 s of audio, one encoder
  * window, and decoder steps at batch 1 and at batch 5 (five sequence slots
- * stepped together, as beam search does). Whole transcriptions of the given
+ * stepped together, as beam search does). Before the stages of each thread
+ * count it measures the machine's ceilings (benchhw.c), and prints the
+ * encoder's rate against the GEMM its products run on and the decoder's
+ * bytes read per token against the read bandwidth. Whole transcriptions of the given
  * audio files go through the public API (hark_transcribe), greedy and with
  * beam 5, and report wall time, the real-time factor (wall / audio length)
  * and tokens per second; greedy again with word timestamps, in both decoding
@@ -37,6 +40,7 @@
 #include "hark.h"
 #include "mel.h"
 #include "model.h"
+#include "quant.h"
 #include "state.h"
 #include "tokenizer.h"
 #include "wav.h"
@@ -81,8 +85,10 @@ void cli_bench_help(FILE *out)
           "Times one model: load, log-mel of 30 s, encoder per window, decoder per token\n"
           "(batch 1 and 5), and whole transcriptions of the given WAV files (greedy, beam 5,\n"
           "and greedy with word timestamps, with the share of the time aligning words\n"
-          "takes), as medians of several runs, at each thread count. Prints whisper.cpp\n"
-          "1.9.3's figures beside ours where the model has a released shape.\n"
+          "takes), as medians of several runs, at each thread count. Prints the machine's\n"
+          "read bandwidth and GEMM rates, the encoder's share of them and the decoder's\n"
+          "bytes per token, and whisper.cpp 1.9.3's figures beside ours where the model\n"
+          "has a released shape.\n"
           "\n"
           "options:\n"
           "  -m, --model PATH        ggml Whisper model\n"
@@ -268,6 +274,38 @@ static void print_figure(const char *what, double ms, int n_runs, double ref_ms,
     printf("\n");
 }
 
+/* Multiply-adds x 2 of one encoder window: the two convolutions over 3000
+ * and 1500 frames, and per layer the projections (12 S^2 per frame) and the
+ * two attention products (2 C^2 S). */
+static double encoder_flops(const struct hark_hparams *hp)
+{
+    double S = hp->n_audio_state, C = hp->n_audio_ctx, M = hp->n_mels;
+    double macs = 2 * C * S * 3 * M + C * S * 3 * S + hp->n_audio_layer * (12 * C * S * S + 2 * C * C * S);
+    return 2 * macs;
+}
+
+/* Bytes a decoder step at batch 1 reads at position pos: every decoder
+ * weight but the cross-attention key and value projections (applied once per
+ * window), the token embedding (the output projection), the f16
+ * cross-attention keys and values, and the f32 self-attention cache. */
+static double decoder_bytes(const hark_model *model, int pos)
+{
+    const struct hark_hparams *hp = hark_model_hparams(model);
+    double b = (double)model->tok_emb.n_bytes + model->ln_w.n_bytes + model->ln_b.n_bytes;
+    for (int l = 0; l < hp->n_text_layer; l++) {
+        const struct dec_layer *d = &model->dec[l];
+        const struct tensor *t[] = {
+            &d->attn_ln_w, &d->attn_ln_b, &d->q_w, &d->q_b, &d->k_w, &d->v_w, &d->v_b, &d->o_w, &d->o_b,
+            &d->cross_ln_w, &d->cross_ln_b, &d->cq_w, &d->cq_b, &d->co_w, &d->co_b,
+            &d->mlp_ln_w, &d->mlp_ln_b, &d->mlp0_w, &d->mlp0_b, &d->mlp2_w, &d->mlp2_b,
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) b += (double)t[i]->n_bytes;
+    }
+    b += (double)hp->n_text_layer * 2 * hp->n_audio_ctx * hp->n_text_state * 2;
+    b += (double)hp->n_text_layer * 2 * pos * hp->n_text_state * 4;
+    return b;
+}
+
 /* The decoder's start: [sot] for English-only models, [sot, <|en|>,
  * <|transcribe|>] for multilingual ones. Returns its length. */
 static int prompt_tokens(const hark_model *model, int32_t *prompt)
@@ -283,7 +321,7 @@ static int prompt_tokens(const hark_model *model, int32_t *prompt)
 
 /* Times the stages at one thread count. */
 static int bench_stages(const struct bench_opts *o, const hark_model *model, hark_state *st, int threads,
-                        const float *pcm30, int ref)
+                        const float *pcm30, int ref, const struct bench_machine *hw)
 {
     const struct hark_hparams *hp = hark_model_hparams(model);
     double t[BENCH_MAX_RUNS], spent, t0;
@@ -322,7 +360,16 @@ static int bench_stages(const struct bench_opts *o, const hark_model *model, har
             goto done;
         }
     }
-    print_figure("encoder / 30 s window", bench_median(t, n), n, ref_enc, threads);
+    double enc_ms = bench_median(t, n);
+    print_figure("encoder / 30 s window", enc_ms, n, ref_enc, threads);
+    {
+        /* Against the GEMM the encoder's products run on: int8 for block
+         * types, f32 otherwise. */
+        int quant = quant_is_block_type(model->enc[0].mlp0_w.type);
+        double rate = encoder_flops(hp) / (enc_ms * 1e6), ceil = quant ? hw->i8_gemm : hw->f32_gemm;
+        printf("  %-28s %10.1f G%sOP/s   (%.0f%% of the %s GEMM above)\n", "  = encoder rate", rate,
+               quant ? "" : "FL", ceil > 0 ? 100.0 * rate / ceil : 0.0, quant ? "q8_0" : "f32");
+    }
 
     rc = dec_reserve(st, BENCH_BATCH);
     if (rc) {
@@ -345,7 +392,13 @@ static int bench_stages(const struct bench_opts *o, const hark_model *model, har
             goto done;
         }
     }
-    print_figure("decoder / token, batch 1", bench_median(t, n), n, ref_dec, threads);
+    double dec_ms = bench_median(t, n);
+    print_figure("decoder / token, batch 1", dec_ms, n, ref_dec, threads);
+    {
+        double bytes = decoder_bytes(model, n_prompt + o->n_tokens / 2), gbs = bytes / (dec_ms * 1e6);
+        printf("  %-28s %10.1f MB/token   %.1f GB/s   (%.0f%% of the read bandwidth above)\n",
+               "  = bytes read", bytes / 1e6, gbs, hw->read_gbs > 0 ? 100.0 * gbs / hw->read_gbs : 0.0);
+    }
 
     /* Batch 5: every slot after the prompt, n_tokens steps of all five. */
     for (n = 0, spent = 0; keep_going(o, n, o->runs, spent); n++) {
@@ -501,7 +554,12 @@ int cli_bench(int argc, char **argv)
                 goto done;
             }
             printf(" threads %d%s\n", threads, pass ? ", transcription (no fallback)" : "");
-            if (pass == 0 && bench_stages(&o, model, st, threads, pcm30, ref)) goto done;
+            if (pass == 0) {
+                struct bench_machine hw;
+                bench_machine(threads, &hw);
+                bench_machine_print(&hw);
+                if (bench_stages(&o, model, st, threads, pcm30, ref, &hw)) goto done;
+            }
             for (int i = 0; pass == 1 && i < o.n_audio; i++) {
                 const char *base = strrchr(o.audio[i], '/');
                 base = base ? base + 1 : o.audio[i];

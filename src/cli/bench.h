@@ -20,6 +20,20 @@ void cli_bench_help(FILE *out);
 double bench_now_ms(void);
 double bench_median(double *v, int n);
 
+/* The machine's ceilings at a thread count (benchhw.c): read bandwidth in
+ * GB/s, the engine's f32 and q8_0 GEMM in G(FL)OP/s on the large-v3 MLP
+ * shape, and register-bound AVX-512 FMA and vpdpbusd rates (0 where the CPU
+ * lacks them). */
+#define BENCH_MAX_THREADS_HW 64
+struct bench_machine {
+    int threads;
+    double read_gbs;
+    double f32_gemm, i8_gemm;
+    double fma_peak, vnni_peak;
+};
+void bench_machine(int threads, struct bench_machine *m);
+void bench_machine_print(const struct bench_machine *m);
+
 /* `hark bench vad ...` (benchvad.c): speech detection's figures; argv[0]
  * is "vad". */
 int cli_bench_vad(int argc, char **argv);

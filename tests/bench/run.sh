@@ -8,7 +8,11 @@
 # aligning takes), medians of several runs at 1 and 2 threads, with
 # whisper.cpp 1.9.3's figures beside ours. It prints figures and never fails: a model that cannot
 # be generated or a bench that stops early is reported and the rest go on.
-# Then speech detection's figures (`hark bench vad`), the HTTP service's
+# Then one table of every shape (large-v3-turbo too) in f16, q8_0 and q5_0
+# at 2 threads, with the encoder's share of the machine's GEMM and the
+# decoder's bytes per token against its read bandwidth, and whisper.cpp's
+# figures on the same files when WHISPER_CPP_BENCH names its whisper-bench
+# (tests/bench/table.sh). Then speech detection's figures (`hark bench vad`), the HTTP service's
 # (tests/bench/api.sh) and the job queue's on SQLite and PostgreSQL
 # (tests/bench/queue.sh).
 #
@@ -17,7 +21,7 @@
 #   BENCH_RUNS     runs per figure (default: 5; 3 for small and large-v3)
 #   BENCH_THREADS  thread counts (default: 1,2)
 #   BENCH_TIMEOUT  seconds allowed per model (default: per model, so that the
-#                  whole bench stays under 15 minutes on 2 cores)
+#                  f16 figures stay under 15 minutes on 2 cores)
 #   HARK_BIN, HARK_BUILD  set by the Makefile; HARK_SHARED / HARK_TEST_AUDIO
 #                  locate the shared data as the tests do.
 set -u
@@ -84,6 +88,8 @@ for m in ${BENCH_MODELS:-tiny base small large-v3}; do
         echo "  (hark bench exited with status $rc)"
     fi
 done
+echo
+"$(dirname "$0")/table.sh"
 echo
 # Speech detection: an hour of the shared recordings, and what it saves on a
 # recording with long silences (the tiny shape, random weights).
