@@ -35,7 +35,11 @@ extern "C" {
     X(ECANCELED, -6, "canceled")                                \
     X(ERANGE, -7, "value out of range")                         \
     X(ENOTSUP, -8, "not supported")                             \
-    X(ENOENT, -9, "no such file or directory")
+    X(ENOENT, -9, "no such file or directory")                  \
+    X(EEXIST, -10, "already exists")                            \
+    X(EBUSY, -11, "in use")                                     \
+    X(EAGAIN, -12, "nothing available now")                     \
+    X(ESTALE, -13, "no longer held by the caller")
 
 enum hark_error {
 #define HARK_ERR_ENUM(name, value, msg) HARK_##name = value,
@@ -301,6 +305,27 @@ enum hark_format { HARK_FORMAT_TXT, HARK_FORMAT_JSON, HARK_FORMAT_SRT, HARK_FORM
 
 /* Parses "txt", "json", "srt", "vtt", "tsv"; returns -1 if unknown. */
 int hark_format_parse(const char *name);
+
+/* Every output format: its name, file extension and HTTP content type, and
+ * whether the service keeps it as a file beside each transcribed upload
+ * (results.<ext>). The one list the command line, the service's routes,
+ * its job queue and /v1 all read. */
+struct hark_format_info {
+    enum hark_format fmt;
+    const char *name;          /* as hark_format_parse takes it */
+    const char *ext;
+    const char *content_type;  /* with its charset */
+    int stored;
+};
+
+/* The i-th format (0, 1, ...), the stored ones first; NULL past the last. */
+const struct hark_format_info *hark_format_at(int i);
+
+/* A format by its name, or "text" (OpenAI's name for txt); NULL if none. */
+const struct hark_format_info *hark_format_find(const char *name);
+
+/* A format by its id; NULL for a value outside enum hark_format. */
+const struct hark_format_info *hark_format_of(enum hark_format fmt);
 
 /* Writes the result in a format. Returns 0, HARK_EINVAL (unknown format or
  * NULL argument), HARK_ENOMEM or HARK_EIO (a write failed). */

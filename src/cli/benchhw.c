@@ -147,47 +147,37 @@ done:
  * current cores; the rates are per thread. */
 #define CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
-__attribute__((target("avx512f"))) static double fma_loop(void)
-{
-    __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
-#define DECL(k) __m512 a##k = _mm512_set1_ps((float)k);
-#define STEP(k) a##k = _mm512_fmadd_ps(a##k, b, c);
-#define SUM(k) s += _mm512_reduce_add_ps(a##k);
-    CHAINS(DECL)
-    double t0 = bench_now_ms();
-    for (long i = 0; i < LOOP_ITERS; i++) {
-        CHAINS(STEP)
+/* A function that runs LOOP_ITERS rounds of STEP_<name> (on twelve
+ * accumulators of type V, DECL_<name>, with operands b and c made by make
+ * from bv and cv), sums the accumulators into an S (SUM_<name>) and returns
+ * G(FL)OP/s for ops operations per step. */
+#define PEAK_LOOP(name, isa, V, S, make, bv, cv, ops)                    \
+    __attribute__((target(isa))) static double name(void)               \
+    {                                                                   \
+        V b = make(bv), c = make(cv);                                   \
+        CHAINS(DECL_##name)                                             \
+        double t0 = bench_now_ms();                                     \
+        for (long i = 0; i < LOOP_ITERS; i++) {                         \
+            CHAINS(STEP_##name)                                         \
+        }                                                               \
+        double ms = bench_now_ms() - t0;                                \
+        S s = 0;                                                        \
+        CHAINS(SUM_##name)                                              \
+        if (s == (S)42) ms += 1e-9;                                     \
+        return LOOP_ITERS * 12.0 * (ops) / (ms * 1e6);                  \
     }
-    double ms = bench_now_ms() - t0;
-    float s = 0;
-    CHAINS(SUM)
-    if (s == 42.0f) ms += 1e-9;
-    return LOOP_ITERS * 12.0 * 16 * 2 / (ms * 1e6);
-#undef DECL
-#undef STEP
-#undef SUM
-}
 
-__attribute__((target("avx512f,avx512vnni"))) static double vnni_loop(void)
-{
-    __m512i b = _mm512_set1_epi8(3), c = _mm512_set1_epi8(-2);
-#define DECL(k) __m512i a##k = _mm512_set1_epi32(k);
-#define STEP(k) a##k = _mm512_dpbusd_epi32(a##k, b, c);
-#define SUM(k) s += _mm512_reduce_add_epi32(a##k);
-    CHAINS(DECL)
-    double t0 = bench_now_ms();
-    for (long i = 0; i < LOOP_ITERS; i++) {
-        CHAINS(STEP)
-    }
-    double ms = bench_now_ms() - t0;
-    int s = 0;
-    CHAINS(SUM)
-    if (s == 42) ms += 1e-9;
-    return LOOP_ITERS * 12.0 * 64 * 2 / (ms * 1e6);
-#undef DECL
-#undef STEP
-#undef SUM
-}
+#define DECL_fma_loop(k) __m512 a##k = _mm512_set1_ps((float)k);
+#define STEP_fma_loop(k) a##k = _mm512_fmadd_ps(a##k, b, c);
+#define SUM_fma_loop(k) s += _mm512_reduce_add_ps(a##k);
+#define DECL_vnni_loop(k) __m512i a##k = _mm512_set1_epi32(k);
+#define STEP_vnni_loop(k) a##k = _mm512_dpbusd_epi32(a##k, b, c);
+#define SUM_vnni_loop(k) s += _mm512_reduce_add_epi32(a##k);
+
+/* 16 lanes x (multiply + add) per FMA; 64 byte products and their sums per
+ * vpdpbusd. */
+PEAK_LOOP(fma_loop, "avx512f", __m512, float, _mm512_set1_ps, 0.999f, 1e-3f, 16 * 2)
+PEAK_LOOP(vnni_loop, "avx512f,avx512vnni", __m512i, int, _mm512_set1_epi8, 3, -2, 64 * 2)
 
 static double best_of(double (*fn)(void))
 {

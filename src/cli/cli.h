@@ -20,6 +20,8 @@
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 
+/* ---- util.c: the helpers every subcommand shares */
+
 /* Prints "hark: <formatted message>\n" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -1,7 +1,6 @@
 /*
- * main.c: the `hark` command: dispatches to a subcommand and holds the
- * helpers the subcommands share (error line, integer parsing, the default
- * thread count).
+ * main.c: the `hark` command: dispatches to a subcommand (each in a file
+ * of its own; the helpers they share are in util.c).
  *
  * `hark help [COMMAND]`, `hark --help` and `hark COMMAND --help` print help
  * on stdout and exit 0; a command line that cannot be understood prints one
@@ -18,50 +17,6 @@
 
 #include "bench.h"
 #include "cli.h"
-
-void cli_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("hark: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-int cli_parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v;
-    if (!s || !*s) return -1;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
-}
-
-const char *cli_bad_option(int argc, char **argv)
-{
-    static char buf[3];
-    const char *arg = optind >= 1 && optind - 1 < argc ? argv[optind - 1] : "";
-    if (!strncmp(arg, "--", 2)) return arg;
-    if (optopt > 0 && optopt < 128) {
-        buf[0] = '-';
-        buf[1] = (char)optopt;
-        buf[2] = 0;
-        return buf;
-    }
-    return arg;
-}
-
-int cli_default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1) n = 1;
-    if (n > 8) n = 8;
-    return (int)n;
-}
 
 static void main_help(FILE *out)
 {

@@ -7,9 +7,7 @@
  * the command line wins over the environment, the environment over the
  * defaults.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -22,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "datadir.h"
 #include "hark.h"
 #include "http.h"
 #include "queue.h"
@@ -145,71 +144,6 @@ static int parse_args(int argc, char **argv, struct serve_settings *s)
     return 0;
 }
 
-static int make_dir(const char *path)
-{
-    if (mkdir(path, 0755) == 0 || errno == EEXIST) {
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
-        errno = ENOTDIR;
-    }
-    cli_error("cannot create the folder %s: %s", path, strerror(errno));
-    return -1;
-}
-
-/* Removes the plain files of a folder whose names start with prefix ("" for all). */
-/* Whether a file was last changed at least min_age seconds ago. */
-static int old_enough(int dfd, const char *name, int min_age)
-{
-    struct stat st;
-    if (min_age <= 0) return 1;
-    return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && time(NULL) - st.st_mtime >= min_age;
-}
-
-/* Removes the plain files of a folder whose names start with prefix ("" for
- * all) and that are at least min_age seconds old. */
-static void remove_files(const char *path, const char *prefix, int min_age)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    if (!d) return;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-            !strncmp(e->d_name, prefix, strlen(prefix)) && old_enough(dirfd(d), e->d_name, min_age))
-            unlinkat(dirfd(d), e->d_name, 0);
-    closedir(d);
-}
-
-/* Clears what an earlier process left half-done: uploads in flight in
- * <data>/tmp, result files being written (names starting with '.'), and
- * upload folders whose row was never written or was deleted; only what is
- * at least min_age seconds old. */
-static void sweep(struct store *store, const char *data, int min_age)
-{
-    char path[PATH_MAX + 300];
-    DIR *d;
-    struct dirent *e;
-    int orphans = 0;
-    snprintf(path, sizeof path, "%s/tmp", data);
-    remove_files(path, "", min_age);
-    snprintf(path, sizeof path, "%s/db", data);
-    d = opendir(path);
-    if (!d) return;
-    while ((e = readdir(d))) {
-        struct store_upload u;
-        int rc = strlen(e->d_name) < sizeof u.id ? store_upload_get(store, e->d_name, &u) : HARK_ENOENT;
-        if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "%s/db/%s", data, e->d_name);
-        if (rc == 0) {
-            remove_files(path, ".", min_age);
-        } else if (rc == HARK_ENOENT && old_enough(dirfd(d), e->d_name, min_age)) {
-            remove_files(path, "", 0);
-            if (rmdir(path) == 0) orphans++;
-        }
-    }
-    closedir(d);
-    if (orphans) fprintf(stderr, "hark: removed %d upload folder(s) without a record\n", orphans);
-}
-
 int cli_serve(int argc, char **argv)
 {
     struct serve_settings s;
@@ -228,13 +162,12 @@ int cli_serve(int argc, char **argv)
     if (cli_default_model(s.jobs.models, s.jobs.model, default_model, sizeof default_model) < 0)
         return CLI_EXIT_USAGE;
 
-    if (make_dir(s.jobs.data) < 0) return CLI_EXIT_FAIL;
-    snprintf(path, sizeof path, "%s/db", s.jobs.data);
-    if (make_dir(path) < 0) return CLI_EXIT_FAIL;
-    snprintf(path, sizeof path, "%s/tmp", s.jobs.data);
-    if (make_dir(path) < 0) return CLI_EXIT_FAIL;
+    if (datadir_make(s.jobs.data, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return CLI_EXIT_FAIL;
+    }
     if (s.jobs.db && *s.jobs.db) snprintf(path, sizeof path, "%s", s.jobs.db);
-    else snprintf(path, sizeof path, "%s/hark.db", s.jobs.data);
+    else datadir_database(s.jobs.data, path, sizeof path);
     if (store_open(path, &store, err, sizeof err) < 0) {
         cli_error("%s", err);
         return CLI_EXIT_FAIL;
@@ -242,7 +175,8 @@ int cli_serve(int argc, char **argv)
     /* A database of its own (SQLite) means no other process shares the
      * data folder, so whatever is in flight there was left by a dead one;
      * a shared database leaves other processes' recent work alone. */
-    sweep(store, s.jobs.data, store_is_shared(store) ? 3600 : 0);
+    rc = datadir_sweep(store, s.jobs.data, store_is_shared(store) ? 3600 : 0);
+    if (rc > 0) fprintf(stderr, "hark: removed %d upload folder(s) without a record\n", rc);
 
     /* Every thread started from here on inherits the blocked stop signals. */
     cli_block_stop_signals(&stop_signals);

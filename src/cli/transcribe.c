@@ -389,14 +389,14 @@ static int transcribe_one(hark_state *state, const struct settings *s, const cha
     }
 
     if (s->output && is_directory(s->output)) {
-        static const char *ext[] = {"txt", "json", "srt", "vtt", "tsv"};
+        const char *ext = hark_format_of((enum hark_format)s->fmt)->ext;
         size_t n = strlen(s->output) + strlen(base_name(input)) + 8;
         path = malloc(n);
         if (!path) {
             cli_error("out of memory");
             goto fail;
         }
-        snprintf(path, n, "%s/%s.%s", s->output, base_name(input), ext[s->fmt]);
+        snprintf(path, n, "%s/%s.%s", s->output, base_name(input), ext);
         out = fopen(path, "w");
         if (!out) {
             cli_error("cannot write '%s': %s", path, strerror(errno));

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "datadir.h"
 #include "hark.h"
 #include "queue.h"
 #include "store.h"
@@ -103,8 +104,7 @@ int cli_worker(int argc, char **argv)
     struct cli_jobs s;
     struct store *store = NULL;
     struct queue *queue = NULL;
-    struct stat st;
-    char path[PATH_MAX + 64], err[512], default_model[128], name[320];
+    char err[DATADIR_PATH_MAX + 160], default_model[128], name[320];
     int rc, status = CLI_EXIT_FAIL;
     sigset_t stop_signals;
 
@@ -115,11 +115,8 @@ int cli_worker(int argc, char **argv)
         return CLI_EXIT_USAGE;
     /* The data folder is the API's: a worker never makes it, so a shared
      * folder that is not mounted is an error, not an empty folder. */
-    snprintf(path, sizeof path, "%s/db", s.data);
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        cli_error("no data folder %s (it is made by `hark serve`; on this machine, mount the "
-                  "shared one at the same path)",
-                  path);
+    if (datadir_check(s.data, err, sizeof err) < 0) {
+        cli_error("%s", err);
         return CLI_EXIT_FAIL;
     }
     if (store_open(s.db, &store, err, sizeof err) < 0) {

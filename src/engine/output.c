@@ -30,19 +30,40 @@
 #include "hark.h"
 #include "result.h"
 
+static const struct hark_format_info formats[] = {
+    {HARK_FORMAT_JSON, "json", "json", "application/json; charset=utf-8", 1},
+    {HARK_FORMAT_SRT, "srt", "srt", "application/x-subrip; charset=utf-8", 1},
+    {HARK_FORMAT_VTT, "vtt", "vtt", "text/vtt; charset=utf-8", 1},
+    {HARK_FORMAT_TXT, "txt", "txt", "text/plain; charset=utf-8", 1},
+    {HARK_FORMAT_TSV, "tsv", "tsv", "text/tab-separated-values; charset=utf-8", 0},
+};
+#define N_FORMATS (int)(sizeof formats / sizeof formats[0])
+
+const struct hark_format_info *hark_format_at(int i)
+{
+    return i >= 0 && i < N_FORMATS ? &formats[i] : NULL;
+}
+
+const struct hark_format_info *hark_format_find(const char *name)
+{
+    if (!name) return NULL;
+    if (!strcmp(name, "text")) name = "txt";
+    for (int i = 0; i < N_FORMATS; i++)
+        if (!strcmp(name, formats[i].name)) return &formats[i];
+    return NULL;
+}
+
+const struct hark_format_info *hark_format_of(enum hark_format fmt)
+{
+    for (int i = 0; i < N_FORMATS; i++)
+        if (formats[i].fmt == fmt) return &formats[i];
+    return NULL;
+}
+
 int hark_format_parse(const char *name)
 {
-    static const struct {
-        const char *name;
-        enum hark_format fmt;
-    } names[] = {
-        {"txt", HARK_FORMAT_TXT}, {"json", HARK_FORMAT_JSON}, {"srt", HARK_FORMAT_SRT},
-        {"vtt", HARK_FORMAT_VTT}, {"tsv", HARK_FORMAT_TSV},
-    };
-    if (!name) return -1;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(name, names[i].name)) return (int)names[i].fmt;
-    return -1;
+    const struct hark_format_info *f = name && strcmp(name, "text") ? hark_format_find(name) : NULL;
+    return f ? (int)f->fmt : -1;
 }
 
 /* ------------------------------------------------------------ plain text */

@@ -53,9 +53,7 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct store *store;
     struct queue *queue;
-    char data_dir[PATH_MAX];
-    char db_dir[PATH_MAX];     /* <data>/db */
-    char tmp_dir[PATH_MAX];    /* <data>/tmp */
+    char data_dir[PATH_MAX];   /* its layout: datadir.h */
     char models_dir[PATH_MAX];
     char default_model[128];
     char api_key[256];
@@ -124,35 +122,7 @@ struct request {
     int64_t discarded;
 };
 
-/* ---- server.c: responses */
-
-/* A JSON response (takes the reference to body); NULL if out of memory. */
-struct MHD_Response *http_json_response(json_t *body);
-
-/* An error response in OpenAI's shape (see http_send_error). */
-struct MHD_Response *http_error_response(int status, const char *code, const char *param,
-                                         json_t *extra, const char *message);
-
-/* Queues a JSON response (takes the reference to body). */
-enum MHD_Result http_send_json(struct MHD_Connection *c, struct request *rq, int status, json_t *body);
-
-/* Queues an error in OpenAI's shape: {"error":{"message","type","param","code"}};
- * extra, when not NULL, is a JSON object whose members go beside "error"
- * (taken). param and code may be NULL. */
-enum MHD_Result http_send_error(struct MHD_Connection *c, struct request *rq, int status,
-                                const char *code, const char *param, json_t *extra,
-                                const char *fmt, ...) __attribute__((format(printf, 7, 8)));
-
-/* Queues a response of bytes (copied) with a content type. */
-enum MHD_Result http_send_bytes(struct MHD_Connection *c, struct request *rq, int status,
-                                const char *content_type, const void *data, size_t len);
-
-/* Queues a prepared response (destroyed here). */
-enum MHD_Result http_send_response(struct MHD_Connection *c, struct request *rq, int status,
-                                   struct MHD_Response *r);
-
-/* A query argument, percent-decoded into buf; NULL if absent. */
-const char *http_query(struct MHD_Connection *c, const char *name, char *buf, size_t len);
+#include "respond.h"
 
 /* ---- receive.c: multipart bodies */
 
@@ -175,20 +145,26 @@ const char *receive_field(const struct receive *rx, const char *name, int index)
 /* Removes the temporary file (if still there) and frees. NULL is a no-op. */
 void receive_free(struct receive *rx);
 
-/* Records an error (first one wins). */
+/* Records an error (first one wins): an HTTP status and error code, or a
+ * HARK_E* code (negative) of writing the upload, whose status and code
+ * come from the table of failures (respond.h). */
 void receive_fail(struct receive *rx, int status, const char *code, const char *param,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* ---- routes.c: the upload service */
+/* ---- the service's routes, by resource */
 
+/* uploads.c */
 enum MHD_Result route_upload(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
-enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_uploads(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_upload_one(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+/* jobs.c */
+enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_job(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_job_cancel(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+/* results.c */
 enum MHD_Result route_results(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_file(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+/* ops.c */
 enum MHD_Result route_health(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_metrics(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 
@@ -198,8 +174,23 @@ enum MHD_Result route_metrics(struct http_server *srv, struct MHD_Connection *c,
  * images). Needs no API key: the page asks for it and sends it itself. */
 enum MHD_Result route_ui(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 
-/* An upload's metadata as the routes show it (a new object). */
+/* ---- routes.c: what the routes share */
+
+struct store_job;
+
+/* A new random (version 4) UUID, lower-case, into out (37 bytes). -1 when
+ * the system has no random numbers. */
+int make_uuid(char *out);
+
+/* Whether s is a UUID as make_uuid writes it (hex, dashes at 8-4-4-4-12). */
+int is_uuid(const char *s);
+
+/* A whole number of s in [lo, hi] into *out: 0, or -1. */
+int parse_count(const char *s, long long lo, long long hi, long long *out);
+
+/* An upload's and a job's metadata as the routes show them (new objects). */
 json_t *upload_json(const struct store_upload *u);
+json_t *job_json(const struct store_job *j);
 
 /* A media error (media.h) without the "<path>: " its functions put in
  * front, for a client who never saw the server's path. */
@@ -209,6 +200,10 @@ const char *media_reason(const char *err, const char *path);
  * 400 (or 404 with openai set) that lists the models there. */
 int check_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq,
                 const char *name, int openai, enum MHD_Result *ret);
+
+/* Answers a failed store call: 404 for an unknown upload (rq->id), else 500
+ * with the store's reason. */
+enum MHD_Result store_failure(struct http_server *srv, struct MHD_Connection *c, struct request *rq, int rc);
 
 /* ---- subtitles.c */
 

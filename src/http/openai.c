@@ -226,10 +226,10 @@ static int decode_file(struct MHD_Connection *c, struct request *rq, float **pcm
     int rc = media_decode(rq->rx->tmp_path, pcm, n, NULL, NULL, err, sizeof err);
     if (rc >= 0) return 0;
     if (rc == HARK_EAUDIO || rc == HARK_EFORMAT)
-        *ret = http_send_error(c, rq, 400, "invalid_file_format", "file", NULL, "invalid file format: %s",
-                               media_reason(err, rq->rx->tmp_path));
+        *ret = http_send_failure(c, rq, HTTP_OP_MEDIA, rc, "file", NULL, "invalid file format: %s",
+                                 media_reason(err, rq->rx->tmp_path));
     else
-        *ret = http_send_error(c, rq, 500, "media", "file", NULL, "cannot read the file: %s", err);
+        *ret = http_send_failure(c, rq, HTTP_OP_MEDIA, rc, "file", NULL, "cannot read the file: %s", err);
     return -1;
 }
 
@@ -305,17 +305,14 @@ enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c
     if (decode_file(c, rq, &pcm, &n, &ret) < 0) return ret;
     rc = queue_transcribe(srv->queue, model, pcm, n, &opt, &res, err, sizeof err);
     free(pcm);
-    if (rc < 0) {
-        if (rc == HARK_ENOENT)
-            return http_send_error(c, rq, 404, "model_not_found", "model", NULL, "%s", err);
-        if (rc == HARK_ENOTSUP)
-            return http_send_error(c, rq, 503, "unavailable", NULL, NULL, "%s", err);
-        return http_send_error(c, rq, 500, "transcription_failed", NULL, NULL, "%s", err);
-    }
-    if (!strcmp(format, "text")) ret = send_text_format(c, rq, res, HARK_FORMAT_TXT);
-    else if (!strcmp(format, "srt")) ret = send_text_format(c, rq, res, HARK_FORMAT_SRT);
-    else if (!strcmp(format, "vtt")) ret = send_text_format(c, rq, res, HARK_FORMAT_VTT);
-    else {
+    if (rc < 0)
+        return http_send_failure(c, rq, HTTP_OP_TRANSCRIBE, rc, rc == HARK_ENOENT ? "model" : NULL, NULL, "%s", err);
+    /* text, srt and vtt are the engine's own formats, sent as plain text as
+     * OpenAI's API sends them; json and verbose_json are OpenAI's shapes. */
+    const struct hark_format_info *tf = strcmp(format, "json") ? hark_format_find(format) : NULL;
+    if (tf) {
+        ret = send_text_format(c, rq, res, tf->fmt);
+    } else {
         char *text = full_text(res);
         if (!text) ret = MHD_NO;
         else if (!strcmp(format, "json"))

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "datadir.h"
+#include "hark.h"
 #include "internal.h"
 #include "spool.h"
 
@@ -28,6 +30,7 @@ void receive_fail(struct receive *rx, int status, const char *code, const char *
 {
     va_list ap;
     if (rx->status) return;
+    if (status < 0) http_failure(HTTP_OP_UPLOAD, status, 0, &status, &code);
     rx->status = status;
     snprintf(rx->code, sizeof rx->code, "%s", code ? code : "");
     snprintf(rx->param, sizeof rx->param, "%s", param ? param : "");
@@ -60,19 +63,19 @@ static enum MHD_Result file_data(struct receive *rx, const char *filename, const
         rx->tmp_made = 1;
         rx->file_parts++;
         if (spool_open(rx->fd, &rx->spool) < 0) {
-            receive_fail(rx, 500, "storage", NULL, "cannot start the file writer: %s",
+            receive_fail(rx, HARK_ENOMEM, NULL, NULL, "cannot start the file writer: %s",
                          strerror(errno));
             return MHD_NO;
         }
     }
     if (!size) return MHD_YES;
     if (rx->bytes + (int64_t)size > rx->limit) {
-        receive_fail(rx, 413, "too_large", "file",
+        receive_fail(rx, HARK_ERANGE, NULL, "file",
                      "the file is larger than the limit of %lld bytes", (long long)rx->limit);
         return MHD_NO;
     }
     if (spool_write(rx->spool, data, size) < 0) {
-        receive_fail(rx, 507, "storage", NULL, "cannot store the upload: %s", strerror(errno));
+        receive_fail(rx, HARK_EIO, NULL, NULL, "cannot store the upload: %s", strerror(errno));
         return MHD_NO;
     }
     EVP_DigestUpdate(rx->sha, data, size);
@@ -118,7 +121,7 @@ static enum MHD_Result field_data(struct receive *rx, const char *key, const cha
     }
     if (!size) return MHD_YES;
     if (rx->field_bytes + size > FORM_MAX_FIELD_BYTES) {
-        receive_fail(rx, 413, "too_large", key, "the form fields are larger than %d bytes",
+        receive_fail(rx, HARK_ERANGE, NULL, key, "the form fields are larger than %d bytes",
                      FORM_MAX_FIELD_BYTES);
         return MHD_NO;
     }
@@ -150,7 +153,7 @@ struct receive *receive_begin(struct http_server *srv, struct MHD_Connection *c,
     if (!rx) return NULL;
     rx->fd = -1;
     rx->limit = limit;
-    snprintf(rx->tmp_path, sizeof rx->tmp_path, "%s/up-XXXXXX", srv->tmp_dir);
+    datadir_upload_template(srv->data_dir, rx->tmp_path, sizeof rx->tmp_path);
     rx->sha = EVP_MD_CTX_new();
     if (!rx->sha || !EVP_DigestInit_ex(rx->sha, EVP_sha256(), NULL)) goto fail;
     rx->pp = MHD_create_post_processor(c, POST_BUFFER, on_part, rx);
@@ -182,12 +185,12 @@ int receive_end(struct receive *rx, char *sha)
     }
     if (rx->spool) {
         if (spool_close(rx->spool) < 0)
-            receive_fail(rx, 507, "storage", NULL, "cannot store the upload: %s", strerror(errno));
+            receive_fail(rx, HARK_EIO, NULL, NULL, "cannot store the upload: %s", strerror(errno));
         rx->spool = NULL;
     }
     if (rx->fd >= 0) {
         if (close(rx->fd) < 0)
-            receive_fail(rx, 507, "storage", NULL, "cannot store the upload: %s", strerror(errno));
+            receive_fail(rx, HARK_EIO, NULL, NULL, "cannot store the upload: %s", strerror(errno));
         rx->fd = -1;
         rx->file_closed = 1;
     }

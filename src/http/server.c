@@ -55,93 +55,6 @@ const char *route_name(enum route r)
     return r >= 0 && r < ROUTE_COUNT ? route_names[r] : "other";
 }
 
-/* ------------------------------------------------------------ responses */
-
-enum MHD_Result http_send_response(struct MHD_Connection *c, struct request *rq, int status,
-                                   struct MHD_Response *r)
-{
-    enum MHD_Result ret;
-    if (!r) return MHD_NO;
-    if (rq->responded) {
-        MHD_destroy_response(r);
-        return MHD_YES;
-    }
-    ret = MHD_queue_response(c, (unsigned)status, r);
-    MHD_destroy_response(r);
-    rq->status = status;
-    rq->responded = 1;
-    return ret;
-}
-
-enum MHD_Result http_send_bytes(struct MHD_Connection *c, struct request *rq, int status,
-                                const char *content_type, const void *data, size_t len)
-{
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    return http_send_response(c, rq, status, r);
-}
-
-struct MHD_Response *http_json_response(json_t *body)
-{
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
-    struct MHD_Response *r;
-    json_decref(body);
-    if (!text) return NULL;
-    r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(text);
-        return NULL;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    return r;
-}
-
-enum MHD_Result http_send_json(struct MHD_Connection *c, struct request *rq, int status, json_t *body)
-{
-    return http_send_response(c, rq, status, http_json_response(body));
-}
-
-struct MHD_Response *http_error_response(int status, const char *code, const char *param,
-                                         json_t *extra, const char *message)
-{
-    json_t *body = extra && json_is_object(extra) ? extra : json_object();
-    if (extra && body != extra) json_decref(extra);
-    json_object_set_new(body, "error",
-                        json_pack("{s:s, s:s, s:o, s:o}", "message", message, "type",
-                                  status >= 500 ? "server_error" : "invalid_request_error",
-                                  "param", param ? json_string(param) : json_null(),
-                                  "code", code ? json_string(code) : json_null()));
-    return http_json_response(body);
-}
-
-enum MHD_Result http_send_error(struct MHD_Connection *c, struct request *rq, int status,
-                                const char *code, const char *param, json_t *extra,
-                                const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return http_send_response(c, rq, status, http_error_response(status, code, param, extra, msg));
-}
-
-const char *http_query(struct MHD_Connection *c, const char *name, char *buf, size_t len)
-{
-    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
-    size_t n;
-    if (!v) return NULL;
-    n = strlen(v);
-    if (n >= len) n = len - 1;
-    memcpy(buf, v, n);
-    buf[n] = 0;
-    n = MHD_http_unescape(buf);
-    buf[n] = 0;
-    return buf;
-}
-
 /* --------------------------------------------------------------- router */
 
 /* Percent-decodes one path segment into out (len bytes). Returns 0, or -1
@@ -247,19 +160,14 @@ static const char *route_methods(enum route r)
     }
 }
 
+/* Whether m is one of the methods route_methods lists. */
 static int method_allowed(enum route r, const char *m)
 {
-    int get = !strcmp(m, "GET") || !strcmp(m, "HEAD");
-    switch (r) {
-    case ROUTE_UPLOAD:
-    case ROUTE_MODEL:
-    case ROUTE_JOB_CANCEL:
-    case ROUTE_V1_TRANSCRIPTIONS:
-    case ROUTE_V1_TRANSLATIONS:
-    case ROUTE_V1_SPEECH: return !strcmp(m, "POST");
-    case ROUTE_UPLOAD_ONE: return get || !strcmp(m, "DELETE");
-    default: return get;
-    }
+    const char *allow = route_methods(r), *p;
+    size_t n = strlen(m);
+    for (p = allow; n && (p = strstr(p, m)); p += n)
+        if ((p == allow || p[-1] == ' ') && (p[n] == ',' || !p[n])) return 1;
+    return 0;
 }
 
 static int authorized(struct http_server *srv, struct MHD_Connection *c)
@@ -334,7 +242,8 @@ static enum MHD_Result send_refusal(struct MHD_Connection *c, struct request *rq
  * still sending would see the connection close under it instead of the
  * answer, so a request with a body is answered once its body has been read
  * (and dropped), up to DISCARD_MAX bytes; beyond that, or without a body,
- * at once. */
+ * at once. status is an HTTP status with its code, or a HARK_E* code of the
+ * request, answered as the table of failures says (respond.h). */
 static enum MHD_Result refuse(struct MHD_Connection *c, struct request *rq, int status,
                               const char *code, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
@@ -342,6 +251,7 @@ static enum MHD_Result refuse(struct MHD_Connection *c, struct request *rq, int 
                               const char *code, const char *param, const char *fmt, ...)
 {
     va_list ap;
+    if (status < 0) http_failure(HTTP_OP_REQUEST, status, 0, &status, &code);
     rq->refuse_status = status;
     snprintf(rq->refuse_code, sizeof rq->refuse_code, "%s", code);
     snprintf(rq->refuse_param, sizeof rq->refuse_param, "%s", param ? param : "");
@@ -381,16 +291,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             /* Too large by its declared length: answered at once, before
              * a client that asked "Expect: 100-continue" sends anything. */
             if (cl && strtoll(cl, NULL, 10) > body_limit(srv))
-                return http_send_error(c, rq, 413, "too_large", "file", NULL,
-                                       "the upload is larger than the limit of %lld bytes",
-                                       (long long)srv->max_upload_bytes);
+                return http_send_failure(c, rq, HTTP_OP_REQUEST, HARK_ERANGE, "file", NULL,
+                                         "the upload is larger than the limit of %lld bytes",
+                                         (long long)srv->max_upload_bytes);
             rq->rx = receive_begin(srv, c, srv->max_upload_bytes);
             if (!rq->rx)
                 return refuse(c, rq, 400, "invalid_request", "file",
                               "expected a multipart/form-data body with a \"file\" field");
         } else if (cl && strtoll(cl, NULL, 10) > JSON_BODY_MAX) {
-            return http_send_error(c, rq, 413, "too_large", NULL, NULL,
-                                   "the request body is larger than %d bytes", JSON_BODY_MAX);
+            return http_send_failure(c, rq, HTTP_OP_REQUEST, HARK_ERANGE, NULL, NULL,
+                                     "the request body is larger than %d bytes", JSON_BODY_MAX);
         }
         return MHD_YES;
     }
@@ -411,8 +321,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             char *b;
             if (rq->body_len + n > JSON_BODY_MAX) {
                 rq->body_too_large = 1;
-                return refuse(c, rq, 413, "too_large", NULL,
-                              "the request body is larger than %d bytes", JSON_BODY_MAX);
+                return refuse(c, rq, HARK_ERANGE, NULL, NULL, "the request body is larger than %d bytes",
+                              JSON_BODY_MAX);
             }
             b = realloc(rq->body, rq->body_len + n + 1);
             if (!b) return MHD_NO;
@@ -495,8 +405,6 @@ int http_start(const struct http_config *cfg, struct store *store, struct queue 
     srv->store = store;
     srv->queue = queue;
     snprintf(srv->data_dir, sizeof srv->data_dir, "%s", cfg->data_dir);
-    snprintf(srv->db_dir, sizeof srv->db_dir, "%s/db", cfg->data_dir);
-    snprintf(srv->tmp_dir, sizeof srv->tmp_dir, "%s/tmp", cfg->data_dir);
     snprintf(srv->models_dir, sizeof srv->models_dir, "%s", cfg->models_dir);
     snprintf(srv->default_model, sizeof srv->default_model, "%s",
              cfg->default_model ? cfg->default_model : "");

@@ -48,7 +48,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,106 +55,16 @@
 #include <unistd.h>
 
 #include "hark.h"
-#include "media.h"
 #include "queue.h"
+#include "run.h"
 #include "store.h"
 
 #define POLL_MS 1000          /* idle workers and queue_wait look at the store this often */
 #define ANNOUNCED_POLL_MS 10000 /* idle workers, when the store announces jobs: a safety net */
 #define WATCH_MS 250          /* the watch thread's longest wait, hence its stop delay */
-#define PROGRESS_STEP 1.0     /* percent between progress writes */
-#define PROGRESS_PERIOD_S 0.5 /* or this long */
-#define DECODE_SHARE 10.0     /* percent of a job's progress given to decoding */
-/* An upload's folder path is shorter than DIR_MAX bytes, so that its
- * result names and its media file name (< 256 bytes) fit in PATH_MAX. */
-#define DIR_MAX (PATH_MAX - 512)
-
-struct model_entry {
-    struct model_entry *next;
-    char path[PATH_MAX];
-    hark_model *model;        /* NULL while a worker loads it */
-};
-
-/* A worker's engine state for one model. */
-struct worker_state {
-    const hark_model *model;
-    hark_state *state;
-};
-
-struct worker {
-    struct queue *q;
-    pthread_t thread;
-    struct worker_state *states; /* owned by the worker's thread */
-    int n_states;
-    char name[96];            /* who claims: the queue's worker name and "/<n>" */
-    /* Guarded by q->mu. */
-    int64_t job_id;           /* the stored job it runs; 0 if none */
-    int cancel;               /* queue_cancel named that job */
-    int lost;                 /* its heartbeat found the job no longer its own */
-};
-
-/* An interactive request: lives on the stack of the queue_transcribe
- * caller, who waits until a worker has marked it done (or, if no worker
- * took it, until the queue stops). */
-struct request {
-    struct request *next;
-    const char *model;
-    const float *pcm;
-    size_t n_samples;
-    struct hark_options opt;
-    pthread_cond_t cv;
-    int taken, done, rc;      /* guarded by q->mu */
-    hark_result *result;
-    char err[512];
-};
-
-struct queue {
-    struct store *store;
-    char *data_dir, *models_dir, *default_model, *worker_name;
-    int threads, n_workers, n_started;
-    struct worker *workers;
-    int lease_ms;             /* the store's lease; heartbeats every third of it */
-    const hark_vad *vad;      /* speech detection (borrowed), or NULL */
-    int vad_on;
-    struct hark_vad_params vad_params;
-    int words_on;
-    int announced;            /* the store announces new jobs (store_wait_for_jobs) */
-    pthread_t watch;          /* heartbeats, expiry, announcements */
-    int watch_started;
-
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;   /* work may be waiting: a notify, a request, a stop */
-    pthread_cond_t end_cv;    /* a job ended (end_gen moved) */
-    pthread_cond_t model_cv;  /* a model finished loading (or failed to) */
-    pthread_cond_t watch_cv;  /* the queue is stopping (for the watch thread) */
-    /* Guarded by mu. */
-    int stopping;
-    uint64_t notify_gen, end_gen;
-    struct request *req_head, *req_tail;
-    struct model_entry *models;
-    int busy;
-    struct queue_stats stats;
-};
-
-/* What a progress callback needs: the job (0 for a request), the share of
- * the whole it reports, and what it last wrote. */
-struct run_ctx {
-    struct queue *q;
-    struct worker *w;
-    int64_t job_id;
-    double lo, hi;            /* percent range of the current stage */
-    double last_pct, last_write_s;
-    int gone;                 /* the store said the job is not running */
-};
 
 /* ---------------------------------------------------------------- helpers */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* The absolute CLOCK_MONOTONIC time ms from now, for the condition
  * variables (which all use that clock). */
@@ -180,477 +89,7 @@ static char *dup_str(const char *s)
     return p;
 }
 
-/* Keeps a message to one line: the store and the HTTP API show it as such. */
-static void one_line(char *s)
-{
-    for (; *s; s++)
-        if (*s == '\n' || *s == '\r') *s = ' ';
-}
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen) return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* Whether the run in ctx should stop: queue_cancel, queue_stop, or the
- * store said so. */
-static int should_stop(struct run_ctx *ctx)
-{
-    int stop;
-    if (ctx->gone) return 1;
-    pthread_mutex_lock(&ctx->q->mu);
-    stop = ctx->q->stopping || (ctx->job_id && (ctx->w->cancel || ctx->w->lost));
-    pthread_mutex_unlock(&ctx->q->mu);
-    return stop;
-}
-
-/* The progress callback of both media_decode and hark_transcribe: fraction
- * is of the current stage, mapped into [lo, hi] percent of the job. */
-static int on_progress(void *user, float fraction)
-{
-    struct run_ctx *ctx = user;
-    double pct = ctx->lo + (ctx->hi - ctx->lo) * (double)fraction, t;
-    if (should_stop(ctx)) return 1;
-    if (!ctx->job_id) return 0;
-    t = now_s();
-    if (pct - ctx->last_pct < PROGRESS_STEP && t - ctx->last_write_s < PROGRESS_PERIOD_S) return 0;
-    if (pct < ctx->last_pct) pct = ctx->last_pct;
-    ctx->last_pct = pct;
-    ctx->last_write_s = t;
-    if (store_job_progress(ctx->q->store, ctx->job_id, ctx->w->name, pct) == STORE_GONE) {
-        ctx->gone = 1;
-        return 1;
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------------ models */
-
-/* The loaded model for a name, loading it on first use. The model belongs
- * to the queue's cache. */
-static int model_get(struct queue *q, const char *name, const hark_model **out, char *err,
-                     size_t errlen)
-{
-    char path[PATH_MAX];
-    struct model_entry *e;
-    hark_model *m;
-    int code = 0;
-
-    if (!name || !*name) {
-        set_err(err, errlen, "no model named and no default model");
-        return HARK_ENOENT;
-    }
-    if (models_resolve(q->models_dir, name, path, sizeof path) < 0) {
-        set_err(err, errlen, "unknown model '%s'", name);
-        return HARK_ENOENT;
-    }
-    pthread_mutex_lock(&q->mu);
-    for (;;) {
-        for (e = q->models; e; e = e->next)
-            if (strcmp(e->path, path) == 0) break;
-        if (!e) break;
-        if (e->model) {
-            *out = e->model;
-            pthread_mutex_unlock(&q->mu);
-            return 0;
-        }
-        /* Another worker is loading it. */
-        pthread_cond_wait(&q->model_cv, &q->mu);
-    }
-    e = calloc(1, sizeof *e);
-    if (!e) {
-        pthread_mutex_unlock(&q->mu);
-        set_err(err, errlen, "out of memory");
-        return HARK_ENOMEM;
-    }
-    memcpy(e->path, path, sizeof path);
-    e->next = q->models;
-    q->models = e;
-    pthread_mutex_unlock(&q->mu);
-
-    m = hark_model_load(path, &code, err, errlen);
-
-    pthread_mutex_lock(&q->mu);
-    if (m) {
-        e->model = m;
-        q->stats.models_loaded++;
-    } else {
-        struct model_entry **pp = &q->models;
-        while (*pp != e) pp = &(*pp)->next;
-        *pp = e->next;
-        free(e);
-    }
-    pthread_cond_broadcast(&q->model_cv);
-    pthread_mutex_unlock(&q->mu);
-    if (!m) return code < 0 ? code : HARK_EFORMAT;
-    *out = m;
-    return 0;
-}
-
-/* The worker's engine state for a model, made on first use. */
-static int worker_state_get(struct worker *w, const hark_model *m, hark_state **out, char *err,
-                            size_t errlen)
-{
-    struct worker_state *grown;
-    hark_state *st;
-    for (int i = 0; i < w->n_states; i++) {
-        if (w->states[i].model == m) {
-            *out = w->states[i].state;
-            return 0;
-        }
-    }
-    st = hark_state_new(m, w->q->threads, err, errlen);
-    if (!st) return HARK_ENOMEM;
-    grown = realloc(w->states, (size_t)(w->n_states + 1) * sizeof *grown);
-    if (!grown) {
-        hark_state_free(st);
-        set_err(err, errlen, "out of memory");
-        return HARK_ENOMEM;
-    }
-    w->states = grown;
-    w->states[w->n_states].model = m;
-    w->states[w->n_states].state = st;
-    w->n_states++;
-    *out = st;
-    return 0;
-}
-
-/* ----------------------------------------------------------------- results */
-
-static const struct {
-    enum hark_format fmt;
-    const char *name;
-} outputs[] = {
-    {HARK_FORMAT_JSON, "results.json"},
-    {HARK_FORMAT_SRT, "results.srt"},
-    {HARK_FORMAT_VTT, "results.vtt"},
-    {HARK_FORMAT_TXT, "results.txt"},
-};
-#define N_OUTPUTS (int)(sizeof outputs / sizeof outputs[0])
-
-/* A result file's name, and its temporary name for one claim of a job
- * (tag "<job id>-<attempt>"): two workers that run the same job at once
- * (one of them cut off from the database) never write the same file. */
-static void output_paths(const char *dir, const char *tag, int i, char final[PATH_MAX],
-                         char tmp[PATH_MAX])
-{
-    snprintf(final, PATH_MAX, "%.*s/%s", DIR_MAX, dir, outputs[i].name);
-    snprintf(tmp, PATH_MAX, "%.*s/.%s.%.40s.tmp", DIR_MAX, dir, outputs[i].name, tag);
-}
-
-/* Removes the result files in dir (or only this claim's temporaries),
- * those missing being fine. */
-static void remove_results(const char *dir, const char *tag, int temporaries_only)
-{
-    char final[PATH_MAX], tmp[PATH_MAX];
-    for (int i = 0; i < N_OUTPUTS; i++) {
-        output_paths(dir, tag, i, final, tmp);
-        unlink(tmp);
-        if (!temporaries_only) unlink(final);
-    }
-}
-
-/* Writes every result file under its temporary name. If a write fails,
- * the temporaries are removed and the files of an earlier run, if any,
- * stay as they were. */
-static int write_results(const char *dir, const char *tag, const hark_result *r, char *err,
-                         size_t errlen)
-{
-    char final[PATH_MAX], tmp[PATH_MAX];
-    int rc = 0;
-    for (int i = 0; i < N_OUTPUTS; i++) {
-        FILE *f;
-        output_paths(dir, tag, i, final, tmp);
-        if (!(f = fopen(tmp, "w"))) {
-            set_err(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-            rc = HARK_EIO;
-            goto fail;
-        }
-        rc = hark_result_write(r, outputs[i].fmt, f);
-        if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0) rc = rc ? rc : HARK_EIO;
-        if (fclose(f) != 0) rc = rc ? rc : HARK_EIO;
-        if (rc) {
-            set_err(err, errlen, "cannot write %s: %s", tmp, hark_strerror(rc));
-            goto fail;
-        }
-    }
-    return 0;
-fail:
-    remove_results(dir, tag, 1);
-    return rc;
-}
-
-/* Renames the temporaries into place. If a rename fails, no result file is
- * left, so there is never a mix of two runs. */
-static int commit_results(const char *dir, const char *tag, char *err, size_t errlen)
-{
-    char final[PATH_MAX], tmp[PATH_MAX];
-    int rc = 0, renamed = 0;
-    for (int i = 0; i < N_OUTPUTS; i++) {
-        output_paths(dir, tag, i, final, tmp);
-        if (rename(tmp, final) != 0) {
-            set_err(err, errlen, "cannot rename %s: %s", tmp, strerror(errno));
-            rc = HARK_EIO;
-            goto fail;
-        }
-        renamed = 1;
-    }
-    return 0;
-fail:
-    remove_results(dir, tag, !renamed);
-    return rc;
-}
-
-/* -------------------------------------------------------------------- jobs */
-
-/* OUT_LOST: the job is no longer this worker's (its lease passed and it
- * was taken back), or the database could not be told how it ended; the
- * worker leaves it alone, and lease expiry runs it again if need be. */
-enum outcome { OUT_DONE, OUT_FAILED, OUT_CANCELED, OUT_INTERRUPTED, OUT_LOST };
-
-/* Marks a job failed with a one-line message; a job that is gone meanwhile
- * (canceled, deleted, taken back) counts as canceled. */
-static enum outcome fail_job(struct queue *q, struct worker *w, int64_t id, char *msg)
-{
-    one_line(msg);
-    int rc = store_job_fail(q->store, id, w->name, msg[0] ? msg : "failed");
-    return rc == STORE_GONE || rc == HARK_ENOENT ? OUT_CANCELED : OUT_FAILED;
-}
-
-/* Whether the job was ended by someone (canceled, or deleted with its
- * upload) rather than taken back and given to another worker, whose
- * results must then be left alone. */
-static int ended_by_someone(struct queue *q, int64_t id)
-{
-    struct store_job j;
-    int rc = store_job_get(q->store, id, &j);
-    return rc == HARK_ENOENT || (rc == 0 && strcmp(j.state, STORE_CANCELED) == 0);
-}
-
-/* Records the finish, trying again while the database cannot be reached,
- * for at most half a lease after the heartbeat that preceded the results:
- * within that time no other worker can have been given the job. */
-static int finish_job(struct queue *q, struct worker *w, int64_t id, const char *model,
-                      const char *language, double time_s)
-{
-    double give_up = now_s() + q->lease_ms / 2000.0;
-    for (;;) {
-        int rc = store_job_finish(q->store, id, w->name, model, language, time_s);
-        if (rc >= 0 || now_s() + 0.25 >= give_up) return rc;
-        struct timespec ts = {0, 250 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-}
-
-/* What a run stopped by a progress callback amounts to. */
-static enum outcome stopped_job(struct run_ctx *ctx)
-{
-    struct queue *q = ctx->q;
-    int canceled, stopping;
-    pthread_mutex_lock(&q->mu);
-    canceled = ctx->w->cancel;
-    stopping = q->stopping;
-    int lost = ctx->w->lost;
-    pthread_mutex_unlock(&q->mu);
-    if (ctx->gone) return OUT_CANCELED;
-    if (lost) return OUT_LOST;
-    /* queue_cancel follows store_job_cancel; making sure costs one call,
-     * and leaves no job running that no worker runs. */
-    if (canceled) {
-        store_job_cancel(q->store, ctx->job_id);
-        return OUT_CANCELED;
-    }
-    if (stopping) return OUT_INTERRUPTED;
-    return OUT_CANCELED;
-}
-
-static void run_job(struct queue *q, struct worker *w, const struct store_job *job)
-{
-    char err[512] = "", dir[DIR_MAX], media[PATH_MAX], tag[48];
-    struct store_upload up;
-    const char *model_name = job->model[0] ? job->model : q->default_model;
-    const hark_model *model = NULL;
-    hark_state *state = NULL;
-    hark_result *res = NULL;
-    float *pcm = NULL;
-    size_t n_samples = 0;
-    struct hark_options opt;
-    struct run_ctx ctx = {q, w, job->id, 0.0, DECODE_SHARE, 0.0, now_s(), 0};
-    enum outcome out = OUT_FAILED;
-    double t0, time_s = 0.0;
-    int rc;
-
-    snprintf(tag, sizeof tag, "%lld-%d", (long long)job->id, job->attempts);
-    rc = store_upload_get(q->store, job->upload_id, &up);
-    if (rc == HARK_ENOENT) {
-        out = OUT_CANCELED; /* deleted since the claim; the job went with it */
-        goto end;
-    }
-    if (rc < 0) {
-        snprintf(err, sizeof err, "upload %s: %s", job->upload_id, store_error(q->store));
-        out = fail_job(q, w, job->id, err);
-        goto end;
-    }
-    if (snprintf(dir, sizeof dir, "%s/db/%s", q->data_dir, up.id) >= (int)sizeof dir) {
-        snprintf(err, sizeof err, "upload %s: its folder's path is too long", up.id);
-        out = fail_job(q, w, job->id, err);
-        goto end;
-    }
-    snprintf(media, sizeof media, "%.*s/%.255s", DIR_MAX, dir, up.filename);
-
-    if ((rc = model_get(q, model_name, &model, err, sizeof err)) < 0 ||
-        (rc = worker_state_get(w, model, &state, err, sizeof err)) < 0) {
-        out = fail_job(q, w, job->id, err);
-        goto end;
-    }
-
-    t0 = now_s();
-    rc = media_decode(media, &pcm, &n_samples, on_progress, &ctx, err, sizeof err);
-    if (rc < 0) {
-        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, w, job->id, err);
-        goto end;
-    }
-
-    /* The engine's part of the progress starts where decoding ended. */
-    ctx.last_write_s = 0.0;
-    ctx.lo = DECODE_SHARE;
-    ctx.hi = 100.0;
-    if (on_progress(&ctx, 0.0f)) {
-        out = stopped_job(&ctx);
-        goto end;
-    }
-    hark_options_init(&opt);
-    opt.language = job->language[0] ? job->language : NULL;
-    opt.task = strcmp(job->task, "translate") == 0 ? HARK_TASK_TRANSLATE : HARK_TASK_TRANSCRIBE;
-    opt.progress = on_progress;
-    opt.progress_user = &ctx;
-    struct queue_options jo;
-    queue_options_init(&jo, &q->vad_params);
-    if ((rc = queue_options_decode(job->options, &jo, err, sizeof err)) < 0 ||
-        (rc = queue_options_apply(q, &jo, &opt, err, sizeof err)) < 0) {
-        out = fail_job(q, w, job->id, err);
-        goto end;
-    }
-    rc = hark_transcribe(state, pcm, n_samples, &opt, &res, err, sizeof err);
-    time_s = now_s() - t0;
-    if (rc < 0) {
-        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, w, job->id, err);
-        goto end;
-    }
-    if (should_stop(&ctx)) {
-        out = stopped_job(&ctx);
-        goto end;
-    }
-
-    if ((rc = write_results(dir, tag, res, err, sizeof err)) < 0) {
-        out = fail_job(q, w, job->id, err);
-        goto end;
-    }
-    /* The results replace any earlier ones only while the job is surely
-     * this worker's: a fresh lease leaves time to rename them and record
-     * the finish before any other worker could be given the job. */
-    rc = store_job_heartbeat(q->store, job->id, w->name);
-    if (rc == 0) rc = commit_results(dir, tag, err, sizeof err);
-    else remove_results(dir, tag, 1);
-    if (rc == HARK_EIO && !err[0]) snprintf(err, sizeof err, "%s", store_error(q->store));
-    if (rc != 0) {
-        if (rc == STORE_GONE) out = ended_by_someone(q, job->id) ? OUT_CANCELED : OUT_LOST;
-        else out = fail_job(q, w, job->id, err);
-        goto end;
-    }
-    const char *lang = hark_result_language(res);
-    rc = finish_job(q, w, job->id, model_name, lang ? lang : "", time_s);
-    if (rc == 0) {
-        out = OUT_DONE;
-    } else if (rc == STORE_GONE || rc == HARK_ENOENT) {
-        /* Canceled or deleted: no results. Taken back: the results are
-         * the other worker's now (or will be). */
-        if (ended_by_someone(q, job->id)) {
-            remove_results(dir, tag, 0);
-            out = OUT_CANCELED;
-        } else {
-            out = OUT_LOST;
-        }
-    } else {
-        /* The database stayed out of reach: the results stay, the job
-         * runs again once its lease has passed. */
-        fprintf(stderr, "hark: job %lld: %s\n", (long long)job->id, store_error(q->store));
-        out = OUT_LOST;
-    }
-
-end:
-    free(pcm);
-    hark_result_free(res);
-    /* Cut short by queue_stop: the job goes back to the queue now, for any
-     * worker anywhere (a failure leaves it to lease expiry). */
-    if (out == OUT_INTERRUPTED) store_job_release(q->store, job->id, w->name);
-    pthread_mutex_lock(&q->mu);
-    switch (out) {
-    case OUT_DONE:
-        q->stats.jobs_done++;
-        q->stats.audio_seconds += (double)n_samples / MEDIA_SAMPLE_RATE;
-        q->stats.busy_seconds += time_s;
-        break;
-    case OUT_FAILED: q->stats.jobs_failed++; break;
-    case OUT_CANCELED: q->stats.jobs_canceled++; break;
-    case OUT_INTERRUPTED: q->stats.jobs_released++; break;
-    case OUT_LOST: q->stats.jobs_lost++; break;
-    }
-    w->job_id = 0;
-    w->cancel = 0;
-    w->lost = 0;
-    q->busy--;
-    q->end_gen++;
-    pthread_cond_broadcast(&q->end_cv);
-    pthread_mutex_unlock(&q->mu);
-}
-
-/* ---------------------------------------------------------------- requests */
-
-static void run_request(struct queue *q, struct worker *w, struct request *r)
-{
-    char err[512] = "";
-    const hark_model *model = NULL;
-    hark_state *state = NULL;
-    hark_result *res = NULL;
-    struct hark_options opt = r->opt;
-    struct run_ctx ctx = {q, w, 0, 0.0, 100.0, 0.0, 0.0, 0};
-    double t0 = now_s(), time_s = 0.0;
-    int rc;
-
-    if ((rc = model_get(q, r->model, &model, err, sizeof err)) == 0 &&
-        (rc = worker_state_get(w, model, &state, err, sizeof err)) == 0) {
-        opt.progress = on_progress;
-        opt.progress_user = &ctx;
-        t0 = now_s();
-        rc = hark_transcribe(state, r->pcm, r->n_samples, &opt, &res, err, sizeof err);
-        time_s = now_s() - t0;
-        if (rc == HARK_ECANCELED) snprintf(err, sizeof err, "the queue is stopping");
-    }
-    one_line(err);
-
-    pthread_mutex_lock(&q->mu);
-    if (rc == 0) {
-        q->stats.audio_seconds += (double)r->n_samples / MEDIA_SAMPLE_RATE;
-        q->stats.busy_seconds += time_s;
-    }
-    q->busy--;
-    r->rc = rc;
-    r->result = res;
-    memcpy(r->err, err, sizeof err);
-    r->done = 1;
-    /* The caller may return as soon as the mutex is released: r is not
-     * touched after this. */
-    pthread_cond_signal(&r->cv);
-    pthread_mutex_unlock(&q->mu);
-}
 
 /* ----------------------------------------------------------------- workers */
 
@@ -730,7 +169,7 @@ static void heartbeat_all(struct queue *q)
         int64_t id = w->job_id;
         pthread_mutex_unlock(&q->mu);
         if (!id) continue;
-        if (store_job_heartbeat(q->store, id, w->name) != STORE_GONE) continue;
+        if (store_job_heartbeat(q->store, id, w->name) != HARK_ESTALE) continue;
         pthread_mutex_lock(&q->mu);
         if (w->job_id == id) w->lost = 1;
         pthread_mutex_unlock(&q->mu);
@@ -741,7 +180,7 @@ static void heartbeat_all(struct queue *q)
  * jobs this queue runs and puts back in the queue the jobs whose lease has
  * passed (anyone's: a worker that died anywhere); in between it waits for
  * the store's announcements of new jobs and wakes the idle workers. A
- * failing database is retried at the next beat: only STORE_GONE stops a
+ * failing database is retried at the next beat: only HARK_ESTALE stops a
  * run, so a database restart costs nothing but a few failed calls. */
 static void *watch_main(void *arg)
 {
@@ -752,14 +191,14 @@ static void *watch_main(void *arg)
         int stopping = q->stopping;
         pthread_mutex_unlock(&q->mu);
         if (stopping) break;
-        double t = now_s();
+        double t = run_now();
         if (t >= next_beat) {
             int n = 0;
             heartbeat_all(q);
             if (store_requeue_expired(q->store, &n) == 0 && n > 0) wake_workers(q);
             next_beat = t + beat_s;
         }
-        long wait_ms = (long)((next_beat - now_s()) * 1000.0) + 1;
+        long wait_ms = (long)((next_beat - run_now()) * 1000.0) + 1;
         if (wait_ms > WATCH_MS) wait_ms = WATCH_MS;
         if (wait_ms < 1) wait_ms = 1;
         if (q->announced) {
@@ -821,17 +260,17 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
 
     if (out) *out = NULL;
     if (!store || !cfg || !out || cfg->workers < 0) {
-        set_err(err, errlen, "queue_start: no store, no configuration or a negative worker count");
+        run_set_err(err, errlen, "queue_start: no store, no configuration or a negative worker count");
         return HARK_EINVAL;
     }
     if (cfg->workers > 0 && (!cfg->data_dir || !*cfg->data_dir)) {
-        set_err(err, errlen, "queue_start: no data folder");
+        run_set_err(err, errlen, "queue_start: no data folder");
         return HARK_EINVAL;
     }
     if (!(q = calloc(1, sizeof *q))) goto oom;
     if (pthread_mutex_init(&q->mu, NULL) != 0) {
         free(q);
-        set_err(err, errlen, "queue_start: cannot create a mutex");
+        run_set_err(err, errlen, "queue_start: cannot create a mutex");
         return HARK_ENOMEM;
     }
     if (cond_init(&q->work_cv) || cond_init(&q->end_cv) || cond_init(&q->watch_cv) ||
@@ -839,7 +278,7 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
         /* Destroying a condition variable that was never made is harmless
          * for glibc's zero-filled ones. */
         queue_free(q);
-        set_err(err, errlen, "queue_start: cannot create a condition variable");
+        run_set_err(err, errlen, "queue_start: cannot create a condition variable");
         return HARK_ENOMEM;
     }
     q->store = store;
@@ -870,7 +309,7 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
     if (!store_is_shared(store) && cfg->workers > 0) {
         rc = store_requeue_running(store, &n_requeued);
         if (rc < 0) {
-            set_err(err, errlen, "queue_start: %s", store_error(store));
+            run_set_err(err, errlen, "queue_start: %s", store_error(store));
             queue_free(q);
             return rc;
         }
@@ -880,7 +319,7 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
         q->workers[i].q = q;
         snprintf(q->workers[i].name, sizeof q->workers[i].name, "%.80s/%d", q->worker_name, i + 1);
         if (pthread_create(&q->workers[i].thread, NULL, worker_main, &q->workers[i]) != 0) {
-            set_err(err, errlen, "queue_start: cannot start a worker thread");
+            run_set_err(err, errlen, "queue_start: cannot start a worker thread");
             queue_stop(q);
             return HARK_ENOMEM;
         }
@@ -891,7 +330,7 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
          * none made from now on is missed. */
         q->announced = store_wait_for_jobs(store, 0) != HARK_ENOTSUP;
         if (pthread_create(&q->watch, NULL, watch_main, q) != 0) {
-            set_err(err, errlen, "queue_start: cannot start the watch thread");
+            run_set_err(err, errlen, "queue_start: cannot start the watch thread");
             queue_stop(q);
             return HARK_ENOMEM;
         }
@@ -900,7 +339,7 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
     *out = q;
     return 0;
 oom:
-    set_err(err, errlen, "queue_start: out of memory");
+    run_set_err(err, errlen, "queue_start: out of memory");
     return HARK_ENOMEM;
 }
 
@@ -953,7 +392,7 @@ static int job_ended(const struct store_job *job)
 
 int queue_wait(struct queue *q, int64_t job_id, int timeout_ms)
 {
-    double deadline = timeout_ms >= 0 ? now_s() + timeout_ms / 1000.0 : 0.0;
+    double deadline = timeout_ms >= 0 ? run_now() + timeout_ms / 1000.0 : 0.0;
     struct store_job job;
     if (!q) return HARK_EINVAL;
     for (;;) {
@@ -974,7 +413,7 @@ int queue_wait(struct queue *q, int64_t job_id, int timeout_ms)
 
         long wait_ms = POLL_MS;
         if (timeout_ms >= 0) {
-            double left = deadline - now_s();
+            double left = deadline - run_now();
             if (left <= 0) return HARK_ERANGE;
             if (left * 1000.0 < wait_ms) wait_ms = (long)(left * 1000.0) + 1;
         }
@@ -995,11 +434,11 @@ int queue_transcribe(struct queue *q, const char *model, const float *pcm, size_
 
     if (out) *out = NULL;
     if (!q || !pcm || n_samples == 0 || !out) {
-        set_err(err, errlen, "queue_transcribe: no queue, no audio or no output");
+        run_set_err(err, errlen, "queue_transcribe: no queue, no audio or no output");
         return HARK_EINVAL;
     }
     if (q->n_workers == 0) {
-        set_err(err, errlen, "no workers");
+        run_set_err(err, errlen, "no workers");
         return HARK_ENOTSUP;
     }
     memset(&r, 0, sizeof r);
@@ -1011,7 +450,7 @@ int queue_transcribe(struct queue *q, const char *model, const float *pcm, size_
     r.opt.progress = NULL;
     r.opt.progress_user = NULL;
     if (pthread_cond_init(&r.cv, NULL) != 0) {
-        set_err(err, errlen, "queue_transcribe: cannot create a condition variable");
+        run_set_err(err, errlen, "queue_transcribe: cannot create a condition variable");
         return HARK_ENOMEM;
     }
 
@@ -1046,7 +485,7 @@ int queue_transcribe(struct queue *q, const char *model, const float *pcm, size_
 
     rc = r.rc;
     if (rc == 0) *out = r.result;
-    else set_err(err, errlen, "%s", r.err);
+    else run_set_err(err, errlen, "%s", r.err);
     return rc;
 }
 
@@ -1071,7 +510,7 @@ int queue_options_apply(struct queue *q, const struct queue_options *o, struct h
     opt->vad_params = v && v->mode == QUEUE_VAD_ON ? v->params : q->vad_params;
     if (!on) return 0;
     if (!q->vad) {
-        set_err(err, errlen, "speech detection was asked for, but no VAD model is loaded here (put one in the "
+        run_set_err(err, errlen, "speech detection was asked for, but no VAD model is loaded here (put one in the "
                              "models folder: hark models download silero-v6.2.0)");
         return HARK_ENOTSUP;
     }

@@ -16,7 +16,7 @@
  * connection: the first attempt either did not run, or ran and only its
  * reply was lost. In that second, rare case the retry finds the state the
  * first attempt left and answers for it (a second finish or fail is
- * STORE_GONE, a second enqueue STORE_ACTIVE), and a claim takes the next
+ * HARK_ESTALE, a second enqueue HARK_EBUSY), and a claim takes the next
  * job while the first one stays running until it is requeued. Only the
  * migrations run several statements in a transaction, and a connection
  * lost there is reported, not retried. A process made by fork() opens its
@@ -31,12 +31,12 @@
  *     job;
  *   - enqueue inserts only when the upload has no active job, and the
  *     partial unique index jobs_one_active settles two enqueues racing for
- *     one upload (ON CONFLICT DO NOTHING: the loser answers STORE_ACTIVE);
+ *     one upload (ON CONFLICT DO NOTHING: the loser answers HARK_EBUSY);
  *   - finish marks the job done and the upload run in one statement (a
  *     data-modifying WITH), only while the job is still running, so it is
  *     written once;
  *   - an upload insert racing another with the same bytes ends as
- *     STORE_DUPLICATE through ON CONFLICT DO NOTHING.
+ *     HARK_EEXIST through ON CONFLICT DO NOTHING.
  * A statement chosen as a deadlock victim (finish and a delete of its
  * upload lock the same two rows in opposite orders) is run again.
  *
@@ -763,7 +763,7 @@ static int pg_upload_insert(struct store *s, const struct store_upload *u,
         }
         rc = query_upload(c, sql_upload_by_sha, f.sha256, op, existing);
         if (rc == 0) {
-            rc = STORE_DUPLICATE;
+            rc = HARK_EEXIST;
             break;
         }
         if (rc < 0) break;
@@ -904,7 +904,7 @@ static int pg_job_enqueue(struct store *s, const char *upload_id, const char *mo
         rc = query_job(c, sql_job_active, 1, params, op, out);
         if (rc == 0) {
             store_set_error("%s: upload '%.64s' has an active job", op, upload_id);
-            rc = STORE_ACTIVE;
+            rc = HARK_EBUSY;
             break;
         }
         if (rc < 0) break;
@@ -961,10 +961,10 @@ static int pg_job_claim(struct store *s, const char *worker, struct store_job *o
     if (rc < 0) return rc;
     rc = query_job(&st->conns[slot], sql_job_claim, 3, params, op, out);
     conn_give(st, slot);
-    return rc == 1 ? STORE_EMPTY : rc;
+    return rc == 1 ? HARK_EAGAIN : rc;
 }
 
-/* Runs one change on a job that must still be running: STORE_GONE when it
+/* Runs one change on a job that must still be running: HARK_ESTALE when it
  * touched no row. */
 static int update_running(struct pg_store *st, const char *sql, int n, const char *const *params,
                           const char *op, int64_t id)
@@ -974,7 +974,7 @@ static int update_running(struct pg_store *st, const char *sql, int n, const cha
     if (k < 0) return rc;
     if (k == 0) {
         store_set_error("%s: job %lld is not running, or not for this worker", op, (long long)id);
-        return STORE_GONE;
+        return HARK_ESTALE;
     }
     return 0;
 }
@@ -1040,7 +1040,7 @@ static int pg_job_release(struct store *s, int64_t id, const char *worker)
     if (k < 0) return rc;
     if (k == 0) {
         store_set_error("%s: job %lld is not running, or not for this worker", op, (long long)id);
-        return STORE_GONE;
+        return HARK_ESTALE;
     }
     return 0;
 }
@@ -1150,7 +1150,7 @@ static int pg_job_cancel(struct store *s, int64_t id)
             rc = 0;
         } else if (val(r, 0, 1)[0] == 't') {
             store_set_error("%s: job %lld has already ended", op, (long long)id);
-            rc = STORE_GONE;
+            rc = HARK_ESTALE;
         } else {
             store_set_error("%s: no job %lld", op, (long long)id);
             rc = HARK_ENOENT;

@@ -317,7 +317,7 @@ static int write_begin(struct sqlite_store *st, const char *op)
 }
 
 /* Ends a write transaction: commits when rc is 0, rolls back otherwise
- * (an outcome such as STORE_GONE writes nothing). Returns rc, or the
+ * (an outcome such as HARK_ESTALE writes nothing). Returns rc, or the
  * commit's failure. */
 static int write_end(struct sqlite_store *st, const char *op, int rc)
 {
@@ -673,7 +673,7 @@ static int sqlite_upload_insert(struct store *s, const struct store_upload *u,
     rc = query_upload(c, S_UPLOAD_BY_SHA, sha, op, existing);
     if (rc == 0) {
         if (existing) rc = fill_positions(c, existing, 1, op);
-        rc = rc < 0 ? rc : STORE_DUPLICATE;
+        rc = rc < 0 ? rc : HARK_EEXIST;
         goto done;
     }
     if (rc < 0) goto done;
@@ -816,7 +816,7 @@ static int sqlite_job_enqueue(struct store *s, const char *upload_id, const char
     rc = query_job(c, q, op, out);
     if (rc == 0) {
         store_set_error("%s: upload '%.64s' has an active job", op, upload_id);
-        rc = STORE_ACTIVE;
+        rc = HARK_EBUSY;
         goto done;
     }
     if (rc < 0) goto done;
@@ -914,7 +914,7 @@ static int sqlite_job_claim(struct store *s, const char *worker, struct store_jo
         if (out) read_job(q, out);
         src = sqlite3_step(q);
     } else if (src == SQLITE_DONE) {
-        rc = STORE_EMPTY;
+        rc = HARK_EAGAIN;
     }
     if (src != SQLITE_DONE) rc = db_fail(c->db, op, src);
     done_stmt(q);
@@ -923,13 +923,13 @@ done:
 }
 
 /* Runs one UPDATE on a job that must still be running, with its
- * parameters bound by the caller: STORE_GONE when it touched no row. */
+ * parameters bound by the caller: HARK_ESTALE when it touched no row. */
 static int update_running(struct conn *c, sqlite3_stmt *q, const char *op, int64_t id)
 {
     int rc = exec_stmt(c, q, op);
     if (rc == 0 && sqlite3_changes(c->db) == 0) {
         store_set_error("%s: job %lld is not running, or not for this worker", op, (long long)id);
-        rc = STORE_GONE;
+        rc = HARK_ESTALE;
     }
     return rc;
 }
@@ -1055,7 +1055,7 @@ static int sqlite_job_cancel(struct store *s, int64_t id)
     done_stmt(q);
     if (src == SQLITE_ROW) {
         store_set_error("%s: job %lld has already ended", op, (long long)id);
-        rc = STORE_GONE;
+        rc = HARK_ESTALE;
     } else if (src == SQLITE_DONE) {
         store_set_error("%s: no job %lld", op, (long long)id);
         rc = HARK_ENOENT;

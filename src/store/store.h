@@ -27,7 +27,7 @@
  * the lease) goes back to the queue at the next store_requeue_expired,
  * which any process may call. Only the worker holding a running job can
  * record its progress, finish, fail or release it: a worker whose job was
- * taken back and claimed again by another gets STORE_GONE, so a job that
+ * taken back and claimed again by another gets HARK_ESTALE, so a job that
  * ran twice is still completed once. Lease times come from the database's
  * clock (the server's, for PostgreSQL), so the clocks of the machines
  * running workers need not agree.
@@ -38,13 +38,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum {
-    STORE_DUPLICATE = 1, /* upload_insert: the content is stored already */
-    STORE_EMPTY = 2,     /* job_claim: no job is queued */
-    STORE_ACTIVE = 3,    /* job_enqueue: the upload has a queued or running job */
-    STORE_GONE = 4,      /* job_progress/finish/fail/heartbeat/release: the job is no longer this
-                          * worker's running job (canceled, deleted, taken back, re-claimed) */
-};
+/* Besides HARK_EIO (the database failed) and HARK_ENOENT (no such row), the
+ * store answers four outcomes in the same code space (hark.h):
+ *   HARK_EEXIST  upload_insert: the content is stored already
+ *   HARK_EAGAIN  job_claim: no job is queued
+ *   HARK_EBUSY   job_enqueue: the upload has a queued or running job
+ *   HARK_ESTALE  job_progress/finish/fail/heartbeat/release: the job is no longer this
+ *                worker's running job (canceled, deleted, taken back, re-claimed) */
 
 /* How long a claim holds a job unless its worker renews it: the default of
  * store_set_lease. */
@@ -122,7 +122,7 @@ int store_schema_version(void);
 
 /* Inserts a new upload (id, filename, sha256, content_type, model,
  * upload_date, size, duration_s are read; the rest is set to "never run").
- * If an upload with the same sha256 exists, returns STORE_DUPLICATE and
+ * If an upload with the same sha256 exists, returns HARK_EEXIST and
  * fills *existing (when not NULL) with it; nothing is written. An id that
  * exists with another sha256 is HARK_EINVAL. */
 int store_upload_insert(struct store *s, const struct store_upload *u, struct store_upload *existing);
@@ -137,12 +137,12 @@ int store_upload_list(struct store *s, int limit, int64_t offset,
                       struct store_upload **rows, int *n, int64_t *total);
 
 /* Deletes the upload and all its jobs. HARK_ENOENT if unknown. A running
- * job's worker finds its job gone (STORE_GONE) at its next call. */
+ * job's worker finds its job gone (HARK_ESTALE) at its next call. */
 int store_upload_delete(struct store *s, const char *id);
 
 /* Queues a job for the upload: FIFO after every queued job. Fills *out with
  * the new job and *position (1-based place in the queue) when not NULL.
- * HARK_ENOENT for an unknown upload; STORE_ACTIVE, with *out the active
+ * HARK_ENOENT for an unknown upload; HARK_EBUSY, with *out the active
  * job, if the upload already has a queued or running job. task is
  * "transcribe" or "translate" (NULL or "" mean "transcribe"; anything else
  * is HARK_EINVAL); language may be "" (detect). options (NULL or "": none)
@@ -165,42 +165,42 @@ void store_set_lease(struct store *s, int lease_ms);
 
 /* Takes the oldest queued job: it becomes running, attempts goes up by one,
  * started and worker are set, progress is 0, and it is leased to worker
- * for the store's lease. STORE_EMPTY if none is queued. Two callers never
+ * for the store's lease. HARK_EAGAIN if none is queued. Two callers never
  * get the same job. worker names one claimer (a thread of a process),
  * different from every other claimer's. */
 int store_job_claim(struct store *s, const char *worker, struct store_job *out);
 
 /* Renews worker's lease on its running job for the store's lease from now.
- * STORE_GONE if the job is not running or is held by another worker: the
+ * HARK_ESTALE if the job is not running or is held by another worker: the
  * worker should stop it and leave it alone. A lease that has passed but
  * whose job was not yet taken back is renewed. */
 int store_job_heartbeat(struct store *s, int64_t id, const char *worker);
 
-/* Records a running job's progress (0..100). STORE_GONE if the job is no
+/* Records a running job's progress (0..100). HARK_ESTALE if the job is no
  * longer worker's running job (canceled, deleted, taken back, or an
  * unknown id): the worker should stop. finish, fail and release answer an
- * unknown id with STORE_GONE too. */
+ * unknown id with HARK_ESTALE too. */
 int store_job_progress(struct store *s, int64_t id, const char *worker, double progress);
 
 /* Completes worker's running job, once: the job becomes done (progress 100,
  * finished set) and its upload gets model_ran = 1, model_date = now,
- * model, time_s and language, in one transaction. STORE_GONE, and nothing
+ * model, time_s and language, in one transaction. HARK_ESTALE, and nothing
  * written, if the job is not worker's running job (canceled, deleted, done
  * already, taken back). */
 int store_job_finish(struct store *s, int64_t id, const char *worker, const char *model,
                      const char *language, double time_s);
 
-/* worker's running job failed: state failed, error kept. STORE_GONE if it
+/* worker's running job failed: state failed, error kept. HARK_ESTALE if it
  * was not worker's running job. */
 int store_job_fail(struct store *s, int64_t id, const char *worker, const char *error);
 
 /* Gives worker's running job back to the queue (a worker that stops before
  * the job ends): queued again at its place, progress 0, no lease; its
- * attempt stays counted. STORE_GONE if it was not worker's running job. */
+ * attempt stays counted. HARK_ESTALE if it was not worker's running job. */
 int store_job_release(struct store *s, int64_t id, const char *worker);
 
 /* Cancels a queued or running job: state canceled, finished set.
- * HARK_ENOENT if unknown; STORE_GONE if it had already ended. */
+ * HARK_ENOENT if unknown; HARK_ESTALE if it had already ended. */
 int store_job_cancel(struct store *s, int64_t id);
 
 /* At start-up of a single-process service: every job left running (its

@@ -957,7 +957,7 @@ run_openai_client() {
         return
     fi
     HARK_URL=$A_URL HARK_KEY_URL=$C_url HARK_KEY=flag-key-1 HARK_MEDIA=$MEDIA HARK_TMP=$API_TMP \
-        node_checks openai_client $((120 * SLOW)) "$dir/test.mjs"
+        node_checks openai_client $((300 * SLOW)) "$dir/test.mjs"
 }
 
 # --------------------------------------------------------------- main

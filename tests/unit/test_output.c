@@ -119,6 +119,35 @@ static void test_format_parse(void)
     CHECK(hark_format_parse("xml") == -1);
     CHECK(hark_format_parse("") == -1);
     CHECK(hark_format_parse(NULL) == -1);
+    CHECK(hark_format_parse("text") == -1);
+}
+
+/* The format table: one entry per format, found by name and by id; the
+ * stored four come first with their content types; "text" names txt. */
+static void test_format_table(void)
+{
+    static const enum hark_format all[] = {HARK_FORMAT_TXT, HARK_FORMAT_JSON, HARK_FORMAT_SRT, HARK_FORMAT_VTT,
+                                           HARK_FORMAT_TSV};
+    static const char *const stored[] = {"json", "srt", "vtt", "txt"};
+    int n = 0;
+    while (hark_format_at(n)) n++;
+    CHECK(n == 5);
+    CHECK(hark_format_at(-1) == NULL);
+    for (int i = 0; i < 5; i++) {
+        const struct hark_format_info *f = hark_format_of(all[i]);
+        CHECK(f && f->fmt == all[i]);
+        CHECK(f && hark_format_find(f->name) == f && hark_format_parse(f->name) == (int)all[i]);
+        CHECK(f && strstr(f->content_type, "charset=utf-8"));
+    }
+    for (int i = 0; i < 4; i++) {
+        CHECK(hark_format_at(i)->stored && !strcmp(hark_format_at(i)->ext, stored[i]));
+    }
+    CHECK(!hark_format_at(4)->stored);
+    CHECK(hark_format_find("text") == hark_format_of(HARK_FORMAT_TXT));
+    CHECK(!strcmp(hark_format_of(HARK_FORMAT_SRT)->content_type, "application/x-subrip; charset=utf-8"));
+    CHECK(!strcmp(hark_format_of(HARK_FORMAT_VTT)->content_type, "text/vtt; charset=utf-8"));
+    CHECK(hark_format_find("xml") == NULL && hark_format_find(NULL) == NULL);
+    CHECK(hark_format_of((enum hark_format)99) == NULL);
 }
 
 static void test_txt(void)
@@ -416,6 +445,7 @@ int main(int argc, char **argv)
 {
     t_init(argc, argv);
     t_run("format_parse", test_format_parse);
+    t_run("format_table", test_format_table);
     t_run("txt", test_txt);
     t_run("srt", test_srt);
     t_run("vtt", test_vtt);

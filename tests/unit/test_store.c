@@ -439,13 +439,13 @@ static void test_duplicate(void)
     memcpy(b.sha256, a.sha256, sizeof b.sha256);
     memset(&existing, 0, sizeof existing);
     int64_t changes_before = sql_int(path, "SELECT COUNT(*) FROM uploads");
-    CHECK(store_upload_insert(s, &b, &existing) == STORE_DUPLICATE);
+    CHECK(store_upload_insert(s, &b, &existing) == HARK_EEXIST);
     CHECK(strcmp(existing.id, a.id) == 0);
     CHECK(strcmp(existing.filename, a.filename) == 0);
     CHECK(existing.size == a.size);
     CHECK(existing.job_id == job.id && strcmp(existing.status, "queued") == 0);
     CHECK(existing.queue_position == 1);
-    CHECK(store_upload_insert(s, &b, NULL) == STORE_DUPLICATE);
+    CHECK(store_upload_insert(s, &b, NULL) == HARK_EEXIST);
     CHECK(store_upload_get(s, b.id, &existing) == HARK_ENOENT);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads") == changes_before);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads WHERE id = 'up-000002'") == 0);
@@ -586,7 +586,7 @@ static void test_enqueue_position(void)
     /* A second job for an upload with an active one. */
     struct store_job active;
     int pos = -1;
-    CHECK(store_job_enqueue(s, "up-000002", "base", "", "transcribe", NULL, &active, &pos) == STORE_ACTIVE);
+    CHECK(store_job_enqueue(s, "up-000002", "base", "", "transcribe", NULL, &active, &pos) == HARK_EBUSY);
     CHECK(active.id == jobs[1].id && strcmp(active.model, "tiny") == 0);
     CHECK(store_job_enqueue(s, "nope", "base", "", "transcribe", NULL, &active, &pos) == HARK_ENOENT);
     CHECK(store_job_enqueue(s, "up-000004", "base", "", "summarise", NULL, &active, &pos) == HARK_EINVAL);
@@ -626,7 +626,7 @@ static void test_claim_fifo(void)
     struct store *s = open_store(fresh_path("claim_fifo"));
     if (!s) return;
     struct store_job job;
-    CHECK(store_job_claim(s, "w", &job) == STORE_EMPTY);
+    CHECK(store_job_claim(s, "w", &job) == HARK_EAGAIN);
     int64_t ids[5];
     /* Uploads enqueued in the order 3, 1, 4, 0, 2: claims follow that order. */
     const int order[5] = {3, 1, 4, 0, 2};
@@ -646,8 +646,8 @@ static void test_claim_fifo(void)
         CHECK(strcmp(job.state, "running") == 0 && job.attempts == 1);
         CHECK(strcmp(job.worker, "host:1") == 0 && job.started[0] && job.progress == 0);
     }
-    CHECK(store_job_claim(s, "w", &job) == STORE_EMPTY);
-    CHECK(store_job_claim(s, "w", NULL) == STORE_EMPTY);
+    CHECK(store_job_claim(s, "w", &job) == HARK_EAGAIN);
+    CHECK(store_job_claim(s, "w", NULL) == HARK_EAGAIN);
     store_close(s);
 }
 
@@ -671,7 +671,7 @@ static void *claim_loop(void *arg)
     for (;;) {
         struct store_job job;
         int rc = store_job_claim(c->s, name, &job);
-        if (rc == STORE_EMPTY) break;
+        if (rc == HARK_EAGAIN) break;
         if (rc != 0 || c->n_got >= N_CONC_JOBS) {
             c->errors++;
             break;
@@ -761,7 +761,7 @@ static int child_claim(struct children *ch, const char *path, int c)
         if (store_job_finish(cs, j.id, "child", "m", "en", 1) != 0) return 5;
     }
     store_close(cs);
-    return rc == STORE_EMPTY ? 0 : 6;
+    return rc == HARK_EAGAIN ? 0 : 6;
 }
 
 static void test_claim_processes(void)
@@ -783,7 +783,7 @@ static void test_claim_processes(void)
         n_parent++;
         if (store_job_finish(s, j.id, "parent", "m", "en", 1) != 0) bad++;
     }
-    CHECKF(rc == STORE_EMPTY, "parent claim: %d %s", rc, store_error(s));
+    CHECKF(rc == HARK_EAGAIN, "parent claim: %d %s", rc, store_error(s));
     int n_children = read_child_ids(&ch, seen, N_JOBS, &bad);
     reap_children(&ch);
     check_claimed_once(seen, N_JOBS, bad);
@@ -805,8 +805,8 @@ static void test_job_state_rules(void)
 
     /* Queued -> running -> progress -> done, once. */
     CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", NULL, &job, NULL) == 0);
-    CHECK(store_job_progress(s, job.id, "w", 10) == STORE_GONE); /* queued, not running */
-    CHECK(store_job_finish(s, job.id, "w", "m", "en", 1) == STORE_GONE);
+    CHECK(store_job_progress(s, job.id, "w", 10) == HARK_ESTALE); /* queued, not running */
+    CHECK(store_job_finish(s, job.id, "w", "m", "en", 1) == HARK_ESTALE);
     CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id);
     CHECK(store_job_progress(s, job.id, "w", 42.5) == 0);
     CHECK(store_job_get(s, job.id, &got) == 0 && got.progress == 42.5);
@@ -820,12 +820,12 @@ static void test_job_state_rules(void)
     CHECK(u.model_ran == 1 && strcmp(u.model, "rt-tiny") == 0 && strcmp(u.language, "de") == 0);
     CHECK(u.time_s == 3.25 && u.model_date[0] && strcmp(u.status, "done") == 0);
     CHECK(u.job_id == job.id && u.progress == 100 && u.error[0] == 0);
-    CHECK(store_job_finish(s, job.id, "w", "other", "fr", 9) == STORE_GONE);
+    CHECK(store_job_finish(s, job.id, "w", "other", "fr", 9) == HARK_ESTALE);
     CHECKF(strstr(store_error(s), "store_job_finish") != NULL, "'%s'", store_error(s));
     CHECK(store_upload_get(s, "up-000001", &u) == 0 && strcmp(u.model, "rt-tiny") == 0);
-    CHECK(store_job_progress(s, job.id, "w", 5) == STORE_GONE);
-    CHECK(store_job_fail(s, job.id, "w", "late") == STORE_GONE);
-    CHECK(store_job_cancel(s, job.id) == STORE_GONE);
+    CHECK(store_job_progress(s, job.id, "w", 5) == HARK_ESTALE);
+    CHECK(store_job_fail(s, job.id, "w", "late") == HARK_ESTALE);
+    CHECK(store_job_cancel(s, job.id) == HARK_ESTALE);
     CHECK(store_job_active(s, "up-000001", &got) == HARK_ENOENT);
 
     /* A second run that fails: the upload keeps the first run's outcome. */
@@ -835,7 +835,7 @@ static void test_job_state_rules(void)
     CHECK(store_job_get(s, job.id, &got) == 0);
     CHECK(strcmp(got.state, "failed") == 0 && strcmp(got.error, "decoder exploded") == 0);
     CHECK(got.finished[0]);
-    CHECK(store_job_fail(s, job.id, "w", "again") == STORE_GONE);
+    CHECK(store_job_fail(s, job.id, "w", "again") == HARK_ESTALE);
     CHECK(store_upload_get(s, "up-000001", &u) == 0);
     CHECK(strcmp(u.status, "failed") == 0 && strcmp(u.error, "decoder exploded") == 0);
     CHECK(u.model_ran == 1 && strcmp(u.model, "rt-tiny") == 0);
@@ -844,16 +844,16 @@ static void test_job_state_rules(void)
     CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", NULL, &job, NULL) == 0);
     CHECK(store_job_cancel(s, job.id) == 0);
     CHECK(store_job_get(s, job.id, &got) == 0 && strcmp(got.state, "canceled") == 0 && got.finished[0]);
-    CHECK(store_job_claim(s, "w", &got) == STORE_EMPTY);
-    CHECK(store_job_cancel(s, job.id) == STORE_GONE);
+    CHECK(store_job_claim(s, "w", &got) == HARK_EAGAIN);
+    CHECK(store_job_cancel(s, job.id) == HARK_ESTALE);
 
     /* Cancel while running: the worker's finish is refused and the upload
      * is not marked as run. */
     CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", NULL, &job, NULL) == 0);
     CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id);
     CHECK(store_job_cancel(s, job.id) == 0);
-    CHECK(store_job_progress(s, job.id, "w", 60) == STORE_GONE);
-    CHECK(store_job_finish(s, job.id, "w", "m", "en", 1) == STORE_GONE);
+    CHECK(store_job_progress(s, job.id, "w", 60) == HARK_ESTALE);
+    CHECK(store_job_finish(s, job.id, "w", "m", "en", 1) == HARK_ESTALE);
     CHECK(store_upload_get(s, "up-000003", &u) == 0);
     CHECK(u.model_ran == 0 && u.model_date[0] == 0 && strcmp(u.status, "canceled") == 0);
     CHECK(store_job_get(s, job.id, &got) == 0 && strcmp(got.state, "canceled") == 0);
@@ -861,8 +861,8 @@ static void test_job_state_rules(void)
     /* Unknown jobs. */
     CHECK(store_job_cancel(s, 9999) == HARK_ENOENT);
     CHECK(store_job_get(s, 9999, &got) == HARK_ENOENT);
-    CHECK(store_job_progress(s, 9999, "w", 1) == STORE_GONE);
-    CHECK(store_job_finish(s, 9999, "w", "m", "en", 1) == STORE_GONE);
+    CHECK(store_job_progress(s, 9999, "w", 1) == HARK_ESTALE);
+    CHECK(store_job_finish(s, 9999, "w", "m", "en", 1) == HARK_ESTALE);
 
     /* A canceled upload can be queued again. */
     CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", NULL, &job, NULL) == 0);
@@ -911,9 +911,9 @@ static void test_delete_cascade(void)
     /* Deleting under a running job: the worker finds it gone. */
     CHECK(store_job_claim(s, "w", &got) == 0 && got.id == j3.id);
     CHECK(store_upload_delete(s, "up-000002") == 0);
-    CHECK(store_job_progress(s, j3.id, "w", 10) == STORE_GONE);
-    CHECK(store_job_finish(s, j3.id, "w", "m", "en", 1) == STORE_GONE);
-    CHECK(store_job_fail(s, j3.id, "w", "x") == STORE_GONE);
+    CHECK(store_job_progress(s, j3.id, "w", 10) == HARK_ESTALE);
+    CHECK(store_job_finish(s, j3.id, "w", "m", "en", 1) == HARK_ESTALE);
+    CHECK(store_job_fail(s, j3.id, "w", "x") == HARK_ESTALE);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs") == 0);
     struct store_stats st;
     CHECK(store_stats(s, &st) == 0 && st.uploads == 0 && st.done == 0);
@@ -987,15 +987,15 @@ static void test_lease(void)
            got.lease_until, now);
     /* Only the holder renews, records, ends or releases it. */
     CHECK(store_job_heartbeat(s, a.id, "w1") == 0);
-    CHECK(store_job_heartbeat(s, a.id, "w2") == STORE_GONE);
-    CHECK(store_job_heartbeat(s, a.id, NULL) == STORE_GONE);
-    CHECK(store_job_progress(s, a.id, "w2", 10) == STORE_GONE);
-    CHECK(store_job_finish(s, a.id, "w2", "m", "en", 1) == STORE_GONE);
-    CHECK(store_job_fail(s, a.id, "w2", "no") == STORE_GONE);
-    CHECK(store_job_release(s, a.id, "w2") == STORE_GONE);
+    CHECK(store_job_heartbeat(s, a.id, "w2") == HARK_ESTALE);
+    CHECK(store_job_heartbeat(s, a.id, NULL) == HARK_ESTALE);
+    CHECK(store_job_progress(s, a.id, "w2", 10) == HARK_ESTALE);
+    CHECK(store_job_finish(s, a.id, "w2", "m", "en", 1) == HARK_ESTALE);
+    CHECK(store_job_fail(s, a.id, "w2", "no") == HARK_ESTALE);
+    CHECK(store_job_release(s, a.id, "w2") == HARK_ESTALE);
     CHECK(store_job_progress(s, a.id, "w1", 30) == 0);
-    CHECK(store_job_heartbeat(s, 9999, "w1") == STORE_GONE);
-    CHECK(store_job_heartbeat(s, b.id, "w1") == STORE_GONE); /* queued, not running */
+    CHECK(store_job_heartbeat(s, 9999, "w1") == HARK_ESTALE);
+    CHECK(store_job_heartbeat(s, b.id, "w1") == HARK_ESTALE); /* queued, not running */
     int n = -1;
     CHECK(store_requeue_expired(s, &n) == 0 && n == 0);
     CHECK(store_job_get(s, a.id, &got) == 0 && strcmp(got.state, "running") == 0);
@@ -1010,27 +1010,27 @@ static void test_lease(void)
     CHECK(store_upload_get(s, "up-000001", &u) == 0 && u.queue_position == 1);
     CHECK(store_requeue_expired(s, NULL) == 0);
     /* The first worker can no longer touch it... */
-    CHECK(store_job_heartbeat(s, a.id, "w1") == STORE_GONE);
-    CHECK(store_job_progress(s, a.id, "w1", 40) == STORE_GONE);
-    CHECK(store_job_finish(s, a.id, "w1", "m", "en", 1) == STORE_GONE);
+    CHECK(store_job_heartbeat(s, a.id, "w1") == HARK_ESTALE);
+    CHECK(store_job_progress(s, a.id, "w1", 40) == HARK_ESTALE);
+    CHECK(store_job_finish(s, a.id, "w1", "m", "en", 1) == HARK_ESTALE);
     /* ...nor once another has claimed it: it is completed once. */
     CHECK(store_job_claim(s, "w2", &got) == 0 && got.id == a.id && got.attempts == 2);
-    CHECK(store_job_finish(s, a.id, "w1", "m1", "en", 1) == STORE_GONE);
-    CHECK(store_job_fail(s, a.id, "w1", "late") == STORE_GONE);
+    CHECK(store_job_finish(s, a.id, "w1", "m1", "en", 1) == HARK_ESTALE);
+    CHECK(store_job_fail(s, a.id, "w1", "late") == HARK_ESTALE);
     CHECK(store_job_finish(s, a.id, "w2", "m2", "en", 2) == 0);
-    CHECK(store_job_finish(s, a.id, "w2", "m2", "en", 2) == STORE_GONE);
+    CHECK(store_job_finish(s, a.id, "w2", "m2", "en", 2) == HARK_ESTALE);
     CHECK(store_job_get(s, a.id, &got) == 0 && strcmp(got.state, "done") == 0);
     CHECK(got.lease_until[0] == 0 && strcmp(got.worker, "w2") == 0);
     CHECK(store_upload_get(s, "up-000001", &u) == 0 && strcmp(u.model, "m2") == 0);
 
     /* A release: back to queued at once, the attempt counted. */
     CHECK(store_job_claim(s, "w3", &got) == 0 && got.id == b.id);
-    CHECK(store_job_release(s, b.id, "w4") == STORE_GONE);
+    CHECK(store_job_release(s, b.id, "w4") == HARK_ESTALE);
     CHECK(store_job_release(s, b.id, "w3") == 0);
-    CHECK(store_job_release(s, b.id, "w3") == STORE_GONE);
+    CHECK(store_job_release(s, b.id, "w3") == HARK_ESTALE);
     CHECK(store_job_get(s, b.id, &got) == 0 && strcmp(got.state, "queued") == 0);
     CHECK(got.attempts == 1 && got.lease_until[0] == 0 && got.progress == 0);
-    CHECK(store_job_progress(s, b.id, "w3", 5) == STORE_GONE);
+    CHECK(store_job_progress(s, b.id, "w3", 5) == HARK_ESTALE);
 
     /* A real lease: 300 ms, renewed, then left to pass. */
     store_set_lease(s, 300);
@@ -1045,21 +1045,21 @@ static void test_lease(void)
     CHECK(store_requeue_expired(s, &n) == 0 && n == 0);
     usleep(400 * 1000);
     CHECK(store_requeue_expired(s, &n) == 0 && n == 1);
-    CHECK(store_job_heartbeat(s, b.id, "w5") == STORE_GONE);
+    CHECK(store_job_heartbeat(s, b.id, "w5") == HARK_ESTALE);
 
     /* Cancel and requeue_running end leases too. */
     store_set_lease(s, 60000);
     CHECK(store_job_claim(s, "w6", &got) == 0 && got.id == b.id && got.lease_until[0]);
     CHECK(store_requeue_running(s, &n) == 0 && n == 1);
     CHECK(store_job_get(s, b.id, &got) == 0 && got.lease_until[0] == 0);
-    CHECK(store_job_heartbeat(s, b.id, "w6") == STORE_GONE);
+    CHECK(store_job_heartbeat(s, b.id, "w6") == HARK_ESTALE);
     CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", NULL, &c, NULL) == 0);
     CHECK(store_job_claim(s, "w7", &got) == 0 && got.id == b.id);
     CHECK(store_job_claim(s, "w8", &got) == 0 && got.id == c.id);
     CHECK(store_job_cancel(s, c.id) == 0);
     CHECK(store_job_get(s, c.id, &got) == 0 && got.lease_until[0] == 0);
-    CHECK(store_job_heartbeat(s, c.id, "w8") == STORE_GONE);
-    CHECK(store_job_release(s, c.id, "w8") == STORE_GONE);
+    CHECK(store_job_heartbeat(s, c.id, "w8") == HARK_ESTALE);
+    CHECK(store_job_release(s, c.id, "w8") == HARK_ESTALE);
 
     CHECK(store_is_shared(s) == (backend == ON_PG));
     store_close(s);
@@ -1090,7 +1090,7 @@ static void *lease_loop(void *arg)
     while (!lease_stop && idle < 400) {
         struct store_job j;
         int rc = store_job_claim(l->s, name, &j);
-        if (rc == STORE_EMPTY) {
+        if (rc == HARK_EAGAIN) {
             idle++;
             usleep(5000);
             continue;
@@ -1103,7 +1103,7 @@ static void *lease_loop(void *arg)
         usleep((rand_r(&seed) % 80) * 1000);
         rc = store_job_finish(l->s, j.id, name, "m", "en", 1);
         if (rc == 0 && l->finished < N_LEASE_JOBS) l->done_ids[l->finished++] = j.id;
-        else if (rc == STORE_GONE) l->refused++;
+        else if (rc == HARK_ESTALE) l->refused++;
         else l->errors++;
     }
     return NULL;
@@ -1286,7 +1286,7 @@ static void test_upgrade_v1(void)
     CHECK(store_job_finish(s, j.id, "new", "m", "en", 1) == 0);
     CHECK(store_job_claim(s, "new", &j) == 0 && strcmp(j.upload_id, "up-000002") == 0 && j.attempts == 1);
     CHECK(store_job_finish(s, j.id, "new", "m", "en", 1) == 0);
-    CHECK(store_job_claim(s, "new", &j) == STORE_EMPTY);
+    CHECK(store_job_claim(s, "new", &j) == HARK_EAGAIN);
     store_close(s);
 }
 
@@ -1855,7 +1855,7 @@ static void test_pg_notify(void)
     PQclear(PQexec(l, "LISTEN hark_jobs"));
     struct store_job j;
     CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, &j, NULL) == 0);
-    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL, NULL) == STORE_ACTIVE);
+    CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL, NULL) == HARK_EBUSY);
     int n = 0;
     char want[24], got[64] = "";
     snprintf(want, sizeof want, "%lld", (long long)j.id);

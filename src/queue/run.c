@@ -1,0 +1,423 @@
+/*
+ * run.c: one job, or one interactive request, on a worker thread: the
+ * model cache and the worker's engine states, progress into the store (and
+ * the stop it may ask for), the results written beside the media, and how
+ * the run ended. The queue's threads and its locking rules are queue.c's
+ * (see the top of that file).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "datadir.h"
+#include "hark.h"
+#include "media.h"
+#include "queue.h"
+#include "run.h"
+#include "store.h"
+
+#define PROGRESS_STEP 1.0     /* percent between progress writes */
+#define PROGRESS_PERIOD_S 0.5 /* or this long */
+#define DECODE_SHARE 10.0     /* percent of a job's progress given to decoding */
+
+/* What a progress callback needs: the job (0 for a request), the share of
+ * the whole it reports, and what it last wrote. */
+struct run_ctx {
+    struct queue *q;
+    struct worker *w;
+    int64_t job_id;
+    double lo, hi;            /* percent range of the current stage */
+    double last_pct, last_write_s;
+    int gone;                 /* the store said the job is not running */
+};
+
+double run_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void run_one_line(char *s)
+{
+    for (; *s; s++)
+        if (*s == '\n' || *s == '\r') *s = ' ';
+}
+
+void run_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || !errlen) return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Whether the run in ctx should stop: queue_cancel, queue_stop, or the
+ * store said so. */
+static int should_stop(struct run_ctx *ctx)
+{
+    int stop;
+    if (ctx->gone) return 1;
+    pthread_mutex_lock(&ctx->q->mu);
+    stop = ctx->q->stopping || (ctx->job_id && (ctx->w->cancel || ctx->w->lost));
+    pthread_mutex_unlock(&ctx->q->mu);
+    return stop;
+}
+
+/* The progress callback of both media_decode and hark_transcribe: fraction
+ * is of the current stage, mapped into [lo, hi] percent of the job. */
+static int on_progress(void *user, float fraction)
+{
+    struct run_ctx *ctx = user;
+    double pct = ctx->lo + (ctx->hi - ctx->lo) * (double)fraction, t;
+    if (should_stop(ctx)) return 1;
+    if (!ctx->job_id) return 0;
+    t = run_now();
+    if (pct - ctx->last_pct < PROGRESS_STEP && t - ctx->last_write_s < PROGRESS_PERIOD_S) return 0;
+    if (pct < ctx->last_pct) pct = ctx->last_pct;
+    ctx->last_pct = pct;
+    ctx->last_write_s = t;
+    if (store_job_progress(ctx->q->store, ctx->job_id, ctx->w->name, pct) == HARK_ESTALE) {
+        ctx->gone = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ models */
+
+/* The loaded model for a name, loading it on first use. The model belongs
+ * to the queue's cache. */
+static int model_get(struct queue *q, const char *name, const hark_model **out, char *err,
+                     size_t errlen)
+{
+    char path[PATH_MAX];
+    struct model_entry *e;
+    hark_model *m;
+    int code = 0;
+
+    if (!name || !*name) {
+        run_set_err(err, errlen, "no model named and no default model");
+        return HARK_ENOENT;
+    }
+    if (models_resolve(q->models_dir, name, path, sizeof path) < 0) {
+        run_set_err(err, errlen, "unknown model '%s'", name);
+        return HARK_ENOENT;
+    }
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        for (e = q->models; e; e = e->next)
+            if (strcmp(e->path, path) == 0) break;
+        if (!e) break;
+        if (e->model) {
+            *out = e->model;
+            pthread_mutex_unlock(&q->mu);
+            return 0;
+        }
+        /* Another worker is loading it. */
+        pthread_cond_wait(&q->model_cv, &q->mu);
+    }
+    e = calloc(1, sizeof *e);
+    if (!e) {
+        pthread_mutex_unlock(&q->mu);
+        run_set_err(err, errlen, "out of memory");
+        return HARK_ENOMEM;
+    }
+    memcpy(e->path, path, sizeof path);
+    e->next = q->models;
+    q->models = e;
+    pthread_mutex_unlock(&q->mu);
+
+    m = hark_model_load(path, &code, err, errlen);
+
+    pthread_mutex_lock(&q->mu);
+    if (m) {
+        e->model = m;
+        q->stats.models_loaded++;
+    } else {
+        struct model_entry **pp = &q->models;
+        while (*pp != e) pp = &(*pp)->next;
+        *pp = e->next;
+        free(e);
+    }
+    pthread_cond_broadcast(&q->model_cv);
+    pthread_mutex_unlock(&q->mu);
+    if (!m) return code < 0 ? code : HARK_EFORMAT;
+    *out = m;
+    return 0;
+}
+
+/* The worker's engine state for a model, made on first use. */
+static int worker_state_get(struct worker *w, const hark_model *m, hark_state **out, char *err,
+                            size_t errlen)
+{
+    struct worker_state *grown;
+    hark_state *st;
+    for (int i = 0; i < w->n_states; i++) {
+        if (w->states[i].model == m) {
+            *out = w->states[i].state;
+            return 0;
+        }
+    }
+    st = hark_state_new(m, w->q->threads, err, errlen);
+    if (!st) return HARK_ENOMEM;
+    grown = realloc(w->states, (size_t)(w->n_states + 1) * sizeof *grown);
+    if (!grown) {
+        hark_state_free(st);
+        run_set_err(err, errlen, "out of memory");
+        return HARK_ENOMEM;
+    }
+    w->states = grown;
+    w->states[w->n_states].model = m;
+    w->states[w->n_states].state = st;
+    w->n_states++;
+    *out = st;
+    return 0;
+}
+
+/* -------------------------------------------------------------------- jobs */
+
+/* OUT_LOST: the job is no longer this worker's (its lease passed and it
+ * was taken back), or the database could not be told how it ended; the
+ * worker leaves it alone, and lease expiry runs it again if need be. */
+enum outcome { OUT_DONE, OUT_FAILED, OUT_CANCELED, OUT_INTERRUPTED, OUT_LOST };
+
+/* Marks a job failed with a one-line message; a job that is gone meanwhile
+ * (canceled, deleted, taken back) counts as canceled. */
+static enum outcome fail_job(struct queue *q, struct worker *w, int64_t id, char *msg)
+{
+    run_one_line(msg);
+    int rc = store_job_fail(q->store, id, w->name, msg[0] ? msg : "failed");
+    return rc == HARK_ESTALE || rc == HARK_ENOENT ? OUT_CANCELED : OUT_FAILED;
+}
+
+/* Whether the job was ended by someone (canceled, or deleted with its
+ * upload) rather than taken back and given to another worker, whose
+ * results must then be left alone. */
+static int ended_by_someone(struct queue *q, int64_t id)
+{
+    struct store_job j;
+    int rc = store_job_get(q->store, id, &j);
+    return rc == HARK_ENOENT || (rc == 0 && strcmp(j.state, STORE_CANCELED) == 0);
+}
+
+/* Records the finish, trying again while the database cannot be reached,
+ * for at most half a lease after the heartbeat that preceded the results:
+ * within that time no other worker can have been given the job. */
+static int finish_job(struct queue *q, struct worker *w, int64_t id, const char *model,
+                      const char *language, double time_s)
+{
+    double give_up = run_now() + q->lease_ms / 2000.0;
+    for (;;) {
+        int rc = store_job_finish(q->store, id, w->name, model, language, time_s);
+        if (rc == 0 || rc == HARK_ESTALE || run_now() + 0.25 >= give_up) return rc;
+        struct timespec ts = {0, 250 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* What a run stopped by a progress callback amounts to. */
+static enum outcome stopped_job(struct run_ctx *ctx)
+{
+    struct queue *q = ctx->q;
+    int canceled, stopping;
+    pthread_mutex_lock(&q->mu);
+    canceled = ctx->w->cancel;
+    stopping = q->stopping;
+    int lost = ctx->w->lost;
+    pthread_mutex_unlock(&q->mu);
+    if (ctx->gone) return OUT_CANCELED;
+    if (lost) return OUT_LOST;
+    /* queue_cancel follows store_job_cancel; making sure costs one call,
+     * and leaves no job running that no worker runs. */
+    if (canceled) {
+        store_job_cancel(q->store, ctx->job_id);
+        return OUT_CANCELED;
+    }
+    if (stopping) return OUT_INTERRUPTED;
+    return OUT_CANCELED;
+}
+
+void run_job(struct queue *q, struct worker *w, const struct store_job *job)
+{
+    char err[512] = "", media[DATADIR_PATH_MAX], tag[48];
+    struct store_upload up;
+    const char *model_name = job->model[0] ? job->model : q->default_model;
+    const hark_model *model = NULL;
+    hark_state *state = NULL;
+    hark_result *res = NULL;
+    float *pcm = NULL;
+    size_t n_samples = 0;
+    struct hark_options opt;
+    struct run_ctx ctx = {q, w, job->id, 0.0, DECODE_SHARE, 0.0, run_now(), 0};
+    enum outcome out = OUT_FAILED;
+    double t0, time_s = 0.0;
+    int rc;
+
+    snprintf(tag, sizeof tag, "%lld-%d", (long long)job->id, job->attempts);
+    rc = store_upload_get(q->store, job->upload_id, &up);
+    if (rc == HARK_ENOENT) {
+        out = OUT_CANCELED; /* deleted since the claim; the job went with it */
+        goto end;
+    }
+    if (rc < 0) {
+        snprintf(err, sizeof err, "upload %s: %s", job->upload_id, store_error(q->store));
+        out = fail_job(q, w, job->id, err);
+        goto end;
+    }
+    if (datadir_upload_path(q->data_dir, up.id, up.filename, media, sizeof media)) {
+        snprintf(err, sizeof err, "upload %s: its folder's path is too long", up.id);
+        out = fail_job(q, w, job->id, err);
+        goto end;
+    }
+
+    if ((rc = model_get(q, model_name, &model, err, sizeof err)) < 0 ||
+        (rc = worker_state_get(w, model, &state, err, sizeof err)) < 0) {
+        out = fail_job(q, w, job->id, err);
+        goto end;
+    }
+
+    t0 = run_now();
+    rc = media_decode(media, &pcm, &n_samples, on_progress, &ctx, err, sizeof err);
+    if (rc < 0) {
+        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, w, job->id, err);
+        goto end;
+    }
+
+    /* The engine's part of the progress starts where decoding ended. */
+    ctx.last_write_s = 0.0;
+    ctx.lo = DECODE_SHARE;
+    ctx.hi = 100.0;
+    if (on_progress(&ctx, 0.0f)) {
+        out = stopped_job(&ctx);
+        goto end;
+    }
+    hark_options_init(&opt);
+    opt.language = job->language[0] ? job->language : NULL;
+    opt.task = strcmp(job->task, "translate") == 0 ? HARK_TASK_TRANSLATE : HARK_TASK_TRANSCRIBE;
+    opt.progress = on_progress;
+    opt.progress_user = &ctx;
+    struct queue_options jo;
+    queue_options_init(&jo, &q->vad_params);
+    if ((rc = queue_options_decode(job->options, &jo, err, sizeof err)) < 0 ||
+        (rc = queue_options_apply(q, &jo, &opt, err, sizeof err)) < 0) {
+        out = fail_job(q, w, job->id, err);
+        goto end;
+    }
+    rc = hark_transcribe(state, pcm, n_samples, &opt, &res, err, sizeof err);
+    time_s = run_now() - t0;
+    if (rc < 0) {
+        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, w, job->id, err);
+        goto end;
+    }
+    if (should_stop(&ctx)) {
+        out = stopped_job(&ctx);
+        goto end;
+    }
+
+    if ((rc = datadir_results_write(q->data_dir, up.id, tag, res, err, sizeof err)) < 0) {
+        out = fail_job(q, w, job->id, err);
+        goto end;
+    }
+    /* The results replace any earlier ones only while the job is surely
+     * this worker's: a fresh lease leaves time to rename them and record
+     * the finish before any other worker could be given the job. */
+    rc = store_job_heartbeat(q->store, job->id, w->name);
+    if (rc == 0) rc = datadir_results_commit(q->data_dir, up.id, tag, err, sizeof err);
+    else datadir_results_remove(q->data_dir, up.id, tag, 0);
+    if (rc == HARK_EIO && !err[0]) snprintf(err, sizeof err, "%s", store_error(q->store));
+    if (rc != 0) {
+        if (rc == HARK_ESTALE) out = ended_by_someone(q, job->id) ? OUT_CANCELED : OUT_LOST;
+        else out = fail_job(q, w, job->id, err);
+        goto end;
+    }
+    const char *lang = hark_result_language(res);
+    rc = finish_job(q, w, job->id, model_name, lang ? lang : "", time_s);
+    if (rc == 0) {
+        out = OUT_DONE;
+    } else if (rc == HARK_ESTALE || rc == HARK_ENOENT) {
+        /* Canceled or deleted: no results. Taken back: the results are
+         * the other worker's now (or will be). */
+        if (ended_by_someone(q, job->id)) {
+            datadir_results_remove(q->data_dir, up.id, tag, 1);
+            out = OUT_CANCELED;
+        } else {
+            out = OUT_LOST;
+        }
+    } else {
+        /* The database stayed out of reach: the results stay, the job
+         * runs again once its lease has passed. */
+        fprintf(stderr, "hark: job %lld: %s\n", (long long)job->id, store_error(q->store));
+        out = OUT_LOST;
+    }
+
+end:
+    free(pcm);
+    hark_result_free(res);
+    /* Cut short by queue_stop: the job goes back to the queue now, for any
+     * worker anywhere (a failure leaves it to lease expiry). */
+    if (out == OUT_INTERRUPTED) store_job_release(q->store, job->id, w->name);
+    pthread_mutex_lock(&q->mu);
+    switch (out) {
+    case OUT_DONE:
+        q->stats.jobs_done++;
+        q->stats.audio_seconds += (double)n_samples / MEDIA_SAMPLE_RATE;
+        q->stats.busy_seconds += time_s;
+        break;
+    case OUT_FAILED: q->stats.jobs_failed++; break;
+    case OUT_CANCELED: q->stats.jobs_canceled++; break;
+    case OUT_INTERRUPTED: q->stats.jobs_released++; break;
+    case OUT_LOST: q->stats.jobs_lost++; break;
+    }
+    w->job_id = 0;
+    w->cancel = 0;
+    w->lost = 0;
+    q->busy--;
+    q->end_gen++;
+    pthread_cond_broadcast(&q->end_cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* ---------------------------------------------------------------- requests */
+
+void run_request(struct queue *q, struct worker *w, struct request *r)
+{
+    char err[512] = "";
+    const hark_model *model = NULL;
+    hark_state *state = NULL;
+    hark_result *res = NULL;
+    struct hark_options opt = r->opt;
+    struct run_ctx ctx = {q, w, 0, 0.0, 100.0, 0.0, 0.0, 0};
+    double t0 = run_now(), time_s = 0.0;
+    int rc;
+
+    if ((rc = model_get(q, r->model, &model, err, sizeof err)) == 0 &&
+        (rc = worker_state_get(w, model, &state, err, sizeof err)) == 0) {
+        opt.progress = on_progress;
+        opt.progress_user = &ctx;
+        t0 = run_now();
+        rc = hark_transcribe(state, r->pcm, r->n_samples, &opt, &res, err, sizeof err);
+        time_s = run_now() - t0;
+        if (rc == HARK_ECANCELED) snprintf(err, sizeof err, "the queue is stopping");
+    }
+    run_one_line(err);
+
+    pthread_mutex_lock(&q->mu);
+    if (rc == 0) {
+        q->stats.audio_seconds += (double)r->n_samples / MEDIA_SAMPLE_RATE;
+        q->stats.busy_seconds += time_s;
+    }
+    q->busy--;
+    r->rc = rc;
+    r->result = res;
+    memcpy(r->err, err, sizeof err);
+    r->done = 1;
+    /* The caller may return as soon as the mutex is released: r is not
+     * touched after this. */
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&q->mu);
+}
