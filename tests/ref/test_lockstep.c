@@ -36,6 +36,17 @@ static const char *const models[] = {
 };
 static const char *const clips[] = {"jfk", "hifitts_concat_75s"};
 
+/* Under the sanitizers (make test SAN=1) the beam-5 run of the 75 s clip is
+ * left out: it is informative, its one requirement (a well-formed result)
+ * is checked on jfk's beam-5 run too, and sanitized, five beams over 75 s
+ * are a large share of the slowest program of make test. The normal build
+ * runs it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define BEAM_CLIPS 1
+#else
+#define BEAM_CLIPS 2
+#endif
+
 struct lock {
     json_t *windows, *steps;
     double tol;
@@ -270,6 +281,11 @@ static void run_model(const char *name)
         r = NULL;
 
         /* 3. Beam 5 (informative). */
+        if (ci >= BEAM_CLIPS) {
+            printf("  %-16s %-19s beam5: not run under the sanitizers\n", name, clips[ci]);
+            free(pcm);
+            continue;
+        }
         opt.beam_size = 5;
         opt.best_of = 5;
         rc = hark_transcribe(st, pcm, n, &opt, &r, err, sizeof(err));
