@@ -4,9 +4,10 @@
  * search or best-of sampling, with temperature fallback), cut into segments
  * and used as context for the next window.
  *
- * The rules that need no model live in search.c; this file drives the
- * encoder and decoder (enc_forward, dec_forward, dec_step, dec_reserve,
- * dec_kv_reorder) and owns the window loop of both profiles:
+ * The rules that need no model live in logits.c, search.c and compress.c;
+ * this file drives the encoder and decoder (enc_forward, dec_forward,
+ * dec_step, dec_reserve, dec_kv_reorder) and owns the window loop of both
+ * profiles:
  * - openai: openai-whisper's transcribe.py (seek by the last timestamp pair,
  *   fallback on compression ratio or average log-probability, silence skip);
  * - whisper.cpp: whisper.cpp 1.9.3's whisper_full as re-stated in
@@ -23,13 +24,16 @@
 #include <time.h>
 
 #include "align.h"
+#include "compress.h"
 #include "decode.h"
 #include "decoder.h"
 #include "encoder.h"
 #include "hark.h"
+#include "logits.h"
 #include "mel.h"
 #include "model.h"
 #include "result.h"
+#include "search.h"
 #include "speech.h"
 #include "state.h"
 #include "tokenizer.h"

@@ -1,21 +1,23 @@
 /*
- * test_decode_rules.c: the model-free half of decoding (search.c, result.c)
- * on hand-made logits and scripted token sequences: every suppression and
- * timestamp rule of both profiles (each where it fires and where it must
- * not), timestamp forcing by summed probability, greedy choice, sampling,
- * beam bookkeeping on a scripted scorer, whisper.cpp's window bookkeeping,
- * the entropy and compression-ratio checks, segment building, UTF-8
- * sanitising and the result container.
+ * test_decode_rules.c: the model-free half of decoding (logits.c, search.c,
+ * compress.c, result.c) on hand-made logits and scripted token sequences:
+ * every suppression and timestamp rule of both profiles (each where it fires
+ * and where it must not), timestamp forcing by summed probability, greedy
+ * choice, sampling, beam bookkeeping on a scripted scorer, whisper.cpp's
+ * window bookkeeping, the entropy and compression-ratio checks, segment
+ * building, UTF-8 sanitising and the result container.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
-#include "decode.h"
+#include "compress.h"
 #include "harness.h"
 #include "hark.h"
+#include "logits.h"
 #include "result.h"
+#include "search.h"
 #include "tokenizer.h"
 
 #define V_EN 51864
