@@ -58,13 +58,13 @@ struct dctx {
     float *win;             /* (n_mels, N_FRAMES): openai's zero-padded window */
     int encoded_seek;       /* seek of the window in the encoder, -1 if none */
 
-    float *logits;          /* (DECODE_MAX_SEQ, V) */
-    float *logprobs;        /* (DECODE_MAX_SEQ, V) */
-    struct decode_seq *seqs;  /* DECODE_MAX_SEQ */
+    float *logits;          /* (STATE_MAX_SEQ, V) */
+    float *logprobs;        /* (STATE_MAX_SEQ, V) */
+    struct decode_seq *seqs;  /* STATE_MAX_SEQ */
     struct decode_beam *beam;
     /* One generator per sequence slot, kept across windows and fallback
      * temperatures as whisper.cpp keeps one per decoder. */
-    struct decode_rng rng[DECODE_MAX_SEQ];
+    struct decode_rng rng[STATE_MAX_SEQ];
 
     int32_t sot_seq[4];
     int n_sot;
@@ -203,8 +203,8 @@ static int run_sampling(struct dctx *c, int n_seq, float t, const struct decode_
 {
     const struct tok_special *sp = &c->rules.sp;
     const int V = c->V;
-    int act[DECODE_MAX_SEQ];
-    int32_t last[DECODE_MAX_SEQ];
+    int act[STATE_MAX_SEQ];
+    int32_t last[STATE_MAX_SEQ];
     for (int s = 0; s < n_seq; s++) {
         c->seqs[s].n = 0;
         c->seqs[s].sum_lp = 0.0;
@@ -285,8 +285,8 @@ static int run_beam(struct dctx *c, int K, const struct decode_wcpp *w0)
 {
     const struct tok_special *sp = &c->rules.sp;
     const int V = c->V;
-    int act[DECODE_MAX_SEQ], src[DECODE_MAX_SEQ];
-    int32_t last[DECODE_MAX_SEQ];
+    int act[STATE_MAX_SEQ], src[STATE_MAX_SEQ];
+    int32_t last[STATE_MAX_SEQ];
     decode_beam_init(c->beam, c->rules.profile, K, sp->eot, w0);
     for (int i = 0; i < c->n_max; i++) {
         int rc = poll_cancel(c, i);
@@ -358,7 +358,6 @@ static int decode_window(struct dctx *c, int window, int seek, int seek_end, flo
     int beam = t == 0.0f && opt->beam_size > 1;
     int n_seq = beam ? opt->beam_size : (t > 0.0f ? opt->best_of : 1);
     if (n_seq < 1) n_seq = 1;
-    if (n_seq > DECODE_MAX_SEQ) n_seq = DECODE_MAX_SEQ;
     if (n_seq > STATE_MAX_SEQ) n_seq = STATE_MAX_SEQ;
     int rc = dec_reserve(c->st, n_seq);
     if (rc) return rc;
@@ -375,7 +374,7 @@ static int decode_window(struct dctx *c, int window, int seek, int seek_end, flo
     if (n_rows > 1)
         memmove(c->logits, c->logits + (size_t)(n_rows - 1) * V, (size_t)V * sizeof(float));
     if (n_seq > 1) {
-        int src[DECODE_MAX_SEQ] = {0};
+        int src[STATE_MAX_SEQ] = {0};
         dec_kv_reorder(c->st, n_seq, src, c->n_prompt);
     }
 
@@ -929,7 +928,7 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     /* Slot j's generator is seeded with seed + j, which with the default
      * seed 0 gives the std::mt19937(j) of whisper.cpp's decoder j (the
      * choice that reproduces most of the reference's beam-5 runs). */
-    for (int j = 0; j < DECODE_MAX_SEQ; j++) decode_rng_seed(&c.rng[j], (uint32_t)(opt.seed + (uint64_t)j));
+    for (int j = 0; j < STATE_MAX_SEQ; j++) decode_rng_seed(&c.rng[j], (uint32_t)(opt.seed + (uint64_t)j));
     tok_special_init(&c.rules.sp, hp->n_vocab);
     const struct tok_special *sp = &c.rules.sp;
     c.rules.n_vocab = hp->n_vocab;
@@ -949,9 +948,9 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     c.rules.suppress = c.suppress;
 
     r = calloc(1, sizeof(*r));
-    c.logits = malloc((size_t)DECODE_MAX_SEQ * c.V * sizeof(float));
-    c.logprobs = malloc((size_t)DECODE_MAX_SEQ * c.V * sizeof(float));
-    c.seqs = malloc(DECODE_MAX_SEQ * sizeof(*c.seqs));
+    c.logits = malloc((size_t)STATE_MAX_SEQ * c.V * sizeof(float));
+    c.logprobs = malloc((size_t)STATE_MAX_SEQ * c.V * sizeof(float));
+    c.seqs = malloc(STATE_MAX_SEQ * sizeof(*c.seqs));
     c.beam = malloc(sizeof(*c.beam));
     c.win = c.wcpp ? NULL : malloc((size_t)c.n_mels * N_FRAMES * sizeof(float));
     if (!r || !c.logits || !c.logprobs || !c.seqs || !c.beam || (!c.wcpp && !c.win)) {

@@ -207,7 +207,7 @@ struct cand {
 void decode_beam_init(struct decode_beam *b, int profile, int beam_size, int32_t eot,
                       const struct decode_wcpp *w)
 {
-    if (beam_size > DECODE_MAX_SEQ) beam_size = DECODE_MAX_SEQ;
+    if (beam_size > STATE_MAX_SEQ) beam_size = STATE_MAX_SEQ;
     b->profile = profile;
     b->beam_size = beam_size;
     b->max_candidates = beam_size; /* patience 1 */
@@ -229,7 +229,7 @@ int decode_beam_active(const struct decode_beam *b, int *slots)
     return n;
 }
 
-/* The k best ids of a row (k <= DECODE_MAX_SEQ + 1), best first; ties go to
+/* The k best ids of a row (k <= STATE_MAX_SEQ + 1), best first; ties go to
  * the lower id. */
 static int row_topk(const float *row, int n, int k, int32_t *ids)
 {
@@ -276,9 +276,9 @@ static void seq_extend(struct decode_seq *dst, const struct decode_seq *src, con
 int decode_beam_step(struct decode_beam *b, const struct tok_special *sp, const float *logprobs,
                      int n_vocab, int step, struct decode_rng *rngs, int *src)
 {
-    struct cand c[DECODE_MAX_SEQ * (DECODE_MAX_SEQ + 1)];
-    int slots[DECODE_MAX_SEQ];
-    int32_t ids[DECODE_MAX_SEQ + 1];
+    struct cand c[STATE_MAX_SEQ * (STATE_MAX_SEQ + 1)];
+    int slots[STATE_MAX_SEQ];
+    int32_t ids[STATE_MAX_SEQ + 1];
     const int K = b->beam_size;
     const int wcpp = b->profile == HARK_DECODER_WHISPER_CPP;
     int n_act = decode_beam_active(b, slots), nc = 0;
@@ -381,7 +381,7 @@ const struct decode_seq *decode_beam_best(struct decode_beam *b, const struct to
     if (b->profile != HARK_DECODER_WHISPER_CPP) {
         /* openai's finalize: too few finished hypotheses are padded with
          * the live ones, best first, each closed with eot. */
-        int order[DECODE_MAX_SEQ];
+        int order[STATE_MAX_SEQ];
         int n_live = 0;
         for (int i = 0; i < b->beam_size; i++)
             if (!b->live[i].done) order[n_live++] = i;

@@ -11,13 +11,12 @@
 #include <stdint.h>
 
 #include "logits.h"
+#include "state.h" /* STATE_MAX_SEQ: the most sequences decoded at once */
 #include "tokenizer.h"
 
 /* Most tokens sampled in one window: openai's sample_len (n_text_ctx / 2 =
  * 224) plus room for a closing eot. */
 #define DECODE_MAX_SAMPLE 232
-/* Most sequences decoded at once (beams or best-of candidates). */
-#define DECODE_MAX_SEQ 8
 /* Most finished beam hypotheses kept per window. */
 #define DECODE_MAX_FINISHED 64
 
@@ -87,8 +86,8 @@ struct decode_beam {
     int beam_size;
     int max_candidates;     /* openai: round(beam_size * patience) */
     int32_t eot;
-    struct decode_seq live[DECODE_MAX_SEQ];
-    struct decode_seq next[DECODE_MAX_SEQ];
+    struct decode_seq live[STATE_MAX_SEQ];
+    struct decode_seq next[STATE_MAX_SEQ];
     struct decode_seq fin[DECODE_MAX_FINISHED]; /* openai's finished hypotheses */
     int n_fin;
 };

@@ -12,7 +12,10 @@
 
 #include "hark.h"
 
-#define STATE_MAX_SEQ 8 /* >= the largest beam_size / best_of accepted */
+/* The most sequences decoded at once (beams or best-of candidates): the
+ * largest beam_size / best_of accepted, the decoder's cache slots and the
+ * beam search's width. */
+#define STATE_MAX_SEQ 8
 
 struct kern_pool;
 struct enc_ctx;
