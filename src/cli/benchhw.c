@@ -23,6 +23,7 @@
 #include "bench.h"
 #include "kernels.h"
 #include "model.h"
+#include "pool.h"
 
 #define BW_BYTES ((size_t)1 << 30)  /* 1 GiB: far past any cache */
 #define BW_RUNS 3

@@ -27,6 +27,7 @@
 #include "decoder.h"
 #include "kernels.h"
 #include "model.h"
+#include "pool.h"
 #include "state.h"
 #include "tokenizer.h"
 

@@ -26,6 +26,7 @@
  *    advances 16 outputs by 4 values; the activation's 4 bytes come as a
  *    broadcast operand. A 4 × 32 block of outputs stays in registers.
  */
+#include "pool.h"
 #include "quant.h"
 
 #include <immintrin.h>

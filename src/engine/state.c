@@ -14,6 +14,7 @@
 #include "encoder.h"
 #include "kernels.h"
 #include "model.h"
+#include "pool.h"
 #include "state.h"
 
 #define STATE_MAX_THREADS 256

@@ -34,6 +34,7 @@
  * batches run in parallel on the pool, then the calling thread runs the
  * recurrence over them (kern_lstm_step).
  */
+#include "pool.h"
 #include "vad.h"
 
 #include <errno.h>

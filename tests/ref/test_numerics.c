@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "decoder.h"
 #include "encoder.h"
 #include "harness.h"
