@@ -28,6 +28,7 @@
 #include "decode.h"
 #include "decoder.h"
 #include "encoder.h"
+#include "errors.h"
 #include "hark.h"
 #include "logits.h"
 #include "mel.h"
@@ -97,11 +98,6 @@ struct window_out {
     int used_context;       /* the prompt carried previous text */
     int n_context_used;
 };
-
-static void set_err(char *err, size_t errlen, const char *msg)
-{
-    if (err && errlen) snprintf(err, errlen, "%s", msg);
-}
 
 /* ------------------------------------------------------------- prompts */
 
@@ -839,36 +835,35 @@ int decode_check(const struct hark_state *st, const float *pcm, size_t n_samples
                  const struct hark_options *opt, char *err, size_t errlen)
 {
     if (!st || (!pcm && n_samples > 0)) {
-        set_err(err, errlen, "hark_transcribe: missing state, output or audio");
+        err_set(err, errlen, "hark_transcribe: missing state, output or audio");
         return HARK_EINVAL;
     }
     if (opt->beam_size > STATE_MAX_SEQ || opt->best_of > STATE_MAX_SEQ) {
-        set_err(err, errlen, "hark_transcribe: beam_size and best_of must be at most 8");
+        err_set(err, errlen, "hark_transcribe: beam_size and best_of must be at most 8");
         return HARK_EINVAL;
     }
     if (!(opt->temperature >= 0.0f) || opt->temperature > 1.0f + 1e-6f) {
-        set_err(err, errlen, "hark_transcribe: temperature must be in [0, 1]");
+        err_set(err, errlen, "hark_transcribe: temperature must be in [0, 1]");
         return HARK_EINVAL;
     }
     if ((opt->task != HARK_TASK_TRANSCRIBE && opt->task != HARK_TASK_TRANSLATE) ||
         (opt->decoder != HARK_DECODER_OPENAI && opt->decoder != HARK_DECODER_WHISPER_CPP)) {
-        set_err(err, errlen, "hark_transcribe: unknown task or decoder profile");
+        err_set(err, errlen, "hark_transcribe: unknown task or decoder profile");
         return HARK_EINVAL;
     }
     int multilingual = st->model->hp.n_vocab >= 51865;
     if (opt->task == HARK_TASK_TRANSLATE && !multilingual) {
-        set_err(err, errlen, "hark_transcribe: translation needs a multilingual model; this one is English-only");
+        err_set(err, errlen, "hark_transcribe: translation needs a multilingual model; this one is English-only");
         return HARK_EINVAL;
     }
     if (opt->language && opt->language[0] && strcmp(opt->language, "auto") != 0) {
         int lang = hark_lang_index(opt->language);
         if (lang >= 0 && !multilingual && lang != 0) {
-            if (err && errlen)
-                snprintf(err, errlen, "hark_transcribe: language '%s' on an English-only model", opt->language);
+            err_set(err, errlen, "hark_transcribe: language '%s' on an English-only model", opt->language);
             return HARK_EINVAL;
         }
         if (lang < 0 || lang >= hark_lang_count(st->model)) {
-            if (err && errlen) snprintf(err, errlen, "hark_transcribe: unknown language '%s'", opt->language);
+            err_set(err, errlen, "hark_transcribe: unknown language '%s'", opt->language);
             return HARK_EINVAL;
         }
     }
@@ -879,8 +874,7 @@ int decode_check(const struct hark_state *st, const float *pcm, size_t n_samples
     }
     for (size_t i = 0; i < n_samples; i++) {
         if (!isfinite(pcm[i])) {
-            if (err && errlen)
-                snprintf(err, errlen, "hark_transcribe: audio sample %zu is not a finite number", i);
+            err_set(err, errlen, "hark_transcribe: audio sample %zu is not a finite number", i);
             return HARK_EAUDIO;
         }
     }
@@ -899,7 +893,7 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     memset(&c, 0, sizeof(c));
     if (out) *out = NULL;
     if (!out) {
-        set_err(err, errlen, "hark_transcribe: missing state, output or audio");
+        err_set(err, errlen, "hark_transcribe: missing state, output or audio");
         return HARK_EINVAL;
     }
     if (opt_in) {
@@ -940,7 +934,7 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     if (!c.wcpp) {
         n_ns = decode_nonspeech_ids(m, nonspeech, 256);
         if (n_ns < 0) {
-            set_err(err, errlen, "hark_transcribe: tokenizer failed on the non-speech symbols");
+            err_set(err, errlen, "hark_transcribe: tokenizer failed on the non-speech symbols");
             return n_ns;
         }
     }
@@ -955,7 +949,7 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     c.win = c.wcpp ? NULL : malloc((size_t)c.n_mels * N_FRAMES * sizeof(float));
     if (!r || !c.logits || !c.logprobs || !c.seqs || !c.beam || (!c.wcpp && !c.win)) {
         rc = HARK_ENOMEM;
-        set_err(err, errlen, "hark_transcribe: out of memory for decoding buffers");
+        err_set(err, errlen, "hark_transcribe: out of memory for decoding buffers");
         goto fail;
     }
     r->task = opt.task;
@@ -963,7 +957,7 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
 
     rc = mel_compute(pcm, n_samples, m->mel_filters, c.n_mels, st->n_threads, &c.mel, &c.n_frames);
     if (rc) {
-        set_err(err, errlen, "hark_transcribe: log-mel computation failed");
+        err_set(err, errlen, "hark_transcribe: log-mel computation failed");
         goto fail;
     }
 
@@ -974,7 +968,7 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
         if (!opt.language || !strcmp(opt.language, "auto") || !opt.language[0]) {
             rc = detect_language(&c, &lang, &lang_prob);
             if (rc) {
-                set_err(err, errlen, "hark_transcribe: language detection failed");
+                err_set(err, errlen, "hark_transcribe: language detection failed");
                 goto fail;
             }
         } else {
@@ -1030,7 +1024,7 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
         free(ids);
         if (k < 0) {
             rc = k;
-            set_err(err, errlen, "hark_transcribe: cannot tokenize the initial prompt");
+            err_set(err, errlen, "hark_transcribe: cannot tokenize the initial prompt");
             goto fail;
         }
     }
@@ -1042,16 +1036,16 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
         rc = loop_openai(&c, r, c.n_frames - N_FRAMES, r->duration_s);
     }
     if (rc == HARK_ECANCELED) {
-        set_err(err, errlen, "hark_transcribe: canceled by the progress callback");
+        err_set(err, errlen, "hark_transcribe: canceled by the progress callback");
         goto fail;
     }
     if (rc) {
-        if (err && errlen) snprintf(err, errlen, "hark_transcribe: decoding failed: %s", hark_strerror(rc));
+        err_set(err, errlen, "hark_transcribe: decoding failed: %s", hark_strerror(rc));
         goto fail;
     }
     if (opt.progress && opt.progress(opt.progress_user, 1.0f)) {
         rc = HARK_ECANCELED;
-        set_err(err, errlen, "hark_transcribe: canceled by the progress callback");
+        err_set(err, errlen, "hark_transcribe: canceled by the progress callback");
         goto fail;
     }
     *out = r;
