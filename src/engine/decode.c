@@ -14,8 +14,9 @@
  *   ../shared/reference/README.md §10 (seek_delta bookkeeping, entropy
  *   check, failed windows kept when there is no fallback).
  *
- * Every buffer is allocated before the first window; the per-token loop
- * allocates nothing. Segments are built per window.
+ * The buffers live in the state (struct decode_buf), grown before the first
+ * window of a state's first transcription and reused by the next ones; the
+ * per-token loop allocates nothing. Segments are built per window.
  */
 #include <math.h>
 #include <stdio.h>
@@ -56,9 +57,11 @@ struct dctx {
 
     float *mel;             /* (n_mels, n_frames) */
     int n_frames;
-    float *win;             /* (n_mels, N_FRAMES): openai's zero-padded window */
+    float *win;             /* (n_mels, N_FRAMES): openai's zero-padded window (borrowed) */
     int encoded_seek;       /* seek of the window in the encoder, -1 if none */
 
+    /* Borrowed from the state's buffers (struct decode_buf). */
+    struct decode_buf *buf;
     float *logits;          /* (STATE_MAX_SEQ, V) */
     float *logprobs;        /* (STATE_MAX_SEQ, V) */
     struct decode_seq *seqs;  /* STATE_MAX_SEQ */
@@ -73,9 +76,6 @@ struct dctx {
     int n_context;
     int32_t prompt[CTX_MAX + 8];
     int n_prompt;
-
-    char *text;             /* scratch for segment text bytes */
-    size_t text_cap;
 
     /* Word timestamps. */
     int words;
@@ -98,6 +98,72 @@ struct window_out {
     int used_context;       /* the prompt carried previous text */
     int n_context_used;
 };
+
+/* The buffers a state keeps for decode_run between transcriptions, grown
+ * to the model's sizes on first use (decode_buf_reserve) and freed with the
+ * state (decode_buf_free). */
+struct decode_buf {
+    float *logits;          /* (STATE_MAX_SEQ, n_vocab) */
+    float *logprobs;        /* (STATE_MAX_SEQ, n_vocab) */
+    size_t row_floats;      /* the capacity of each of the two */
+    struct decode_seq *seqs;  /* STATE_MAX_SEQ */
+    struct decode_beam *beam;
+    float *win;             /* (n_mels, N_FRAMES): openai's zero-padded window */
+    size_t win_floats;      /* its capacity */
+    char *text;             /* scratch for segment text bytes, grown by token_text */
+    size_t text_cap;
+};
+
+void decode_buf_free(struct decode_buf *b)
+{
+    if (!b) return;
+    free(b->logits);
+    free(b->logprobs);
+    free(b->seqs);
+    free(b->beam);
+    free(b->win);
+    free(b->text);
+    free(b);
+}
+
+/* Grows a buffer of floats to n (its contents are not kept); keeps the old
+ * one when it cannot. */
+static int grow_floats(float **p, size_t *cap, size_t n)
+{
+    if (n <= *cap) return 0;
+    float *q = malloc(n * sizeof(float));
+    if (!q) return HARK_ENOMEM;
+    free(*p);
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+/* Makes sure st's decoding buffers hold STATE_MAX_SEQ rows of c->V logits
+ * and log-probabilities and, when win_floats > 0, a padded window of that
+ * many floats; then lends them to c. Returns 0 or HARK_ENOMEM (what was had
+ * is kept, still owned by st). */
+static int decode_buf_reserve(struct hark_state *st, struct dctx *c, size_t win_floats)
+{
+    struct decode_buf *b = st->decode;
+    if (!b) {
+        b = st->decode = calloc(1, sizeof(*b));
+        if (!b) return HARK_ENOMEM;
+    }
+    size_t rows = (size_t)STATE_MAX_SEQ * (size_t)c->V, lp_cap = b->row_floats;
+    if (grow_floats(&b->logprobs, &lp_cap, rows) || grow_floats(&b->logits, &b->row_floats, rows) ||
+        grow_floats(&b->win, &b->win_floats, win_floats))
+        return HARK_ENOMEM;
+    if (!b->seqs && !(b->seqs = malloc(STATE_MAX_SEQ * sizeof(*b->seqs)))) return HARK_ENOMEM;
+    if (!b->beam && !(b->beam = malloc(sizeof(*b->beam)))) return HARK_ENOMEM;
+    c->buf = b;
+    c->logits = b->logits;
+    c->logprobs = b->logprobs;
+    c->seqs = b->seqs;
+    c->beam = b->beam;
+    c->win = win_floats ? b->win : NULL;
+    return 0;
+}
 
 /* ------------------------------------------------------------- prompts */
 
@@ -315,7 +381,7 @@ static int run_beam(struct dctx *c, int K, const struct decode_wcpp *w0)
 }
 
 /* The text of tokens [i0, i1) that are below eot, as raw bytes into
- * c->text; whisper.cpp takes each token as a C string (a 0x00 byte ends
+ * c->buf->text; whisper.cpp takes each token as a C string (a 0x00 byte ends
  * it). Returns the byte count or HARK_ENOMEM. */
 static long token_text(struct dctx *c, const int32_t *tok, int i0, int i1)
 {
@@ -326,14 +392,14 @@ static long token_text(struct dctx *c, const int32_t *tok, int i0, int i1)
         size_t len;
         const char *b = tok_bytes(c->m, tok[i], buf, &len);
         if (c->wcpp) len = strnlen(b, len);
-        if (n + len + 1 > c->text_cap) {
+        if (n + len + 1 > c->buf->text_cap) {
             size_t cap = 2 * (n + len + 1) + 256;
-            char *t = realloc(c->text, cap);
+            char *t = realloc(c->buf->text, cap);
             if (!t) return HARK_ENOMEM;
-            c->text = t;
-            c->text_cap = cap;
+            c->buf->text = t;
+            c->buf->text_cap = cap;
         }
-        memcpy(c->text + n, b, len);
+        memcpy(c->buf->text + n, b, len);
         n += len;
     }
     return (long)n;
@@ -421,7 +487,7 @@ static int decode_window(struct dctx *c, int window, int seek, int seek_end, flo
          * fallback uses it (whisper.cpp's uses the entropy above). */
         long nb = token_text(c, s->tok, 0, s->n);
         if (nb < 0) return (int)nb;
-        char *txt = result_utf8_sanitize(c->text, (size_t)nb);
+        char *txt = result_utf8_sanitize(c->buf->text, (size_t)nb);
         if (!txt) return HARK_ENOMEM;
         size_t a, b = result_trim(txt, strlen(txt), &a);
         wo->compression_ratio = decode_compression_ratio(txt + a, b - a);
@@ -467,7 +533,7 @@ static int add_segment(struct dctx *c, struct hark_result *r, const struct windo
     memset(&seg, 0, sizeof(seg));
     long nb = token_text(c, s->tok, i0, i1);
     if (nb < 0) return (int)nb;
-    char *text = result_utf8_sanitize(c->text, (size_t)nb);
+    char *text = result_utf8_sanitize(c->buf->text, (size_t)nb);
     if (!text) return HARK_ENOMEM;
     if (!c->wcpp) {
         size_t a, b = result_trim(text, strlen(text), &a);
@@ -881,6 +947,142 @@ int decode_check(const struct hark_state *st, const float *pcm, size_t n_samples
     return 0;
 }
 
+/* Fills c for one transcription with options opt: sizes, the profile, each
+ * slot's generator and the logit rules with their suppressed ids. */
+static int setup_rules(struct dctx *c, struct hark_state *st, const struct hark_options *opt,
+                       const struct decode_hooks *hooks, char *err, size_t errlen)
+{
+    int32_t nonspeech[256];
+    const struct hark_model *m = st->model;
+    const struct hark_hparams *hp = &m->hp;
+    c->st = st;
+    c->m = m;
+    c->opt = opt;
+    c->hooks = hooks;
+    c->V = hp->n_vocab;
+    c->n_mels = hp->n_mels;
+    c->n_text_ctx = hp->n_text_ctx;
+    c->wcpp = opt->decoder == HARK_DECODER_WHISPER_CPP;
+    c->n_max = c->wcpp ? hp->n_text_ctx / 2 - 4 : hp->n_text_ctx / 2;
+    if (c->n_max > DECODE_MAX_SAMPLE) c->n_max = DECODE_MAX_SAMPLE;
+    c->encoded_seek = -1;
+    /* Slot j's generator is seeded with seed + j, which with the default
+     * seed 0 gives the std::mt19937(j) of whisper.cpp's decoder j (the
+     * choice that reproduces most of the reference's beam-5 runs). */
+    for (int j = 0; j < STATE_MAX_SEQ; j++) decode_rng_seed(&c->rng[j], (uint32_t)(opt->seed + (uint64_t)j));
+    tok_special_init(&c->rules.sp, hp->n_vocab);
+    c->rules.n_vocab = hp->n_vocab;
+    c->rules.profile = c->wcpp ? HARK_DECODER_WHISPER_CPP : HARK_DECODER_OPENAI;
+    c->rules.timestamps = !opt->no_timestamps;
+    c->rules.max_initial_ts = 50;
+
+    int n_ns = 0;
+    if (!c->wcpp) {
+        n_ns = decode_nonspeech_ids(m, nonspeech, 256);
+        if (n_ns < 0) {
+            err_set(err, errlen, "hark_transcribe: tokenizer failed on the non-speech symbols");
+            return n_ns;
+        }
+    }
+    c->rules.n_suppress =
+        decode_suppress_list(&c->rules.sp, c->rules.profile, nonspeech, n_ns, c->suppress, MAX_SUPPRESS);
+    c->rules.suppress = c->suppress;
+    return 0;
+}
+
+/* The language (given, or detected on the first window), the alignment
+ * heads for word timestamps, and the sot sequence that starts every
+ * prompt; records the language in r. */
+static int setup_language(struct dctx *c, struct hark_result *r, char *err, size_t errlen)
+{
+    const struct hark_options *opt = c->opt;
+    const struct tok_special *sp = &c->rules.sp;
+    int lang = 0, rc;
+    float lang_prob = 1.0f;
+    if (sp->multilingual) {
+        if (!opt->language || !strcmp(opt->language, "auto") || !opt->language[0]) {
+            rc = detect_language(c, &lang, &lang_prob);
+            if (rc) {
+                err_set(err, errlen, "hark_transcribe: language detection failed");
+                return rc;
+            }
+        } else {
+            lang = hark_lang_index(opt->language); /* checked by decode_check */
+        }
+    }
+    c->lang = lang;
+    if (opt->word_timestamps) {
+        c->words = 1;
+        r->word_timestamps = 1;
+        if (opt->alignment_heads && opt->alignment_heads[0]) {
+            rc = align_heads_parse(opt->alignment_heads, c->m, &c->heads, err, errlen);
+            if (rc) return rc;
+        } else {
+            align_heads_default(c->m, &c->heads);
+        }
+    }
+    snprintf(r->language, sizeof(r->language), "%s", hark_lang_code(lang) ? hark_lang_code(lang) : "en");
+    r->language_prob = lang_prob;
+
+    c->sot_seq[c->n_sot++] = sp->sot;
+    if (sp->multilingual) {
+        c->sot_seq[c->n_sot++] = sp->lang0 + lang;
+        c->sot_seq[c->n_sot++] = opt->task == HARK_TASK_TRANSLATE ? sp->translate : sp->transcribe;
+    }
+    if (opt->no_timestamps) c->sot_seq[c->n_sot++] = sp->notimestamps;
+    return 0;
+}
+
+/* The initial prompt goes first into the context: openai encodes " " + the
+ * stripped prompt, whisper.cpp the prompt as given. */
+static int add_initial_prompt(struct dctx *c, const char *prompt, char *err, size_t errlen)
+{
+    size_t len = strlen(prompt);
+    char *txt = malloc(len + 2);
+    int32_t *ids = malloc((len + 2) * sizeof(int32_t));
+    if (!txt || !ids) {
+        free(txt);
+        free(ids);
+        return HARK_ENOMEM;
+    }
+    size_t n_txt;
+    if (c->wcpp) {
+        memcpy(txt, prompt, len);
+        n_txt = len;
+    } else {
+        size_t a, b = result_trim(prompt, len, &a);
+        txt[0] = ' ';
+        memcpy(txt + 1, prompt + a, b - a);
+        n_txt = b - a + 1;
+    }
+    int k = tok_encode(c->m, txt, n_txt, ids, (int)(len + 2));
+    if (k > 0) context_append(c, ids, k < (int)(len + 2) ? k : (int)(len + 2));
+    free(txt);
+    free(ids);
+    if (k < 0) err_set(err, errlen, "hark_transcribe: cannot tokenize the initial prompt");
+    return k < 0 ? k : 0;
+}
+
+/* The window loop of the profile over the whole audio, then the final
+ * progress report; a cancel or a failure is named in err. */
+static int run_windows(struct dctx *c, struct hark_result *r, size_t n_samples, char *err, size_t errlen)
+{
+    const struct hark_options *opt = c->opt;
+    int rc;
+    if (c->wcpp) {
+        int n_len_org = 1 + ((int)n_samples + 200 - 400) / 160;
+        rc = loop_wcpp(c, r, n_len_org);
+    } else {
+        rc = loop_openai(c, r, c->n_frames - N_FRAMES, r->duration_s);
+    }
+    if (!rc && opt->progress && opt->progress(opt->progress_user, 1.0f)) rc = HARK_ECANCELED;
+    if (rc == HARK_ECANCELED)
+        err_set(err, errlen, "hark_transcribe: canceled by the progress callback");
+    else if (rc)
+        err_set(err, errlen, "hark_transcribe: decoding failed: %s", hark_strerror(rc));
+    return rc;
+}
+
 int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
                const struct hark_options *opt_in, const struct decode_hooks *hooks,
                struct hark_result **out, char *err, size_t errlen)
@@ -888,7 +1090,6 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     struct hark_options opt;
     struct dctx c;
     struct hark_result *r = NULL;
-    int32_t nonspeech[256];
     int rc = 0;
     memset(&c, 0, sizeof(c));
     if (out) *out = NULL;
@@ -904,50 +1105,11 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     if (opt.beam_size < 1) opt.beam_size = 1;
     if (opt.best_of < 1) opt.best_of = 1;
     rc = decode_check(st, pcm, n_samples, &opt, err, errlen);
+    if (!rc) rc = setup_rules(&c, st, &opt, hooks, err, errlen);
     if (rc) return rc;
 
-    const struct hark_model *m = st->model;
-    const struct hark_hparams *hp = &m->hp;
-    c.st = st;
-    c.m = m;
-    c.opt = &opt;
-    c.hooks = hooks;
-    c.V = hp->n_vocab;
-    c.n_mels = hp->n_mels;
-    c.n_text_ctx = hp->n_text_ctx;
-    c.wcpp = opt.decoder == HARK_DECODER_WHISPER_CPP;
-    c.n_max = c.wcpp ? hp->n_text_ctx / 2 - 4 : hp->n_text_ctx / 2;
-    if (c.n_max > DECODE_MAX_SAMPLE) c.n_max = DECODE_MAX_SAMPLE;
-    c.encoded_seek = -1;
-    /* Slot j's generator is seeded with seed + j, which with the default
-     * seed 0 gives the std::mt19937(j) of whisper.cpp's decoder j (the
-     * choice that reproduces most of the reference's beam-5 runs). */
-    for (int j = 0; j < STATE_MAX_SEQ; j++) decode_rng_seed(&c.rng[j], (uint32_t)(opt.seed + (uint64_t)j));
-    tok_special_init(&c.rules.sp, hp->n_vocab);
-    const struct tok_special *sp = &c.rules.sp;
-    c.rules.n_vocab = hp->n_vocab;
-    c.rules.profile = c.wcpp ? HARK_DECODER_WHISPER_CPP : HARK_DECODER_OPENAI;
-    c.rules.timestamps = !opt.no_timestamps;
-    c.rules.max_initial_ts = 50;
-
-    int n_ns = 0;
-    if (!c.wcpp) {
-        n_ns = decode_nonspeech_ids(m, nonspeech, 256);
-        if (n_ns < 0) {
-            err_set(err, errlen, "hark_transcribe: tokenizer failed on the non-speech symbols");
-            return n_ns;
-        }
-    }
-    c.rules.n_suppress = decode_suppress_list(sp, c.rules.profile, nonspeech, n_ns, c.suppress, MAX_SUPPRESS);
-    c.rules.suppress = c.suppress;
-
     r = calloc(1, sizeof(*r));
-    c.logits = malloc((size_t)STATE_MAX_SEQ * c.V * sizeof(float));
-    c.logprobs = malloc((size_t)STATE_MAX_SEQ * c.V * sizeof(float));
-    c.seqs = malloc(STATE_MAX_SEQ * sizeof(*c.seqs));
-    c.beam = malloc(sizeof(*c.beam));
-    c.win = c.wcpp ? NULL : malloc((size_t)c.n_mels * N_FRAMES * sizeof(float));
-    if (!r || !c.logits || !c.logprobs || !c.seqs || !c.beam || (!c.wcpp && !c.win)) {
+    if (!r || decode_buf_reserve(st, &c, c.wcpp ? 0 : (size_t)c.n_mels * N_FRAMES)) {
         rc = HARK_ENOMEM;
         err_set(err, errlen, "hark_transcribe: out of memory for decoding buffers");
         goto fail;
@@ -955,110 +1117,21 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     r->task = opt.task;
     r->duration_s = (double)n_samples / MEL_SAMPLE_RATE;
 
-    rc = mel_compute(pcm, n_samples, m->mel_filters, c.n_mels, st->n_threads, &c.mel, &c.n_frames);
+    rc = mel_compute(pcm, n_samples, st->model->mel_filters, c.n_mels, st->n_threads, &c.mel, &c.n_frames);
     if (rc) {
         err_set(err, errlen, "hark_transcribe: log-mel computation failed");
         goto fail;
     }
-
-    /* Language and task. */
-    int lang = 0;
-    float lang_prob = 1.0f;
-    if (sp->multilingual) {
-        if (!opt.language || !strcmp(opt.language, "auto") || !opt.language[0]) {
-            rc = detect_language(&c, &lang, &lang_prob);
-            if (rc) {
-                err_set(err, errlen, "hark_transcribe: language detection failed");
-                goto fail;
-            }
-        } else {
-            lang = hark_lang_index(opt.language); /* checked by decode_check */
-        }
-    }
-    c.lang = lang;
-    if (opt.word_timestamps) {
-        c.words = 1;
-        r->word_timestamps = 1;
-        if (opt.alignment_heads && opt.alignment_heads[0]) {
-            rc = align_heads_parse(opt.alignment_heads, m, &c.heads, err, errlen);
-            if (rc) goto fail;
-        } else {
-            align_heads_default(m, &c.heads);
-        }
-    }
-    snprintf(r->language, sizeof(r->language), "%s", hark_lang_code(lang) ? hark_lang_code(lang) : "en");
-    r->language_prob = lang_prob;
-
-    c.sot_seq[c.n_sot++] = sp->sot;
-    if (sp->multilingual) {
-        c.sot_seq[c.n_sot++] = sp->lang0 + lang;
-        c.sot_seq[c.n_sot++] = opt.task == HARK_TASK_TRANSLATE ? sp->translate : sp->transcribe;
-    }
-    if (opt.no_timestamps) c.sot_seq[c.n_sot++] = sp->notimestamps;
-
-    /* The initial prompt goes first into the context: openai encodes
-     * " " + the stripped prompt, whisper.cpp the prompt as given. */
-    if (opt.initial_prompt && opt.initial_prompt[0]) {
-        size_t len = strlen(opt.initial_prompt);
-        char *txt = malloc(len + 2);
-        int32_t *ids = malloc((len + 2) * sizeof(int32_t));
-        if (!txt || !ids) {
-            free(txt);
-            free(ids);
-            rc = HARK_ENOMEM;
-            goto fail;
-        }
-        size_t n_txt;
-        if (c.wcpp) {
-            memcpy(txt, opt.initial_prompt, len);
-            n_txt = len;
-        } else {
-            size_t a, b = result_trim(opt.initial_prompt, len, &a);
-            txt[0] = ' ';
-            memcpy(txt + 1, opt.initial_prompt + a, b - a);
-            n_txt = b - a + 1;
-        }
-        int k = tok_encode(m, txt, n_txt, ids, (int)(len + 2));
-        if (k > 0) context_append(&c, ids, k < (int)(len + 2) ? k : (int)(len + 2));
-        free(txt);
-        free(ids);
-        if (k < 0) {
-            rc = k;
-            err_set(err, errlen, "hark_transcribe: cannot tokenize the initial prompt");
-            goto fail;
-        }
-    }
-
-    if (c.wcpp) {
-        int n_len_org = 1 + ((int)n_samples + 200 - 400) / 160;
-        rc = loop_wcpp(&c, r, n_len_org);
-    } else {
-        rc = loop_openai(&c, r, c.n_frames - N_FRAMES, r->duration_s);
-    }
-    if (rc == HARK_ECANCELED) {
-        err_set(err, errlen, "hark_transcribe: canceled by the progress callback");
-        goto fail;
-    }
-    if (rc) {
-        err_set(err, errlen, "hark_transcribe: decoding failed: %s", hark_strerror(rc));
-        goto fail;
-    }
-    if (opt.progress && opt.progress(opt.progress_user, 1.0f)) {
-        rc = HARK_ECANCELED;
-        err_set(err, errlen, "hark_transcribe: canceled by the progress callback");
-        goto fail;
-    }
+    rc = setup_language(&c, r, err, errlen);
+    if (!rc && opt.initial_prompt && opt.initial_prompt[0])
+        rc = add_initial_prompt(&c, opt.initial_prompt, err, errlen);
+    if (!rc) rc = run_windows(&c, r, n_samples, err, errlen);
+    if (rc) goto fail;
     *out = r;
     r = NULL;
 fail:
     hark_result_free(r);
     free(c.mel);
-    free(c.win);
-    free(c.logits);
-    free(c.logprobs);
-    free(c.seqs);
-    free(c.beam);
-    free(c.text);
     return rc;
 }
 

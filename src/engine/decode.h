@@ -55,6 +55,14 @@ struct decode_hooks {
 int decode_check(const struct hark_state *st, const float *pcm, size_t n_samples,
                  const struct hark_options *opt, char *err, size_t errlen);
 
+/* The buffers decode_run keeps in a state (logits, log-probabilities,
+ * candidate sequences, the beam, openai's padded window, text scratch),
+ * grown on the first transcription and reused by the next ones. Owned by
+ * the state; hark_state_free frees them with decode_buf_free (NULL is a
+ * no-op). */
+struct decode_buf;
+void decode_buf_free(struct decode_buf *buf);
+
 /* hark_transcribe with hooks, on the whole audio (opt->vad is not looked
  * at). Same contract as hark_transcribe. */
 int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,

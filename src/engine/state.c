@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 
+#include "decode.h"
 #include "decoder.h"
 #include "encoder.h"
 #include "errors.h"
@@ -53,6 +54,7 @@ fail:
 void hark_state_free(hark_state *st)
 {
     if (!st) return;
+    decode_buf_free(st->decode);
     dec_ctx_free(st->dec);
     enc_ctx_free(st->enc);
     kern_pool_free(st->pool);
