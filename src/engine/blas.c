@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "testing.h"
+
 typedef void (*sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
                          int ldc);

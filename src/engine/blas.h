@@ -23,11 +23,4 @@ int blas_on(void);
 void blas_sgemm(int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc);
 
-/* 1 if OpenBLAS was loaded and is in use. */
-int kern_blas(void);
-
-/* For tests and benchmarks: turn OpenBLAS off (0) or back on (1, where
- * loaded). Call only while no kernel runs. */
-void kern_set_blas(int on);
-
 #endif

@@ -40,6 +40,7 @@
 #include "pool.h"
 #include "quant.h"
 #include "simd.h"
+#include "testing.h"
 
 /* ------------------------------------------------- run-time configuration */
 

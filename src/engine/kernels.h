@@ -123,9 +123,4 @@ void kern_lstm_step(int H, const float *w_hh_t, const float *pre, float *h, floa
  * disabled), 0 for the portable scalar kernels. */
 int kern_simd(void);
 
-/* For tests and benchmarks: turn the AVX-512 kernels off (0) or back on
- * (1, where available); blas.h's kern_set_blas does the same for OpenBLAS.
- * Call only while no kernel runs. */
-void kern_set_simd(int on);
-
 #endif

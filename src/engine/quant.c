@@ -26,7 +26,6 @@
  *    advances 16 outputs by 4 values; the activation's 4 bytes come as a
  *    broadcast operand. A 4 × 32 block of outputs stays in registers.
  */
-#include "pool.h"
 #include "quant.h"
 
 #include <immintrin.h>
@@ -37,6 +36,8 @@
 #include "hark.h"
 #include "kernels.h"
 #include "model.h"
+#include "pool.h"
+#include "testing.h"
 
 #define TV __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
 #define INLINE static inline __attribute__((always_inline))

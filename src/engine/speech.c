@@ -25,7 +25,6 @@
  *   ends (a time on a chunk's end belongs to that chunk), and a token by
  *   the chunk that holds its middle, as faster-whisper places words.
  */
-#include "errors.h"
 #include "speech.h"
 
 #include <limits.h>
@@ -35,6 +34,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "errors.h"
 #include "model.h"
 #include "result.h"
 #include "state.h"

@@ -34,7 +34,6 @@
  * batches run in parallel on the pool, then the calling thread runs the
  * recurrence over them (kern_lstm_step).
  */
-#include "pool.h"
 #include "vad.h"
 
 #include <errno.h>
@@ -46,6 +45,7 @@
 
 #include "cursor.h"
 #include "kernels.h"
+#include "pool.h"
 
 #define MAX_FILE_BYTES (64u << 20)
 #define MAX_NAME_LEN 256

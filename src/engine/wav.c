@@ -3,7 +3,6 @@
  * walked by their declared sizes with every size checked against the file,
  * so a truncated or lying header gives an error, never an out-of-bounds read.
  */
-#include "errors.h"
 #include "wav.h"
 
 #include <stdint.h>
@@ -12,6 +11,7 @@
 #include <string.h>
 #include <errno.h>
 
+#include "errors.h"
 #include "hark.h"
 
 static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }

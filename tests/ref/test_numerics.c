@@ -21,13 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
 #include "decoder.h"
 #include "encoder.h"
 #include "harness.h"
 #include "kernels.h"
 #include "model.h"
 #include "state.h"
+#include "testing.h"
 
 /* A path in expect.json is relative to the shared root ("reference/..."). */
 static const char *ref_path(const char *rel)
