@@ -405,6 +405,51 @@ static long token_text(struct dctx *c, const int32_t *tok, int i0, int i1)
     return (long)n;
 }
 
+/* The outcome of the window's chosen sequence wo->seq: whisper.cpp's failure
+ * flags (while decoding, or by the entropy of its last tokens), its result
+ * length and seek delta; the average log-probability and the compression
+ * ratio of its text in both profiles. Trims wo->seq to the tokens kept.
+ * Returns 0 or HARK_ENOMEM. */
+static int judge_window(struct dctx *c, struct window_out *wo)
+{
+    const struct tok_special *sp = &c->rules.sp;
+    struct decode_seq *s = &wo->seq;
+    if (c->wcpp) {
+        wo->failed_decoding = s->w.failed;
+        wo->failed = s->w.failed;
+        wo->result_len = s->w.result_len;
+        wo->seek_delta = s->w.seek_delta;
+        if (!wo->failed) {
+            s->n = s->w.result_len;
+            if (s->n > 32 && decode_entropy_last32(s->tok, s->n) < 2.4) wo->failed = 1;
+        }
+        double sum = 0.0;
+        int len = wo->result_len > 0 ? wo->result_len : s->n;
+        if (len > s->n) len = s->n;
+        for (int k = 0; k < len; k++) sum += s->lp[k];
+        wo->avg_logprob = len > 0 ? (float)(sum / len) : 0.0f;
+    } else {
+        double sum = 0.0;
+        int n = 0;
+        while (n < s->n && s->tok[n] != sp->eot) n++;
+        for (int k = 0; k < s->n && k <= n; k++) sum += s->lp[k];
+        s->n = n;
+        wo->avg_logprob = (float)(sum / (n + 1));
+    }
+    {
+        /* The compression ratio is reported in both profiles; only openai's
+         * fallback uses it (whisper.cpp's uses the entropy above). */
+        long nb = token_text(c, s->tok, 0, s->n);
+        if (nb < 0) return (int)nb;
+        char *txt = result_utf8_sanitize(c->buf->text, (size_t)nb);
+        if (!txt) return HARK_ENOMEM;
+        size_t a, b = result_trim(txt, strlen(txt), &a);
+        wo->compression_ratio = decode_compression_ratio(txt + a, b - a);
+        free(txt);
+    }
+    return 0;
+}
+
 /* Decodes one window at temperature t into *wo. */
 static int decode_window(struct dctx *c, int window, int seek, int seek_end, float t,
                          struct window_out *wo)
@@ -459,41 +504,7 @@ static int decode_window(struct dctx *c, int window, int seek, int seek_end, flo
     wo->failed_decoding = 0;
     wo->compression_ratio = 0.0f;
 
-    struct decode_seq *s = &wo->seq;
-    if (c->wcpp) {
-        wo->failed_decoding = s->w.failed;
-        wo->failed = s->w.failed;
-        wo->result_len = s->w.result_len;
-        wo->seek_delta = s->w.seek_delta;
-        if (!wo->failed) {
-            s->n = s->w.result_len;
-            if (s->n > 32 && decode_entropy_last32(s->tok, s->n) < 2.4) wo->failed = 1;
-        }
-        double sum = 0.0;
-        int len = wo->result_len > 0 ? wo->result_len : s->n;
-        if (len > s->n) len = s->n;
-        for (int k = 0; k < len; k++) sum += s->lp[k];
-        wo->avg_logprob = len > 0 ? (float)(sum / len) : 0.0f;
-    } else {
-        double sum = 0.0;
-        int n = 0;
-        while (n < s->n && s->tok[n] != sp->eot) n++;
-        for (int k = 0; k < s->n && k <= n; k++) sum += s->lp[k];
-        s->n = n;
-        wo->avg_logprob = (float)(sum / (n + 1));
-    }
-    {
-        /* The compression ratio is reported in both profiles; only openai's
-         * fallback uses it (whisper.cpp's uses the entropy above). */
-        long nb = token_text(c, s->tok, 0, s->n);
-        if (nb < 0) return (int)nb;
-        char *txt = result_utf8_sanitize(c->buf->text, (size_t)nb);
-        if (!txt) return HARK_ENOMEM;
-        size_t a, b = result_trim(txt, strlen(txt), &a);
-        wo->compression_ratio = decode_compression_ratio(txt + a, b - a);
-        free(txt);
-    }
-    return 0;
+    return judge_window(c, wo);
 }
 
 /* Decodes a window with temperature fallback. */
@@ -603,6 +614,60 @@ static int add_segment(struct dctx *c, struct hark_result *r, const struct windo
     return result_add_segment(r, &seg);
 }
 
+/* Gives each segment [first, r->n_segments) the words whose tokens it holds,
+ * by count, from the nw words w of the window's n text tokens wt, fixing the
+ * segments' times with words_fix_segment (median: the words' median
+ * duration). Returns 0 or HARK_ENOMEM (the words made so far stay in r). */
+static int attach_words(struct dctx *c, struct hark_result *r, int first, const struct words_token *wt,
+                        const struct words_word *w, int nw, double median)
+{
+    const struct tok_special *sp = &c->rules.sp;
+    int wi = 0;
+    for (int i = first; i < r->n_segments; i++) {
+        struct hark_segment *seg = &r->segments[i];
+        int seg_text = 0, saved = 0, k0 = wi;
+        for (int j = 0; j < seg->n_tokens; j++) seg_text += seg->tokens[j].id < sp->eot;
+        while (wi < nw && saved < seg_text) {
+            saved += w[wi].t1 - w[wi].t0;
+            wi++;
+        }
+        int n_words = 0;
+        for (int k = k0; k < wi; k++) n_words += w[k].text[0] != 0;
+        struct hark_word *hw = n_words ? calloc((size_t)n_words, sizeof *hw) : NULL;
+        struct words_word *list = n_words ? malloc((size_t)n_words * sizeof *list) : NULL;
+        if (n_words && (!hw || !list)) {
+            free(hw);
+            free(list);
+            return HARK_ENOMEM;
+        }
+        int m = 0;
+        for (int k = k0; k < wi; k++)
+            if (w[k].text[0]) list[m++] = w[k];
+        words_fix_segment(list, n_words, median, &c->last_speech_s, &seg->start_s, &seg->end_s, !c->wcpp);
+        for (int k = 0; k < n_words; k++) {
+            /* Token indices within the segment (a word may begin in the
+             * segment before). */
+            int t0 = list[k].t0, t1 = list[k].t1 - 1;
+            hw[k].i0 = wt[t0].seg == i - first ? wt[t0].index : 0;
+            hw[k].i1 = wt[t1].seg == i - first ? wt[t1].index + 1 : seg->n_tokens;
+            hw[k].start_s = list[k].start;
+            hw[k].end_s = list[k].end;
+            hw[k].p = list[k].p;
+            hw[k].text = result_utf8_sanitize(list[k].text, strlen(list[k].text));
+            if (!hw[k].text) {
+                seg->words = hw;
+                seg->n_words = k;
+                free(list);
+                return HARK_ENOMEM;
+            }
+        }
+        free(list);
+        seg->words = hw;
+        seg->n_words = n_words;
+    }
+    return 0;
+}
+
 /* Word timestamps for the segments [first, r->n_segments) that one window
  * (starting at seek, n_frames of audio) produced: DTW token times, and the
  * words of each segment. In the openai profile the words also correct the
@@ -665,52 +730,7 @@ static int align_segments_run(struct dctx *c, struct hark_result *r, int first, 
         nw = 0;
         goto done;
     }
-    /* Each segment takes the words whose tokens it holds, by count. */
-    int wi = 0;
-    for (int i = first; i < r->n_segments; i++) {
-        struct hark_segment *seg = &r->segments[i];
-        int seg_text = 0, saved = 0, k0 = wi;
-        for (int j = 0; j < seg->n_tokens; j++) seg_text += seg->tokens[j].id < sp->eot;
-        while (wi < nw && saved < seg_text) {
-            saved += w[wi].t1 - w[wi].t0;
-            wi++;
-        }
-        int n_words = 0;
-        for (int k = k0; k < wi; k++) n_words += w[k].text[0] != 0;
-        struct hark_word *hw = n_words ? calloc((size_t)n_words, sizeof *hw) : NULL;
-        struct words_word *list = n_words ? malloc((size_t)n_words * sizeof *list) : NULL;
-        if (n_words && (!hw || !list)) {
-            free(hw);
-            free(list);
-            rc = HARK_ENOMEM;
-            goto done;
-        }
-        int m = 0;
-        for (int k = k0; k < wi; k++)
-            if (w[k].text[0]) list[m++] = w[k];
-        words_fix_segment(list, n_words, median, &c->last_speech_s, &seg->start_s, &seg->end_s, !c->wcpp);
-        for (int k = 0; k < n_words; k++) {
-            /* Token indices within the segment (a word may begin in the
-             * segment before). */
-            int t0 = list[k].t0, t1 = list[k].t1 - 1;
-            hw[k].i0 = wt[t0].seg == i - first ? wt[t0].index : 0;
-            hw[k].i1 = wt[t1].seg == i - first ? wt[t1].index + 1 : seg->n_tokens;
-            hw[k].start_s = list[k].start;
-            hw[k].end_s = list[k].end;
-            hw[k].p = list[k].p;
-            hw[k].text = result_utf8_sanitize(list[k].text, strlen(list[k].text));
-            if (!hw[k].text) {
-                seg->words = hw;
-                seg->n_words = k;
-                free(list);
-                rc = HARK_ENOMEM;
-                goto done;
-            }
-        }
-        free(list);
-        seg->words = hw;
-        seg->n_words = n_words;
-    }
+    rc = attach_words(c, r, first, wt, w, nw, median);
 done:
     words_free(w, nw);
     align_out_free(&al);
