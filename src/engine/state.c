@@ -12,7 +12,6 @@
 #include "decoder.h"
 #include "encoder.h"
 #include "errors.h"
-#include "kernels.h"
 #include "model.h"
 #include "pool.h"
 #include "state.h"
