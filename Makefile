@@ -103,7 +103,9 @@ $(BUILD)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(TEST_HARNESS) $
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(TEST_HARNESS) $(LIB) $(LDLIBS)
 
-FUZZ_ENGINE := src/engine/model.c src/engine/kernels.c src/engine/quant.c src/engine/tokenizer.c src/engine/wav.c src/engine/errors.c src/engine/lang.c src/engine/vad.c
+FUZZ_ENGINE := src/engine/model.c src/engine/kernels.c src/engine/attention.c src/engine/pool.c src/engine/blas.c \
+               src/engine/quant.c src/engine/tokenizer.c src/engine/wav.c src/engine/errors.c src/engine/lang.c \
+               src/engine/vad.c
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/engine
 fuzz:
 	@mkdir -p build/fuzz

@@ -1,8 +1,8 @@
 /*
  * bench.c: `hark bench`, the speed figures of one model.
  *
- * Stages are timed through the engine's internal API, so each figure is the
- * stage alone: the model load, the log-mel of 30 s of audio, one encoder
+ * Stages are timed through the engine's timing calls (src/engine/timing.h),
+ * so each figure is the stage alone: the model load, the log-mel of 30 s of audio, one encoder
  * window, and decoder steps at batch 1 and at batch 5 (five sequence slots
  * stepped together, as beam search does). Before the stages of each thread
  * count it measures the machine's ceilings (benchhw.c), and prints the
@@ -35,15 +35,8 @@
 
 #include "bench.h"
 #include "cli.h"
-#include "decoder.h"
-#include "encoder.h"
 #include "hark.h"
-#include "mel.h"
-#include "model.h"
-#include "quant.h"
-#include "state.h"
-#include "tokenizer.h"
-#include "wav.h"
+#include "timing.h"
 
 #define BENCH_MAX_RUNS 50
 #define BENCH_MAX_THREADS 8
@@ -105,13 +98,6 @@ void cli_bench_help(FILE *out)
           "\n"
           "hark bench vad ... times speech detection (see `hark bench vad --help`).\n",
           out);
-}
-
-double bench_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -250,7 +236,7 @@ static void synth_audio(float *pcm, size_t n)
 {
     uint32_t r = 12345;
     for (size_t i = 0; i < n; i++) {
-        double t = (double)i / MEL_SAMPLE_RATE;
+        double t = (double)i / TIMING_SAMPLE_RATE;
         r = r * 1664525u + 1013904223u;
         pcm[i] = (float)(0.1 * sin(2 * M_PI * 220 * t) + 0.05 * sin(2 * M_PI * 1375 * t) +
                          0.01 * ((double)(r >> 8) / 16777216.0 - 0.5));
@@ -274,51 +260,6 @@ static void print_figure(const char *what, double ms, int n_runs, double ref_ms,
     printf("\n");
 }
 
-/* Multiply-adds x 2 of one encoder window: the two convolutions over 3000
- * and 1500 frames, and per layer the projections (12 S^2 per frame) and the
- * two attention products (2 C^2 S). */
-static double encoder_flops(const struct hark_hparams *hp)
-{
-    double S = hp->n_audio_state, C = hp->n_audio_ctx, M = hp->n_mels;
-    double macs = 2 * C * S * 3 * M + C * S * 3 * S + hp->n_audio_layer * (12 * C * S * S + 2 * C * C * S);
-    return 2 * macs;
-}
-
-/* Bytes a decoder step at batch 1 reads at position pos: every decoder
- * weight but the cross-attention key and value projections (applied once per
- * window), the token embedding (the output projection), the f16
- * cross-attention keys and values, and the f32 self-attention cache. */
-static double decoder_bytes(const hark_model *model, int pos)
-{
-    const struct hark_hparams *hp = hark_model_hparams(model);
-    double b = (double)model->tok_emb.n_bytes + model->ln_w.n_bytes + model->ln_b.n_bytes;
-    for (int l = 0; l < hp->n_text_layer; l++) {
-        const struct dec_layer *d = &model->dec[l];
-        const struct tensor *t[] = {
-            &d->attn_ln_w, &d->attn_ln_b, &d->q_w, &d->q_b, &d->k_w, &d->v_w, &d->v_b, &d->o_w, &d->o_b,
-            &d->cross_ln_w, &d->cross_ln_b, &d->cq_w, &d->cq_b, &d->co_w, &d->co_b,
-            &d->mlp_ln_w, &d->mlp_ln_b, &d->mlp0_w, &d->mlp0_b, &d->mlp2_w, &d->mlp2_b,
-        };
-        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) b += (double)t[i]->n_bytes;
-    }
-    b += (double)hp->n_text_layer * 2 * hp->n_audio_ctx * hp->n_text_state * 2;
-    b += (double)hp->n_text_layer * 2 * pos * hp->n_text_state * 4;
-    return b;
-}
-
-/* The decoder's start: [sot] for English-only models, [sot, <|en|>,
- * <|transcribe|>] for multilingual ones. Returns its length. */
-static int prompt_tokens(const hark_model *model, int32_t *prompt)
-{
-    struct tok_special sp;
-    tok_special_init(&sp, hark_model_hparams(model)->n_vocab);
-    prompt[0] = sp.sot;
-    if (!sp.multilingual) return 1;
-    prompt[1] = sp.lang0;
-    prompt[2] = sp.transcribe;
-    return 3;
-}
-
 /* Times the stages at one thread count. */
 static int bench_stages(const struct bench_opts *o, const hark_model *model, hark_state *st, int threads,
                         const float *pcm30, int ref, const struct bench_machine *hw)
@@ -328,7 +269,7 @@ static int bench_stages(const struct bench_opts *o, const hark_model *model, har
     float *mel = NULL, *logits = NULL;
     int n_frames = 0, n, rc, ret = CLI_EXIT_FAIL;
     int32_t prompt[4], toks[BENCH_BATCH];
-    int seqs[BENCH_BATCH], n_prompt = prompt_tokens(model, prompt);
+    int seqs[BENCH_BATCH], n_prompt = timing_prompt(model, prompt);
     double ref_enc = ref >= 0 ? whisper_cpp[ref].enc_ms : 0, ref_dec = ref >= 0 ? whisper_cpp[ref].dec_ms : 0;
 
     logits = malloc(sizeof(float) * (size_t)hp->n_vocab * BENCH_BATCH);
@@ -339,9 +280,9 @@ static int bench_stages(const struct bench_opts *o, const hark_model *model, har
     for (n = 0, spent = 0; keep_going(o, n, o->runs, spent); n++) {
         free(mel);
         mel = NULL;
-        t0 = bench_now_ms();
-        rc = mel_compute(pcm30, WINDOW_SAMPLES, model->mel_filters, hp->n_mels, threads, &mel, &n_frames);
-        t[n] = bench_now_ms() - t0;
+        t0 = timing_now_ms();
+        rc = timing_mel(model, pcm30, WINDOW_SAMPLES, threads, &mel, &n_frames);
+        t[n] = timing_now_ms() - t0;
         spent += t[n];
         if (rc) {
             cli_error("mel: %s", hark_strerror(rc));
@@ -351,9 +292,9 @@ static int bench_stages(const struct bench_opts *o, const hark_model *model, har
     print_figure("mel (30 s of audio)", bench_median(t, n), n, 0, threads);
 
     for (n = 0, spent = 0; keep_going(o, n, o->runs, spent); n++) {
-        t0 = bench_now_ms();
-        rc = enc_forward(st, mel, n_frames, 0);
-        t[n] = bench_now_ms() - t0;
+        t0 = timing_now_ms();
+        rc = timing_encode(st, mel, n_frames);
+        t[n] = timing_now_ms() - t0;
         spent += t[n];
         if (rc) {
             cli_error("encoder: %s", hark_strerror(rc));
@@ -365,13 +306,13 @@ static int bench_stages(const struct bench_opts *o, const hark_model *model, har
     {
         /* Against the GEMM the encoder's products run on: int8 for block
          * types, f32 otherwise. */
-        int quant = quant_is_block_type(model->enc[0].mlp0_w.type);
-        double rate = encoder_flops(hp) / (enc_ms * 1e6), ceil = quant ? hw->i8_gemm : hw->f32_gemm;
+        int quant = timing_encoder_quantized(model);
+        double rate = timing_encoder_flops(model) / (enc_ms * 1e6), ceil = quant ? hw->i8_gemm : hw->f32_gemm;
         printf("  %-28s %10.1f G%sOP/s   (%.0f%% of the %s GEMM above)\n", "  = encoder rate", rate,
                quant ? "" : "FL", ceil > 0 ? 100.0 * rate / ceil : 0.0, quant ? "q8_0" : "f32");
     }
 
-    rc = dec_reserve(st, BENCH_BATCH);
+    rc = timing_dec_reserve(st, BENCH_BATCH);
     if (rc) {
         cli_error("decoder caches: %s", hark_strerror(rc));
         goto done;
@@ -379,13 +320,13 @@ static int bench_stages(const struct bench_opts *o, const hark_model *model, har
     for (int i = 0; i < BENCH_BATCH; i++) seqs[i] = i;
     /* Batch 1: slot 0 after the prompt, n_tokens single steps. */
     for (n = 0, spent = 0; keep_going(o, n, o->runs, spent); n++) {
-        rc = dec_forward(st, 0, prompt, n_prompt, 0, n_prompt - 1, logits);
-        t0 = bench_now_ms();
+        rc = timing_dec_prompt(st, 0, prompt, n_prompt, logits);
+        t0 = timing_now_ms();
         for (int i = 0; !rc && i < o->n_tokens; i++) {
             toks[0] = 440 + (i * 7919) % 40000;
-            rc = dec_step(st, 1, seqs, toks, n_prompt + i, logits);
+            rc = timing_dec_step(st, 1, seqs, toks, n_prompt + i, logits);
         }
-        t[n] = (bench_now_ms() - t0) / o->n_tokens;
+        t[n] = (timing_now_ms() - t0) / o->n_tokens;
         spent += t[n] * o->n_tokens;
         if (rc) {
             cli_error("decoder: %s", hark_strerror(rc));
@@ -395,7 +336,7 @@ static int bench_stages(const struct bench_opts *o, const hark_model *model, har
     double dec_ms = bench_median(t, n);
     print_figure("decoder / token, batch 1", dec_ms, n, ref_dec, threads);
     {
-        double bytes = decoder_bytes(model, n_prompt + o->n_tokens / 2), gbs = bytes / (dec_ms * 1e6);
+        double bytes = timing_decoder_bytes(model, n_prompt + o->n_tokens / 2), gbs = bytes / (dec_ms * 1e6);
         printf("  %-28s %10.1f MB/token   %.1f GB/s   (%.0f%% of the read bandwidth above)\n",
                "  = bytes read", bytes / 1e6, gbs, hw->read_gbs > 0 ? 100.0 * gbs / hw->read_gbs : 0.0);
     }
@@ -403,13 +344,13 @@ static int bench_stages(const struct bench_opts *o, const hark_model *model, har
     /* Batch 5: every slot after the prompt, n_tokens steps of all five. */
     for (n = 0, spent = 0; keep_going(o, n, o->runs, spent); n++) {
         rc = 0;
-        for (int s = 0; !rc && s < BENCH_BATCH; s++) rc = dec_forward(st, s, prompt, n_prompt, 0, n_prompt - 1, logits);
-        t0 = bench_now_ms();
+        for (int s = 0; !rc && s < BENCH_BATCH; s++) rc = timing_dec_prompt(st, s, prompt, n_prompt, logits);
+        t0 = timing_now_ms();
         for (int i = 0; !rc && i < o->n_tokens; i++) {
             for (int s = 0; s < BENCH_BATCH; s++) toks[s] = 440 + (i * 7919 + s * 104729) % 40000;
-            rc = dec_step(st, BENCH_BATCH, seqs, toks, n_prompt + i, logits);
+            rc = timing_dec_step(st, BENCH_BATCH, seqs, toks, n_prompt + i, logits);
         }
-        t[n] = (bench_now_ms() - t0) / o->n_tokens;
+        t[n] = (timing_now_ms() - t0) / o->n_tokens;
         spent += t[n] * o->n_tokens;
         if (rc) {
             cli_error("decoder: %s", hark_strerror(rc));
@@ -438,7 +379,7 @@ static int bench_transcribe(const struct bench_opts *o, hark_state *st, int thre
                             const float *pcm, size_t n_samples)
 {
     double t[BENCH_MAX_RUNS], spent;
-    double audio_s = (double)n_samples / MEL_SAMPLE_RATE;
+    double audio_s = (double)n_samples / TIMING_SAMPLE_RATE;
     char err[512];
 
     /* Greedy, beam 5, then greedy with word timestamps in each decoding
@@ -467,11 +408,11 @@ static int bench_transcribe(const struct bench_opts *o, hark_state *st, int thre
         opt.decoder = rows[k].profile;
         for (n = 0, spent = 0; keep_going(o, n, o->transcribe_runs, spent); n++) {
             hark_result *res = NULL;
-            st->align_ms = 0;
-            double t0 = bench_now_ms();
+            timing_align_reset(st);
+            double t0 = timing_now_ms();
             rc = hark_transcribe(st, pcm, n_samples, &opt, &res, err, sizeof err);
-            t[n] = bench_now_ms() - t0;
-            share[n] = 100.0 * st->align_ms / t[n];
+            t[n] = timing_now_ms() - t0;
+            share[n] = 100.0 * timing_align_ms(st) / t[n];
             spent += t[n];
             if (rc) {
                 cli_error("transcribe %s: %s", name, err);
@@ -509,7 +450,7 @@ int cli_bench(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     for (int i = 0; i < o.n_audio; i++) {
-        int rc = wav_read(o.audio[i], &audio[i], &n_audio_samples[i], err, sizeof err);
+        int rc = timing_wav_read(o.audio[i], &audio[i], &n_audio_samples[i], err, sizeof err);
         if (rc) {
             cli_error("%s", err);
             goto done;
@@ -525,9 +466,9 @@ int cli_bench(int argc, char **argv)
     /* Load: every run but the last frees the model again. */
     for (n = 0, spent = 0; keep_going(&o, n, o.runs, spent); n++) {
         hark_model_free(model);
-        t0 = bench_now_ms();
+        t0 = timing_now_ms();
         model = hark_model_load(o.model, &code, err, sizeof err);
-        t[n] = bench_now_ms() - t0;
+        t[n] = timing_now_ms() - t0;
         spent += t[n];
         if (!model) {
             cli_error("%s", err);
@@ -538,7 +479,7 @@ int cli_bench(int argc, char **argv)
     int ref = whisper_cpp_row(hp);
     printf("== %s: n_state %d, heads %d, layers %d+%d, n_mels %d, n_vocab %d, %s\n", o.label, hp->n_audio_state,
            hp->n_audio_head, hp->n_audio_layer, hp->n_text_layer, hp->n_mels, hp->n_vocab,
-           hark_type_name(model->tok_emb.type));
+           timing_weight_type(model));
     if (ref >= 0)
         printf("   whisper.cpp 1.9.3 figures are for %s (2 threads, flash attention on)\n", whisper_cpp[ref].name);
     print_figure("load", bench_median(t, n), n, 0, 0);

@@ -16,8 +16,7 @@ int cli_bench(int argc, char **argv);
 /* Prints the subcommand's help. */
 void cli_bench_help(FILE *out);
 
-/* Monotonic milliseconds, and the median of n values (sorted in place). */
-double bench_now_ms(void);
+/* The median of n values (sorted in place). */
 double bench_median(double *v, int n);
 
 /* The machine's ceilings at a thread count (benchhw.c): read bandwidth in

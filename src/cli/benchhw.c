@@ -6,9 +6,9 @@
  * (a shared virtual machine rarely gets its data sheet's figures):
  *   - read bandwidth: threads summing disjoint slices of a buffer far larger
  *     than the caches, the limit of a decoder step that streams its weights;
- *   - f32 GEMM: the engine's own linear layer on an f32 weight of the
- *     large-v3 MLP shape (1500 x 1280 x 5120), the path f16 and f32 encoders
- *     take, with the register-bound FMA rate beside it;
+ *   - f32 GEMM: the engine's own linear layer (timing_linear_rate) on an f32
+ *     weight of the large-v3 MLP shape (1500 x 1280 x 5120), the path f16 and
+ *     f32 encoders take, with the register-bound FMA rate beside it;
  *   - int8 GEMM: the same shape with q8_0 weights (the quantized encoder's
  *     path), with the register-bound vpdpbusd rate beside it where the CPU
  *     has AVX-512 VNNI.
@@ -21,15 +21,10 @@
 #include <string.h>
 
 #include "bench.h"
-#include "kernels.h"
-#include "model.h"
+#include "timing.h"
 
 #define BW_BYTES ((size_t)1 << 30)  /* 1 GiB: far past any cache */
 #define BW_RUNS 3
-#define GEMM_M 1500
-#define GEMM_K 1280
-#define GEMM_N 5120
-#define GEMM_RUNS 3
 #define LOOP_ITERS 20000000L
 
 struct bw_slice {
@@ -65,7 +60,7 @@ static double read_bandwidth(int threads)
     per = n / (size_t)threads;
     for (int r = 0; r < BW_RUNS; r++) {
         int started = 0;
-        double t0 = bench_now_ms();
+        double t0 = timing_now_ms();
         for (int t = 0; t < threads; t++) {
             sl[t] = (struct bw_slice){buf + per * (size_t)t, per, 0};
             if (t > 0 && pthread_create(&tid[t], NULL, bw_read, &sl[t]) == 0) started |= 1 << t;
@@ -75,67 +70,13 @@ static double read_bandwidth(int threads)
             if (started & (1 << t)) pthread_join(tid[t], NULL);
             else bw_read(&sl[t]);
         }
-        double ms = bench_now_ms() - t0;
+        double ms = timing_now_ms() - t0;
         double gbs = (double)(per * (size_t)threads * sizeof(uint64_t)) / (ms * 1e6);
         if (gbs > best) best = gbs;
     }
     /* The sums are used, so that the reads are not optimized away. */
     if (sl[0].sum == 42) best += 1e-9;
     free(buf);
-    return best;
-}
-
-/* The engine's linear layer, y = x W^T, on a made-up weight of one type;
- * returns the best rate in G multiply-adds x 2 per second. */
-static double linear_rate(int threads, int type)
-{
-    struct kern_pool *pool = kern_pool_new(threads);
-    size_t row = kern_row_bytes(type, GEMM_K);
-    uint8_t *w = malloc(row * GEMM_N);
-    float *x = malloc(sizeof(float) * GEMM_M * GEMM_K);
-    float *y = malloc(sizeof(float) * GEMM_M * GEMM_N);
-    double best = 0;
-    uint32_t r = 1;
-
-    if (!pool || !w || !x || !y || !row) goto done;
-    for (size_t i = 0; i < (size_t)GEMM_M * GEMM_K; i++) {
-        r = r * 1664525u + 1013904223u;
-        x[i] = (float)((int32_t)r >> 8) / 8388608.0f;
-    }
-    if (type == TYPE_F32) {
-        float *wf = (float *)w;
-        for (size_t i = 0; i < (size_t)GEMM_N * GEMM_K; i++) {
-            r = r * 1664525u + 1013904223u;
-            wf[i] = (float)((int32_t)r >> 8) / 8388608.0f * 0.03f;
-        }
-    } else { /* q8_0: f16 scale, then 32 signed bytes per block */
-        uint16_t d = kern_f32_to_f16(0.0003f);
-        for (size_t b = 0; b < row * GEMM_N / Q8_0_BYTES; b++) {
-            uint8_t *blk = w + b * Q8_0_BYTES;
-            memcpy(blk, &d, 2);
-            for (int i = 0; i < QK; i++) {
-                r = r * 1664525u + 1013904223u;
-                blk[2 + i] = (uint8_t)(r >> 24);
-            }
-        }
-    }
-    struct tensor t = {
-        .name = "bench", .type = type, .n_dims = 2, .ne = {GEMM_K, GEMM_N, 1, 1},
-        .data = w, .n_bytes = row * GEMM_N, .f32 = type == TYPE_F32 ? (const float *)w : NULL,
-    };
-    kern_linear(pool, &t, NULL, x, GEMM_M, y, 0); /* warm: packing buffers, pages */
-    for (int k = 0; k < GEMM_RUNS; k++) {
-        double t0 = bench_now_ms();
-        kern_linear(pool, &t, NULL, x, GEMM_M, y, 0);
-        double ms = bench_now_ms() - t0;
-        double rate = 2.0 * GEMM_M * GEMM_K * GEMM_N / (ms * 1e6);
-        if (rate > best) best = rate;
-    }
-done:
-    free(w);
-    free(x);
-    free(y);
-    kern_pool_free(pool);
     return best;
 }
 
@@ -156,11 +97,11 @@ done:
     {                                                                   \
         V b = make(bv), c = make(cv);                                   \
         CHAINS(DECL_##name)                                             \
-        double t0 = bench_now_ms();                                     \
+        double t0 = timing_now_ms();                                     \
         for (long i = 0; i < LOOP_ITERS; i++) {                         \
             CHAINS(STEP_##name)                                         \
         }                                                               \
-        double ms = bench_now_ms() - t0;                                \
+        double ms = timing_now_ms() - t0;                                \
         S s = 0;                                                        \
         CHAINS(SUM_##name)                                              \
         if (s == (S)42) ms += 1e-9;                                     \
@@ -195,8 +136,8 @@ void bench_machine(int threads, struct bench_machine *m)
     memset(m, 0, sizeof *m);
     m->threads = threads;
     m->read_gbs = read_bandwidth(threads);
-    m->f32_gemm = linear_rate(threads, TYPE_F32);
-    m->i8_gemm = linear_rate(threads, TYPE_Q8_0);
+    m->f32_gemm = timing_linear_rate(threads, 0);
+    m->i8_gemm = timing_linear_rate(threads, 1);
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) m->fma_peak = best_of(fma_loop) * threads;

@@ -20,7 +20,7 @@
 #include "bench.h"
 #include "cli.h"
 #include "hark.h"
-#include "wav.h"
+#include "timing.h"
 
 #define MAX_RUNS 20
 #define HOUR_SAMPLES (3600 * 16000)
@@ -56,12 +56,12 @@ static double time_probs(const hark_vad *vad, const float *pcm, size_t n, int th
     for (; k < runs && k < MAX_RUNS; k++) {
         float *p = NULL;
         size_t np = 0;
-        double t0 = bench_now_ms();
+        double t0 = timing_now_ms();
         if (hark_vad_probs(vad, pcm, n, threads, &p, &np, err, sizeof err) != 0) {
             cli_error("%s", err);
             return -1;
         }
-        t[k] = bench_now_ms() - t0;
+        t[k] = timing_now_ms() - t0;
         free(p);
     }
     *done = k;
@@ -81,12 +81,12 @@ static double time_transcribe(hark_state *st, const float *pcm, size_t n, const 
         o.beam_size = 1;
         o.no_fallback = 1;
         o.vad = vad;
-        double t0 = bench_now_ms();
+        double t0 = timing_now_ms();
         if (hark_transcribe(st, pcm, n, &o, &r, err, sizeof err) != 0) {
             cli_error("%s", err);
             return -1;
         }
-        t[k] = bench_now_ms() - t0;
+        t[k] = timing_now_ms() - t0;
         *segments = hark_result_n_segments(r);
         hark_result_free(r);
     }
@@ -148,7 +148,7 @@ int cli_bench_vad(int argc, char **argv)
     }
     size_t total = 0;
     for (int i = 0; i < n_audio; i++) {
-        if (wav_read(audio[i], &pcm[i], &n_pcm[i], err, sizeof err) != 0) {
+        if (timing_wav_read(audio[i], &pcm[i], &n_pcm[i], err, sizeof err) != 0) {
             cli_error("%s", err);
             goto done;
         }
@@ -185,7 +185,7 @@ int cli_bench_vad(int argc, char **argv)
         size_t ng = 0;
         model = hark_model_load(model_path, &code, err, sizeof err);
         st = model ? hark_state_new(model, 2, err, sizeof err) : NULL;
-        if (!st || wav_read(gaps, &g, &ng, err, sizeof err) != 0) {
+        if (!st || timing_wav_read(gaps, &g, &ng, err, sizeof err) != 0) {
             cli_error("%s", err);
             free(g);
             goto done;

@@ -25,8 +25,10 @@
 #include <string.h>
 
 #include "decoder.h"
+#include "errors.h"
 #include "kernels.h"
 #include "model.h"
+#include "pool.h"
 #include "state.h"
 #include "tokenizer.h"
 
@@ -121,7 +123,7 @@ int align_heads_parse(const char *spec, const struct hark_model *m, struct align
     if (!strncmp(spec, "top-", 4)) {
         long n = strtol(spec + 4, &end, 10);
         if (end == spec + 4 || *end || n < 1 || n > hp->n_text_layer) {
-            if (err) snprintf(err, errlen, "alignment heads '%s': top-N needs N from 1 to %d", spec, hp->n_text_layer);
+            err_set(err, errlen, "alignment heads '%s': top-N needs N from 1 to %d", spec, hp->n_text_layer);
             return HARK_EINVAL;
         }
         set_top(out, hp, (int)n, spec);
@@ -135,9 +137,8 @@ int align_heads_parse(const char *spec, const struct hark_model *m, struct align
         long h = strtol(p, &end, 10);
         if (end == p || (*end && *end != ';')) goto bad;
         if (l < 0 || l >= hp->n_text_layer || h < 0 || h >= hp->n_text_head) {
-            if (err)
-                snprintf(err, errlen, "alignment head %ld,%ld: this model has text layers 0-%d and heads 0-%d", l, h,
-                         hp->n_text_layer - 1, hp->n_text_head - 1);
+            err_set(err, errlen, "alignment head %ld,%ld: this model has text layers 0-%d and heads 0-%d", l, h,
+                    hp->n_text_layer - 1, hp->n_text_head - 1);
             return HARK_EINVAL;
         }
         if (out->n == ALIGN_MAX_HEADS) goto bad;
@@ -148,9 +149,8 @@ int align_heads_parse(const char *spec, const struct hark_model *m, struct align
     snprintf(out->name, sizeof out->name, "custom");
     return 0;
 bad:
-    if (err)
-        snprintf(err, errlen, "alignment heads '%s': use \"LAYER,HEAD;LAYER,HEAD;...\" or \"top-N\"",
-                 spec ? spec : "");
+    err_set(err, errlen, "alignment heads '%s': use \"LAYER,HEAD;LAYER,HEAD;...\" or \"top-N\"",
+            spec ? spec : "");
     return HARK_EINVAL;
 }
 

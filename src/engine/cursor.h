@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errors.h"
+
 #define GGML_MAGIC 0x67676d6cu
 
 /* A reader over size bytes at base; pos never passes size. */
@@ -38,7 +40,8 @@ static inline int cur_i32(struct cursor *c, int32_t *v)
     return 0;
 }
 
-/* Writes "<name>: <message>" into err (when err is not NULL). */
+/* Writes "<name>: <message>" into err (when err is not NULL), the message
+ * through err_set's formatter. */
 static inline void __attribute__((format(printf, 4, 5)))
 cur_seterr(char *err, size_t errlen, const char *name, const char *fmt, ...)
 {
@@ -48,7 +51,7 @@ cur_seterr(char *err, size_t errlen, const char *name, const char *fmt, ...)
     n = snprintf(err, errlen, "%s: ", name);
     if (n < 0 || (size_t)n >= errlen) return;
     va_start(ap, fmt);
-    vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    err_vset(err + n, errlen - (size_t)n, fmt, ap);
     va_end(ap);
 }
 

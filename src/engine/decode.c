@@ -4,17 +4,19 @@
  * search or best-of sampling, with temperature fallback), cut into segments
  * and used as context for the next window.
  *
- * The rules that need no model live in search.c; this file drives the
- * encoder and decoder (enc_forward, dec_forward, dec_step, dec_reserve,
- * dec_kv_reorder) and owns the window loop of both profiles:
+ * The rules that need no model live in logits.c, search.c and compress.c;
+ * this file drives the encoder and decoder (enc_forward, dec_forward,
+ * dec_step, dec_reserve, dec_kv_reorder) and owns the window loop of both
+ * profiles:
  * - openai: openai-whisper's transcribe.py (seek by the last timestamp pair,
  *   fallback on compression ratio or average log-probability, silence skip);
  * - whisper.cpp: whisper.cpp 1.9.3's whisper_full as re-stated in
  *   ../shared/reference/README.md §10 (seek_delta bookkeeping, entropy
  *   check, failed windows kept when there is no fallback).
  *
- * Every buffer is allocated before the first window; the per-token loop
- * allocates nothing. Segments are built per window.
+ * The buffers live in the state (struct decode_buf), grown before the first
+ * window of a state's first transcription and reused by the next ones; the
+ * per-token loop allocates nothing. Segments are built per window.
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,13 +25,17 @@
 #include <time.h>
 
 #include "align.h"
+#include "compress.h"
 #include "decode.h"
 #include "decoder.h"
 #include "encoder.h"
+#include "errors.h"
 #include "hark.h"
+#include "logits.h"
 #include "mel.h"
 #include "model.h"
 #include "result.h"
+#include "search.h"
 #include "speech.h"
 #include "state.h"
 #include "tokenizer.h"
@@ -51,16 +57,18 @@ struct dctx {
 
     float *mel;             /* (n_mels, n_frames) */
     int n_frames;
-    float *win;             /* (n_mels, N_FRAMES): openai's zero-padded window */
+    float *win;             /* (n_mels, N_FRAMES): openai's zero-padded window (borrowed) */
     int encoded_seek;       /* seek of the window in the encoder, -1 if none */
 
-    float *logits;          /* (DECODE_MAX_SEQ, V) */
-    float *logprobs;        /* (DECODE_MAX_SEQ, V) */
-    struct decode_seq *seqs;  /* DECODE_MAX_SEQ */
+    /* Borrowed from the state's buffers (struct decode_buf). */
+    struct decode_buf *buf;
+    float *logits;          /* (STATE_MAX_SEQ, V) */
+    float *logprobs;        /* (STATE_MAX_SEQ, V) */
+    struct decode_seq *seqs;  /* STATE_MAX_SEQ */
     struct decode_beam *beam;
     /* One generator per sequence slot, kept across windows and fallback
      * temperatures as whisper.cpp keeps one per decoder. */
-    struct decode_rng rng[DECODE_MAX_SEQ];
+    struct decode_rng rng[STATE_MAX_SEQ];
 
     int32_t sot_seq[4];
     int n_sot;
@@ -68,9 +76,6 @@ struct dctx {
     int n_context;
     int32_t prompt[CTX_MAX + 8];
     int n_prompt;
-
-    char *text;             /* scratch for segment text bytes */
-    size_t text_cap;
 
     /* Word timestamps. */
     int words;
@@ -94,9 +99,70 @@ struct window_out {
     int n_context_used;
 };
 
-static void set_err(char *err, size_t errlen, const char *msg)
+/* The buffers a state keeps for decode_run between transcriptions, grown
+ * to the model's sizes on first use (decode_buf_reserve) and freed with the
+ * state (decode_buf_free). */
+struct decode_buf {
+    float *logits;          /* (STATE_MAX_SEQ, n_vocab) */
+    float *logprobs;        /* (STATE_MAX_SEQ, n_vocab) */
+    size_t row_floats;      /* the capacity of each of the two */
+    struct decode_seq *seqs;  /* STATE_MAX_SEQ */
+    struct decode_beam *beam;
+    float *win;             /* (n_mels, N_FRAMES): openai's zero-padded window */
+    size_t win_floats;      /* its capacity */
+    char *text;             /* scratch for segment text bytes, grown by token_text */
+    size_t text_cap;
+};
+
+void decode_buf_free(struct decode_buf *b)
 {
-    if (err && errlen) snprintf(err, errlen, "%s", msg);
+    if (!b) return;
+    free(b->logits);
+    free(b->logprobs);
+    free(b->seqs);
+    free(b->beam);
+    free(b->win);
+    free(b->text);
+    free(b);
+}
+
+/* Grows a buffer of floats to n (its contents are not kept); keeps the old
+ * one when it cannot. */
+static int grow_floats(float **p, size_t *cap, size_t n)
+{
+    if (n <= *cap) return 0;
+    float *q = malloc(n * sizeof(float));
+    if (!q) return HARK_ENOMEM;
+    free(*p);
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+/* Makes sure st's decoding buffers hold STATE_MAX_SEQ rows of c->V logits
+ * and log-probabilities and, when win_floats > 0, a padded window of that
+ * many floats; then lends them to c. Returns 0 or HARK_ENOMEM (what was had
+ * is kept, still owned by st). */
+static int decode_buf_reserve(struct hark_state *st, struct dctx *c, size_t win_floats)
+{
+    struct decode_buf *b = st->decode;
+    if (!b) {
+        b = st->decode = calloc(1, sizeof(*b));
+        if (!b) return HARK_ENOMEM;
+    }
+    size_t rows = (size_t)STATE_MAX_SEQ * (size_t)c->V, lp_cap = b->row_floats;
+    if (grow_floats(&b->logprobs, &lp_cap, rows) || grow_floats(&b->logits, &b->row_floats, rows) ||
+        grow_floats(&b->win, &b->win_floats, win_floats))
+        return HARK_ENOMEM;
+    if (!b->seqs && !(b->seqs = malloc(STATE_MAX_SEQ * sizeof(*b->seqs)))) return HARK_ENOMEM;
+    if (!b->beam && !(b->beam = malloc(sizeof(*b->beam)))) return HARK_ENOMEM;
+    c->buf = b;
+    c->logits = b->logits;
+    c->logprobs = b->logprobs;
+    c->seqs = b->seqs;
+    c->beam = b->beam;
+    c->win = win_floats ? b->win : NULL;
+    return 0;
 }
 
 /* ------------------------------------------------------------- prompts */
@@ -199,8 +265,8 @@ static int run_sampling(struct dctx *c, int n_seq, float t, const struct decode_
 {
     const struct tok_special *sp = &c->rules.sp;
     const int V = c->V;
-    int act[DECODE_MAX_SEQ];
-    int32_t last[DECODE_MAX_SEQ];
+    int act[STATE_MAX_SEQ];
+    int32_t last[STATE_MAX_SEQ];
     for (int s = 0; s < n_seq; s++) {
         c->seqs[s].n = 0;
         c->seqs[s].sum_lp = 0.0;
@@ -281,8 +347,8 @@ static int run_beam(struct dctx *c, int K, const struct decode_wcpp *w0)
 {
     const struct tok_special *sp = &c->rules.sp;
     const int V = c->V;
-    int act[DECODE_MAX_SEQ], src[DECODE_MAX_SEQ];
-    int32_t last[DECODE_MAX_SEQ];
+    int act[STATE_MAX_SEQ], src[STATE_MAX_SEQ];
+    int32_t last[STATE_MAX_SEQ];
     decode_beam_init(c->beam, c->rules.profile, K, sp->eot, w0);
     for (int i = 0; i < c->n_max; i++) {
         int rc = poll_cancel(c, i);
@@ -315,7 +381,7 @@ static int run_beam(struct dctx *c, int K, const struct decode_wcpp *w0)
 }
 
 /* The text of tokens [i0, i1) that are below eot, as raw bytes into
- * c->text; whisper.cpp takes each token as a C string (a 0x00 byte ends
+ * c->buf->text; whisper.cpp takes each token as a C string (a 0x00 byte ends
  * it). Returns the byte count or HARK_ENOMEM. */
 static long token_text(struct dctx *c, const int32_t *tok, int i0, int i1)
 {
@@ -326,74 +392,27 @@ static long token_text(struct dctx *c, const int32_t *tok, int i0, int i1)
         size_t len;
         const char *b = tok_bytes(c->m, tok[i], buf, &len);
         if (c->wcpp) len = strnlen(b, len);
-        if (n + len + 1 > c->text_cap) {
+        if (n + len + 1 > c->buf->text_cap) {
             size_t cap = 2 * (n + len + 1) + 256;
-            char *t = realloc(c->text, cap);
+            char *t = realloc(c->buf->text, cap);
             if (!t) return HARK_ENOMEM;
-            c->text = t;
-            c->text_cap = cap;
+            c->buf->text = t;
+            c->buf->text_cap = cap;
         }
-        memcpy(c->text + n, b, len);
+        memcpy(c->buf->text + n, b, len);
         n += len;
     }
     return (long)n;
 }
 
-/* Decodes one window at temperature t into *wo. */
-static int decode_window(struct dctx *c, int window, int seek, int seek_end, float t,
-                         struct window_out *wo)
+/* The outcome of the window's chosen sequence wo->seq: whisper.cpp's failure
+ * flags (while decoding, or by the entropy of its last tokens), its result
+ * length and seek delta; the average log-probability and the compression
+ * ratio of its text in both profiles. Trims wo->seq to the tokens kept.
+ * Returns 0 or HARK_ENOMEM. */
+static int judge_window(struct dctx *c, struct window_out *wo)
 {
-    const struct hark_options *opt = c->opt;
     const struct tok_special *sp = &c->rules.sp;
-    const int V = c->V;
-    int use_context = c->wcpp ? t < 0.5f : 1;
-    build_prompt(c, use_context, wo);
-    if (c->hooks && c->hooks->window_begin)
-        c->hooks->window_begin(c->hooks->user, window, seek, c->prompt, c->n_prompt);
-
-    int beam = t == 0.0f && opt->beam_size > 1;
-    int n_seq = beam ? opt->beam_size : (t > 0.0f ? opt->best_of : 1);
-    if (n_seq < 1) n_seq = 1;
-    if (n_seq > DECODE_MAX_SEQ) n_seq = DECODE_MAX_SEQ;
-    if (n_seq > STATE_MAX_SEQ) n_seq = STATE_MAX_SEQ;
-    int rc = dec_reserve(c->st, n_seq);
-    if (rc) return rc;
-
-    /* The prompt in one batch; rows from sot to the last token. */
-    int sot_row = c->n_prompt - c->n_sot;
-    rc = dec_forward(c->st, 0, c->prompt, c->n_prompt, 0, sot_row, c->logits);
-    if (rc) return rc;
-    int n_rows = c->n_prompt - sot_row;
-    /* openai reads no_speech_prob at the sot row; whisper.cpp means the row
-     * the first token is sampled from (README §12.5 "intended"). */
-    int ns_row = c->wcpp ? n_rows - 1 : 0;
-    wo->no_speech_prob = prob_of(c->logits + (size_t)ns_row * V, V, sp->nosp, c->logprobs);
-    if (n_rows > 1)
-        memmove(c->logits, c->logits + (size_t)(n_rows - 1) * V, (size_t)V * sizeof(float));
-    if (n_seq > 1) {
-        int src[DECODE_MAX_SEQ] = {0};
-        dec_kv_reorder(c->st, n_seq, src, c->n_prompt);
-    }
-
-    struct decode_wcpp w0;
-    decode_wcpp_init(&w0, seek, seek_end, c->n_max, opt->no_timestamps);
-
-    const struct decode_seq *best;
-    if (beam) {
-        rc = run_beam(c, n_seq, &w0);
-        if (rc) return rc;
-        best = decode_beam_best(c->beam, sp);
-    } else {
-        rc = run_sampling(c, n_seq, t, &w0, window);
-        if (rc) return rc;
-        best = &c->seqs[pick_sampled(c, n_seq)];
-    }
-    wo->seq = *best;
-    wo->temperature = t;
-    wo->failed = 0;
-    wo->failed_decoding = 0;
-    wo->compression_ratio = 0.0f;
-
     struct decode_seq *s = &wo->seq;
     if (c->wcpp) {
         wo->failed_decoding = s->w.failed;
@@ -422,13 +441,70 @@ static int decode_window(struct dctx *c, int window, int seek, int seek_end, flo
          * fallback uses it (whisper.cpp's uses the entropy above). */
         long nb = token_text(c, s->tok, 0, s->n);
         if (nb < 0) return (int)nb;
-        char *txt = result_utf8_sanitize(c->text, (size_t)nb);
+        char *txt = result_utf8_sanitize(c->buf->text, (size_t)nb);
         if (!txt) return HARK_ENOMEM;
         size_t a, b = result_trim(txt, strlen(txt), &a);
         wo->compression_ratio = decode_compression_ratio(txt + a, b - a);
         free(txt);
     }
     return 0;
+}
+
+/* Decodes one window at temperature t into *wo. */
+static int decode_window(struct dctx *c, int window, int seek, int seek_end, float t,
+                         struct window_out *wo)
+{
+    const struct hark_options *opt = c->opt;
+    const struct tok_special *sp = &c->rules.sp;
+    const int V = c->V;
+    int use_context = c->wcpp ? t < 0.5f : 1;
+    build_prompt(c, use_context, wo);
+    if (c->hooks && c->hooks->window_begin)
+        c->hooks->window_begin(c->hooks->user, window, seek, c->prompt, c->n_prompt);
+
+    int beam = t == 0.0f && opt->beam_size > 1;
+    int n_seq = beam ? opt->beam_size : (t > 0.0f ? opt->best_of : 1);
+    if (n_seq < 1) n_seq = 1;
+    if (n_seq > STATE_MAX_SEQ) n_seq = STATE_MAX_SEQ;
+    int rc = dec_reserve(c->st, n_seq);
+    if (rc) return rc;
+
+    /* The prompt in one batch; rows from sot to the last token. */
+    int sot_row = c->n_prompt - c->n_sot;
+    rc = dec_forward(c->st, 0, c->prompt, c->n_prompt, 0, sot_row, c->logits);
+    if (rc) return rc;
+    int n_rows = c->n_prompt - sot_row;
+    /* openai reads no_speech_prob at the sot row; whisper.cpp means the row
+     * the first token is sampled from (README §12.5 "intended"). */
+    int ns_row = c->wcpp ? n_rows - 1 : 0;
+    wo->no_speech_prob = prob_of(c->logits + (size_t)ns_row * V, V, sp->nosp, c->logprobs);
+    if (n_rows > 1)
+        memmove(c->logits, c->logits + (size_t)(n_rows - 1) * V, (size_t)V * sizeof(float));
+    if (n_seq > 1) {
+        int src[STATE_MAX_SEQ] = {0};
+        dec_kv_reorder(c->st, n_seq, src, c->n_prompt);
+    }
+
+    struct decode_wcpp w0;
+    decode_wcpp_init(&w0, seek, seek_end, c->n_max, opt->no_timestamps);
+
+    const struct decode_seq *best;
+    if (beam) {
+        rc = run_beam(c, n_seq, &w0);
+        if (rc) return rc;
+        best = decode_beam_best(c->beam, sp);
+    } else {
+        rc = run_sampling(c, n_seq, t, &w0, window);
+        if (rc) return rc;
+        best = &c->seqs[pick_sampled(c, n_seq)];
+    }
+    wo->seq = *best;
+    wo->temperature = t;
+    wo->failed = 0;
+    wo->failed_decoding = 0;
+    wo->compression_ratio = 0.0f;
+
+    return judge_window(c, wo);
 }
 
 /* Decodes a window with temperature fallback. */
@@ -468,7 +544,7 @@ static int add_segment(struct dctx *c, struct hark_result *r, const struct windo
     memset(&seg, 0, sizeof(seg));
     long nb = token_text(c, s->tok, i0, i1);
     if (nb < 0) return (int)nb;
-    char *text = result_utf8_sanitize(c->text, (size_t)nb);
+    char *text = result_utf8_sanitize(c->buf->text, (size_t)nb);
     if (!text) return HARK_ENOMEM;
     if (!c->wcpp) {
         size_t a, b = result_trim(text, strlen(text), &a);
@@ -538,6 +614,60 @@ static int add_segment(struct dctx *c, struct hark_result *r, const struct windo
     return result_add_segment(r, &seg);
 }
 
+/* Gives each segment [first, r->n_segments) the words whose tokens it holds,
+ * by count, from the nw words w of the window's n text tokens wt, fixing the
+ * segments' times with words_fix_segment (median: the words' median
+ * duration). Returns 0 or HARK_ENOMEM (the words made so far stay in r). */
+static int attach_words(struct dctx *c, struct hark_result *r, int first, const struct words_token *wt,
+                        const struct words_word *w, int nw, double median)
+{
+    const struct tok_special *sp = &c->rules.sp;
+    int wi = 0;
+    for (int i = first; i < r->n_segments; i++) {
+        struct hark_segment *seg = &r->segments[i];
+        int seg_text = 0, saved = 0, k0 = wi;
+        for (int j = 0; j < seg->n_tokens; j++) seg_text += seg->tokens[j].id < sp->eot;
+        while (wi < nw && saved < seg_text) {
+            saved += w[wi].t1 - w[wi].t0;
+            wi++;
+        }
+        int n_words = 0;
+        for (int k = k0; k < wi; k++) n_words += w[k].text[0] != 0;
+        struct hark_word *hw = n_words ? calloc((size_t)n_words, sizeof *hw) : NULL;
+        struct words_word *list = n_words ? malloc((size_t)n_words * sizeof *list) : NULL;
+        if (n_words && (!hw || !list)) {
+            free(hw);
+            free(list);
+            return HARK_ENOMEM;
+        }
+        int m = 0;
+        for (int k = k0; k < wi; k++)
+            if (w[k].text[0]) list[m++] = w[k];
+        words_fix_segment(list, n_words, median, &c->last_speech_s, &seg->start_s, &seg->end_s, !c->wcpp);
+        for (int k = 0; k < n_words; k++) {
+            /* Token indices within the segment (a word may begin in the
+             * segment before). */
+            int t0 = list[k].t0, t1 = list[k].t1 - 1;
+            hw[k].i0 = wt[t0].seg == i - first ? wt[t0].index : 0;
+            hw[k].i1 = wt[t1].seg == i - first ? wt[t1].index + 1 : seg->n_tokens;
+            hw[k].start_s = list[k].start;
+            hw[k].end_s = list[k].end;
+            hw[k].p = list[k].p;
+            hw[k].text = result_utf8_sanitize(list[k].text, strlen(list[k].text));
+            if (!hw[k].text) {
+                seg->words = hw;
+                seg->n_words = k;
+                free(list);
+                return HARK_ENOMEM;
+            }
+        }
+        free(list);
+        seg->words = hw;
+        seg->n_words = n_words;
+    }
+    return 0;
+}
+
 /* Word timestamps for the segments [first, r->n_segments) that one window
  * (starting at seek, n_frames of audio) produced: DTW token times, and the
  * words of each segment. In the openai profile the words also correct the
@@ -600,52 +730,7 @@ static int align_segments_run(struct dctx *c, struct hark_result *r, int first, 
         nw = 0;
         goto done;
     }
-    /* Each segment takes the words whose tokens it holds, by count. */
-    int wi = 0;
-    for (int i = first; i < r->n_segments; i++) {
-        struct hark_segment *seg = &r->segments[i];
-        int seg_text = 0, saved = 0, k0 = wi;
-        for (int j = 0; j < seg->n_tokens; j++) seg_text += seg->tokens[j].id < sp->eot;
-        while (wi < nw && saved < seg_text) {
-            saved += w[wi].t1 - w[wi].t0;
-            wi++;
-        }
-        int n_words = 0;
-        for (int k = k0; k < wi; k++) n_words += w[k].text[0] != 0;
-        struct hark_word *hw = n_words ? calloc((size_t)n_words, sizeof *hw) : NULL;
-        struct words_word *list = n_words ? malloc((size_t)n_words * sizeof *list) : NULL;
-        if (n_words && (!hw || !list)) {
-            free(hw);
-            free(list);
-            rc = HARK_ENOMEM;
-            goto done;
-        }
-        int m = 0;
-        for (int k = k0; k < wi; k++)
-            if (w[k].text[0]) list[m++] = w[k];
-        words_fix_segment(list, n_words, median, &c->last_speech_s, &seg->start_s, &seg->end_s, !c->wcpp);
-        for (int k = 0; k < n_words; k++) {
-            /* Token indices within the segment (a word may begin in the
-             * segment before). */
-            int t0 = list[k].t0, t1 = list[k].t1 - 1;
-            hw[k].i0 = wt[t0].seg == i - first ? wt[t0].index : 0;
-            hw[k].i1 = wt[t1].seg == i - first ? wt[t1].index + 1 : seg->n_tokens;
-            hw[k].start_s = list[k].start;
-            hw[k].end_s = list[k].end;
-            hw[k].p = list[k].p;
-            hw[k].text = result_utf8_sanitize(list[k].text, strlen(list[k].text));
-            if (!hw[k].text) {
-                seg->words = hw;
-                seg->n_words = k;
-                free(list);
-                rc = HARK_ENOMEM;
-                goto done;
-            }
-        }
-        free(list);
-        seg->words = hw;
-        seg->n_words = n_words;
-    }
+    rc = attach_words(c, r, first, wt, w, nw, median);
 done:
     words_free(w, nw);
     align_out_free(&al);
@@ -836,36 +921,35 @@ int decode_check(const struct hark_state *st, const float *pcm, size_t n_samples
                  const struct hark_options *opt, char *err, size_t errlen)
 {
     if (!st || (!pcm && n_samples > 0)) {
-        set_err(err, errlen, "hark_transcribe: missing state, output or audio");
+        err_set(err, errlen, "hark_transcribe: missing state, output or audio");
         return HARK_EINVAL;
     }
     if (opt->beam_size > STATE_MAX_SEQ || opt->best_of > STATE_MAX_SEQ) {
-        set_err(err, errlen, "hark_transcribe: beam_size and best_of must be at most 8");
+        err_set(err, errlen, "hark_transcribe: beam_size and best_of must be at most 8");
         return HARK_EINVAL;
     }
     if (!(opt->temperature >= 0.0f) || opt->temperature > 1.0f + 1e-6f) {
-        set_err(err, errlen, "hark_transcribe: temperature must be in [0, 1]");
+        err_set(err, errlen, "hark_transcribe: temperature must be in [0, 1]");
         return HARK_EINVAL;
     }
     if ((opt->task != HARK_TASK_TRANSCRIBE && opt->task != HARK_TASK_TRANSLATE) ||
         (opt->decoder != HARK_DECODER_OPENAI && opt->decoder != HARK_DECODER_WHISPER_CPP)) {
-        set_err(err, errlen, "hark_transcribe: unknown task or decoder profile");
+        err_set(err, errlen, "hark_transcribe: unknown task or decoder profile");
         return HARK_EINVAL;
     }
     int multilingual = st->model->hp.n_vocab >= 51865;
     if (opt->task == HARK_TASK_TRANSLATE && !multilingual) {
-        set_err(err, errlen, "hark_transcribe: translation needs a multilingual model; this one is English-only");
+        err_set(err, errlen, "hark_transcribe: translation needs a multilingual model; this one is English-only");
         return HARK_EINVAL;
     }
     if (opt->language && opt->language[0] && strcmp(opt->language, "auto") != 0) {
         int lang = hark_lang_index(opt->language);
         if (lang >= 0 && !multilingual && lang != 0) {
-            if (err && errlen)
-                snprintf(err, errlen, "hark_transcribe: language '%s' on an English-only model", opt->language);
+            err_set(err, errlen, "hark_transcribe: language '%s' on an English-only model", opt->language);
             return HARK_EINVAL;
         }
         if (lang < 0 || lang >= hark_lang_count(st->model)) {
-            if (err && errlen) snprintf(err, errlen, "hark_transcribe: unknown language '%s'", opt->language);
+            err_set(err, errlen, "hark_transcribe: unknown language '%s'", opt->language);
             return HARK_EINVAL;
         }
     }
@@ -876,12 +960,147 @@ int decode_check(const struct hark_state *st, const float *pcm, size_t n_samples
     }
     for (size_t i = 0; i < n_samples; i++) {
         if (!isfinite(pcm[i])) {
-            if (err && errlen)
-                snprintf(err, errlen, "hark_transcribe: audio sample %zu is not a finite number", i);
+            err_set(err, errlen, "hark_transcribe: audio sample %zu is not a finite number", i);
             return HARK_EAUDIO;
         }
     }
     return 0;
+}
+
+/* Fills c for one transcription with options opt: sizes, the profile, each
+ * slot's generator and the logit rules with their suppressed ids. */
+static int setup_rules(struct dctx *c, struct hark_state *st, const struct hark_options *opt,
+                       const struct decode_hooks *hooks, char *err, size_t errlen)
+{
+    int32_t nonspeech[256];
+    const struct hark_model *m = st->model;
+    const struct hark_hparams *hp = &m->hp;
+    c->st = st;
+    c->m = m;
+    c->opt = opt;
+    c->hooks = hooks;
+    c->V = hp->n_vocab;
+    c->n_mels = hp->n_mels;
+    c->n_text_ctx = hp->n_text_ctx;
+    c->wcpp = opt->decoder == HARK_DECODER_WHISPER_CPP;
+    c->n_max = c->wcpp ? hp->n_text_ctx / 2 - 4 : hp->n_text_ctx / 2;
+    if (c->n_max > DECODE_MAX_SAMPLE) c->n_max = DECODE_MAX_SAMPLE;
+    c->encoded_seek = -1;
+    /* Slot j's generator is seeded with seed + j, which with the default
+     * seed 0 gives the std::mt19937(j) of whisper.cpp's decoder j (the
+     * choice that reproduces most of the reference's beam-5 runs). */
+    for (int j = 0; j < STATE_MAX_SEQ; j++) decode_rng_seed(&c->rng[j], (uint32_t)(opt->seed + (uint64_t)j));
+    tok_special_init(&c->rules.sp, hp->n_vocab);
+    c->rules.n_vocab = hp->n_vocab;
+    c->rules.profile = c->wcpp ? HARK_DECODER_WHISPER_CPP : HARK_DECODER_OPENAI;
+    c->rules.timestamps = !opt->no_timestamps;
+    c->rules.max_initial_ts = 50;
+
+    int n_ns = 0;
+    if (!c->wcpp) {
+        n_ns = decode_nonspeech_ids(m, nonspeech, 256);
+        if (n_ns < 0) {
+            err_set(err, errlen, "hark_transcribe: tokenizer failed on the non-speech symbols");
+            return n_ns;
+        }
+    }
+    c->rules.n_suppress =
+        decode_suppress_list(&c->rules.sp, c->rules.profile, nonspeech, n_ns, c->suppress, MAX_SUPPRESS);
+    c->rules.suppress = c->suppress;
+    return 0;
+}
+
+/* The language (given, or detected on the first window), the alignment
+ * heads for word timestamps, and the sot sequence that starts every
+ * prompt; records the language in r. */
+static int setup_language(struct dctx *c, struct hark_result *r, char *err, size_t errlen)
+{
+    const struct hark_options *opt = c->opt;
+    const struct tok_special *sp = &c->rules.sp;
+    int lang = 0, rc;
+    float lang_prob = 1.0f;
+    if (sp->multilingual) {
+        if (!opt->language || !strcmp(opt->language, "auto") || !opt->language[0]) {
+            rc = detect_language(c, &lang, &lang_prob);
+            if (rc) {
+                err_set(err, errlen, "hark_transcribe: language detection failed");
+                return rc;
+            }
+        } else {
+            lang = hark_lang_index(opt->language); /* checked by decode_check */
+        }
+    }
+    c->lang = lang;
+    if (opt->word_timestamps) {
+        c->words = 1;
+        r->word_timestamps = 1;
+        if (opt->alignment_heads && opt->alignment_heads[0]) {
+            rc = align_heads_parse(opt->alignment_heads, c->m, &c->heads, err, errlen);
+            if (rc) return rc;
+        } else {
+            align_heads_default(c->m, &c->heads);
+        }
+    }
+    snprintf(r->language, sizeof(r->language), "%s", hark_lang_code(lang) ? hark_lang_code(lang) : "en");
+    r->language_prob = lang_prob;
+
+    c->sot_seq[c->n_sot++] = sp->sot;
+    if (sp->multilingual) {
+        c->sot_seq[c->n_sot++] = sp->lang0 + lang;
+        c->sot_seq[c->n_sot++] = opt->task == HARK_TASK_TRANSLATE ? sp->translate : sp->transcribe;
+    }
+    if (opt->no_timestamps) c->sot_seq[c->n_sot++] = sp->notimestamps;
+    return 0;
+}
+
+/* The initial prompt goes first into the context: openai encodes " " + the
+ * stripped prompt, whisper.cpp the prompt as given. */
+static int add_initial_prompt(struct dctx *c, const char *prompt, char *err, size_t errlen)
+{
+    size_t len = strlen(prompt);
+    char *txt = malloc(len + 2);
+    int32_t *ids = malloc((len + 2) * sizeof(int32_t));
+    if (!txt || !ids) {
+        free(txt);
+        free(ids);
+        return HARK_ENOMEM;
+    }
+    size_t n_txt;
+    if (c->wcpp) {
+        memcpy(txt, prompt, len);
+        n_txt = len;
+    } else {
+        size_t a, b = result_trim(prompt, len, &a);
+        txt[0] = ' ';
+        memcpy(txt + 1, prompt + a, b - a);
+        n_txt = b - a + 1;
+    }
+    int k = tok_encode(c->m, txt, n_txt, ids, (int)(len + 2));
+    if (k > 0) context_append(c, ids, k < (int)(len + 2) ? k : (int)(len + 2));
+    free(txt);
+    free(ids);
+    if (k < 0) err_set(err, errlen, "hark_transcribe: cannot tokenize the initial prompt");
+    return k < 0 ? k : 0;
+}
+
+/* The window loop of the profile over the whole audio, then the final
+ * progress report; a cancel or a failure is named in err. */
+static int run_windows(struct dctx *c, struct hark_result *r, size_t n_samples, char *err, size_t errlen)
+{
+    const struct hark_options *opt = c->opt;
+    int rc;
+    if (c->wcpp) {
+        int n_len_org = 1 + ((int)n_samples + 200 - 400) / 160;
+        rc = loop_wcpp(c, r, n_len_org);
+    } else {
+        rc = loop_openai(c, r, c->n_frames - N_FRAMES, r->duration_s);
+    }
+    if (!rc && opt->progress && opt->progress(opt->progress_user, 1.0f)) rc = HARK_ECANCELED;
+    if (rc == HARK_ECANCELED)
+        err_set(err, errlen, "hark_transcribe: canceled by the progress callback");
+    else if (rc)
+        err_set(err, errlen, "hark_transcribe: decoding failed: %s", hark_strerror(rc));
+    return rc;
 }
 
 int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
@@ -891,12 +1110,11 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     struct hark_options opt;
     struct dctx c;
     struct hark_result *r = NULL;
-    int32_t nonspeech[256];
     int rc = 0;
     memset(&c, 0, sizeof(c));
     if (out) *out = NULL;
     if (!out) {
-        set_err(err, errlen, "hark_transcribe: missing state, output or audio");
+        err_set(err, errlen, "hark_transcribe: missing state, output or audio");
         return HARK_EINVAL;
     }
     if (opt_in) {
@@ -907,161 +1125,33 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     if (opt.beam_size < 1) opt.beam_size = 1;
     if (opt.best_of < 1) opt.best_of = 1;
     rc = decode_check(st, pcm, n_samples, &opt, err, errlen);
+    if (!rc) rc = setup_rules(&c, st, &opt, hooks, err, errlen);
     if (rc) return rc;
 
-    const struct hark_model *m = st->model;
-    const struct hark_hparams *hp = &m->hp;
-    c.st = st;
-    c.m = m;
-    c.opt = &opt;
-    c.hooks = hooks;
-    c.V = hp->n_vocab;
-    c.n_mels = hp->n_mels;
-    c.n_text_ctx = hp->n_text_ctx;
-    c.wcpp = opt.decoder == HARK_DECODER_WHISPER_CPP;
-    c.n_max = c.wcpp ? hp->n_text_ctx / 2 - 4 : hp->n_text_ctx / 2;
-    if (c.n_max > DECODE_MAX_SAMPLE) c.n_max = DECODE_MAX_SAMPLE;
-    c.encoded_seek = -1;
-    /* Slot j's generator is seeded with seed + j, which with the default
-     * seed 0 gives the std::mt19937(j) of whisper.cpp's decoder j (the
-     * choice that reproduces most of the reference's beam-5 runs). */
-    for (int j = 0; j < DECODE_MAX_SEQ; j++) decode_rng_seed(&c.rng[j], (uint32_t)(opt.seed + (uint64_t)j));
-    tok_special_init(&c.rules.sp, hp->n_vocab);
-    const struct tok_special *sp = &c.rules.sp;
-    c.rules.n_vocab = hp->n_vocab;
-    c.rules.profile = c.wcpp ? HARK_DECODER_WHISPER_CPP : HARK_DECODER_OPENAI;
-    c.rules.timestamps = !opt.no_timestamps;
-    c.rules.max_initial_ts = 50;
-
-    int n_ns = 0;
-    if (!c.wcpp) {
-        n_ns = decode_nonspeech_ids(m, nonspeech, 256);
-        if (n_ns < 0) {
-            set_err(err, errlen, "hark_transcribe: tokenizer failed on the non-speech symbols");
-            return n_ns;
-        }
-    }
-    c.rules.n_suppress = decode_suppress_list(sp, c.rules.profile, nonspeech, n_ns, c.suppress, MAX_SUPPRESS);
-    c.rules.suppress = c.suppress;
-
     r = calloc(1, sizeof(*r));
-    c.logits = malloc((size_t)DECODE_MAX_SEQ * c.V * sizeof(float));
-    c.logprobs = malloc((size_t)DECODE_MAX_SEQ * c.V * sizeof(float));
-    c.seqs = malloc(DECODE_MAX_SEQ * sizeof(*c.seqs));
-    c.beam = malloc(sizeof(*c.beam));
-    c.win = c.wcpp ? NULL : malloc((size_t)c.n_mels * N_FRAMES * sizeof(float));
-    if (!r || !c.logits || !c.logprobs || !c.seqs || !c.beam || (!c.wcpp && !c.win)) {
+    if (!r || decode_buf_reserve(st, &c, c.wcpp ? 0 : (size_t)c.n_mels * N_FRAMES)) {
         rc = HARK_ENOMEM;
-        set_err(err, errlen, "hark_transcribe: out of memory for decoding buffers");
+        err_set(err, errlen, "hark_transcribe: out of memory for decoding buffers");
         goto fail;
     }
     r->task = opt.task;
     r->duration_s = (double)n_samples / MEL_SAMPLE_RATE;
 
-    rc = mel_compute(pcm, n_samples, m->mel_filters, c.n_mels, st->n_threads, &c.mel, &c.n_frames);
+    rc = mel_compute(pcm, n_samples, st->model->mel_filters, c.n_mels, st->n_threads, &c.mel, &c.n_frames);
     if (rc) {
-        set_err(err, errlen, "hark_transcribe: log-mel computation failed");
+        err_set(err, errlen, "hark_transcribe: log-mel computation failed");
         goto fail;
     }
-
-    /* Language and task. */
-    int lang = 0;
-    float lang_prob = 1.0f;
-    if (sp->multilingual) {
-        if (!opt.language || !strcmp(opt.language, "auto") || !opt.language[0]) {
-            rc = detect_language(&c, &lang, &lang_prob);
-            if (rc) {
-                set_err(err, errlen, "hark_transcribe: language detection failed");
-                goto fail;
-            }
-        } else {
-            lang = hark_lang_index(opt.language); /* checked by decode_check */
-        }
-    }
-    c.lang = lang;
-    if (opt.word_timestamps) {
-        c.words = 1;
-        r->word_timestamps = 1;
-        if (opt.alignment_heads && opt.alignment_heads[0]) {
-            rc = align_heads_parse(opt.alignment_heads, m, &c.heads, err, errlen);
-            if (rc) goto fail;
-        } else {
-            align_heads_default(m, &c.heads);
-        }
-    }
-    snprintf(r->language, sizeof(r->language), "%s", hark_lang_code(lang) ? hark_lang_code(lang) : "en");
-    r->language_prob = lang_prob;
-
-    c.sot_seq[c.n_sot++] = sp->sot;
-    if (sp->multilingual) {
-        c.sot_seq[c.n_sot++] = sp->lang0 + lang;
-        c.sot_seq[c.n_sot++] = opt.task == HARK_TASK_TRANSLATE ? sp->translate : sp->transcribe;
-    }
-    if (opt.no_timestamps) c.sot_seq[c.n_sot++] = sp->notimestamps;
-
-    /* The initial prompt goes first into the context: openai encodes
-     * " " + the stripped prompt, whisper.cpp the prompt as given. */
-    if (opt.initial_prompt && opt.initial_prompt[0]) {
-        size_t len = strlen(opt.initial_prompt);
-        char *txt = malloc(len + 2);
-        int32_t *ids = malloc((len + 2) * sizeof(int32_t));
-        if (!txt || !ids) {
-            free(txt);
-            free(ids);
-            rc = HARK_ENOMEM;
-            goto fail;
-        }
-        size_t n_txt;
-        if (c.wcpp) {
-            memcpy(txt, opt.initial_prompt, len);
-            n_txt = len;
-        } else {
-            size_t a, b = result_trim(opt.initial_prompt, len, &a);
-            txt[0] = ' ';
-            memcpy(txt + 1, opt.initial_prompt + a, b - a);
-            n_txt = b - a + 1;
-        }
-        int k = tok_encode(m, txt, n_txt, ids, (int)(len + 2));
-        if (k > 0) context_append(&c, ids, k < (int)(len + 2) ? k : (int)(len + 2));
-        free(txt);
-        free(ids);
-        if (k < 0) {
-            rc = k;
-            set_err(err, errlen, "hark_transcribe: cannot tokenize the initial prompt");
-            goto fail;
-        }
-    }
-
-    if (c.wcpp) {
-        int n_len_org = 1 + ((int)n_samples + 200 - 400) / 160;
-        rc = loop_wcpp(&c, r, n_len_org);
-    } else {
-        rc = loop_openai(&c, r, c.n_frames - N_FRAMES, r->duration_s);
-    }
-    if (rc == HARK_ECANCELED) {
-        set_err(err, errlen, "hark_transcribe: canceled by the progress callback");
-        goto fail;
-    }
-    if (rc) {
-        if (err && errlen) snprintf(err, errlen, "hark_transcribe: decoding failed: %s", hark_strerror(rc));
-        goto fail;
-    }
-    if (opt.progress && opt.progress(opt.progress_user, 1.0f)) {
-        rc = HARK_ECANCELED;
-        set_err(err, errlen, "hark_transcribe: canceled by the progress callback");
-        goto fail;
-    }
+    rc = setup_language(&c, r, err, errlen);
+    if (!rc && opt.initial_prompt && opt.initial_prompt[0])
+        rc = add_initial_prompt(&c, opt.initial_prompt, err, errlen);
+    if (!rc) rc = run_windows(&c, r, n_samples, err, errlen);
+    if (rc) goto fail;
     *out = r;
     r = NULL;
 fail:
     hark_result_free(r);
     free(c.mel);
-    free(c.win);
-    free(c.logits);
-    free(c.logprobs);
-    free(c.seqs);
-    free(c.beam);
-    free(c.text);
     return rc;
 }
 

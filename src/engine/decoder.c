@@ -29,6 +29,7 @@
 #include "kernels.h"
 #include "model.h"
 #include "state.h"
+#include "testing.h"
 
 struct dec_ctx {
     int n_ctx;        /* n_text_ctx */

@@ -65,12 +65,4 @@ void dec_kv_reorder(struct hark_state *st, int n_seq, const int *src, int n);
  * The decoder keeps them as f16. */
 void dec_set_cross(struct hark_state *st, int layer, const float *k, const float *v);
 
-/* The cross-attention keys / values of decoder layer `layer`, (n_audio_ctx,
- * n_text_state) each, as the decoder uses them (rounded to f16) widened to
- * f32: a copy owned by the state, made on the first call and refreshed by
- * every enc_forward(); writing to it does not change the decoder's. NULL if
- * the copy cannot be allocated. */
-float *dec_cross_k(struct hark_state *st, int layer);
-float *dec_cross_v(struct hark_state *st, int layer);
-
 #endif

@@ -24,6 +24,7 @@
 #include "kernels.h"
 #include "model.h"
 #include "state.h"
+#include "testing.h"
 
 struct enc_ctx {
     int n_ctx;     /* n_audio_ctx: output frames per window */

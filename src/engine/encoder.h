@@ -19,10 +19,4 @@ void enc_ctx_free(struct enc_ctx *ctx);
  * every decoder layer's cross-attention keys/values. Returns 0 or HARK_E*. */
 int enc_forward(struct hark_state *st, const float *mel, int n_frames, int offset);
 
-/* The last window's encoder output (n_audio_ctx, n_audio_state), and the
- * conv stem output before the positional embedding (n_audio_ctx,
- * n_audio_state); borrowed from the state until the next enc_forward. */
-const float *enc_output(const struct hark_state *st);
-const float *enc_conv_output(const struct hark_state *st);
-
 #endif

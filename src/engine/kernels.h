@@ -3,13 +3,10 @@
  *
  * Matrix products (dense GEMM through OpenBLAS or a portable blocked kernel,
  * GEMV straight from f16 / quantized weights), LayerNorm, softmax, GELU,
- * attention, f16 conversion and block dequantization, and the small thread
- * pool every kernel runs on. kernels.c is the only file that knows about
- * SIMD or BLAS: callers pass plain f32 activations and model tensors.
- *
- * Threading: a kern_pool has n threads including the caller of
- * kern_pool_run(). A pool is used by one thread at a time (it belongs to one
- * hark_state); different pools run concurrently.
+ * attention, f16 conversion and block dequantization. kernels.c and
+ * attention.c are the only files that know about SIMD, and with blas.c the
+ * only ones that know about BLAS: callers pass plain f32 activations and
+ * model tensors. Every kernel that takes a kern_pool runs on it (pool.h).
  */
 #ifndef HARK_KERNELS_H
 #define HARK_KERNELS_H
@@ -19,37 +16,6 @@
 
 struct tensor;
 struct kern_pool;
-
-/* ------------------------------------------------------------------ pool */
-
-/* A task: `task` is its index in 0..n_tasks-1, `thread` the index (0..n-1)
- * of the pool thread running it, which selects its scratch buffer. */
-typedef void (*kern_task_fn)(void *arg, int task, int thread);
-
-/* Floats of per-thread scratch memory every pool owns. */
-#define KERN_SCRATCH_FLOATS (1u << 20)
-
-/* Starts n_threads - 1 worker threads. Returns NULL on failure. */
-struct kern_pool *kern_pool_new(int n_threads);
-
-/* Stops the workers and frees the pool; NULL is a no-op. */
-void kern_pool_free(struct kern_pool *pool);
-
-int kern_pool_threads(const struct kern_pool *pool);
-
-/* Runs fn for every task index 0..n_tasks-1 across the pool's threads and
- * returns when all have finished. Tasks are handed out dynamically. */
-void kern_pool_run(struct kern_pool *pool, kern_task_fn fn, void *arg, int n_tasks);
-
-/* The scratch buffer (KERN_SCRATCH_FLOATS floats, 64-byte aligned) of pool
- * thread `thread`; owned by the pool. */
-float *kern_pool_scratch(struct kern_pool *pool, int thread);
-
-/* A buffer of at least `bytes` (64-byte aligned) that the pool's tasks
- * share, grown as needed and owned by the pool; valid until the next call.
- * Called only by the thread that runs kern_pool_run. NULL when it cannot
- * grow (the old buffer is kept). */
-void *kern_pool_shared(struct kern_pool *pool, size_t bytes);
 
 /* ----------------------------------------------------------- conversions */
 
@@ -115,7 +81,7 @@ void kern_median7(const float *x, float *y, int n);
 /* GELU, tanh approximation, in place over n floats. */
 void kern_gelu(float *x, size_t n);
 
-/* Multi-head attention. For each head h (columns h·head_dim ..), query row
+/* Multi-head attention (attention.c). For each head h (columns h·head_dim ..), query row
  * i of q (n_q rows, stride ldq) attends to key/value rows of k and v (n_kv
  * rows, stride ldkv):
  *   out_i = softmax(q_i · Kᵀ / sqrt(head_dim)) · V, out (n_q rows, stride ldo).
@@ -156,13 +122,5 @@ void kern_lstm_step(int H, const float *w_hh_t, const float *pre, float *h, floa
 /* 1 if the AVX-512 kernels are in use (the CPU has them and they are not
  * disabled), 0 for the portable scalar kernels. */
 int kern_simd(void);
-
-/* 1 if OpenBLAS was loaded and is in use. */
-int kern_blas(void);
-
-/* For tests and benchmarks: turn the AVX-512 kernels or OpenBLAS off (0)
- * or back on (1, where available). Call only while no kernel runs. */
-void kern_set_simd(int on);
-void kern_set_blas(int on);
 
 #endif

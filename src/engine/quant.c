@@ -36,6 +36,8 @@
 #include "hark.h"
 #include "kernels.h"
 #include "model.h"
+#include "pool.h"
+#include "testing.h"
 
 #define TV __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
 #define INLINE static inline __attribute__((always_inline))

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "errors.h"
 #include "model.h"
 #include "result.h"
 #include "state.h"
@@ -65,7 +66,7 @@ int hark_vad_params_check(const struct hark_vad_params *p, char *err, size_t err
     else if (p->pad_ms < 0 || p->pad_ms > 60000) bad = "pad_ms must be in [0, 60000]";
     else if (!(p->overlap_s >= 0.0f && p->overlap_s <= 1.0f)) bad = "overlap_s must be in [0, 1]";
     if (!bad) return 0;
-    if (err && errlen) snprintf(err, errlen, "VAD settings: %s", bad);
+    err_set(err, errlen, "VAD settings: %s", bad);
     return HARK_EINVAL;
 }
 
@@ -255,7 +256,7 @@ int hark_vad_detect(const hark_vad *vad, const float *pcm, size_t n_samples,
      * zero-padded frame; hark stops it at the end of the audio. */
     for (int i = 0; !rc && i < *n_segments; i++)
         if ((*segments)[i].end_s > (double)n_samples / SAMPLE_RATE) (*segments)[i].end_s = (double)n_samples / SAMPLE_RATE;
-    if (rc && err && errlen) snprintf(err, errlen, "hark_vad_detect: %s", hark_strerror(rc));
+    if (rc) err_set(err, errlen, "hark_vad_detect: %s", hark_strerror(rc));
     return rc;
 }
 
@@ -492,7 +493,7 @@ int speech_transcribe(struct hark_state *st, const float *pcm, size_t n_samples,
     if (!rc) rc = hark_vad_params_check(&o.vad_params, err, errlen);
     if (rc) return rc;
     if (n_samples > (size_t)INT_MAX / 2) {
-        if (err && errlen) snprintf(err, errlen, "hark_transcribe: audio too long for speech detection");
+        err_set(err, errlen, "hark_transcribe: audio too long for speech detection");
         return HARK_ERANGE;
     }
 
@@ -557,10 +558,8 @@ int speech_transcribe(struct hark_state *st, const float *pcm, size_t n_samples,
     r = NULL;
     goto out;
 fail:
-    if (err && errlen) {
-        if (rc == HARK_ECANCELED) snprintf(err, errlen, "hark_transcribe: canceled by the progress callback");
-        else snprintf(err, errlen, "hark_transcribe: speech detection failed: %s", hark_strerror(rc));
-    }
+    if (rc == HARK_ECANCELED) err_set(err, errlen, "hark_transcribe: canceled by the progress callback");
+    else err_set(err, errlen, "hark_transcribe: speech detection failed: %s", hark_strerror(rc));
 out:
     hark_result_free(r);
     speech_map_deinit(&map);

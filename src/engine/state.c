@@ -6,36 +6,27 @@
  * key/value caches. Slot 0's self-attention cache is reserved here so that
  * a state can decode right away; dec_reserve() adds slots for beams.
  */
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 
+#include "decode.h"
 #include "decoder.h"
 #include "encoder.h"
-#include "kernels.h"
+#include "errors.h"
 #include "model.h"
+#include "pool.h"
 #include "state.h"
 
 #define STATE_MAX_THREADS 256
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 hark_state *hark_state_new(const hark_model *model, int n_threads, char *err, size_t errlen)
 {
     hark_state *st = NULL;
     if (!model) {
-        set_err(err, errlen, "no model");
+        err_set(err, errlen, "no model");
         return NULL;
     }
     if (n_threads < 1 || n_threads > STATE_MAX_THREADS) {
-        set_err(err, errlen, "thread count %d out of range 1..%d", n_threads, STATE_MAX_THREADS);
+        err_set(err, errlen, "thread count %d out of range 1..%d", n_threads, STATE_MAX_THREADS);
         return NULL;
     }
     st = calloc(1, sizeof *st);
@@ -44,7 +35,7 @@ hark_state *hark_state_new(const hark_model *model, int n_threads, char *err, si
     st->n_threads = n_threads;
     st->pool = kern_pool_new(n_threads);
     if (!st->pool) {
-        set_err(err, errlen, "cannot start a pool of %d threads", n_threads);
+        err_set(err, errlen, "cannot start a pool of %d threads", n_threads);
         goto fail;
     }
     st->enc = enc_ctx_new(model);
@@ -52,7 +43,7 @@ hark_state *hark_state_new(const hark_model *model, int n_threads, char *err, si
     if (!st->enc || !st->dec || dec_reserve(st, 1) != 0) goto nomem;
     return st;
 nomem:
-    set_err(err, errlen, "out of memory for the buffers of a state over '%s'",
+    err_set(err, errlen, "out of memory for the buffers of a state over '%s'",
             model->path ? model->path : "model");
 fail:
     hark_state_free(st);
@@ -62,6 +53,7 @@ fail:
 void hark_state_free(hark_state *st)
 {
     if (!st) return;
+    decode_buf_free(st->decode);
     dec_ctx_free(st->dec);
     enc_ctx_free(st->enc);
     kern_pool_free(st->pool);

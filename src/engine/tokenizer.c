@@ -27,6 +27,7 @@
  * stored entry at or past eot (the English-only files store the bytes
  * "<|endoftext|>" as token 50256), so text never turns into a special token.
  */
+#include "testing.h"
 #include "tokenizer.h"
 
 #include <limits.h>

@@ -38,11 +38,4 @@ const char *tok_bytes(const struct hark_model *model, int32_t id, char *buf, siz
 int tok_encode(const struct hark_model *model, const char *text, size_t len,
                int32_t *ids, int max_ids);
 
-/* The pre-tokenizer: the end of the piece of text[0..len) that starts at
- * byte i (< len), i.e. of the match of Whisper's regex
- * 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
- * there. Bytes that are not well-formed UTF-8 count as one character each,
- * of neither class. Thread-safe. */
-size_t tok_split(const char *text, size_t len, size_t i);
-
 #endif

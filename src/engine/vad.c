@@ -45,6 +45,7 @@
 
 #include "cursor.h"
 #include "kernels.h"
+#include "pool.h"
 
 #define MAX_FILE_BYTES (64u << 20)
 #define MAX_NAME_LEN 256

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <errno.h>
 
+#include "errors.h"
 #include "hark.h"
 
 static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
@@ -31,27 +32,27 @@ int wav_read(const char *path, float **pcm, size_t *n_samples, char *err, size_t
     *n_samples = 0;
     f = fopen(path, "rb");
     if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        err_set(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return HARK_EIO;
     }
     if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        snprintf(err, errlen, "%s: cannot read", path);
+        err_set(err, errlen, "%s: cannot read", path);
         rc = HARK_EIO;
         goto fail;
     }
     buf = malloc(size > 0 ? (size_t)size : 1);
     if (!buf) {
-        snprintf(err, errlen, "%s: out of memory reading %ld bytes", path, size);
+        err_set(err, errlen, "%s: out of memory reading %ld bytes", path, size);
         rc = HARK_ENOMEM;
         goto fail;
     }
     if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        snprintf(err, errlen, "%s: short read", path);
+        err_set(err, errlen, "%s: short read", path);
         rc = HARK_EIO;
         goto fail;
     }
     if (size < 12 || memcmp(buf, "RIFF", 4) || memcmp(buf + 8, "WAVE", 4)) {
-        snprintf(err, errlen, "%s: not a RIFF/WAVE file", path);
+        err_set(err, errlen, "%s: not a RIFF/WAVE file", path);
         goto fail;
     }
     for (pos = 12; pos + 8 <= (size_t)size;) {
@@ -60,7 +61,7 @@ int wav_read(const char *path, float **pcm, size_t *n_samples, char *err, size_t
         size_t avail = (size_t)size - pos - 8;
         if (!memcmp(buf + pos, "fmt ", 4)) {
             if (len < 16 || len > avail) {
-                snprintf(err, errlen, "%s: bad fmt chunk", path);
+                err_set(err, errlen, "%s: bad fmt chunk", path);
                 goto fail;
             }
             format = rd16(body);
@@ -78,17 +79,17 @@ int wav_read(const char *path, float **pcm, size_t *n_samples, char *err, size_t
         pos += 8 + (size_t)len + (len & 1);
     }
     if (!have_fmt || !data_off) {
-        snprintf(err, errlen, "%s: no %s chunk", path, have_fmt ? "data" : "fmt");
+        err_set(err, errlen, "%s: no %s chunk", path, have_fmt ? "data" : "fmt");
         goto fail;
     }
     if (format != 1 || bits != 16 || channels < 1) {
-        snprintf(err, errlen, "%s: only 16-bit PCM WAV is read here (format %d, %d bits, %d channels)",
-                 path, format, bits, channels);
+        err_set(err, errlen, "%s: only 16-bit PCM WAV is read here (format %d, %d bits, %d channels)",
+                path, format, bits, channels);
         rc = HARK_ENOTSUP;
         goto fail;
     }
     if (rate != 16000) {
-        snprintf(err, errlen, "%s: sample rate %u Hz, expected 16000 Hz", path, rate);
+        err_set(err, errlen, "%s: sample rate %u Hz, expected 16000 Hz", path, rate);
         rc = HARK_ENOTSUP;
         goto fail;
     }
@@ -97,7 +98,7 @@ int wav_read(const char *path, float **pcm, size_t *n_samples, char *err, size_t
         int c;
         out = malloc((n ? n : 1) * sizeof *out);
         if (!out) {
-            snprintf(err, errlen, "%s: out of memory for %zu samples", path, n);
+            err_set(err, errlen, "%s: out of memory for %zu samples", path, n);
             rc = HARK_ENOMEM;
             goto fail;
         }

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "hark.h"
+#include "testing.h"
 #include "tokenizer.h"
 
 #define MODEL_FILE "rt-mini-f16.bin"

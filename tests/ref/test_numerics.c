@@ -27,6 +27,7 @@
 #include "kernels.h"
 #include "model.h"
 #include "state.h"
+#include "testing.h"
 
 /* A path in expect.json is relative to the shared root ("reference/..."). */
 static const char *ref_path(const char *rel)

@@ -19,6 +19,7 @@
 #include "encoder.h"
 #include "harness.h"
 #include "hark.h"
+#include "logits.h"
 #include "mel.h"
 #include "model.h"
 #include "tokenizer.h"

@@ -1,21 +1,23 @@
 /*
- * test_decode_rules.c: the model-free half of decoding (search.c, result.c)
- * on hand-made logits and scripted token sequences: every suppression and
- * timestamp rule of both profiles (each where it fires and where it must
- * not), timestamp forcing by summed probability, greedy choice, sampling,
- * beam bookkeeping on a scripted scorer, whisper.cpp's window bookkeeping,
- * the entropy and compression-ratio checks, segment building, UTF-8
- * sanitising and the result container.
+ * test_decode_rules.c: the model-free half of decoding (logits.c, search.c,
+ * compress.c, result.c) on hand-made logits and scripted token sequences:
+ * every suppression and timestamp rule of both profiles (each where it fires
+ * and where it must not), timestamp forcing by summed probability, greedy
+ * choice, sampling, beam bookkeeping on a scripted scorer, whisper.cpp's
+ * window bookkeeping, the entropy and compression-ratio checks, segment
+ * building, UTF-8 sanitising and the result container.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
-#include "decode.h"
+#include "compress.h"
 #include "harness.h"
 #include "hark.h"
+#include "logits.h"
 #include "result.h"
+#include "search.h"
 #include "tokenizer.h"
 
 #define V_EN 51864
@@ -308,7 +310,7 @@ static void script_row(const int32_t *p, int n, int32_t eot, float *row)
     }
 }
 
-static float beam_rows[DECODE_MAX_SEQ * V_EN];
+static float beam_rows[STATE_MAX_SEQ * V_EN];
 
 static void test_beam_openai(void)
 {
@@ -316,7 +318,7 @@ static void test_beam_openai(void)
     struct tok_special sp;
     tok_special_init(&sp, V_EN);
     decode_beam_init(&b, HARK_DECODER_OPENAI, 2, sp.eot, NULL);
-    int act[DECODE_MAX_SEQ], src[DECODE_MAX_SEQ], done = 0, steps = 0;
+    int act[STATE_MAX_SEQ], src[STATE_MAX_SEQ], done = 0, steps = 0;
     for (int i = 0; i < 20 && !done; i++) {
         int na = decode_beam_active(&b, act);
         for (int a = 0; a < na; a++) script_row(b.live[act[a]].tok, b.live[act[a]].n, sp.eot, beam_rows + (size_t)a * V_EN);
@@ -346,14 +348,14 @@ static void test_beam_openai(void)
 static void test_beam_wcpp(void)
 {
     static struct decode_beam b;
-    struct decode_rng rngs[DECODE_MAX_SEQ];
+    struct decode_rng rngs[STATE_MAX_SEQ];
     struct tok_special sp;
     tok_special_init(&sp, V_EN);
-    for (int j = 0; j < DECODE_MAX_SEQ; j++) decode_rng_seed(&rngs[j], (uint32_t)j);
+    for (int j = 0; j < STATE_MAX_SEQ; j++) decode_rng_seed(&rngs[j], (uint32_t)j);
     struct decode_wcpp w;
     decode_wcpp_init(&w, 0, 100000, 220, 0);
     decode_beam_init(&b, HARK_DECODER_WHISPER_CPP, 4, sp.eot, &w);
-    int act[DECODE_MAX_SEQ], src[DECODE_MAX_SEQ];
+    int act[STATE_MAX_SEQ], src[STATE_MAX_SEQ];
     /* Step 0: A 0.9, B 0.1; 16 draws. */
     int na = decode_beam_active(&b, act);
     for (int a = 0; a < na; a++) {

@@ -18,7 +18,9 @@
 #include "harness.h"
 #include "kernels.h"
 #include "model.h"
+#include "pool.h"
 #include "quant.h"
+#include "testing.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 

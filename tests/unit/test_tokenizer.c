@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "hark.h"
 #include "model.h"
+#include "testing.h"
 #include "tokenizer.h"
 
 /* ------------------------------------------------------------ specials */
