@@ -23,6 +23,7 @@
  * slower than 1 KB/s for a minute is abandoned rather than hanging forever.
  */
 #include "download.h"
+#include "errors.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -97,17 +98,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen) return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* mkdir -p: creates dir and its missing parents; 0 or -1 with errno. */
@@ -315,13 +305,13 @@ int models_download(const char *base_url, const char *dir, const char *name, int
     t.fd = -1;
     if (err && errlen) err[0] = 0;
     if (models_name_check(name) != 0) {
-        seterr(err, errlen,
+        err_set(err, errlen,
                "'%s' is not a model name: use a whisper.cpp name such as base.en or large-v3-turbo-q5_0",
                name ? name : "");
         return HARK_EINVAL;
     }
     if (!base_url || !*base_url || !dir || !*dir) {
-        seterr(err, errlen, "a download needs a base URL and a models folder");
+        err_set(err, errlen, "a download needs a base URL and a models folder");
         return HARK_EINVAL;
     }
     base_len = strlen(base_url);
@@ -329,16 +319,16 @@ int models_download(const char *base_url, const char *dir, const char *name, int
     if (snprintf(url, sizeof url, "%.*s/ggml-%s.bin", (int)base_len, base_url, name) >= (int)sizeof url ||
         snprintf(final, sizeof final, "%s/ggml-%s.bin", dir, name) >= (int)sizeof final ||
         snprintf(part, sizeof part, "%s/.ggml-%s.bin.part", dir, name) >= (int)sizeof part) {
-        seterr(err, errlen, "the URL or the path of model %s is too long", name);
+        err_set(err, errlen, "the URL or the path of model %s is too long", name);
         return HARK_EINVAL;
     }
     if (!force && stat(final, &st) == 0) return MODELS_PRESENT;
     if (make_dirs(dir) != 0) {
-        seterr(err, errlen, "cannot create the models folder %s: %s", dir, strerror(errno));
+        err_set(err, errlen, "cannot create the models folder %s: %s", dir, strerror(errno));
         return HARK_EIO;
     }
     if (!(curl = curl_easy_init())) {
-        seterr(err, errlen, "cannot start libcurl");
+        err_set(err, errlen, "cannot start libcurl");
         return HARK_ENOMEM;
     }
 
@@ -356,7 +346,7 @@ int models_download(const char *base_url, const char *dir, const char *name, int
         curl_err[0] = 0;
         snprintf(range, sizeof range, "%lld-", (long long)t.offset);
         if (setup(curl, url, t.offset > 0 ? range : NULL, &t, curl_err) != 0) {
-            seterr(err, errlen, "cannot set up libcurl for %s", url);
+            err_set(err, errlen, "cannot set up libcurl for %s", url);
             rc = HARK_EINVAL;
             goto fail;
         }
@@ -381,42 +371,42 @@ int models_download(const char *base_url, const char *dir, const char *name, int
         const char *why = curl_err[0] ? curl_err : curl_easy_strerror(res);
         if (res == CURLE_HTTP_RETURNED_ERROR && status == 404) {
             unlink(part);
-            seterr(err, errlen, "no model %s at %s (HTTP 404)", name, url);
+            err_set(err, errlen, "no model %s at %s (HTTP 404)", name, url);
             rc = HARK_ENOENT;
         } else if (res == CURLE_HTTP_RETURNED_ERROR) {
-            seterr(err, errlen, "cannot download %s: %s answered HTTP %ld", name, url, status);
+            err_set(err, errlen, "cannot download %s: %s answered HTTP %ld", name, url, status);
             rc = HARK_EIO;
         } else if (res == CURLE_ABORTED_BY_CALLBACK) {
-            seterr(err, errlen, "download of %s interrupted; run the command again to resume it", name);
+            err_set(err, errlen, "download of %s interrupted; run the command again to resume it", name);
             rc = HARK_ECANCELED;
         } else if (res == CURLE_WRITE_ERROR && t.write_errno) {
-            seterr(err, errlen, "cannot write %s: %s", part, strerror(t.write_errno));
+            err_set(err, errlen, "cannot write %s: %s", part, strerror(t.write_errno));
             rc = HARK_EIO;
         } else if (res == CURLE_OPERATION_TIMEDOUT && t.started) {
-            seterr(err, errlen,
+            err_set(err, errlen,
                    "download of %s stalled (under %ld bytes/s for %ld s) after %.1f MB; run the command "
                    "again to resume it",
                    name, LOW_SPEED_BYTES, LOW_SPEED_TIME_S, (double)(t.base + t.received) / 1e6);
             rc = HARK_EIO;
         } else if (t.started) {
-            seterr(err, errlen, "download of %s from %s broke off after %.1f MB (%s); run the command again "
+            err_set(err, errlen, "download of %s from %s broke off after %.1f MB (%s); run the command again "
                    "to resume it", name, url, (double)(t.base + t.received) / 1e6, why);
             rc = HARK_EIO;
         } else {
-            seterr(err, errlen, "cannot download %s from %s: %s", name, url, why);
+            err_set(err, errlen, "cannot download %s from %s: %s", name, url, why);
             rc = HARK_EIO;
         }
         goto fail;
     }
     if (!t.started) {
         unlink(part);
-        seterr(err, errlen, "%s answered HTTP %ld with no data", url, status);
+        err_set(err, errlen, "%s answered HTTP %ld with no data", url, status);
         rc = HARK_EIO;
         goto fail;
     }
     if (fsync(t.fd) != 0 || close(t.fd) != 0) {
         t.fd = -1;
-        seterr(err, errlen, "cannot write %s: %s", part, strerror(errno));
+        err_set(err, errlen, "cannot write %s: %s", part, strerror(errno));
         rc = HARK_EIO;
         goto fail;
     }
@@ -436,14 +426,14 @@ int models_download(const char *base_url, const char *dir, const char *name, int
     }
     if (code) {
         unlink(part);
-        seterr(err, errlen, "the file at %s is not a valid %s (%s); removed it", url,
+        err_set(err, errlen, "the file at %s is not a valid %s (%s); removed it", url,
                models_is_vad(name) ? "speech-detection model" : "model",
                load_err[0] ? load_err : hark_strerror(code));
         rc = HARK_EFORMAT;
         goto fail;
     }
     if (rename(part, final) != 0) {
-        seterr(err, errlen, "cannot rename %s to %s: %s", part, final, strerror(errno));
+        err_set(err, errlen, "cannot rename %s to %s: %s", part, final, strerror(errno));
         rc = HARK_EIO;
         goto fail;
     }

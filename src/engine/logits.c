@@ -126,6 +126,18 @@ static float range_max(const float *x, int a, int b)
     return mx;
 }
 
+/* Timestamp forcing, in both profiles: logprobs becomes the log-softmax of
+ * logits, and when the timestamps' total probability (tokens from beg on)
+ * beats the likeliest text token, every text token's logit is -inf.
+ * Returns 1 when it forced. */
+static int timestamps_win(float *logits, float *logprobs, int V, int beg)
+{
+    decode_log_softmax(logits, V, logprobs);
+    if (!(range_logsumexp(logprobs, beg, V) > range_max(logprobs, 0, beg))) return 0;
+    fill_neg_inf(logits, 0, beg);
+    return 1;
+}
+
 /* whisper.cpp 1.9.3's process_logits at temperature t (README §10.2). */
 static int rules_wcpp(const struct decode_rules *r, float t, float *logits, const int32_t *sampled,
                       int n, float *logprobs)
@@ -164,12 +176,8 @@ static int rules_wcpp(const struct decode_rules *r, float t, float *logits, cons
         }
     }
     /* Rule 6: log-softmax; rule 7: timestamp forcing by total probability. */
-    decode_log_softmax(logits, V, logprobs);
-    float ts_lp = range_logsumexp(logprobs, beg, V);
-    float text_max = range_max(logprobs, 0, beg);
-    if (ts_lp > text_max) {
+    if (timestamps_win(logits, logprobs, V, beg)) {
         forced = 1;
-        fill_neg_inf(logits, 0, beg);
         fill_neg_inf(logprobs, 0, beg);
     }
     return forced;
@@ -216,13 +224,7 @@ static int rules_openai(const struct decode_rules *r, float *logits, const int32
         fill_neg_inf(logits, 0, beg);
         fill_neg_inf(logits, beg + r->max_initial_ts + 1, V);
     }
-    decode_log_softmax(logits, V, logprobs);
-    float ts_lp = range_logsumexp(logprobs, beg, V);
-    float text_max = range_max(logprobs, 0, beg);
-    if (ts_lp > text_max) {
-        forced = 1;
-        fill_neg_inf(logits, 0, beg);
-    }
+    forced = timestamps_win(logits, logprobs, V, beg);
     decode_log_softmax(logits, V, logprobs);
     return forced;
 }

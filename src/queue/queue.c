@@ -54,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "hark.h"
 #include "queue.h"
 #include "run.h"
@@ -93,6 +94,16 @@ static char *dup_str(const char *s)
 
 /* ----------------------------------------------------------------- workers */
 
+/* Takes the queue's mutex and returns 0, or returns -1 without it once the
+ * queue is stopping. */
+static int lock_unless_stopping(struct queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    if (!q->stopping) return 0;
+    pthread_mutex_unlock(&q->mu);
+    return -1;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -102,11 +113,7 @@ static void *worker_main(void *arg)
     for (;;) {
         uint64_t gen;
         int rc;
-        pthread_mutex_lock(&q->mu);
-        if (q->stopping) {
-            pthread_mutex_unlock(&q->mu);
-            break;
-        }
+        if (lock_unless_stopping(q) < 0) break;
         if (q->req_head) {
             struct request *r = q->req_head;
             q->req_head = r->next;
@@ -260,17 +267,17 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
 
     if (out) *out = NULL;
     if (!store || !cfg || !out || cfg->workers < 0) {
-        run_set_err(err, errlen, "queue_start: no store, no configuration or a negative worker count");
+        err_set(err, errlen, "queue_start: no store, no configuration or a negative worker count");
         return HARK_EINVAL;
     }
     if (cfg->workers > 0 && (!cfg->data_dir || !*cfg->data_dir)) {
-        run_set_err(err, errlen, "queue_start: no data folder");
+        err_set(err, errlen, "queue_start: no data folder");
         return HARK_EINVAL;
     }
     if (!(q = calloc(1, sizeof *q))) goto oom;
     if (pthread_mutex_init(&q->mu, NULL) != 0) {
         free(q);
-        run_set_err(err, errlen, "queue_start: cannot create a mutex");
+        err_set(err, errlen, "queue_start: cannot create a mutex");
         return HARK_ENOMEM;
     }
     if (cond_init(&q->work_cv) || cond_init(&q->end_cv) || cond_init(&q->watch_cv) ||
@@ -278,7 +285,7 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
         /* Destroying a condition variable that was never made is harmless
          * for glibc's zero-filled ones. */
         queue_free(q);
-        run_set_err(err, errlen, "queue_start: cannot create a condition variable");
+        err_set(err, errlen, "queue_start: cannot create a condition variable");
         return HARK_ENOMEM;
     }
     q->store = store;
@@ -309,7 +316,7 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
     if (!store_is_shared(store) && cfg->workers > 0) {
         rc = store_requeue_running(store, &n_requeued);
         if (rc < 0) {
-            run_set_err(err, errlen, "queue_start: %s", store_error(store));
+            err_set(err, errlen, "queue_start: %s", store_error(store));
             queue_free(q);
             return rc;
         }
@@ -319,7 +326,7 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
         q->workers[i].q = q;
         snprintf(q->workers[i].name, sizeof q->workers[i].name, "%.80s/%d", q->worker_name, i + 1);
         if (pthread_create(&q->workers[i].thread, NULL, worker_main, &q->workers[i]) != 0) {
-            run_set_err(err, errlen, "queue_start: cannot start a worker thread");
+            err_set(err, errlen, "queue_start: cannot start a worker thread");
             queue_stop(q);
             return HARK_ENOMEM;
         }
@@ -330,7 +337,7 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
          * none made from now on is missed. */
         q->announced = store_wait_for_jobs(store, 0) != HARK_ENOTSUP;
         if (pthread_create(&q->watch, NULL, watch_main, q) != 0) {
-            run_set_err(err, errlen, "queue_start: cannot start the watch thread");
+            err_set(err, errlen, "queue_start: cannot start the watch thread");
             queue_stop(q);
             return HARK_ENOMEM;
         }
@@ -339,7 +346,7 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
     *out = q;
     return 0;
 oom:
-    run_set_err(err, errlen, "queue_start: out of memory");
+    err_set(err, errlen, "queue_start: out of memory");
     return HARK_ENOMEM;
 }
 
@@ -398,11 +405,7 @@ int queue_wait(struct queue *q, int64_t job_id, int timeout_ms)
     for (;;) {
         uint64_t gen;
         int rc;
-        pthread_mutex_lock(&q->mu);
-        if (q->stopping) {
-            pthread_mutex_unlock(&q->mu);
-            return HARK_ECANCELED;
-        }
+        if (lock_unless_stopping(q) < 0) return HARK_ECANCELED;
         gen = q->end_gen;
         pthread_mutex_unlock(&q->mu);
 
@@ -434,11 +437,11 @@ int queue_transcribe(struct queue *q, const char *model, const float *pcm, size_
 
     if (out) *out = NULL;
     if (!q || !pcm || n_samples == 0 || !out) {
-        run_set_err(err, errlen, "queue_transcribe: no queue, no audio or no output");
+        err_set(err, errlen, "queue_transcribe: no queue, no audio or no output");
         return HARK_EINVAL;
     }
     if (q->n_workers == 0) {
-        run_set_err(err, errlen, "no workers");
+        err_set(err, errlen, "no workers");
         return HARK_ENOTSUP;
     }
     memset(&r, 0, sizeof r);
@@ -450,7 +453,7 @@ int queue_transcribe(struct queue *q, const char *model, const float *pcm, size_
     r.opt.progress = NULL;
     r.opt.progress_user = NULL;
     if (pthread_cond_init(&r.cv, NULL) != 0) {
-        run_set_err(err, errlen, "queue_transcribe: cannot create a condition variable");
+        err_set(err, errlen, "queue_transcribe: cannot create a condition variable");
         return HARK_ENOMEM;
     }
 
@@ -485,7 +488,7 @@ int queue_transcribe(struct queue *q, const char *model, const float *pcm, size_
 
     rc = r.rc;
     if (rc == 0) *out = r.result;
-    else run_set_err(err, errlen, "%s", r.err);
+    else err_set(err, errlen, "%s", r.err);
     return rc;
 }
 
@@ -510,7 +513,7 @@ int queue_options_apply(struct queue *q, const struct queue_options *o, struct h
     opt->vad_params = v && v->mode == QUEUE_VAD_ON ? v->params : q->vad_params;
     if (!on) return 0;
     if (!q->vad) {
-        run_set_err(err, errlen, "speech detection was asked for, but no VAD model is loaded here (put one in the "
+        err_set(err, errlen, "speech detection was asked for, but no VAD model is loaded here (put one in the "
                              "models folder: hark models download silero-v6.2.0)");
         return HARK_ENOTSUP;
     }

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "datadir.h"
+#include "errors.h"
 #include "hark.h"
 #include "media.h"
 #include "queue.h"
@@ -45,15 +46,6 @@ void run_one_line(char *s)
 {
     for (; *s; s++)
         if (*s == '\n' || *s == '\r') *s = ' ';
-}
-
-void run_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen) return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* Whether the run in ctx should stop: queue_cancel, queue_stop, or the
@@ -101,11 +93,11 @@ static int model_get(struct queue *q, const char *name, const hark_model **out, 
     int code = 0;
 
     if (!name || !*name) {
-        run_set_err(err, errlen, "no model named and no default model");
+        err_set(err, errlen, "no model named and no default model");
         return HARK_ENOENT;
     }
     if (models_resolve(q->models_dir, name, path, sizeof path) < 0) {
-        run_set_err(err, errlen, "unknown model '%s'", name);
+        err_set(err, errlen, "unknown model '%s'", name);
         return HARK_ENOENT;
     }
     pthread_mutex_lock(&q->mu);
@@ -124,7 +116,7 @@ static int model_get(struct queue *q, const char *name, const hark_model **out, 
     e = calloc(1, sizeof *e);
     if (!e) {
         pthread_mutex_unlock(&q->mu);
-        run_set_err(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return HARK_ENOMEM;
     }
     memcpy(e->path, path, sizeof path);
@@ -168,7 +160,7 @@ static int worker_state_get(struct worker *w, const hark_model *m, hark_state **
     grown = realloc(w->states, (size_t)(w->n_states + 1) * sizeof *grown);
     if (!grown) {
         hark_state_free(st);
-        run_set_err(err, errlen, "out of memory");
+        err_set(err, errlen, "out of memory");
         return HARK_ENOMEM;
     }
     w->states = grown;

@@ -90,9 +90,6 @@ double run_now(void);
 /* Keeps a message to one line: the store and the HTTP API show it as such. */
 void run_one_line(char *s);
 
-/* Formats into err (errlen bytes) when err is not NULL. */
-void run_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
 /* Runs a claimed job on worker w to its end: decodes the media, loads the
  * model, transcribes, writes and commits the results, and records the
  * outcome (done, failed, canceled, released or lost) in the store and the

@@ -15,6 +15,7 @@
  */
 #include "backend.h"
 
+#include "errors.h"
 #include "hark.h"
 
 #include <math.h>
@@ -71,17 +72,12 @@ void store_now(char *buf)
     snprintf(buf + 19, 13, ".%03uZ", (unsigned)(ts.tv_nsec / 1000000) % 1000u);
 }
 
-static void set_err(char *err, size_t errlen, const char *msg)
-{
-    if (err && errlen) store_copy(err, errlen, msg);
-}
-
 int store_open(const char *location, struct store **out, char *err, size_t errlen)
 {
     if (out) *out = NULL;
     if (!location || !out) {
         store_set_error("store_open: no location given");
-        set_err(err, errlen, last_error);
+        err_set(err, errlen, "%s", last_error);
         return HARK_EINVAL;
     }
     const struct store_backend *ops = &store_sqlite_backend;
@@ -93,7 +89,7 @@ int store_open(const char *location, struct store **out, char *err, size_t errle
         ops = &store_postgres_backend;
     }
     int rc = ops->open(rest, out);
-    if (rc < 0) set_err(err, errlen, last_error);
+    if (rc < 0) err_set(err, errlen, "%s", last_error);
     else (*out)->lease_ms = STORE_LEASE_MS_DEFAULT;
     return rc;
 }

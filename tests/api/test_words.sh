@@ -221,5 +221,4 @@ else
     echo "FAIL words_setup: a server did not start"
     failed=$((failed + 1))
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

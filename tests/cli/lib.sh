@@ -46,3 +46,10 @@ one_line_error() {
         return 1
     fi
 }
+
+# The last line of a test script: "N passed, N failed", and a status that
+# fails the script when any check failed.
+summary() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}

@@ -414,5 +414,4 @@ t transcribe_mp3 test_transcribe_mp3
 t text_input test_text_input
 t broken_media test_broken_media
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -301,5 +301,4 @@ else
     echo "FAIL download_server"
     failed=$((failed + 1))
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

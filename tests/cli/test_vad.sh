@@ -156,5 +156,4 @@ t transcribe_vad test_transcribe_vad
 t transcribe_no_model test_transcribe_no_model
 t transcribe_offset test_transcribe_offset
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary
