@@ -105,7 +105,8 @@ enum MHD_Result route_results(struct http_server *srv, struct MHD_Connection *c,
     if (!u.model_ran)
         return http_send_error(c, rq, 404, "not_ready", "id", NULL,
                                "upload %s has not been transcribed yet (status: %s)", u.id, u.status);
-    snprintf(name_buf, sizeof name_buf, "results.%s", render ? "json" : f->ext);
+    /* Subtitles with cue options are cut again from the JSON results. */
+    datadir_result_name(render ? hark_format_of(HARK_FORMAT_JSON) : f, name_buf, sizeof name_buf);
     fd = datadir_upload_open(srv->data_dir, u.id, name_buf);
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         if (fd >= 0) close(fd);
@@ -119,14 +120,12 @@ enum MHD_Result route_results(struct http_server *srv, struct MHD_Connection *c,
     snprintf(disp, sizeof disp, "%s; filename=\"%s.%s\"",
              name && strcmp(name, "0") && strcmp(name, "false") ? "attachment" : "inline", stem, f->ext);
     if (!render) return send_file(c, rq, fd, st.st_size, f->content_type, disp);
-    /* Cut again from the words in results.json. */
     char *text, err[256];
     size_t len;
     close(fd);
-    if (datadir_upload_path(srv->data_dir, u.id, "results.json", path, sizeof path))
+    if (datadir_upload_path(srv->data_dir, u.id, name_buf, path, sizeof path))
         return http_send_error(c, rq, 500, "internal", NULL, NULL, "the results' path is too long");
-    rc = subtitles_render(path, f->fmt, &cues, &text, &len, err,
-                          sizeof err);
+    rc = subtitles_render(path, f->fmt, &cues, &text, &len, err, sizeof err);
     if (rc) return http_send_error(c, rq, 500, "internal", NULL, NULL, "%s", err);
     struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!r) {

@@ -59,8 +59,8 @@ enum MHD_Result route_upload(struct http_server *srv, struct MHD_Connection *c, 
     u.size = rx->bytes;
     u.duration_s = info.duration_s;
 
-    if (datadir_upload_adopt(srv->data_dir, u.id, u.filename, rx->tmp_path, err, sizeof err))
-        return http_send_failure(c, rq, HTTP_OP_STORE, HARK_EIO, NULL, NULL, "%s", err);
+    rc = datadir_upload_adopt(srv->data_dir, u.id, u.filename, rx->tmp_path, err, sizeof err);
+    if (rc) return http_send_failure(c, rq, HTTP_OP_STORE, rc, NULL, NULL, "%s", err);
     rx->tmp_path[0] = 0;
 
     rc = store_upload_insert(srv->store, &u, &existing);

@@ -156,6 +156,11 @@ int datadir_upload_open(const char *data, const char *id, const char *name)
     return fd;
 }
 
+void datadir_result_name(const struct hark_format_info *f, char *out, size_t len)
+{
+    snprintf(out, len, RESULT_PREFIX "%s", f->ext);
+}
+
 const struct hark_format_info *datadir_result_format(const char *name)
 {
     const struct hark_format_info *f;
@@ -177,11 +182,10 @@ static int n_results(void)
 /* Result file i's final and temporary paths for one claim. */
 static int result_paths(const char *data, const char *id, const char *tag, int i, char *final, char *tmp)
 {
-    const char *ext = hark_format_at(i)->ext;
-    char name[128];
-    snprintf(name, sizeof name, "." RESULT_PREFIX "%s.%.40s.tmp", ext, tag);
-    if (datadir_upload_path(data, id, name, tmp, DATADIR_PATH_MAX)) return HARK_EINVAL;
-    snprintf(name, sizeof name, RESULT_PREFIX "%s", ext);
+    char name[64], temp[128];
+    datadir_result_name(hark_format_at(i), name, sizeof name);
+    snprintf(temp, sizeof temp, ".%s.%.40s.tmp", name, tag);
+    if (datadir_upload_path(data, id, temp, tmp, DATADIR_PATH_MAX)) return HARK_EINVAL;
     return datadir_upload_path(data, id, name, final, DATADIR_PATH_MAX);
 }
 

@@ -67,6 +67,10 @@ int datadir_upload_path(const char *data, const char *id, const char *name, char
  * or -1 (errno set). */
 int datadir_upload_open(const char *data, const char *id, const char *name);
 
+/* The name in an upload's folder of the results in stored format f,
+ * results.<ext>, into out. */
+void datadir_result_name(const struct hark_format_info *f, char *out, size_t len);
+
 /* The stored format a file of an upload's folder holds when its name is
  * results.<ext>, else NULL. */
 const struct hark_format_info *datadir_result_format(const char *name);

@@ -6,6 +6,7 @@
  * Every test works in a folder of its own under the program's temporary
  * folder; what it expects on disk is what it put there itself.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -50,17 +51,16 @@ static int exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
-/* Files in a folder, "." and ".." left out. */
+/* Files in a folder, "." and ".." left out; -1 if it cannot be read. */
 static int count_files(const char *dir)
 {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", dir);
-    FILE *p = popen(cmd, "r");
-    int n = -1;
-    if (p) {
-        if (fscanf(p, "%d", &n) != 1) n = -1;
-        pclose(p);
-    }
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    if (!d) return -1;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
     return n;
 }
 
@@ -100,6 +100,10 @@ static void test_result_format(void)
     CHECK(datadir_result_format("results.text") == NULL); /* a name, not a file */
     CHECK(datadir_result_format("talk.json") == NULL);
     CHECK(datadir_result_format("results.") == NULL);
+    char name[32];
+    datadir_result_name(hark_format_of(HARK_FORMAT_VTT), name, sizeof name);
+    CHECK(!strcmp(name, "results.vtt"));
+    CHECK(datadir_result_format(name) == hark_format_of(HARK_FORMAT_VTT));
 }
 
 /* An upload moves from its temporary name into its folder, can be opened
