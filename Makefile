@@ -88,6 +88,9 @@ $(BUILD)/tests/unit_%: tests/unit/%.c $(TEST_HARNESS) $(SERVICE_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_EXTRA) $(TEST_HARNESS) $(SERVICE_LIB) $(LIB) $(TEST_LIBS) $(SERVICE_LIBS) $(LDLIBS)
 
+# The out-of-memory test fails the engine's allocations on purpose.
+$(BUILD)/tests/unit_test_nomem: UNIT_EXTRA := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign
+
 # The download test also links the command's downloader (src/cli/download.c).
 $(BUILD)/tests/unit_test_download: UNIT_EXTRA := $(BUILD)/src/cli/download.o
 $(BUILD)/tests/unit_test_download: $(BUILD)/src/cli/download.o

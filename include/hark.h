@@ -76,6 +76,11 @@ struct hark_hparams {
  * it has been freed. */
 hark_model *hark_model_load(const char *path, int *code, char *err, size_t errlen);
 
+/* Reads only a model file's header: its hyperparameters into *hp, checked
+ * as hark_model_load checks them, without loading the weights. Returns 0,
+ * or a HARK_E* code with a one-line reason in err. */
+int hark_model_peek(const char *path, struct hark_hparams *hp, char *err, size_t errlen);
+
 /* Frees a model; NULL is a no-op. */
 void hark_model_free(hark_model *model);
 

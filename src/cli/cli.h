@@ -57,7 +57,7 @@ int cli_default_model(const char *models, const char *model, char *out, size_t o
 void cli_process_name(char *out, size_t outlen);
 
 /* Blocks SIGINT and SIGTERM in the calling thread and every thread it
- * starts later, and ignores SIGPIPE; cli_wait_stop then waits for one and
+ * starts later, and ignores SIGPIPE and SIGXFSZ; cli_wait_stop then waits for one and
  * returns its name. */
 void cli_block_stop_signals(sigset_t *set);
 const char *cli_wait_stop(const sigset_t *set);

@@ -79,6 +79,9 @@ void cli_block_stop_signals(sigset_t *set)
     sigaddset(set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file that reaches the size limit (RLIMIT_FSIZE) fails its write
+     * with EFBIG, answered like a full disk, instead of ending the process. */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 const char *cli_wait_stop(const sigset_t *set)

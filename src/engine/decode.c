@@ -921,35 +921,35 @@ int decode_check(const struct hark_state *st, const float *pcm, size_t n_samples
                  const struct hark_options *opt, char *err, size_t errlen)
 {
     if (!st || (!pcm && n_samples > 0)) {
-        err_set(err, errlen, "hark_transcribe: missing state, output or audio");
+        err_set(err, errlen, "missing state, output or audio");
         return HARK_EINVAL;
     }
     if (opt->beam_size > STATE_MAX_SEQ || opt->best_of > STATE_MAX_SEQ) {
-        err_set(err, errlen, "hark_transcribe: beam_size and best_of must be at most 8");
+        err_set(err, errlen, "beam_size and best_of must be at most 8");
         return HARK_EINVAL;
     }
     if (!(opt->temperature >= 0.0f) || opt->temperature > 1.0f + 1e-6f) {
-        err_set(err, errlen, "hark_transcribe: temperature must be in [0, 1]");
+        err_set(err, errlen, "temperature must be in [0, 1]");
         return HARK_EINVAL;
     }
     if ((opt->task != HARK_TASK_TRANSCRIBE && opt->task != HARK_TASK_TRANSLATE) ||
         (opt->decoder != HARK_DECODER_OPENAI && opt->decoder != HARK_DECODER_WHISPER_CPP)) {
-        err_set(err, errlen, "hark_transcribe: unknown task or decoder profile");
+        err_set(err, errlen, "unknown task or decoder profile");
         return HARK_EINVAL;
     }
     int multilingual = st->model->hp.n_vocab >= 51865;
     if (opt->task == HARK_TASK_TRANSLATE && !multilingual) {
-        err_set(err, errlen, "hark_transcribe: translation needs a multilingual model; this one is English-only");
+        err_set(err, errlen, "translation needs a multilingual model; this one is English-only");
         return HARK_EINVAL;
     }
     if (opt->language && opt->language[0] && strcmp(opt->language, "auto") != 0) {
         int lang = hark_lang_index(opt->language);
         if (lang >= 0 && !multilingual && lang != 0) {
-            err_set(err, errlen, "hark_transcribe: language '%s' on an English-only model", opt->language);
+            err_set(err, errlen, "language '%s' on an English-only model", opt->language);
             return HARK_EINVAL;
         }
         if (lang < 0 || lang >= hark_lang_count(st->model)) {
-            err_set(err, errlen, "hark_transcribe: unknown language '%s'", opt->language);
+            err_set(err, errlen, "unknown language '%s'", opt->language);
             return HARK_EINVAL;
         }
     }
@@ -960,7 +960,7 @@ int decode_check(const struct hark_state *st, const float *pcm, size_t n_samples
     }
     for (size_t i = 0; i < n_samples; i++) {
         if (!isfinite(pcm[i])) {
-            err_set(err, errlen, "hark_transcribe: audio sample %zu is not a finite number", i);
+            err_set(err, errlen, "audio sample %zu is not a finite number", i);
             return HARK_EAUDIO;
         }
     }
@@ -1000,7 +1000,7 @@ static int setup_rules(struct dctx *c, struct hark_state *st, const struct hark_
     if (!c->wcpp) {
         n_ns = decode_nonspeech_ids(m, nonspeech, 256);
         if (n_ns < 0) {
-            err_set(err, errlen, "hark_transcribe: tokenizer failed on the non-speech symbols");
+            err_set(err, errlen, "tokenizer failed on the non-speech symbols");
             return n_ns;
         }
     }
@@ -1023,7 +1023,7 @@ static int setup_language(struct dctx *c, struct hark_result *r, char *err, size
         if (!opt->language || !strcmp(opt->language, "auto") || !opt->language[0]) {
             rc = detect_language(c, &lang, &lang_prob);
             if (rc) {
-                err_set(err, errlen, "hark_transcribe: language detection failed");
+                err_set(err, errlen, "language detection failed");
                 return rc;
             }
         } else {
@@ -1079,7 +1079,7 @@ static int add_initial_prompt(struct dctx *c, const char *prompt, char *err, siz
     if (k > 0) context_append(c, ids, k < (int)(len + 2) ? k : (int)(len + 2));
     free(txt);
     free(ids);
-    if (k < 0) err_set(err, errlen, "hark_transcribe: cannot tokenize the initial prompt");
+    if (k < 0) err_set(err, errlen, "cannot tokenize the initial prompt");
     return k < 0 ? k : 0;
 }
 
@@ -1097,9 +1097,9 @@ static int run_windows(struct dctx *c, struct hark_result *r, size_t n_samples, 
     }
     if (!rc && opt->progress && opt->progress(opt->progress_user, 1.0f)) rc = HARK_ECANCELED;
     if (rc == HARK_ECANCELED)
-        err_set(err, errlen, "hark_transcribe: canceled by the progress callback");
+        err_set(err, errlen, "canceled by the progress callback");
     else if (rc)
-        err_set(err, errlen, "hark_transcribe: decoding failed: %s", hark_strerror(rc));
+        err_set(err, errlen, "decoding failed: %s", hark_strerror(rc));
     return rc;
 }
 
@@ -1114,7 +1114,7 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     memset(&c, 0, sizeof(c));
     if (out) *out = NULL;
     if (!out) {
-        err_set(err, errlen, "hark_transcribe: missing state, output or audio");
+        err_set(err, errlen, "missing state, output or audio");
         return HARK_EINVAL;
     }
     if (opt_in) {
@@ -1131,7 +1131,7 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
     r = calloc(1, sizeof(*r));
     if (!r || decode_buf_reserve(st, &c, c.wcpp ? 0 : (size_t)c.n_mels * N_FRAMES)) {
         rc = HARK_ENOMEM;
-        err_set(err, errlen, "hark_transcribe: out of memory for decoding buffers");
+        err_set(err, errlen, "out of memory for decoding buffers");
         goto fail;
     }
     r->task = opt.task;
@@ -1139,7 +1139,7 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
 
     rc = mel_compute(pcm, n_samples, st->model->mel_filters, c.n_mels, st->n_threads, &c.mel, &c.n_frames);
     if (rc) {
-        err_set(err, errlen, "hark_transcribe: log-mel computation failed");
+        err_set(err, errlen, "log-mel computation failed");
         goto fail;
     }
     rc = setup_language(&c, r, err, errlen);

@@ -248,6 +248,81 @@ static int check_hparams(const struct hark_hparams *hp, int qntvr, const char *p
     return 0;
 }
 
+/* The magic and the hyperparameters at the start of a file. Returns 0, or
+ * HARK_EFORMAT with a reason in err. */
+static int read_header(struct cursor *c, const char *path, struct hark_hparams *hp, int *qntvr, char *err,
+                       size_t errlen)
+{
+    const uint8_t *p;
+    uint32_t magic;
+    int32_t hv[11];
+
+    if (cur_take(c, 4, &p)) {
+        cur_seterr(err, errlen, path, "file is %zu bytes: too short for a model", c->size);
+        return HARK_EFORMAT;
+    }
+    memcpy(&magic, p, 4);
+    if (magic != GGML_MAGIC) {
+        cur_seterr(err, errlen, path, "bad magic 0x%08x, expected 0x%08x (not a ggml Whisper model)",
+                   magic, GGML_MAGIC);
+        return HARK_EFORMAT;
+    }
+    for (int i = 0; i < 11; i++) {
+        if (cur_i32(c, &hv[i])) {
+            cur_seterr(err, errlen, path, "truncated hparams");
+            return HARK_EFORMAT;
+        }
+    }
+    hp->n_vocab = hv[0];
+    hp->n_audio_ctx = hv[1];
+    hp->n_audio_state = hv[2];
+    hp->n_audio_head = hv[3];
+    hp->n_audio_layer = hv[4];
+    hp->n_text_ctx = hv[5];
+    hp->n_text_state = hv[6];
+    hp->n_text_head = hv[7];
+    hp->n_text_layer = hv[8];
+    hp->n_mels = hv[9];
+    if (hv[10] < 0) {
+        cur_seterr(err, errlen, path, "hparams: negative ftype %d", hv[10]);
+        return HARK_EFORMAT;
+    }
+    *qntvr = hv[10] / 1000;
+    hp->ftype = hv[10] % 1000;
+    return check_hparams(hp, *qntvr, path, err, errlen);
+}
+
+int hark_model_peek(const char *path, struct hark_hparams *hp, char *err, size_t errlen)
+{
+    uint8_t head[48];
+    struct cursor c;
+    ssize_t got;
+    int fd, qntvr;
+
+    if (err && errlen) err[0] = 0;
+    if (!path || !hp) {
+        cur_seterr(err, errlen, "(null)", "no model path given");
+        return HARK_EINVAL;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        cur_seterr(err, errlen, path, "cannot open: %s", strerror(errno));
+        return errno == ENOENT ? HARK_ENOENT : HARK_EIO;
+    }
+    do got = pread(fd, head, sizeof head, 0);
+    while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        cur_seterr(err, errlen, path, "cannot read: %s", strerror(errno));
+        close(fd);
+        return HARK_EIO;
+    }
+    close(fd);
+    c.base = head;
+    c.size = (size_t)got;
+    c.pos = 0;
+    return read_header(&c, path, hp, &qntvr, err, errlen);
+}
+
 static float *copy_f32(const struct tensor *t)
 {
     int64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3], i;
@@ -510,8 +585,7 @@ hark_model *hark_model_load(const char *path, int *code, char *err, size_t errle
     struct cursor c;
     struct stat sb;
     int fd = -1, rc = HARK_EFORMAT, i;
-    uint32_t magic;
-    int32_t hv[11], n_mel, n_fft, n_tok;
+    int32_t n_mel, n_fft, n_tok;
     const uint8_t *p;
 
     if (err && errlen) err[0] = 0;
@@ -563,36 +637,7 @@ hark_model *hark_model_load(const char *path, int *code, char *err, size_t errle
     c.size = m->map_bytes;
     c.pos = 0;
 
-    if (cur_take(&c, 4, &p)) goto fail; /* cannot happen: size >= 4 was checked */
-    memcpy(&magic, p, 4);
-    if (magic != GGML_MAGIC) {
-        cur_seterr(err, errlen, path, "bad magic 0x%08x, expected 0x%08x (not a ggml Whisper model)",
-               magic, GGML_MAGIC);
-        goto fail;
-    }
-    for (i = 0; i < 11; i++) {
-        if (cur_i32(&c, &hv[i])) {
-            cur_seterr(err, errlen, path, "truncated hparams");
-            goto fail;
-        }
-    }
-    m->hp.n_vocab = hv[0];
-    m->hp.n_audio_ctx = hv[1];
-    m->hp.n_audio_state = hv[2];
-    m->hp.n_audio_head = hv[3];
-    m->hp.n_audio_layer = hv[4];
-    m->hp.n_text_ctx = hv[5];
-    m->hp.n_text_state = hv[6];
-    m->hp.n_text_head = hv[7];
-    m->hp.n_text_layer = hv[8];
-    m->hp.n_mels = hv[9];
-    if (hv[10] < 0) {
-        cur_seterr(err, errlen, path, "hparams: negative ftype %d", hv[10]);
-        goto fail;
-    }
-    m->qntvr = hv[10] / 1000;
-    m->hp.ftype = hv[10] % 1000;
-    if ((rc = check_hparams(&m->hp, m->qntvr, path, err, errlen))) goto fail;
+    if ((rc = read_header(&c, path, &m->hp, &m->qntvr, err, errlen))) goto fail;
     rc = HARK_EFORMAT;
 
     /* Mel filters: (n_mel, n_fft) float32. */

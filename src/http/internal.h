@@ -196,10 +196,15 @@ json_t *job_json(const struct store_job *j);
  * front, for a client who never saw the server's path. */
 const char *media_reason(const char *err, const char *path);
 
-/* Checks a model name against the models folder: 0, or -1 after queueing a
- * 400 (or 404 with openai set) that lists the models there. */
-int check_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq,
-                const char *name, int openai, enum MHD_Result *ret);
+/* The model a request runs: asked, the client's choice, which must be a
+ * plain name the models folder holds (as /v1/models lists it), or when
+ * asked is NULL or "", fallback (an upload's model or the server's default,
+ * which the operator may have given as a path). With translate set, or a
+ * language other than English, the model must be multilingual. Returns the
+ * model, or NULL after queueing the error (404 model_not_found, 400 for
+ * what the model cannot do). */
+const char *check_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq, const char *asked,
+                        const char *fallback, int translate, const char *language, enum MHD_Result *ret);
 
 /* Answers a failed store call: 404 for an unknown upload (rq->id), else 500
  * with the store's reason. */

@@ -135,8 +135,9 @@ enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, s
             goto out;
         }
     }
-    if (!model || !*model) model = u.model[0] ? u.model : srv->default_model;
-    if (check_model(srv, c, rq, model, 0, &ret) < 0) goto out;
+    model = check_model(srv, c, rq, model, u.model[0] ? u.model : srv->default_model, !strcmp(task, "translate"),
+                        language, &ret);
+    if (!model) goto out;
 
     rc = store_job_enqueue(srv->store, u.id, model, language, task, options, &job, &position);
     if (rc == HARK_EBUSY) {

@@ -249,8 +249,7 @@ enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c
         return http_send_error(c, rq, rx->status, rx->code, rx->param[0] ? rx->param : NULL, NULL,
                                "%s", rx->message);
     model = receive_field(rx, "model", 0);
-    if (!model || !*model || !strcmp(model, "whisper-1")) model = srv->default_model;
-    if (check_model(srv, c, rq, model, 1, &ret) < 0) return ret;
+    if (model && !strcmp(model, "whisper-1")) model = NULL;
 
     format = receive_field(rx, "response_format", 0);
     if (!format || !*format) format = "json";
@@ -293,6 +292,8 @@ enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c
         }
     }
     opt.task = translate ? HARK_TASK_TRANSLATE : HARK_TASK_TRANSCRIBE;
+    model = check_model(srv, c, rq, model, srv->default_model, translate, opt.language, &ret);
+    if (!model) return ret;
     struct hark_vad_params defaults;
     struct queue_options jo;
     queue_vad_defaults(srv->queue, NULL, &defaults);

@@ -30,7 +30,7 @@ void receive_fail(struct receive *rx, int status, const char *code, const char *
 {
     va_list ap;
     if (rx->status) return;
-    if (status < 0) http_failure(HTTP_OP_UPLOAD, status, 0, &status, &code);
+    if (status < 0) http_failure(HTTP_OP_UPLOAD, status, &status, &code);
     rx->status = status;
     snprintf(rx->code, sizeof rx->code, "%s", code ? code : "");
     snprintf(rx->param, sizeof rx->param, "%s", param ? param : "");

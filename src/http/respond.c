@@ -99,42 +99,45 @@ const char *http_query(struct MHD_Connection *c, const char *name, char *buf, si
 /* ------------------------------------------------------------ failures */
 
 /* A row answers code rc (or, with ANY, every code not listed before it) of
- * one kind of operation. On /v1 OpenAI's API answers a file it cannot read
- * with 400 invalid_file_format; elsewhere such a file is 415. */
+ * one kind of operation, with the same status and code on every route:
+ * what a client can fix is a 4xx, a 5xx is the server's own failure. */
 #define ANY 1
 static const struct failure {
     enum http_op op;
     int rc;
     int status;
     const char *code;
-    int v1_status;
-    const char *v1_code;
 } failures[] = {
-    {HTTP_OP_REQUEST, HARK_ERANGE, 413, "too_large", 413, "too_large"},
-    {HTTP_OP_REQUEST, ANY, 400, "invalid_request", 400, "invalid_request"},
-    {HTTP_OP_STORE, HARK_ENOENT, 404, "not_found", 404, "not_found"},
-    {HTTP_OP_STORE, HARK_EEXIST, 409, "duplicate", 409, "duplicate"},
-    {HTTP_OP_STORE, HARK_EBUSY, 409, "job_active", 409, "job_active"},
-    {HTTP_OP_STORE, HARK_ESTALE, 409, "not_active", 409, "not_active"},
-    {HTTP_OP_STORE, ANY, 500, "storage", 500, "storage"},
-    {HTTP_OP_UPLOAD, HARK_ERANGE, 413, "too_large", 413, "too_large"},
-    {HTTP_OP_UPLOAD, HARK_EIO, 507, "storage", 507, "storage"},
-    {HTTP_OP_UPLOAD, ANY, 500, "storage", 500, "storage"},
-    {HTTP_OP_MEDIA, HARK_EAUDIO, 415, "unsupported_media", 400, "invalid_file_format"},
-    {HTTP_OP_MEDIA, HARK_EFORMAT, 415, "unsupported_media", 400, "invalid_file_format"},
-    {HTTP_OP_MEDIA, ANY, 500, "media", 500, "media"},
-    {HTTP_OP_TRANSCRIBE, HARK_ENOENT, 404, "model_not_found", 404, "model_not_found"},
-    {HTTP_OP_TRANSCRIBE, HARK_ENOTSUP, 503, "unavailable", 503, "unavailable"},
-    {HTTP_OP_TRANSCRIBE, ANY, 500, "transcription_failed", 500, "transcription_failed"},
+    {HTTP_OP_REQUEST, HARK_ERANGE, 413, "too_large"},
+    {HTTP_OP_REQUEST, ANY, 400, "invalid_request"},
+    {HTTP_OP_STORE, HARK_ENOENT, 404, "not_found"},
+    {HTTP_OP_STORE, HARK_EEXIST, 409, "duplicate"},
+    {HTTP_OP_STORE, HARK_EBUSY, 409, "job_active"},
+    {HTTP_OP_STORE, HARK_ESTALE, 409, "not_active"},
+    {HTTP_OP_STORE, ANY, 500, "storage"},
+    {HTTP_OP_UPLOAD, HARK_ERANGE, 413, "too_large"},
+    {HTTP_OP_UPLOAD, HARK_EIO, 507, "storage"},
+    {HTTP_OP_UPLOAD, ANY, 500, "storage"},
+    {HTTP_OP_MEDIA, HARK_EAUDIO, 415, "unsupported_media"},
+    {HTTP_OP_MEDIA, HARK_EFORMAT, 415, "unsupported_media"},
+    {HTTP_OP_MEDIA, ANY, 500, "media"},
+    {HTTP_OP_MODEL, HARK_ENOENT, 404, "model_not_found"},
+    {HTTP_OP_MODEL, HARK_EINVAL, 400, "invalid_request"},
+    {HTTP_OP_MODEL, ANY, 500, "model_unusable"},
+    {HTTP_OP_TRANSCRIBE, HARK_ENOENT, 404, "model_not_found"},
+    {HTTP_OP_TRANSCRIBE, HARK_EINVAL, 400, "invalid_request"},
+    {HTTP_OP_TRANSCRIBE, HARK_ENOTSUP, 503, "unavailable"},
+    {HTTP_OP_TRANSCRIBE, HARK_ECANCELED, 503, "unavailable"},
+    {HTTP_OP_TRANSCRIBE, ANY, 500, "transcription_failed"},
 };
 
-void http_failure(enum http_op op, int rc, int v1, int *status, const char **code)
+void http_failure(enum http_op op, int rc, int *status, const char **code)
 {
     for (size_t i = 0; i < sizeof failures / sizeof failures[0]; i++) {
         const struct failure *f = &failures[i];
         if (f->op != op || (f->rc != rc && f->rc != ANY)) continue;
-        *status = v1 ? f->v1_status : f->status;
-        *code = v1 ? f->v1_code : f->code;
+        *status = f->status;
+        *code = f->code;
         return;
     }
     *status = 500;
@@ -151,6 +154,6 @@ enum MHD_Result http_send_failure(struct MHD_Connection *c, struct request *rq, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    http_failure(op, rc, rq->route >= ROUTE_V1_MODELS && rq->route <= ROUTE_V1_SPEECH, &status, &code);
+    http_failure(op, rc, &status, &code);
     return http_send_response(c, rq, status, http_error_response(status, code, param, extra, msg));
 }

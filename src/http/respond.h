@@ -43,13 +43,13 @@ enum MHD_Result http_send_response(struct MHD_Connection *c, struct request *rq,
 const char *http_query(struct MHD_Connection *c, const char *name, char *buf, size_t len);
 
 /* What failed, for the table of statuses: the request itself, a store call,
- * writing an upload as it arrives, reading the client's media, a
- * transcription. */
-enum http_op { HTTP_OP_REQUEST, HTTP_OP_STORE, HTTP_OP_UPLOAD, HTTP_OP_MEDIA, HTTP_OP_TRANSCRIBE };
+ * writing an upload as it arrives, reading the client's media, choosing the
+ * model a request names, a transcription. */
+enum http_op { HTTP_OP_REQUEST, HTTP_OP_STORE, HTTP_OP_UPLOAD, HTTP_OP_MEDIA, HTTP_OP_MODEL, HTTP_OP_TRANSCRIBE };
 
-/* The status and error code answering code rc of operation op, on /v1
- * (v1 set) or on the service's own routes. */
-void http_failure(enum http_op op, int rc, int v1, int *status, const char **code);
+/* The status and error code answering code rc of operation op: the same on
+ * every route, /v1 included. */
+void http_failure(enum http_op op, int rc, int *status, const char **code);
 
 /* Queues the error http_failure chooses for rc, with a message. */
 enum MHD_Result http_send_failure(struct MHD_Connection *c, struct request *rq, enum http_op op, int rc,

@@ -112,32 +112,91 @@ json_t *job_json(const struct store_job *j)
                      "word_timestamps", words);
 }
 
-int check_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq,
-                const char *name, int openai, enum MHD_Result *ret)
+/* The models folder's names, "a, b, c", into list. */
+static void model_names(const char *dir, char *list, size_t len)
 {
-    char path[PATH_MAX], list[1024];
     char **names = NULL;
-    int n = 0, i;
+    int n = 0;
     size_t off = 0;
-    if (name && *name && models_resolve(srv->models_dir, name, path, sizeof path) == 0) return 0;
-    models_list(srv->models_dir, &names, &n);
+    models_list(dir, &names, &n);
     list[0] = 0;
-    for (i = 0; i < n && off + 1 < sizeof list; i++)
-        off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", i ? ", " : "", names[i]);
+    for (int i = 0; i < n && off + 1 < len; i++)
+        off += (size_t)snprintf(list + off, len - off, "%s%s", i ? ", " : "", names[i]);
     models_list_free(names, n);
-    if (!name || !*name)
-        *ret = http_send_error(c, rq, openai ? 404 : 400, "model_not_found", "model", NULL,
-                               "no model given and no default model: the models folder %s "
-                               "holds no ggml-*.bin files",
-                               srv->models_dir);
-    else if (n)
-        *ret = http_send_error(c, rq, openai ? 404 : 400, "model_not_found", "model", NULL,
-                               "unknown model \"%s\"; available: %s", name, list);
+}
+
+/* The last component of a model's name or path, for a message. */
+static const char *model_label(const char *model)
+{
+    const char *slash = strrchr(model, '/');
+    return slash ? slash + 1 : model;
+}
+
+/* Whether the model in path can do the task in the language: 0, or a
+ * HARK_E* code with a reason for the client in err. */
+static int model_can(const char *path, const char *model, int translate, const char *language, char *err,
+                     size_t errlen)
+{
+    struct hark_hparams hp;
+    char why[512];
+    int lang = language && *language && strcmp(language, "auto") ? hark_lang_index(language) : -1;
+    if (!translate && lang <= 0) return 0;
+    int rc = hark_model_peek(path, &hp, why, sizeof why);
+    if (rc == HARK_ENOENT) {
+        snprintf(err, errlen, "model \"%s\" is no longer in the models folder", model_label(model));
+        return rc;
+    }
+    if (rc) {
+        snprintf(err, errlen, "model \"%s\" cannot be read as a Whisper model", model_label(model));
+        return rc;
+    }
+    if (hp.n_vocab >= 51865) return 0;
+    if (translate)
+        snprintf(err, errlen, "model \"%s\" is English-only and cannot translate: choose a multilingual model",
+                 model_label(model));
     else
-        *ret = http_send_error(c, rq, openai ? 404 : 400, "model_not_found", "model", NULL,
-                               "unknown model \"%s\": the models folder %s holds no models", name,
-                               srv->models_dir);
-    return -1;
+        snprintf(err, errlen, "model \"%s\" is English-only and cannot transcribe \"%s\": choose a "
+                 "multilingual model, or language \"en\"", model_label(model), language);
+    return HARK_EINVAL;
+}
+
+const char *check_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq, const char *asked,
+                        const char *fallback, int translate, const char *language, enum MHD_Result *ret)
+{
+    char path[PATH_MAX], list[1024], err[1200];
+    const char *model = asked && *asked ? asked : fallback;
+    int rc;
+
+    if (!model || !*model) {
+        *ret = http_send_failure(c, rq, HTTP_OP_MODEL, HARK_ENOENT, "model", NULL,
+                                 "no model given, and the server has no default model: its models folder "
+                                 "holds no models");
+        return NULL;
+    }
+    rc = model == asked ? models_find(srv->models_dir, model, path, sizeof path)
+                        : models_resolve(srv->models_dir, model, path, sizeof path);
+    if (rc < 0) {
+        model_names(srv->models_dir, list, sizeof list);
+        if (model != asked)
+            *ret = http_send_failure(c, rq, HTTP_OP_MODEL, rc, "model", NULL,
+                                     "the model \"%s\" is no longer available; available: %s",
+                                     model_label(model), *list ? list : "none");
+        else if (*list)
+            *ret = http_send_failure(c, rq, HTTP_OP_MODEL, rc, "model", NULL,
+                                     "unknown model \"%s\"; available: %s", model, list);
+        else
+            *ret = http_send_failure(c, rq, HTTP_OP_MODEL, rc, "model", NULL,
+                                     "unknown model \"%s\": the server's models folder holds no models", model);
+        return NULL;
+    }
+    rc = model_can(path, model, translate, language, err, sizeof err);
+    if (rc < 0) {
+        *ret = http_send_failure(c, rq, HTTP_OP_MODEL, rc, rc == HARK_EINVAL ? (translate ? "task" : "language")
+                                                                            : "model",
+                                 NULL, "%s", err);
+        return NULL;
+    }
+    return model;
 }
 
 enum MHD_Result store_failure(struct http_server *srv, struct MHD_Connection *c,

@@ -251,7 +251,7 @@ static enum MHD_Result refuse(struct MHD_Connection *c, struct request *rq, int 
                               const char *code, const char *param, const char *fmt, ...)
 {
     va_list ap;
-    if (status < 0) http_failure(HTTP_OP_REQUEST, status, 0, &status, &code);
+    if (status < 0) http_failure(HTTP_OP_REQUEST, status, &status, &code);
     rq->refuse_status = status;
     snprintf(rq->refuse_code, sizeof rq->refuse_code, "%s", code);
     snprintf(rq->refuse_param, sizeof rq->refuse_param, "%s", param ? param : "");

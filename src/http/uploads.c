@@ -37,8 +37,12 @@ enum MHD_Result route_upload(struct http_server *srv, struct MHD_Connection *c, 
         return http_send_error(c, rq, rx->status, rx->code, rx->param[0] ? rx->param : NULL, NULL,
                                "%s", rx->message);
     model = receive_field(rx, "model", 0);
-    if (!model || !*model) model = srv->default_model;
-    if (*model && check_model(srv, c, rq, model, 0, &ret) < 0) return ret;
+    if ((model && *model) || srv->default_model[0]) {
+        model = check_model(srv, c, rq, model, srv->default_model, 0, NULL, &ret);
+        if (!model) return ret;
+    } else {
+        model = "";
+    }
 
     rc = media_probe(rx->tmp_path, &info, err, sizeof err);
     if (rc == HARK_EAUDIO || rc == HARK_EFORMAT)

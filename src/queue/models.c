@@ -3,12 +3,13 @@
  * by its file name without whisper.cpp's "ggml-" prefix and the ".bin"
  * suffix, so "ggml-base.en.bin" and "base.en.bin" are both "base.en".
  *
- * Names come from HTTP requests, so resolving one is strict: a name never
- * leaves the folder (no '/', no "..", no hidden file), and the only way to
- * name a file elsewhere is a path containing '/', which must still be a
- * regular .bin file and contain no "..". Everything refused is HARK_ENOENT,
- * the same answer as a model that does not exist, so a caller cannot probe
- * the file system through the difference.
+ * Names come from HTTP requests, so finding one is strict: a name never
+ * leaves the folder (no '/', no "..", no hidden file). Only the operator
+ * (the command line, the server's default model) may also give a path
+ * containing '/', which must still be a regular .bin file and contain no
+ * "..". Everything refused is HARK_ENOENT, the same answer as a model that
+ * does not exist, so a caller cannot probe the file system through the
+ * difference.
  *
  * Speech-detection models (Silero VAD, "ggml-silero-v6.2.0.bin") live in
  * the same folder but are not Whisper models: they are never listed or
@@ -116,22 +117,14 @@ fail:
     return rc;
 }
 
-int models_resolve(const char *dir, const char *name, char *path, size_t pathlen)
+int models_find(const char *dir, const char *name, char *path, size_t pathlen)
 {
     if (!name || !*name || !path || pathlen == 0) return HARK_ENOENT;
     path[0] = 0;
-    if (strstr(name, "..")) return HARK_ENOENT;
+    if (!dir || !*dir || name[0] == '.' || strchr(name, '/') || strstr(name, "..") || models_is_vad(name))
+        return HARK_ENOENT;
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
         if (*p < 0x20 || *p == 0x7f) return HARK_ENOENT;
-
-    if (strchr(name, '/')) {
-        if (!ends_with(name, SUFFIX) || !is_regular_file(name)) return HARK_ENOENT;
-        if (strlen(name) >= pathlen) return HARK_ENOENT;
-        memcpy(path, name, strlen(name) + 1);
-        return 0;
-    }
-
-    if (!dir || !*dir || name[0] == '.' || models_is_vad(name)) return HARK_ENOENT;
     static const char *const forms[] = {"%s/" PREFIX "%s" SUFFIX, "%s/%s" SUFFIX};
     for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
         int len = snprintf(path, pathlen, forms[i], dir, name);
@@ -140,6 +133,19 @@ int models_resolve(const char *dir, const char *name, char *path, size_t pathlen
     }
     path[0] = 0;
     return HARK_ENOENT;
+}
+
+int models_resolve(const char *dir, const char *name, char *path, size_t pathlen)
+{
+    if (!name || !strchr(name, '/')) return models_find(dir, name, path, pathlen);
+    if (!path || pathlen == 0) return HARK_ENOENT;
+    path[0] = 0;
+    if (strstr(name, "..") || !ends_with(name, SUFFIX) || !is_regular_file(name)) return HARK_ENOENT;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) return HARK_ENOENT;
+    if (strlen(name) >= pathlen) return HARK_ENOENT;
+    memcpy(path, name, strlen(name) + 1);
+    return 0;
 }
 
 int models_find_vad(const char *dir, char *path, size_t pathlen)

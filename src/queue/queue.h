@@ -35,10 +35,13 @@ struct store;
 int models_list(const char *dir, char ***names, int *n);
 void models_list_free(char **names, int n);
 
-/* The file of a model: name is a name from models_list, or a path to a
- * .bin file (containing '/'). Fills path (PATH_MAX bytes) and returns 0, or
- * HARK_ENOENT if there is no such model. Names with "..", or a path that is
- * not a regular file, are HARK_ENOENT too. */
+/* The file of a model a client names: a name from models_list, never a
+ * path. Fills path (PATH_MAX bytes) and returns 0, or HARK_ENOENT if the
+ * folder holds no such model (names with '/' or ".." included). */
+int models_find(const char *dir, const char *name, char *path, size_t pathlen);
+
+/* The file of a model the operator names: as models_find, or a path to a
+ * .bin file (containing '/', no ".."), which must be a regular file. */
 int models_resolve(const char *dir, const char *name, char *path, size_t pathlen);
 
 /* 1 if a model name or file name ("silero-v6.2.0", "ggml-silero-v5.1.2.bin")

@@ -477,7 +477,10 @@ test_upload_unknown_model() {
     before=$(entries "$A_DATA")
     head -c 120000 "$WAV" >"$API_TMP/m.wav"
     upload "$API_TMP/m.wav" -F model=no-such-model
-    want 400 && [ "$(entries "$A_DATA")" = "$before" ] || { say "files left behind"; return 1; }
+    want 404 model_not_found && [ "$(entries "$A_DATA")" = "$before" ] || { say "files left behind"; return 1; }
+    # A path to a real model file is not a model name.
+    upload "$API_TMP/m.wav" -F "model=$MODELS/$MODEL.bin"
+    want 404 model_not_found && [ "$(entries "$A_DATA")" = "$before" ] || { say "files left behind"; return 1; }
 }
 
 model_req() { call POST /model -H 'Content-Type: application/json' -d "$1"; }
@@ -504,8 +507,36 @@ test_model_unknown_id() {
 
 test_model_unknown_model() {
     model_req "{\"id\":\"$MP4_ID\",\"model\":\"no-such-model\"}"
-    want 400 || return 1
-    jqb '(.error.message | contains("rt-mini.en-f16")) and (.error.message | contains("rt-tiny.en-f16"))'
+    want 404 model_not_found || return 1
+    jqb '(.error.message | contains("rt-mini.en-f16")) and (.error.message | contains("rt-tiny.en-f16"))' || return 1
+    # Only names the models folder lists: no path, however it is spelled.
+    local m
+    for m in "$MODELS/$MODEL.bin" "$MODELS/ggml-$MODEL.bin" "../$(basename "$MODELS")/$MODEL" "./$MODEL" \
+        "$MODEL/" ".$MODEL"; do
+        model_req "$(jq -nc --arg id "$MP4_ID" --arg m "$m" '{id: $id, model: $m}')"
+        want 404 model_not_found || return 1
+        jqb '.error.param == "model"' || return 1
+    done
+}
+
+# What a model cannot do is the client's to fix: a 400 naming the field,
+# in words, never a 5xx or an internal name.
+test_model_cannot() {
+    model_req "{\"id\":\"$MP4_ID\",\"model\":\"rt-mini.en-f16\",\"task\":\"translate\"}"
+    want 400 invalid_request || return 1
+    jqb '.error.param == "task" and (.error.message | test("English-only")) and
+        (.error.message | test("hark_") | not)' || return 1
+    model_req "{\"id\":\"$MP4_ID\",\"model\":\"rt-mini.en-f16\",\"language\":\"de\"}"
+    want 400 invalid_request || return 1
+    jqb '.error.param == "language"' || return 1
+    head -c 64000 "$WAV" >"$API_TMP/v1.wav"
+    call POST /v1/audio/translations -F "file=@$API_TMP/v1.wav" -F model=rt-mini.en-f16
+    want 400 invalid_request || return 1
+    jqb '.error.param == "task" and (.error.message | test("hark_") | not)' || return 1
+    call POST /v1/audio/transcriptions -F "file=@$API_TMP/v1.wav" -F model=rt-mini.en-f16 -F language=fr
+    want 400 invalid_request || return 1
+    call POST /v1/audio/transcriptions -F "file=@$API_TMP/v1.wav" -F "model=$MODELS/rt-mini-f16.bin"
+    want 404 model_not_found
 }
 
 test_model_bad_task() {
@@ -1022,6 +1053,7 @@ t upload_unknown_model test_upload_unknown_model
 t model_bad_json test_model_bad_json
 t model_unknown_id test_model_unknown_id
 t model_unknown_model test_model_unknown_model
+t model_cannot test_model_cannot
 t model_bad_task test_model_bad_task
 t model_bad_path test_model_bad_path
 t not_found_ids test_not_found_ids

@@ -160,7 +160,7 @@ test_v_speech_timestamps() {
     call POST /v1/audio/speech-timestamps -F "file=@$AUDIO/jfk.wav" -F threshold=7
     want 400 invalid_value && jqb '.error.param == "threshold"' || return 1
     call POST /v1/audio/speech-timestamps -F "file=@$HERE/test_vad.sh"
-    want 400 invalid_file_format || return 1
+    want 415 unsupported_media || return 1
     call GET /v1/audio/speech-timestamps
     want 405
 }

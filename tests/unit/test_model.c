@@ -243,6 +243,12 @@ static void test_shared_models(void)
         CHECKF(hark_model_n_tensors(m) == 5 + 15 * h->n_audio_layer + 2 + 2 + 24 * h->n_text_layer + 2,
                "%s: %d tensors", file, hark_model_n_tensors(m));
         CHECK(hark_model_is_multilingual(m) == (h->n_vocab >= 51865));
+        {
+            /* The header alone gives the same hyperparameters. */
+            struct hark_hparams peek;
+            CHECKF(hark_model_peek(t_shared("models", file), &peek, err, sizeof err) == 0, "%s: %s", file, err);
+            CHECKF(!memcmp(&peek, h, sizeof peek), "%s: peeked hparams differ", file);
+        }
         CHECK(m->n_vocab_stored == json_integer_value(json_object_get(e, "n_vocab_stored")));
         {
             struct hark_tensor_info ti;
@@ -421,6 +427,43 @@ static size_t find(const struct buf *b, const char *s)
 
 static void patch_i32(struct buf *b, size_t off, int32_t v) { memcpy(b->p + off, &v, 4); }
 
+/* hark_model_peek on a header cut at every byte, a wrong magic, a bad
+ * field and a missing file: a code and a one-line reason, never success. */
+static void test_peek_refusals(void)
+{
+    struct buf b = {0};
+    struct spec s = small_f16;
+    struct hark_hparams hp;
+    char err[512];
+    const char *path = tmp_path("peek.bin");
+    write_model(&b, &s);
+    for (size_t cut = 0; cut < 48; cut++) {
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(b.p, 1, cut, f) == cut);
+        if (f) fclose(f);
+        err[0] = 0;
+        int rc = hark_model_peek(path, &hp, err, sizeof err);
+        CHECKF(rc == HARK_EFORMAT && err[0] && !strchr(err, '\n'), "cut at %zu: %d '%s'", cut, rc, err);
+    }
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(b.p, 1, b.n, f) == b.n);
+    if (f) fclose(f);
+    CHECK(hark_model_peek(path, &hp, err, sizeof err) == 0 && hp.n_vocab == s.n_vocab);
+    patch_i32(&b, 4, 1234); /* n_vocab */
+    f = fopen(path, "wb");
+    CHECK(f && fwrite(b.p, 1, b.n, f) == b.n);
+    if (f) fclose(f);
+    CHECK(hark_model_peek(path, &hp, err, sizeof err) == HARK_EFORMAT && strstr(err, "n_vocab"));
+    patch_i32(&b, 0, 0x12345678);
+    f = fopen(path, "wb");
+    CHECK(f && fwrite(b.p, 1, b.n, f) == b.n);
+    if (f) fclose(f);
+    CHECK(hark_model_peek(path, &hp, err, sizeof err) == HARK_EFORMAT && strstr(err, "magic"));
+    unlink(path);
+    CHECK(hark_model_peek(path, &hp, err, sizeof err) == HARK_ENOENT && err[0]);
+    free(b.p);
+}
+
 static void test_corruptions(void)
 {
     struct buf b = {0};
@@ -579,6 +622,7 @@ int main(int argc, char **argv)
     t_run("model_shared_models", test_shared_models);
     t_run("model_small_every_type", test_small_model_loads);
     t_run("model_every_truncation", test_truncations);
+    t_run("model_peek_refusals", test_peek_refusals);
     t_run("model_corruptions", test_corruptions);
     return t_summary();
 }

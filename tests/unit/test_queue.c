@@ -338,6 +338,17 @@ static void test_models(void)
     CHECK(models_resolve(dir, want, path, sizeof path) == HARK_ENOENT);
     /* Too small a buffer is no model rather than a cut path. */
     CHECK(models_resolve(dir, "base.en", path, 8) == HARK_ENOENT);
+
+    /* A client's name: the folder's names only, never a path. */
+    CHECK(models_find(dir, "base.en", path, sizeof path) == 0);
+    snprintf(want, sizeof want, "%s/ggml-base.en.bin", dir);
+    CHECKF(strcmp(path, want) == 0, "%s", path);
+    snprintf(want, sizeof want, "%s/a-model.bin", dir);
+    CHECK(models_find(dir, want, path, sizeof path) == HARK_ENOENT && path[0] == 0);
+    CHECK(models_find(NULL, want, path, sizeof path) == HARK_ENOENT);
+    CHECK(models_find(dir, "a-model/", path, sizeof path) == HARK_ENOENT);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECKF(models_find(dir, bad[i], path, sizeof path) == HARK_ENOENT, "'%s'", bad[i]);
 }
 
 /* -------------------------------------------------------------------- jobs */

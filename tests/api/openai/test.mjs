@@ -149,7 +149,15 @@ await check('openai_error_not_media', async () => {
   const bad = path.join(tmp, 'openai-notes.txt');
   fs.writeFileSync(bad, 'this is a plain text file, not audio\n'.repeat(50));
   await expectError(client.audio.transcriptions.create({ file: fs.createReadStream(bad), model: 'whisper-1' }),
-    400, { type: 'invalid_request_error', param: 'file' });
+    415, { type: 'invalid_request_error', param: 'file', code: 'unsupported_media' });
+});
+
+await check('openai_error_translate_english_only', async () => {
+  const err = await expectError(
+    client.audio.translations.create({ file: fs.createReadStream(mp3), model: 'rt-mini.en-f16' }),
+    400, { type: 'invalid_request_error', param: 'task', code: 'invalid_request' });
+  assert(err instanceof OpenAI.BadRequestError, `not a BadRequestError: ${err.constructor.name}`);
+  assert(/English-only/.test(err.message) && !/hark_/.test(err.message), `message: ${err.message}`);
 });
 
 await check('openai_error_unknown_model', async () => {
