@@ -293,8 +293,7 @@ int store_key_hash(const char *key, char *hex)
     return 0;
 }
 
-/* Whether name is 1 to 63 bytes of [A-Za-z0-9._-]. */
-static int key_name_ok(const char *name)
+int store_key_name_ok(const char *name)
 {
     size_t n = name ? strlen(name) : 0;
     if (n == 0 || n >= sizeof(((struct store_key *)0)->name)) return 0;
@@ -317,7 +316,7 @@ static int key_hash_ok(const char *hash)
 int store_key_add(struct store *s, const char *name, const char *hash, int admin)
 {
     NEED_HANDLE(s, "store_key_add");
-    if (!key_name_ok(name))
+    if (!store_key_name_ok(name))
         return bad_args("store_key_add", "a key's name is 1 to 63 letters, digits, '.', '_' or '-'");
     if (!key_hash_ok(hash)) return bad_args("store_key_add", "a key's hash is 64 lower-case hex digits");
     return s->ops->key_add(s, name, hash, admin ? 1 : 0);

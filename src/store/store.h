@@ -259,6 +259,10 @@ int store_stats(struct store *s, struct store_stats *out);
  * keeps and looks keys up by. Thread-safe. 0, or HARK_ENOMEM. */
 int store_key_hash(const char *key, char *hex);
 
+/* Whether name is a key's name store_key_add accepts: 1 to 63 bytes of
+ * [A-Za-z0-9._-]. */
+int store_key_name_ok(const char *name);
+
 /* Adds a key: name (1 to 63 bytes of [A-Za-z0-9._-]), the hash of the key
  * (store_key_hash), admin 0 or 1, created now. HARK_EEXIST when the name is
  * taken, by a valid or a revoked key (names are never reused, so that
