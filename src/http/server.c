@@ -178,10 +178,10 @@ static int method_allowed(enum route r, const char *m)
  * with the owner ""; a key of the store (hark keys add) is its name's, an
  * admin when it was added as one. With no key at all (no --api-key and no
  * key ever added to the store, revoked ones included) the service is open
- * and every request is the one anonymous admin, as before keys existed.
- * Otherwise a request without a key, or with an unknown or revoked one, is
- * refused. Returns 0, 1 when refused, or a negative HARK_E* code when the
- * store cannot say. */
+ * and every request, whatever it sends, is the one anonymous admin, as
+ * before keys existed. Otherwise a request without a key, or with an
+ * unknown or revoked one, is refused. Returns 0, 1 when refused, or a
+ * negative HARK_E* code when the store cannot say. */
 static int identify(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
 {
     const char *h;
@@ -195,32 +195,33 @@ static int identify(struct http_server *srv, struct MHD_Connection *c, struct re
     rq->admin = 0;
     rq->keyed = 0;
     h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7)) {
-        if (klen) return 1;
-        rc = store_key_count(srv->store, &n_keys);
-        if (rc < 0) return rc;
-        if (n_keys > 0) return 1;
-        rq->admin = 1;
-        return 0;
+    if (h && !strncasecmp(h, "Bearer ", 7)) {
+        h += 7;
+        while (*h == ' ') h++;
+        hlen = strlen(h);
+        while (hlen && (h[hlen - 1] == ' ' || h[hlen - 1] == '\t')) hlen--;
+        if (klen && hlen == klen && CRYPTO_memcmp(h, srv->api_key, klen) == 0) {
+            rq->admin = rq->keyed = 1;
+            return 0;
+        }
+        if (hlen > 0 && hlen < sizeof key) {
+            memcpy(key, h, hlen);
+            key[hlen] = 0;
+            if ((rc = store_key_hash(key, hash)) < 0) return rc;
+            rc = store_key_find(srv->store, hash, &k);
+            if (rc == 0) {
+                snprintf(rq->owner, sizeof rq->owner, "%s", k.name);
+                rq->admin = k.admin;
+                rq->keyed = 1;
+                return 0;
+            }
+            if (rc != HARK_ENOENT) return rc;
+        }
     }
-    h += 7;
-    while (*h == ' ') h++;
-    hlen = strlen(h);
-    while (hlen && (h[hlen - 1] == ' ' || h[hlen - 1] == '\t')) hlen--;
-    if (klen && hlen == klen && CRYPTO_memcmp(h, srv->api_key, klen) == 0) {
-        rq->admin = rq->keyed = 1;
-        return 0;
-    }
-    if (hlen == 0 || hlen >= sizeof key) return 1;
-    memcpy(key, h, hlen);
-    key[hlen] = 0;
-    if ((rc = store_key_hash(key, hash)) < 0) return rc;
-    rc = store_key_find(srv->store, hash, &k);
-    if (rc == HARK_ENOENT) return 1;
-    if (rc < 0) return rc;
-    snprintf(rq->owner, sizeof rq->owner, "%s", k.name);
-    rq->admin = k.admin;
-    rq->keyed = 1;
+    if (klen) return 1;
+    if ((rc = store_key_count(srv->store, &n_keys)) < 0) return rc;
+    if (n_keys > 0) return 1;
+    rq->admin = 1;
     return 0;
 }
 
