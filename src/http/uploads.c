@@ -6,11 +6,11 @@
  * FFmpeg, then moved into a folder of its own (named by its new id, so two
  * owners' copies of the same file never share one) and only then recorded;
  * a duplicate (the store refuses a second row with the same SHA-256 for
- * one owner) is removed again. An upload belongs to the key that sent it:
+ * one owner) is removed again. Deleting removes the row first and the
+ * files after. The data folder's start-up sweep clears what a crash leaves
+ * between the two (datadir.h). An upload belongs to the key that sent it:
  * a key lists, reads and deletes only its own, an admin key every owner's,
- * and another owner's upload is answered as an unknown id is. Deleting removes the row first and the files after. The
- * data folder's start-up sweep clears what a crash leaves between the two
- * (datadir.h).
+ * and another owner's upload is answered as an unknown id is.
  */
 #include <errno.h>
 #include <stdio.h>
