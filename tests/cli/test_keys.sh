@@ -10,7 +10,7 @@
 # and revoke on a data folder that does not exist (exit 1, nothing made).
 #
 # Run from the repository root; $HARK_BIN is the binary (default
-# build/hark). Uses sqlite3's library through the binary only, and sha256sum.
+# build/hark); uses sha256sum.
 # Prints "PASS name" / "FAIL name" per test and ends with "N passed, N failed".
 set -u
 
