@@ -207,4 +207,7 @@ export const models = () => request('/v1/models', { what: 'Loading the models' }
 
 export const health = () => request('/health', { what: 'Checking the server' });
 
+// whoami(): the key's name and rights ({ name, admin, keyed }).
+export const whoami = () => request('/whoami', { what: 'Checking the API key' });
+
 export const results = (id) => request(`/results/${encodeURIComponent(id)}`, { what: 'Loading the transcript' });

@@ -1,9 +1,10 @@
-// history.js: the table of every upload. The whole history is fetched
-// from GET /uploads page by page (1000 entries a request), then filtered
-// by name, sorted and cut into pages here, so the filter and the sort
-// cover every entry and not just one server page. Entries with an active
-// job are watched and their rows follow the job. Delete asks first in a
-// <dialog>.
+// history.js: the table of every upload the API key may see (its own, or
+// every owner's for an admin key; a line above the table says which). The
+// whole history is fetched from GET /uploads page by page (1000 entries a
+// request), then filtered by name, sorted and cut into pages here, so the
+// filter and the sort cover every entry and not just one server page.
+// Entries with an active job are watched and their rows follow the job.
+// Delete asks first in a <dialog>.
 
 import * as api from './api.js';
 import { el, bytes, clock, date, seconds, status } from './format.js';
@@ -119,6 +120,26 @@ async function remove(m) {
   document.getElementById('history-filter').focus();
 }
 
+// Says whose history this is, from GET /whoami: the key's name, or every
+// owner's for an admin key. A server without keys has one user, and
+// nothing is said.
+async function showOwner() {
+  const line = document.getElementById('history-owner');
+  try {
+    const me = await api.whoami();
+    if (!me.keyed) {
+      line.hidden = true;
+      return;
+    }
+    if (!me.admin) line.textContent = `The uploads of “${me.name}”.`;
+    else if (me.name) line.textContent = `Every user’s uploads (admin key “${me.name}”).`;
+    else line.textContent = 'Every user’s uploads (the server’s own key).';
+    line.hidden = false;
+  } catch {
+    line.hidden = true;
+  }
+}
+
 async function load() {
   const message = document.getElementById('history-message');
   try {
@@ -126,6 +147,7 @@ async function load() {
     view.loaded = true;
     for (const m of view.all) watch(m);
     render();
+    showOwner();
   } catch (e) {
     message.hidden = false;
     message.textContent = `The history could not be loaded. ${e.message}`;

@@ -189,4 +189,8 @@ void cli_worker_help(FILE *out);
 int cli_models(int argc, char **argv);
 void cli_models_help(FILE *out);
 
+/* `hark keys ...` (keys.c). */
+int cli_keys(int argc, char **argv);
+void cli_keys_help(FILE *out);
+
 #endif

@@ -32,6 +32,7 @@ static void main_help(FILE *out)
           "  models       model files: info (describe one), list (the models folder),\n"
           "               download NAME (from Hugging Face)\n"
           "  bench        time a model's stages and whole transcriptions\n"
+          "  keys         API keys with owners: add NAME [--admin], list, revoke NAME\n"
           "  help [CMD]   this help, or the help of a command\n"
           "\n"
           "options:\n"
@@ -73,6 +74,10 @@ static int help_command(int argc, char **argv)
         cli_bench_help(stdout);
         return CLI_EXIT_OK;
     }
+    if (!strcmp(argv[1], "keys")) {
+        cli_keys_help(stdout);
+        return CLI_EXIT_OK;
+    }
     cli_error("no such command '%s' (see `hark --help`)", argv[1]);
     return CLI_EXIT_USAGE;
 }
@@ -100,6 +105,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "models")) return cli_models(argc - 1, argv + 1);
     if (!strcmp(cmd, "vad")) return cli_vad(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "keys")) return cli_keys(argc - 1, argv + 1);
     if (cmd[0] == '-')
         cli_error("unknown option '%s' (see `hark --help`)", cmd);
     else

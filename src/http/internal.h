@@ -37,6 +37,7 @@ enum route {
     ROUTE_V1_TRANSLATIONS,
     ROUTE_V1_SPEECH,       /* POST /v1/audio/speech-timestamps */
     ROUTE_UI_ASSET,        /* GET /ui/<file>: the web page's files */
+    ROUTE_WHOAMI,          /* GET /whoami: the key's name and rights */
     ROUTE_COUNT
 };
 
@@ -120,6 +121,11 @@ struct request {
     char refuse_param[32];
     char refuse_message[512];
     int64_t discarded;
+    /* Who sent it (server.c's identify): the owner its uploads get and the
+     * only owner whose uploads it may see, unless admin. */
+    char owner[64];            /* the key's name; "" for the service's own key or no key */
+    int admin;                 /* sees and changes every owner's uploads */
+    int keyed;                 /* sent a valid key of the store or --api-key */
 };
 
 #include "respond.h"
@@ -167,6 +173,7 @@ enum MHD_Result route_file(struct http_server *srv, struct MHD_Connection *c, st
 /* ops.c */
 enum MHD_Result route_health(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_metrics(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+enum MHD_Result route_whoami(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 
 /* ---- ui.c: the web page, embedded at build time */
 
@@ -205,6 +212,12 @@ const char *media_reason(const char *err, const char *path);
  * what the model cannot do). */
 const char *check_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq, const char *asked,
                         const char *fallback, int translate, const char *language, enum MHD_Result *ret);
+
+/* The upload id as rq's sender may see it: store_upload_get, except that
+ * another owner's upload is HARK_ENOENT, as an unknown id is, unless the
+ * sender is an admin. */
+int visible_upload_get(struct http_server *srv, const struct request *rq, const char *id,
+                       struct store_upload *out);
 
 /* Answers a failed store call: 404 for an unknown upload (rq->id), else 500
  * with the store's reason. */

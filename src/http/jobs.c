@@ -121,7 +121,7 @@ enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, s
         goto out;
     }
     if (!strcmp(language, "auto")) language = "";
-    rc = is_uuid(id) ? store_upload_get(srv->store, id, &u) : HARK_ENOENT;
+    rc = is_uuid(id) ? visible_upload_get(srv, rq, id, &u) : HARK_ENOENT;
     if (rc < 0) {
         ret = store_failure(srv, c, rq, rc);
         goto out;
@@ -180,19 +180,25 @@ out:
 
 /* --------------------------------------------------------------- /jobs */
 
-/* A job named by its number, or an upload's active job by the upload id. */
-static int find_job(struct http_server *srv, const char *id, struct store_job *job)
+/* A job named by its number, or an upload's active job by the upload id;
+ * a job of an upload the sender may not see is HARK_ENOENT, as an unknown
+ * one is. */
+static int find_job(struct http_server *srv, const struct request *rq, const char *id, struct store_job *job)
 {
+    struct store_upload u;
     long long n;
-    if (is_uuid(id)) return store_job_active(srv->store, id, job);
-    if (parse_count(id, 1, INT64_MAX, &n) < 0) return HARK_ENOENT;
-    return store_job_get(srv->store, (int64_t)n, job);
+    int rc;
+    if (is_uuid(id)) rc = store_job_active(srv->store, id, job);
+    else if (parse_count(id, 1, INT64_MAX, &n) < 0) rc = HARK_ENOENT;
+    else rc = store_job_get(srv->store, (int64_t)n, job);
+    if (rc == 0 && !rq->admin) rc = visible_upload_get(srv, rq, job->upload_id, &u);
+    return rc;
 }
 
 enum MHD_Result route_job(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
 {
     struct store_job job;
-    int rc = rq->bad_path ? HARK_ENOENT : find_job(srv, rq->id, &job);
+    int rc = rq->bad_path ? HARK_ENOENT : find_job(srv, rq, rq->id, &job);
     if (rc == HARK_ENOENT)
         return http_send_error(c, rq, 404, "not_found", "id", NULL, "no job \"%s\"", rq->id);
     if (rc < 0) return store_failure(srv, c, rq, rc);
@@ -206,8 +212,8 @@ enum MHD_Result route_job_cancel(struct http_server *srv, struct MHD_Connection 
     int rc;
     if (rq->bad_path)
         return http_send_error(c, rq, 404, "not_found", "id", NULL, "no such job");
-    rc = find_job(srv, rq->id, &job);
-    if (rc == HARK_ENOENT && is_uuid(rq->id) && store_upload_get(srv->store, rq->id, &u) == 0)
+    rc = find_job(srv, rq, rq->id, &job);
+    if (rc == HARK_ENOENT && is_uuid(rq->id) && visible_upload_get(srv, rq, rq->id, &u) == 0)
         return http_send_error(c, rq, 409, "not_active", "id", upload_json(&u),
                                "upload %s has no queued or running job", u.id);
     if (rc == HARK_ENOENT)

@@ -1,7 +1,8 @@
 /*
  * ops.c: what operators ask: GET /health (the database reachable, workers
  * and queue) and GET /metrics (Prometheus text: requests by route and
- * status, the queue, every worker's running job, totals of this process).
+ * status, the queue, every worker's running job, totals of this process),
+ * and GET /whoami (whose history a key sees).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,4 +137,16 @@ enum MHD_Result route_metrics(struct http_server *srv, struct MHD_Connection *c,
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
     return http_send_response(c, rq, 200, r);
+}
+
+/* ------------------------------------------------------------- /whoami */
+
+/* The sender as server.c's identify found it: the key's name (null for the
+ * service's own key or an open service), whether it is an admin's (sees
+ * every owner's uploads) and whether any key was sent at all. */
+enum MHD_Result route_whoami(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
+{
+    json_t *o = json_pack("{s:b, s:b}", "admin", rq->admin, "keyed", rq->keyed);
+    json_object_set_new(o, "name", rq->owner[0] ? json_string(rq->owner) : json_null());
+    return http_send_json(c, rq, 200, o);
 }

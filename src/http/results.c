@@ -100,7 +100,7 @@ enum MHD_Result route_results(struct http_server *srv, struct MHD_Connection *c,
         return http_send_error(c, rq, 400, "invalid_request", "format", NULL,
                                "unknown format \"%s\": use json, srt, vtt or txt", name);
     if ((render = cue_query(c, rq, f, &cues, &ret)) < 0) return ret;
-    rc = rq->bad_path || !is_uuid(rq->id) ? HARK_ENOENT : store_upload_get(srv->store, rq->id, &u);
+    rc = rq->bad_path || !is_uuid(rq->id) ? HARK_ENOENT : visible_upload_get(srv, rq, rq->id, &u);
     if (rc < 0) return store_failure(srv, c, rq, rc);
     if (!u.model_ran)
         return http_send_error(c, rq, 404, "not_ready", "id", NULL,
@@ -201,7 +201,7 @@ enum MHD_Result route_file(struct http_server *srv, struct MHD_Connection *c, st
     int64_t first = 0, last = 0;
     int fd, rc, kind;
 
-    if (rq->bad_path || !is_uuid(rq->id) || store_upload_get(srv->store, rq->id, &u) < 0)
+    if (rq->bad_path || !is_uuid(rq->id) || visible_upload_get(srv, rq, rq->id, &u) < 0)
         return http_send_error(c, rq, 404, "not_found", NULL, NULL, "no such file");
     fd = datadir_upload_open(srv->data_dir, u.id, rq->file);
     rc = fd >= 0 ? fstat(fd, &st) : -1;

@@ -1,7 +1,8 @@
 /*
  * routes.c: what the service's routes share: upload ids (random UUIDs),
  * the JSON shapes of an upload and of a job, the check of a model name
- * against the models folder, and the answer to a failed store call.
+ * against the models folder, which uploads a request's sender may see, and
+ * the answer to a failed store call.
  *
  * The routes themselves live by resource: uploads.c (/upload, /uploads),
  * jobs.c (/model, /jobs), results.c (/results and the stored files),
@@ -77,6 +78,7 @@ json_t *upload_json(const struct store_upload *u)
                   "status", u->status[0] ? u->status : "uploaded", "progress", u->progress);
     if (!o) return NULL;
     json_object_set_new(o, "job_id", u->job_id ? json_integer(u->job_id) : json_null());
+    json_object_set_new(o, "owner", u->owner[0] ? json_string(u->owner) : json_null());
     if (!strcmp(u->status, STORE_QUEUED))
         json_object_set_new(o, "queue_position", json_integer(u->queue_position));
     if (!strcmp(u->status, STORE_FAILED) && u->error[0])
@@ -197,6 +199,14 @@ const char *check_model(struct http_server *srv, struct MHD_Connection *c, struc
         return NULL;
     }
     return model;
+}
+
+int visible_upload_get(struct http_server *srv, const struct request *rq, const char *id,
+                       struct store_upload *out)
+{
+    int rc = store_upload_get(srv->store, id, out);
+    if (rc == 0 && !rq->admin && strcmp(out->owner, rq->owner) != 0) return HARK_ENOENT;
+    return rc;
 }
 
 enum MHD_Result store_failure(struct http_server *srv, struct MHD_Connection *c,

@@ -26,6 +26,7 @@
 
 #include "hark.h"
 #include "internal.h"
+#include "store.h"
 
 #define JSON_BODY_MAX (64 * 1024)
 #define DISCARD_MAX ((int64_t)64 << 20)
@@ -48,6 +49,7 @@ static const char *const route_names[ROUTE_COUNT] = {
     [ROUTE_V1_TRANSLATIONS] = "/v1/audio/translations",
     [ROUTE_V1_SPEECH] = "/v1/audio/speech-timestamps",
     [ROUTE_UI_ASSET] = "/ui/:file",
+    [ROUTE_WHOAMI] = "/whoami",
 };
 
 const char *route_name(enum route r)
@@ -105,6 +107,7 @@ static void route_request(struct request *rq, const char *url)
         else if (SEG_IS(0, "uploads")) rq->route = ROUTE_UPLOADS;
         else if (SEG_IS(0, "health")) rq->route = ROUTE_HEALTH;
         else if (SEG_IS(0, "metrics")) rq->route = ROUTE_METRICS;
+        else if (SEG_IS(0, "whoami")) rq->route = ROUTE_WHOAMI;
         return;
     }
     if (n == 2 && SEG_IS(0, "v1") && SEG_IS(1, "models")) {
@@ -170,18 +173,56 @@ static int method_allowed(enum route r, const char *m)
     return 0;
 }
 
-static int authorized(struct http_server *srv, struct MHD_Connection *c)
+/* Who sends the request, from its "Authorization: Bearer KEY" header, into
+ * rq->owner and rq->admin. The service's own key (--api-key) is an admin
+ * with the owner ""; a key of the store (hark keys add) is its name's, an
+ * admin when it was added as one. With no key at all (no --api-key and no
+ * key ever added to the store, revoked ones included) the service is open
+ * and every request, whatever it sends, is the one anonymous admin, as
+ * before keys existed. Otherwise a request without a key, or with an
+ * unknown or revoked one, is refused. Returns 0, 1 when refused, or a
+ * negative HARK_E* code when the store cannot say. */
+static int identify(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
 {
     const char *h;
+    char key[512], hash[65];
     size_t klen = strlen(srv->api_key), hlen;
-    if (!klen) return 1;
+    int64_t n_keys = 0;
+    struct store_key k;
+    int rc;
+
+    rq->owner[0] = 0;
+    rq->admin = 0;
+    rq->keyed = 0;
     h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
-    h += 7;
-    while (*h == ' ') h++;
-    hlen = strlen(h);
-    while (hlen && (h[hlen - 1] == ' ' || h[hlen - 1] == '\t')) hlen--;
-    return hlen == klen && CRYPTO_memcmp(h, srv->api_key, klen) == 0;
+    if (h && !strncasecmp(h, "Bearer ", 7)) {
+        h += 7;
+        while (*h == ' ') h++;
+        hlen = strlen(h);
+        while (hlen && (h[hlen - 1] == ' ' || h[hlen - 1] == '\t')) hlen--;
+        if (klen && hlen == klen && CRYPTO_memcmp(h, srv->api_key, klen) == 0) {
+            rq->admin = rq->keyed = 1;
+            return 0;
+        }
+        if (hlen > 0 && hlen < sizeof key) {
+            memcpy(key, h, hlen);
+            key[hlen] = 0;
+            if ((rc = store_key_hash(key, hash)) < 0) return rc;
+            rc = store_key_find(srv->store, hash, &k);
+            if (rc == 0) {
+                snprintf(rq->owner, sizeof rq->owner, "%s", k.name);
+                rq->admin = k.admin;
+                rq->keyed = 1;
+                return 0;
+            }
+            if (rc != HARK_ENOENT) return rc;
+        }
+    }
+    if (klen) return 1;
+    if ((rc = store_key_count(srv->store, &n_keys)) < 0) return rc;
+    if (n_keys > 0) return 1;
+    rq->admin = 1;
+    return 0;
 }
 
 static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
@@ -199,6 +240,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     case ROUTE_FILE: return route_file(srv, c, rq);
     case ROUTE_HEALTH: return route_health(srv, c, rq);
     case ROUTE_METRICS: return route_metrics(srv, c, rq);
+    case ROUTE_WHOAMI: return route_whoami(srv, c, rq);
     case ROUTE_V1_MODELS: return route_v1_models(srv, c, rq);
     case ROUTE_V1_TRANSCRIPTIONS:
     case ROUTE_V1_TRANSLATIONS: return route_v1_audio(srv, c, rq);
@@ -282,10 +324,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!method_allowed(rq->route, method))
             return refuse(c, rq, 405, "method_not_allowed", NULL,
                           "%s is not allowed here (allowed: %s)", method, route_methods(rq->route));
-        if (rq->route != ROUTE_HEALTH && rq->route != ROUTE_INDEX && rq->route != ROUTE_UI_ASSET &&
-            !authorized(srv, c))
-            return refuse(c, rq, 401, "invalid_api_key", NULL,
-                          "a valid API key is needed: send \"Authorization: Bearer <key>\"");
+        if (rq->route != ROUTE_HEALTH && rq->route != ROUTE_INDEX && rq->route != ROUTE_UI_ASSET) {
+            int who = identify(srv, c, rq);
+            if (who > 0)
+                return refuse(c, rq, 401, "invalid_api_key", NULL,
+                              "a valid API key is needed: send \"Authorization: Bearer <key>\"");
+            if (who < 0) {
+                int status;
+                const char *code;
+                http_failure(HTTP_OP_STORE, who, 0, &status, &code);
+                return refuse(c, rq, status, code, NULL, "cannot check the API key: %s",
+                              store_error(srv->store));
+            }
+            if (rq->route == ROUTE_METRICS && !rq->admin)
+                return refuse(c, rq, 403, "permission_denied", NULL, "/metrics needs an admin key");
+        }
         cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (is_multipart_route(rq->route)) {
             /* Too large by its declared length: answered at once, before

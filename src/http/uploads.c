@@ -3,11 +3,14 @@
  * DELETE /uploads/<id>.
  *
  * An upload is first received into the data folder's tmp/, probed with
- * FFmpeg, then moved into a folder of its own and only then recorded; a
- * duplicate (the store refuses a second row with the same SHA-256) is
- * removed again. Deleting removes the row first and the files after. The
- * data folder's start-up sweep clears what a crash leaves between the two
- * (datadir.h).
+ * FFmpeg, then moved into a folder of its own (named by its new id, so two
+ * owners' copies of the same file never share one) and only then recorded;
+ * a duplicate (the store refuses a second row with the same SHA-256 for
+ * one owner) is removed again. Deleting removes the row first and the
+ * files after. The data folder's start-up sweep clears what a crash leaves
+ * between the two (datadir.h). An upload belongs to the key that sent it:
+ * a key lists, reads and deletes only its own, an admin key every owner's,
+ * and another owner's upload is answered as an unknown id is.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -62,6 +65,7 @@ enum MHD_Result route_upload(struct http_server *srv, struct MHD_Connection *c, 
     store_now(u.upload_date);
     u.size = rx->bytes;
     u.duration_s = info.duration_s;
+    snprintf(u.owner, sizeof u.owner, "%s", rq->owner);
 
     rc = datadir_upload_adopt(srv->data_dir, u.id, u.filename, rx->tmp_path, err, sizeof err);
     if (rc) return http_send_failure(c, rq, HTTP_OP_STORE, rc, NULL, NULL, "%s", err);
@@ -100,7 +104,8 @@ enum MHD_Result route_uploads(struct http_server *srv, struct MHD_Connection *c,
     if ((s = http_query(c, "offset", buf, sizeof buf)) && parse_count(s, 0, INT64_MAX / 2, &offset) < 0)
         return http_send_error(c, rq, 400, "invalid_request", "offset", NULL,
                                "offset must be a whole number, 0 or more");
-    rc = store_upload_list(srv->store, (int)limit, offset, &rows, &n, &total);
+    rc = store_upload_list_owner(srv->store, rq->admin ? NULL : rq->owner, (int)limit, offset, &rows, &n,
+                                 &total);
     if (rc < 0) return store_failure(srv, c, rq, rc);
     list = json_array();
     for (i = 0; i < n; i++) json_array_append_new(list, upload_json(&rows[i]));
@@ -115,7 +120,7 @@ enum MHD_Result route_upload_one(struct http_server *srv, struct MHD_Connection 
 {
     struct store_upload u;
     struct store_job job;
-    int rc = rq->bad_path || !is_uuid(rq->id) ? HARK_ENOENT : store_upload_get(srv->store, rq->id, &u);
+    int rc = rq->bad_path || !is_uuid(rq->id) ? HARK_ENOENT : visible_upload_get(srv, rq, rq->id, &u);
     if (rc < 0) return store_failure(srv, c, rq, rc);
     if (strcmp(rq->method, "DELETE")) return http_send_json(c, rq, 200, upload_json(&u));
 

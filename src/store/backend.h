@@ -41,8 +41,8 @@ struct store_backend {
     void (*close)(struct store *s);
     int (*upload_insert)(struct store *s, const struct store_upload *u, struct store_upload *existing);
     int (*upload_get)(struct store *s, const char *id, struct store_upload *out);
-    int (*upload_list)(struct store *s, int limit, int64_t offset, struct store_upload **rows, int *n,
-                       int64_t *total);
+    int (*upload_list)(struct store *s, const char *owner, int limit, int64_t offset,
+                       struct store_upload **rows, int *n, int64_t *total);
     int (*upload_delete)(struct store *s, const char *id);
     int (*job_enqueue)(struct store *s, const char *upload_id, const char *model, const char *language,
                        const char *task, const char *options, struct store_job *out, int *position);
@@ -61,6 +61,11 @@ struct store_backend {
     int (*wait_for_jobs)(struct store *s, int timeout_ms);
     int (*jobs_in_state)(struct store *s, const char *state, int64_t **ids, int *n);
     int (*stats)(struct store *s, struct store_stats *out);
+    int (*key_add)(struct store *s, const char *name, const char *hash, int admin);
+    int (*key_list)(struct store *s, struct store_key **rows, int *n);
+    int (*key_revoke)(struct store *s, const char *name);
+    int (*key_find)(struct store *s, const char *hash, struct store_key *out);
+    int (*key_count)(struct store *s, int64_t *n);
 };
 
 extern const struct store_backend store_sqlite_backend;

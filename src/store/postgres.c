@@ -85,7 +85,7 @@
 
 #define N_CONNS 8
 /* More than the backend's statements, so every one is prepared. */
-#define N_PREPARED 24
+#define N_PREPARED 32
 #define CONNECT_TIMEOUT_S "10"
 /* Deadlock victims and serialization failures are run again this often. */
 #define N_TRIES 4
@@ -145,18 +145,30 @@ static const char *const migrations[] = {
     "ALTER TABLE jobs ADD COLUMN lease_until TEXT COLLATE \"C\" NOT NULL DEFAULT '';",
     /* 3: a job's own settings, as in SQLite. */
     "ALTER TABLE jobs ADD COLUMN options TEXT NOT NULL DEFAULT '';",
+    /* 4: owners and API keys, as in SQLite: the content hash becomes
+     * unique per owner. */
+    "ALTER TABLE uploads ADD COLUMN owner TEXT COLLATE \"C\" NOT NULL DEFAULT '';"
+    "ALTER TABLE uploads DROP CONSTRAINT uploads_sha256_key;"
+    "CREATE UNIQUE INDEX uploads_owner_sha256 ON uploads(owner, sha256);"
+    "CREATE INDEX uploads_by_owner ON uploads(owner, upload_date DESC, id DESC);"
+    "CREATE TABLE api_keys ("
+    " name TEXT COLLATE \"C\" PRIMARY KEY NOT NULL,"
+    " hash TEXT UNIQUE NOT NULL,"
+    " admin INTEGER NOT NULL DEFAULT 0,"
+    " created TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+    " revoked TEXT NOT NULL DEFAULT '');",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ---------------------------------------------------------------- statements */
 
-/* Columns 0..15 of an upload with its latest job (NULL job columns when it
- * has none); column 16 is its queue place, 0 unless queued. */
+/* Columns 0..16 of an upload with its latest job (NULL job columns when it
+ * has none) and its owner; column 17 is its queue place, 0 unless queued. */
 #define UPLOAD_COLS                                                              \
     "u.id, u.filename, u.sha256, u.content_type, u.model, u.upload_date, u.size," \
     " u.duration_s, u.model_ran, u.model_date, u.time_s, u.language,"             \
-    " j.id, j.state, j.progress, j.error"
+    " j.id, j.state, j.progress, j.error, u.owner"
 
 #define UPLOAD_JOIN \
     " LEFT JOIN jobs j ON j.id = (SELECT MAX(id) FROM jobs WHERE upload_id = u.id)"
@@ -178,45 +190,49 @@ static const char *const migrations[] = {
 #define PG_LEASE(n) PG_TIME("(now() AT TIME ZONE 'UTC') + " n "::bigint * interval '1 millisecond'")
 
 static const char sql_upload_by_sha[] =
-    "SELECT " UPLOAD_COLS ONE_PLACE " FROM uploads u" UPLOAD_JOIN " WHERE u.sha256 = $1";
+    "SELECT " UPLOAD_COLS ONE_PLACE " FROM uploads u" UPLOAD_JOIN
+    " WHERE u.sha256 = $1 AND u.owner = $2";
 
 static const char sql_upload_get[] =
     "SELECT " UPLOAD_COLS ONE_PLACE " FROM uploads u" UPLOAD_JOIN " WHERE u.id = $1";
 
 /* A page of uploads, newest first, in one statement (one snapshot) whose
  * rows are of three kinds, told by column 0 (columns counted from 0): the page's rows (kind 0,
- * columns 1..16 as UPLOAD_COLS, newest first); the queue places (kind 1,
- * job id in column 13 and place in column 17, by job id) of every queued
+ * columns 1..17 as UPLOAD_COLS, newest first); the queue places (kind 1,
+ * job id in column 13 and place in column 18, by job id) of every queued
  * job from the page's oldest queued one to its newest, found as SQLite's
  * backend does by one count and one walk along the state index; and the
- * total number of uploads (kind 2, column 17). The caller matches the
+ * total number of uploads (kind 2, column 18). $3 is the owner whose
+ * uploads are listed, NULL for everyone's. The caller matches the
  * places to the rows. Joining them in SQL instead lets the planner, whose
  * estimates of a fresh table are poor, repeat the walk for every row. The
  * page's ids come from the date index alone (skipping offset rows reads
  * no table rows), and only those rows are then read. */
 static const char sql_upload_list[] =
     "WITH page (id, filename, sha256, content_type, model, upload_date, size, duration_s,"
-    " model_ran, model_date, time_s, language, job_id, state, progress, error) AS MATERIALIZED"
+    " model_ran, model_date, time_s, language, job_id, state, progress, error, owner)"
+    " AS MATERIALIZED"
     " (SELECT " UPLOAD_COLS " FROM uploads u LEFT JOIN LATERAL (SELECT id, state, progress,"
     " error FROM jobs WHERE upload_id = u.id ORDER BY id DESC LIMIT 1) j ON true"
-    " WHERE u.id = ANY (ARRAY (SELECT id FROM uploads ORDER BY upload_date DESC, id DESC"
-    " LIMIT $1 OFFSET $2))),"
+    " WHERE u.id = ANY (ARRAY (SELECT id FROM uploads WHERE $3::text IS NULL OR owner = $3"
+    " ORDER BY upload_date DESC, id DESC LIMIT $1 OFFSET $2))),"
     " span AS MATERIALIZED (SELECT lo, hi, (SELECT COUNT(*) FROM jobs WHERE state = 'queued'"
     " AND id < lo) AS before FROM (SELECT MIN(job_id) AS lo, MAX(job_id) AS hi FROM page"
     " WHERE state = 'queued') m WHERE lo IS NOT NULL)"
     " SELECT 0 AS kind, page.*, NULL::BIGINT AS num FROM page"
     " UNION ALL SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-    " NULL, q.id, NULL, NULL, NULL, span.before + ROW_NUMBER() OVER (ORDER BY q.id)"
+    " NULL, q.id, NULL, NULL, NULL, NULL, span.before + ROW_NUMBER() OVER (ORDER BY q.id)"
     " FROM span JOIN jobs q ON q.state = 'queued' AND q.id BETWEEN span.lo AND span.hi"
     " UNION ALL SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-    " NULL, NULL, NULL, NULL, NULL, n FROM upload_count"
+    " NULL, NULL, NULL, NULL, NULL, NULL, CASE WHEN $3::text IS NULL"
+    " THEN (SELECT n FROM upload_count) ELSE (SELECT COUNT(*) FROM uploads WHERE owner = $3) END"
     " ORDER BY 1, 7 DESC, 2 DESC, 14";
 
 static const char sql_upload_exists[] = "SELECT 1 FROM uploads WHERE id = $1";
 
 static const char sql_upload_insert[] =
     "INSERT INTO uploads (id, filename, sha256, content_type, model, upload_date, size,"
-    " duration_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
+    " duration_s, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
 
 static const char sql_upload_delete[] = "DELETE FROM uploads WHERE id = $1";
 
@@ -289,6 +305,23 @@ static const char sql_stats[] =
     " COUNT(*) FILTER (WHERE state = 'queued'), COUNT(*) FILTER (WHERE state = 'running'),"
     " COUNT(*) FILTER (WHERE state = 'done'), COUNT(*) FILTER (WHERE state = 'failed'),"
     " COUNT(*) FILTER (WHERE state = 'canceled') FROM jobs";
+
+#define KEY_COLS "name, created, admin, revoked"
+
+static const char sql_key_add[] =
+    "INSERT INTO api_keys (name, hash, admin, created) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT DO NOTHING";
+
+static const char sql_key_list[] = "SELECT " KEY_COLS " FROM api_keys ORDER BY created, name";
+
+/* Whether the key exists, after revoking it unless it was revoked before. */
+static const char sql_key_revoke[] =
+    "WITH r AS (UPDATE api_keys SET revoked = $2 WHERE name = $1 AND revoked = '' RETURNING 1)"
+    " SELECT EXISTS (SELECT 1 FROM api_keys WHERE name = $1), (SELECT COUNT(*) FROM r)";
+
+static const char sql_key_find[] = "SELECT " KEY_COLS " FROM api_keys WHERE hash = $1 AND revoked = ''";
+
+static const char sql_key_count[] = "SELECT COUNT(*) FROM api_keys";
 
 /* ---------------------------------------------------------------- handle */
 
@@ -500,7 +533,7 @@ static void field(char *dst, size_t dstlen, const char *src, size_t srclen)
 
 static const char *or_empty(const char *s) { return s ? s : ""; }
 
-/* Fills an upload from the 16 columns of UPLOAD_COLS starting at column
+/* Fills an upload from the 17 columns of UPLOAD_COLS starting at column
  * c0 (queue_position is left 0). */
 static void read_upload(const PGresult *r, int row, int c0, struct store_upload *u)
 {
@@ -517,6 +550,7 @@ static void read_upload(const PGresult *r, int row, int c0, struct store_upload 
     store_copy(u->model_date, sizeof u->model_date, val(r, row, c0 + 9));
     u->time_s = val_f64(r, row, c0 + 10);
     store_copy(u->language, sizeof u->language, val(r, row, c0 + 11));
+    store_copy(u->owner, sizeof u->owner, val(r, row, c0 + 16));
     if (PQgetisnull(r, row, c0 + 12)) {
         store_copy(u->status, sizeof u->status, "uploaded");
         return;
@@ -549,23 +583,31 @@ static void read_job(const PGresult *r, int row, struct store_job *j)
     store_copy(j->options, sizeof j->options, val(r, row, 14));
 }
 
-/* Runs a query for at most one upload keyed by key: 0 and *out (when not
- * NULL), 1 when there is no row, or a negative code. */
-static int query_upload(struct pg_conn *c, const char *sql, const char *key, const char *op,
-                        struct store_upload *out)
+/* Runs a query for at most one upload with n parameters: 0 and *out (when
+ * not NULL), 1 when there is no row, or a negative code. */
+static int query_upload_n(struct pg_conn *c, const char *sql, int n, const char *const *params,
+                          const char *op, struct store_upload *out)
 {
     int rc = 0;
-    const char *params[1] = {key};
-    PGresult *r = run(c, sql, 1, params, op, &rc, NULL);
+    PGresult *r = run(c, sql, n, params, op, &rc, NULL);
     if (!r) return rc;
     if (PQntuples(r) == 0) {
         rc = 1;
     } else if (out) {
         read_upload(r, 0, 0, out);
-        if (strcmp(out->status, STORE_QUEUED) == 0) out->queue_position = (int)val_i64(r, 0, 16);
+        if (strcmp(out->status, STORE_QUEUED) == 0) out->queue_position = (int)val_i64(r, 0, 17);
     }
     PQclear(r);
     return rc;
+}
+
+/* Runs a query for at most one upload keyed by key: 0 and *out (when not
+ * NULL), 1 when there is no row, or a negative code. */
+static int query_upload(struct pg_conn *c, const char *sql, const char *key, const char *op,
+                        struct store_upload *out)
+{
+    const char *params[1] = {key};
+    return query_upload_n(c, sql, 1, params, op, out);
 }
 
 /* The same for one job. */
@@ -743,11 +785,13 @@ static int pg_upload_insert(struct store *s, const struct store_upload *u,
     FIELD(f.content_type, u->content_type);
     FIELD(f.model, u->model);
     FIELD(f.upload_date, u->upload_date);
+    FIELD(f.owner, u->owner);
     char size[24], duration[32];
     snprintf(size, sizeof size, "%lld", (long long)u->size);
     snprintf(duration, sizeof duration, "%.17g", u->duration_s);
-    const char *params[8] = {f.id, f.filename, f.sha256, f.content_type, f.model, f.upload_date,
-                             size, duration};
+    const char *params[9] = {f.id, f.filename, f.sha256, f.content_type, f.model, f.upload_date,
+                             size, duration, f.owner};
+    const char *by_sha[2] = {f.sha256, f.owner};
     int slot, rc = conn_take(st, op, &slot);
     if (rc < 0) return rc;
     struct pg_conn *c = &st->conns[slot];
@@ -755,13 +799,13 @@ static int pg_upload_insert(struct store *s, const struct store_upload *u,
      * taken by other bytes. Should the row that stood in the way be
      * deleted before it is read, the insert is tried again. */
     for (int tries = 0; tries < N_TRIES; tries++) {
-        int64_t k = run_change(c, sql_upload_insert, 8, params, op, &rc);
+        int64_t k = run_change(c, sql_upload_insert, 9, params, op, &rc);
         if (k < 0) break;
         if (k > 0) {
             rc = 0;
             break;
         }
-        rc = query_upload(c, sql_upload_by_sha, f.sha256, op, existing);
+        rc = query_upload_n(c, sql_upload_by_sha, 2, by_sha, op, existing);
         if (rc == 0) {
             rc = HARK_EEXIST;
             break;
@@ -803,24 +847,24 @@ static int find_place(const PGresult *r, int lo, int hi, int64_t id)
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
         int64_t k = val_i64(r, mid, 13);
-        if (k == id) return (int)val_i64(r, mid, 17);
+        if (k == id) return (int)val_i64(r, mid, 18);
         if (k < id) lo = mid + 1;
         else hi = mid;
     }
     return 0;
 }
 
-static int pg_upload_list(struct store *s, int limit, int64_t offset, struct store_upload **rows,
-                          int *n, int64_t *total)
+static int pg_upload_list(struct store *s, const char *owner, int limit, int64_t offset,
+                          struct store_upload **rows, int *n, int64_t *total)
 {
     static const char op[] = "store_upload_list";
     struct pg_store *st = from_store(s);
     char lim[24], off[24];
     snprintf(lim, sizeof lim, "%d", limit);
     snprintf(off, sizeof off, "%lld", (long long)offset);
-    const char *params[2] = {lim, off};
+    const char *params[3] = {lim, off, owner};
     int rc;
-    PGresult *r = pool_run(st, sql_upload_list, 2, params, op, &rc);
+    PGresult *r = pool_run(st, sql_upload_list, 3, params, op, &rc);
     if (!r) return rc;
     int n_rows = PQntuples(r), count = 0, places = 0;
     while (count < n_rows && val_i64(r, count, 0) == 0) count++;
@@ -844,7 +888,7 @@ static int pg_upload_list(struct store *s, int limit, int64_t offset, struct sto
                 out[i].queue_position = find_place(r, count, count + places, out[i].job_id);
         }
     }
-    int64_t all = val_i64(r, n_rows - 1, 17);
+    int64_t all = val_i64(r, n_rows - 1, 18);
     PQclear(r);
     *rows = out;
     *n = count;
@@ -1214,6 +1258,108 @@ static int pg_stats(struct store *s, struct store_stats *out)
     return 0;
 }
 
+/* ---------------------------------------------------------------- keys */
+
+static void read_key(const PGresult *r, int row, struct store_key *k)
+{
+    memset(k, 0, sizeof *k);
+    store_copy(k->name, sizeof k->name, val(r, row, 0));
+    store_copy(k->created, sizeof k->created, val(r, row, 1));
+    k->admin = val_i64(r, row, 2) != 0;
+    store_copy(k->revoked, sizeof k->revoked, val(r, row, 3));
+}
+
+static int pg_key_add(struct store *s, const char *name, const char *hash, int admin)
+{
+    static const char op[] = "store_key_add";
+    struct pg_store *st = from_store(s);
+    char now[32];
+    store_now(now);
+    const char *params[4] = {name, hash, admin ? "1" : "0", now};
+    int rc;
+    int64_t k = pool_change(st, sql_key_add, 4, params, op, &rc);
+    if (k < 0) return rc;
+    if (k == 0) {
+        store_set_error("%s: a key named '%.64s' exists (or existed)", op, name);
+        return HARK_EEXIST;
+    }
+    return 0;
+}
+
+static int pg_key_list(struct store *s, struct store_key **rows, int *n)
+{
+    static const char op[] = "store_key_list";
+    struct pg_store *st = from_store(s);
+    int rc;
+    PGresult *r = pool_run(st, sql_key_list, 0, NULL, op, &rc);
+    if (!r) return rc;
+    int count = PQntuples(r);
+    struct store_key *out = NULL;
+    if (count > 0) {
+        out = malloc((size_t)count * sizeof *out);
+        if (!out) {
+            PQclear(r);
+            store_set_error("%s: out of memory", op);
+            return HARK_ENOMEM;
+        }
+        for (int i = 0; i < count; i++) read_key(r, i, &out[i]);
+    }
+    PQclear(r);
+    *rows = out;
+    *n = count;
+    return 0;
+}
+
+static int pg_key_revoke(struct store *s, const char *name)
+{
+    static const char op[] = "store_key_revoke";
+    struct pg_store *st = from_store(s);
+    char now[32];
+    store_now(now);
+    const char *params[2] = {name, now};
+    int rc;
+    PGresult *r = pool_run(st, sql_key_revoke, 2, params, op, &rc);
+    if (!r) return rc;
+    int exists = strcmp(val(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!exists) {
+        store_set_error("%s: no key named '%.64s'", op, name);
+        return HARK_ENOENT;
+    }
+    return 0;
+}
+
+static int pg_key_find(struct store *s, const char *hash, struct store_key *out)
+{
+    static const char op[] = "store_key_find";
+    struct pg_store *st = from_store(s);
+    const char *params[1] = {hash};
+    int rc;
+    PGresult *r = pool_run(st, sql_key_find, 1, params, op, &rc);
+    if (!r) return rc;
+    rc = 0;
+    if (PQntuples(r) > 0) {
+        read_key(r, 0, out);
+    } else {
+        store_set_error("%s: no valid key with that hash", op);
+        rc = HARK_ENOENT;
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_key_count(struct store *s, int64_t *n)
+{
+    static const char op[] = "store_key_count";
+    struct pg_store *st = from_store(s);
+    int rc;
+    PGresult *r = pool_run(st, sql_key_count, 0, NULL, op, &rc);
+    if (!r) return rc;
+    *n = val_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
 const struct store_backend store_postgres_backend = {
     .name = "postgres",
     .shared = 1,
@@ -1238,4 +1384,9 @@ const struct store_backend store_postgres_backend = {
     .wait_for_jobs = pg_wait_for_jobs,
     .jobs_in_state = pg_jobs_in_state,
     .stats = pg_stats,
+    .key_add = pg_key_add,
+    .key_list = pg_key_list,
+    .key_revoke = pg_key_revoke,
+    .key_find = pg_key_find,
+    .key_count = pg_key_count,
 };

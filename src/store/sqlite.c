@@ -110,6 +110,46 @@ static const char *const migrations[] = {
     "ALTER TABLE jobs ADD COLUMN lease_until TEXT NOT NULL DEFAULT '';",
     /* 3: a job's own settings (speech detection), a JSON object or ''. */
     "ALTER TABLE jobs ADD COLUMN options TEXT NOT NULL DEFAULT '';",
+    /* 4: owners and API keys. An upload belongs to the key that sent it
+     * ('' for the service's own key) and its content hash is unique per
+     * owner. SQLite cannot drop the UNIQUE of a column, so the table is
+     * copied into a new one without it and renamed; migrate() turns
+     * foreign keys off meanwhile, so dropping the old table leaves the
+     * jobs that point to it alone. Its index and counter triggers went
+     * with it and are made again. A key is kept as the SHA-256 of the key. */
+    "CREATE TABLE uploads_v4 ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " filename TEXT NOT NULL DEFAULT '',"
+    " sha256 TEXT NOT NULL,"
+    " content_type TEXT NOT NULL DEFAULT '',"
+    " model TEXT NOT NULL DEFAULT '',"
+    " upload_date TEXT NOT NULL DEFAULT '',"
+    " size INTEGER NOT NULL DEFAULT 0,"
+    " duration_s REAL NOT NULL DEFAULT 0,"
+    " model_ran INTEGER NOT NULL DEFAULT 0,"
+    " model_date TEXT NOT NULL DEFAULT '',"
+    " time_s REAL NOT NULL DEFAULT 0,"
+    " language TEXT NOT NULL DEFAULT '',"
+    " owner TEXT NOT NULL DEFAULT '');"
+    "INSERT INTO uploads_v4 (id, filename, sha256, content_type, model, upload_date, size,"
+    " duration_s, model_ran, model_date, time_s, language)"
+    " SELECT id, filename, sha256, content_type, model, upload_date, size, duration_s,"
+    " model_ran, model_date, time_s, language FROM uploads;"
+    "DROP TABLE uploads;"
+    "ALTER TABLE uploads_v4 RENAME TO uploads;"
+    "CREATE INDEX uploads_by_date ON uploads(upload_date DESC, id DESC);"
+    "CREATE INDEX uploads_by_owner ON uploads(owner, upload_date DESC, id DESC);"
+    "CREATE UNIQUE INDEX uploads_owner_sha256 ON uploads(owner, sha256);"
+    "CREATE TRIGGER uploads_count_insert AFTER INSERT ON uploads"
+    " BEGIN UPDATE upload_count SET n = n + 1; END;"
+    "CREATE TRIGGER uploads_count_delete AFTER DELETE ON uploads"
+    " BEGIN UPDATE upload_count SET n = n - 1; END;"
+    "CREATE TABLE api_keys ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " hash TEXT UNIQUE NOT NULL,"
+    " admin INTEGER NOT NULL DEFAULT 0,"
+    " created TEXT NOT NULL DEFAULT '',"
+    " revoked TEXT NOT NULL DEFAULT '');",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -119,7 +159,7 @@ static const char *const migrations[] = {
 #define UPLOAD_COLS                                                              \
     "u.id, u.filename, u.sha256, u.content_type, u.model, u.upload_date, u.size," \
     " u.duration_s, u.model_ran, u.model_date, u.time_s, u.language,"             \
-    " j.id, j.state, j.progress, j.error"
+    " j.id, j.state, j.progress, j.error, u.owner"
 
 /* Each upload with its latest job (NULL columns when it has none). A page
  * of the listing is picked from the date index alone (it covers the sort
@@ -131,6 +171,8 @@ static const char *const migrations[] = {
 #define JOB_COLS                                                                   \
     "id, upload_id, model, language, task, state, progress, attempts, created,"    \
     " started, finished, worker, error, lease_until, options"
+
+#define KEY_COLS "name, created, admin, revoked"
 
 /* Now, and the end of a lease of ?N milliseconds from now, by SQLite's
  * clock in the store's time format ("%f" is seconds with milliseconds). */
@@ -145,16 +187,23 @@ static const char *const migrations[] = {
     X(VERSION, "SELECT COALESCE(MAX(version), 0) FROM schema_version")                     \
     X(VERSION_ADD, "INSERT INTO schema_version(version, applied) VALUES (?1, ?2)")         \
     X(UPLOAD_BY_SHA, "SELECT " UPLOAD_COLS " FROM uploads u" UPLOAD_JOIN                   \
-                     " WHERE u.sha256 = ?1")                                               \
+                     " WHERE u.sha256 = ?1 AND u.owner = ?2")                              \
     X(UPLOAD_GET, "SELECT " UPLOAD_COLS " FROM uploads u" UPLOAD_JOIN " WHERE u.id = ?1")  \
     X(UPLOAD_LIST, "SELECT " UPLOAD_COLS " FROM (SELECT rowid AS rid FROM uploads"         \
                    " ORDER BY upload_date DESC, id DESC LIMIT ?1 OFFSET ?2) page"          \
                    " CROSS JOIN uploads u ON u.rowid = page.rid" UPLOAD_JOIN               \
                    " ORDER BY u.upload_date DESC, u.id DESC")                              \
+    X(UPLOAD_LIST_OWNER, "SELECT " UPLOAD_COLS " FROM (SELECT rowid AS rid FROM uploads"   \
+                         " WHERE owner = ?3 ORDER BY upload_date DESC, id DESC"            \
+                         " LIMIT ?1 OFFSET ?2) page"                                       \
+                         " CROSS JOIN uploads u ON u.rowid = page.rid" UPLOAD_JOIN         \
+                         " ORDER BY u.upload_date DESC, u.id DESC")                        \
     X(UPLOAD_COUNT, "SELECT n FROM upload_count")                                          \
+    X(UPLOAD_COUNT_OWNER, "SELECT COUNT(*) FROM uploads WHERE owner = ?1")                 \
     X(UPLOAD_EXISTS, "SELECT 1 FROM uploads WHERE id = ?1")                                \
     X(UPLOAD_INSERT, "INSERT INTO uploads (id, filename, sha256, content_type, model,"     \
-                     " upload_date, size, duration_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") \
+                     " upload_date, size, duration_s, owner)"                              \
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")                       \
     X(UPLOAD_DELETE, "DELETE FROM uploads WHERE id = ?1")                                  \
     X(UPLOAD_RAN, "UPDATE uploads SET model_ran = 1, model_date = ?2,"                     \
                   " model = COALESCE(NULLIF(?3, ''), (SELECT model FROM jobs WHERE id = ?1)),"  \
@@ -191,7 +240,13 @@ static const char *const migrations[] = {
     X(REQUEUE_EXPIRED, "UPDATE jobs SET state = 'queued', progress = 0, lease_until = ''"  \
                        " WHERE state = 'running' AND lease_until < " SQL_NOW)              \
     X(JOBS_IN_STATE, "SELECT id FROM jobs WHERE state = ?1 ORDER BY id")                   \
-    X(STATS_JOBS, "SELECT state, COUNT(*) FROM jobs GROUP BY state")
+    X(STATS_JOBS, "SELECT state, COUNT(*) FROM jobs GROUP BY state")                       \
+    X(KEY_ADD, "INSERT INTO api_keys (name, hash, admin, created) VALUES (?1, ?2, ?3, ?4)") \
+    X(KEY_LIST, "SELECT " KEY_COLS " FROM api_keys ORDER BY created, name")                \
+    X(KEY_REVOKE, "UPDATE api_keys SET revoked = ?2 WHERE name = ?1 AND revoked = ''")     \
+    X(KEY_EXISTS, "SELECT 1 FROM api_keys WHERE name = ?1")                                \
+    X(KEY_FIND, "SELECT " KEY_COLS " FROM api_keys WHERE hash = ?1 AND revoked = ''")      \
+    X(KEY_COUNT, "SELECT COUNT(*) FROM api_keys")
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,
@@ -366,6 +421,7 @@ static void read_upload(sqlite3_stmt *q, struct store_upload *u)
     col_str(u->model_date, sizeof u->model_date, q, 9);
     u->time_s = sqlite3_column_double(q, 10);
     col_str(u->language, sizeof u->language, q, 11);
+    col_str(u->owner, sizeof u->owner, q, 16);
     if (sqlite3_column_type(q, 12) == SQLITE_NULL) {
         store_copy(u->status, sizeof u->status, "uploaded");
         return;
@@ -562,7 +618,7 @@ fail:
 /* Brings the schema up to date: one BEGIN IMMEDIATE transaction per
  * migration, each re-reading the version under the write lock, so two
  * processes opening the same new file apply each migration once. */
-static int migrate(struct conn *c, const char *path)
+static int migrate_steps(struct conn *c, const char *path)
 {
     int rc;
     for (;;) {
@@ -609,6 +665,19 @@ static int migrate(struct conn *c, const char *path)
     }
 fail:
     rollback(c);
+    return rc;
+}
+
+/* migrate_steps with foreign keys off, as SQLite's way of rebuilding a
+ * table (migration 4) needs: the pragma has no effect inside a
+ * transaction, so it is set around them all. */
+static int migrate(struct conn *c, const char *path)
+{
+    int src = sqlite3_exec(c->db, "PRAGMA foreign_keys = OFF", NULL, NULL, NULL);
+    if (src != SQLITE_OK) return db_fail(c->db, "store_open (migrate)", src);
+    int rc = migrate_steps(c, path);
+    src = sqlite3_exec(c->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+    if (src != SQLITE_OK && rc == 0) rc = db_fail(c->db, "store_open (migrate)", src);
     return rc;
 }
 
@@ -670,6 +739,11 @@ static int sqlite_upload_insert(struct store *s, const struct store_upload *u,
     struct conn *c = &st->writer;
     char sha[sizeof u->sha256];
     store_copy(sha, sizeof sha, u->sha256);
+    /* query_upload binds ?1 on the same prepared statement; ?2, the
+     * owner, is bound here first. */
+    sqlite3_stmt *q = get_stmt(c, S_UPLOAD_BY_SHA, op, &rc);
+    if (!q) goto done;
+    BIND_FIELD(q, 2, u->owner);
     rc = query_upload(c, S_UPLOAD_BY_SHA, sha, op, existing);
     if (rc == 0) {
         if (existing) rc = fill_positions(c, existing, 1, op);
@@ -677,7 +751,7 @@ static int sqlite_upload_insert(struct store *s, const struct store_upload *u,
         goto done;
     }
     if (rc < 0) goto done;
-    sqlite3_stmt *q = get_stmt(c, S_UPLOAD_INSERT, op, &rc);
+    q = get_stmt(c, S_UPLOAD_INSERT, op, &rc);
     if (!q) goto done;
     BIND_FIELD(q, 1, u->id);
     BIND_FIELD(q, 2, u->filename);
@@ -687,6 +761,7 @@ static int sqlite_upload_insert(struct store *s, const struct store_upload *u,
     BIND_FIELD(q, 6, u->upload_date);
     sqlite3_bind_int64(q, 7, u->size);
     sqlite3_bind_double(q, 8, u->duration_s);
+    BIND_FIELD(q, 9, u->owner);
     int src = sqlite3_step(q);
     if (src == SQLITE_DONE) {
         rc = 0;
@@ -719,8 +794,8 @@ done:
     return rc;
 }
 
-static int sqlite_upload_list(struct store *s, int limit, int64_t offset, struct store_upload **rows,
-                              int *n, int64_t *total)
+static int sqlite_upload_list(struct store *s, const char *owner, int limit, int64_t offset,
+                              struct store_upload **rows, int *n, int64_t *total)
 {
     static const char op[] = "store_upload_list";
     struct sqlite_store *st = from_store(s);
@@ -730,8 +805,9 @@ static int sqlite_upload_list(struct store *s, int limit, int64_t offset, struct
     struct conn *c = reader_take(st);
     int rc = exec_id(c, S_BEGIN_READ, op);
     if (rc < 0) goto fail;
-    sqlite3_stmt *q = get_stmt(c, S_UPLOAD_COUNT, op, &rc);
+    sqlite3_stmt *q = get_stmt(c, owner ? S_UPLOAD_COUNT_OWNER : S_UPLOAD_COUNT, op, &rc);
     if (!q) goto fail;
+    if (owner) bind_str(q, 1, owner, NO_LIMIT);
     rc = query_int(c, q, op, &all);
     if (rc < 0) goto fail;
     /* Room for what the page can hold, not for limit rows. */
@@ -743,10 +819,11 @@ static int sqlite_upload_list(struct store *s, int limit, int64_t offset, struct
             rc = HARK_ENOMEM;
             goto fail;
         }
-        q = get_stmt(c, S_UPLOAD_LIST, op, &rc);
+        q = get_stmt(c, owner ? S_UPLOAD_LIST_OWNER : S_UPLOAD_LIST, op, &rc);
         if (!q) goto fail;
         sqlite3_bind_int64(q, 1, room);
         sqlite3_bind_int64(q, 2, offset);
+        if (owner) bind_str(q, 3, owner, NO_LIMIT);
         int src = SQLITE_DONE;
         while (count < room && (src = sqlite3_step(q)) == SQLITE_ROW) read_upload(q, &out[count++]);
         if (count < room && src != SQLITE_DONE) rc = db_fail(c->db, op, src);
@@ -1159,6 +1236,149 @@ done:
     return rc;
 }
 
+/* ---------------------------------------------------------------- keys */
+
+static void read_key(sqlite3_stmt *q, struct store_key *k)
+{
+    memset(k, 0, sizeof *k);
+    col_str(k->name, sizeof k->name, q, 0);
+    col_str(k->created, sizeof k->created, q, 1);
+    k->admin = sqlite3_column_int(q, 2) != 0;
+    col_str(k->revoked, sizeof k->revoked, q, 3);
+}
+
+static int sqlite_key_add(struct store *s, const char *name, const char *hash, int admin)
+{
+    static const char op[] = "store_key_add";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_KEY_ADD, op, &rc);
+    if (!q) goto done;
+    char now[32];
+    store_now(now);
+    bind_str(q, 1, name, NO_LIMIT);
+    bind_str(q, 2, hash, NO_LIMIT);
+    sqlite3_bind_int(q, 3, admin);
+    bind_str(q, 4, now, sizeof now);
+    int src = sqlite3_step(q);
+    if (src == SQLITE_DONE) {
+        rc = 0;
+    } else if ((src & 0xff) == SQLITE_CONSTRAINT) {
+        store_set_error("%s: a key named '%.64s' exists (or existed)", op, name);
+        rc = HARK_EEXIST;
+    } else {
+        rc = db_fail(c->db, op, src);
+    }
+    done_stmt(q);
+done:
+    return write_end(st, op, rc);
+}
+
+static int sqlite_key_list(struct store *s, struct store_key **rows, int *n)
+{
+    static const char op[] = "store_key_list";
+    struct sqlite_store *st = from_store(s);
+    struct store_key *out = NULL;
+    int count = 0, room = 0;
+    struct conn *c = reader_take(st);
+    int rc = 0;
+    sqlite3_stmt *q = get_stmt(c, S_KEY_LIST, op, &rc);
+    if (!q) goto fail;
+    int src;
+    while ((src = sqlite3_step(q)) == SQLITE_ROW) {
+        if (count == room) {
+            room = room ? 2 * room : 16;
+            struct store_key *bigger = realloc(out, (size_t)room * sizeof *out);
+            if (!bigger) {
+                store_set_error("%s: out of memory", op);
+                rc = HARK_ENOMEM;
+                break;
+            }
+            out = bigger;
+        }
+        read_key(q, &out[count++]);
+    }
+    if (rc == 0 && src != SQLITE_DONE) rc = db_fail(c->db, op, src);
+    done_stmt(q);
+    if (rc < 0) goto fail;
+    reader_give(st, c);
+    *rows = out;
+    *n = count;
+    return 0;
+fail:
+    reader_give(st, c);
+    free(out);
+    return rc;
+}
+
+static int sqlite_key_revoke(struct store *s, const char *name)
+{
+    static const char op[] = "store_key_revoke";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_KEY_REVOKE, op, &rc);
+    if (!q) goto done;
+    char now[32];
+    store_now(now);
+    bind_str(q, 1, name, NO_LIMIT);
+    bind_str(q, 2, now, sizeof now);
+    rc = exec_stmt(c, q, op);
+    if (rc < 0 || sqlite3_changes(c->db) > 0) goto done;
+    q = get_stmt(c, S_KEY_EXISTS, op, &rc);
+    if (!q) goto done;
+    bind_str(q, 1, name, NO_LIMIT);
+    int src = sqlite3_step(q);
+    if (src == SQLITE_DONE) {
+        store_set_error("%s: no key named '%.64s'", op, name);
+        rc = HARK_ENOENT;
+    } else if (src != SQLITE_ROW) {
+        rc = db_fail(c->db, op, src);
+    }
+    done_stmt(q);
+done:
+    return write_end(st, op, rc);
+}
+
+static int sqlite_key_find(struct store *s, const char *hash, struct store_key *out)
+{
+    static const char op[] = "store_key_find";
+    struct sqlite_store *st = from_store(s);
+    struct conn *c = reader_take(st);
+    int rc = 0;
+    sqlite3_stmt *q = get_stmt(c, S_KEY_FIND, op, &rc);
+    if (!q) goto done;
+    bind_str(q, 1, hash, NO_LIMIT);
+    int src = sqlite3_step(q);
+    if (src == SQLITE_ROW) {
+        read_key(q, out);
+    } else if (src == SQLITE_DONE) {
+        store_set_error("%s: no valid key with that hash", op);
+        rc = HARK_ENOENT;
+    } else {
+        rc = db_fail(c->db, op, src);
+    }
+    done_stmt(q);
+done:
+    reader_give(st, c);
+    return rc;
+}
+
+static int sqlite_key_count(struct store *s, int64_t *n)
+{
+    static const char op[] = "store_key_count";
+    struct sqlite_store *st = from_store(s);
+    struct conn *c = reader_take(st);
+    int rc = 0;
+    sqlite3_stmt *q = get_stmt(c, S_KEY_COUNT, op, &rc);
+    if (q) rc = query_int(c, q, op, n);
+    reader_give(st, c);
+    return rc;
+}
+
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
     .shared = 0,
@@ -1183,4 +1403,9 @@ const struct store_backend store_sqlite_backend = {
     .wait_for_jobs = NULL, /* no announcements across processes */
     .jobs_in_state = sqlite_jobs_in_state,
     .stats = sqlite_stats,
+    .key_add = sqlite_key_add,
+    .key_list = sqlite_key_list,
+    .key_revoke = sqlite_key_revoke,
+    .key_find = sqlite_key_find,
+    .key_count = sqlite_key_count,
 };

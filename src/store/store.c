@@ -18,13 +18,15 @@
 #include "errors.h"
 #include "hark.h"
 
+#include <openssl/evp.h>
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 static _Thread_local char last_error[512];
 
@@ -133,6 +135,12 @@ int store_upload_get(struct store *s, const char *id, struct store_upload *out)
 int store_upload_list(struct store *s, int limit, int64_t offset, struct store_upload **rows, int *n,
                       int64_t *total)
 {
+    return store_upload_list_owner(s, NULL, limit, offset, rows, n, total);
+}
+
+int store_upload_list_owner(struct store *s, const char *owner, int limit, int64_t offset,
+                            struct store_upload **rows, int *n, int64_t *total)
+{
     NEED_HANDLE(s, "store_upload_list");
     if (!rows || !n || limit < 0 || offset < 0) {
         store_set_error("store_upload_list: bad arguments (limit %d, offset %lld)", limit,
@@ -141,7 +149,7 @@ int store_upload_list(struct store *s, int limit, int64_t offset, struct store_u
     }
     *rows = NULL;
     *n = 0;
-    return s->ops->upload_list(s, limit, offset, rows, n, total);
+    return s->ops->upload_list(s, owner, limit, offset, rows, n, total);
 }
 
 int store_upload_delete(struct store *s, const char *id)
@@ -268,4 +276,79 @@ int store_stats(struct store *s, struct store_stats *out)
     if (!out) return bad_args("store_stats", "no output");
     memset(out, 0, sizeof *out);
     return s->ops->stats(s, out);
+}
+
+/* ---------------------------------------------------------------- keys */
+
+int store_key_hash(const char *key, char *hex)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (!key || EVP_Digest(key, strlen(key), md, &len, EVP_sha256(), NULL) != 1 || len != 32) {
+        store_set_error("store_key_hash: SHA-256 failed");
+        hex[0] = '\0';
+        return HARK_ENOMEM;
+    }
+    for (unsigned int i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+int store_key_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= sizeof(((struct store_key *)0)->name)) return 0;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-'))
+            return 0;
+    return 1;
+}
+
+/* Whether hash is 64 lower-case hex digits. */
+static int key_hash_ok(const char *hash)
+{
+    if (!hash || strlen(hash) != 64) return 0;
+    for (const char *p = hash; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+    return 1;
+}
+
+int store_key_add(struct store *s, const char *name, const char *hash, int admin)
+{
+    NEED_HANDLE(s, "store_key_add");
+    if (!store_key_name_ok(name))
+        return bad_args("store_key_add", "a key's name is 1 to 63 letters, digits, '.', '_' or '-'");
+    if (!key_hash_ok(hash)) return bad_args("store_key_add", "a key's hash is 64 lower-case hex digits");
+    return s->ops->key_add(s, name, hash, admin ? 1 : 0);
+}
+
+int store_key_list(struct store *s, struct store_key **rows, int *n)
+{
+    NEED_HANDLE(s, "store_key_list");
+    if (!rows || !n) return bad_args("store_key_list", "no output");
+    *rows = NULL;
+    *n = 0;
+    return s->ops->key_list(s, rows, n);
+}
+
+int store_key_revoke(struct store *s, const char *name)
+{
+    NEED_HANDLE(s, "store_key_revoke");
+    if (!name) return bad_args("store_key_revoke", "no name");
+    return s->ops->key_revoke(s, name);
+}
+
+int store_key_find(struct store *s, const char *hash, struct store_key *out)
+{
+    NEED_HANDLE(s, "store_key_find");
+    if (!hash || !out) return bad_args("store_key_find", "no hash or no output");
+    return s->ops->key_find(s, hash, out);
+}
+
+int store_key_count(struct store *s, int64_t *n)
+{
+    NEED_HANDLE(s, "store_key_count");
+    if (!n) return bad_args("store_key_count", "no output");
+    *n = 0;
+    return s->ops->key_count(s, n);
 }

@@ -4,11 +4,15 @@
  * is the default, PostgreSQL (postgres.c, libpq) serves many processes on
  * many machines; the backend is picked by store_open() from the location.
  *
- * Two tables hold everything. An upload is one stored media file (its
- * content hash is unique, so the same bytes are never stored twice); a job
- * is one request to run a model over an upload. An upload has at most one
- * active (queued or running) job at a time; its history keeps every job,
- * and the upload row carries the outcome of the last one that finished.
+ * Two tables hold the work. An upload is one stored media file of one owner
+ * (its content hash is unique per owner, so one owner never stores the same
+ * bytes twice, while two owners each keep their own copy); a job is one
+ * request to run a model over an upload. An upload has at most one active
+ * (queued or running) job at a time; its history keeps every job, and the
+ * upload row carries the outcome of the last one that finished. A third
+ * table holds the API keys: a name (the owner of what the key uploads),
+ * the SHA-256 of the key (never the key itself), whether it is an admin's
+ * and when it was revoked.
  *
  * Every function is safe to call from any thread at any time, and every
  * change is one transaction: a process killed at any point leaves either
@@ -40,7 +44,8 @@
 
 /* Besides HARK_EIO (the database failed) and HARK_ENOENT (no such row), the
  * store answers four outcomes in the same code space (hark.h):
- *   HARK_EEXIST  upload_insert: the content is stored already
+ *   HARK_EEXIST  upload_insert: the owner stored the content already; key_add: the
+ *                name is taken
  *   HARK_EAGAIN  job_claim: no job is queued
  *   HARK_EBUSY   job_enqueue: the upload has a queued or running job
  *   HARK_ESTALE  job_progress/finish/fail/heartbeat/release: the job is no longer this
@@ -77,6 +82,8 @@ struct store_upload {
     double progress;        /* 0..100 of the latest job */
     int queue_position;     /* 1-based among queued jobs, FIFO; 0 unless queued */
     char error[256];        /* why the latest job failed; "" otherwise */
+    char owner[64];         /* the name of the key that uploaded it; "" for the
+                             * service's own key or a service without keys */
 };
 
 struct store_job {
@@ -96,6 +103,14 @@ struct store_job {
     char lease_until[32];   /* while running: when the claim lapses unless renewed, by the
                              * database's clock; "" otherwise */
     char options[512];      /* the job's own settings (JSON object) or "" */
+};
+
+/* An API key as listed: never the key, nor its hash. */
+struct store_key {
+    char name[64];
+    char created[32];
+    int admin;              /* 1: sees and changes every owner's uploads */
+    char revoked[32];       /* when it was revoked; "" while it is valid */
 };
 
 /* Counts for /metrics and /health. */
@@ -121,10 +136,10 @@ const char *store_error(struct store *s);
 int store_schema_version(void);
 
 /* Inserts a new upload (id, filename, sha256, content_type, model,
- * upload_date, size, duration_s are read; the rest is set to "never run").
- * If an upload with the same sha256 exists, returns HARK_EEXIST and
- * fills *existing (when not NULL) with it; nothing is written. An id that
- * exists with another sha256 is HARK_EINVAL. */
+ * upload_date, size, duration_s, owner are read; the rest is set to "never
+ * run"). If the same owner has an upload with the same sha256, returns
+ * HARK_EEXIST and fills *existing (when not NULL) with it; nothing is
+ * written. An id that exists with another sha256 is HARK_EINVAL. */
 int store_upload_insert(struct store *s, const struct store_upload *u, struct store_upload *existing);
 
 int store_upload_get(struct store *s, const char *id, struct store_upload *out);
@@ -135,6 +150,11 @@ int store_upload_get(struct store *s, const char *id, struct store_upload *out);
  * total. */
 int store_upload_list(struct store *s, int limit, int64_t offset,
                       struct store_upload **rows, int *n, int64_t *total);
+
+/* The same for one owner's uploads only (owner NULL: everyone's, as
+ * store_upload_list); *total counts that owner's uploads. */
+int store_upload_list_owner(struct store *s, const char *owner, int limit, int64_t offset,
+                            struct store_upload **rows, int *n, int64_t *total);
 
 /* Deletes the upload and all its jobs. HARK_ENOENT if unknown. A running
  * job's worker finds its job gone (HARK_ESTALE) at its next call. */
@@ -232,6 +252,37 @@ int store_is_shared(struct store *s);
 int store_jobs_in_state(struct store *s, const char *state, int64_t **ids, int *n);
 
 int store_stats(struct store *s, struct store_stats *out);
+
+/* ---- API keys */
+
+/* The SHA-256 of key in lower-case hex into hex (65 bytes): what the store
+ * keeps and looks keys up by. Thread-safe. 0, or HARK_ENOMEM. */
+int store_key_hash(const char *key, char *hex);
+
+/* Whether name is a key's name store_key_add accepts: 1 to 63 bytes of
+ * [A-Za-z0-9._-]. */
+int store_key_name_ok(const char *name);
+
+/* Adds a key: name (1 to 63 bytes of [A-Za-z0-9._-]), the hash of the key
+ * (store_key_hash), admin 0 or 1, created now. HARK_EEXIST when the name is
+ * taken, by a valid or a revoked key (names are never reused, so that
+ * uploads kept under a name never pass to a new key); HARK_EINVAL for a
+ * bad name. */
+int store_key_add(struct store *s, const char *name, const char *hash, int admin);
+
+/* Every key ever added, oldest first, in a malloc'ed array (*rows, free()). */
+int store_key_list(struct store *s, struct store_key **rows, int *n);
+
+/* Revokes a key: it is refused from now on; its uploads stay, under its
+ * name. HARK_ENOENT for an unknown name; revoking twice keeps the first
+ * date. */
+int store_key_revoke(struct store *s, const char *name);
+
+/* The valid (not revoked) key with this hash into *out: 0, or HARK_ENOENT. */
+int store_key_find(struct store *s, const char *hash, struct store_key *out);
+
+/* How many keys were ever added, revoked ones included, into *n. */
+int store_key_count(struct store *s, int64_t *n);
 
 /* The current UTC time in the store's format (buf of at least 32 bytes). */
 void store_now(char *buf);

@@ -16,6 +16,7 @@ import path from 'node:path';
 const BASE = process.env.HARK_URL;
 const KEY_URL = process.env.HARK_KEY_URL;
 const KEY = process.env.HARK_KEY;
+const USER_KEY = process.env.HARK_USER_KEY;
 const VAD_URL = process.env.HARK_VAD_URL;
 const MEDIA = process.env.HARK_MEDIA;
 const AUDIO = process.env.HARK_AUDIO;
@@ -566,6 +567,27 @@ await check('ui_api_key_dialog', async () => {
   await kp.goto(`${KEY_URL}/#/history`);
   await kp.waitForFunction(() => document.querySelectorAll('#history-body tr').length === 1, null, { timeout: T });
   assert(!(await kp.evaluate(() => document.getElementById('key-dialog').open)), 'the key dialog opened again');
+  await ctx.close();
+});
+
+// The keyed server's own key is its admin: the history says it shows every
+// user's uploads. A user's key (carol, from hark keys add) sees an empty
+// history under its own name, not the admin's upload.
+await check('ui_history_owner', async () => {
+  const { ctx, page: kp } = await newPage('owner');
+  // Init scripts run before the page's own, in the order added: the key is
+  // in place before the first request, and the later one wins.
+  await ctx.addInitScript((k) => localStorage.setItem('hark.apiKey', k), KEY);
+  await kp.goto(`${KEY_URL}/#/history`);
+  await kp.waitForFunction(() => !document.getElementById('history-owner').hidden, null, { timeout: T });
+  const admin = await kp.textContent('#history-owner');
+  assert(/Every user/.test(admin), `the admin's history says "${admin}"`);
+  await ctx.addInitScript((k) => localStorage.setItem('hark.apiKey', k), USER_KEY);
+  await kp.reload();
+  await kp.waitForFunction(() => /carol/.test(document.getElementById('history-owner').textContent), null, { timeout: T });
+  await kp.waitForFunction(() => !document.getElementById('history-message').hidden, null, { timeout: T });
+  assert((await kp.$$('#history-body tr')).length === 0, 'carol sees uploads that are not hers');
+  await shoot(kp, 'history-owner');
   await ctx.close();
 });
 

@@ -8,8 +8,9 @@
 # chromium headless through the whole page: uploads with progress, a
 # duplicate, a rejected file, scheduling, the transcript player (seeking by
 # segment, captions, downloads), the history (filter, sort, pages, delete),
-# the API key dialog, the upload-to-player path with the keyboard only, and
-# (on a third server with a VAD model) the speech timeline under the video.
+# the API key dialog, whose history a user's key sees (a key made with
+# hark keys), the upload-to-player path with the keyboard only, and (on a
+# third server with a VAD model) the speech timeline under the video.
 # Screenshots of every screen land in a folder this script prints (outside
 # the repository; HARK_UI_SHOTS picks it).
 #
@@ -53,11 +54,15 @@ ln -s "$(realpath "$MODELS/$MODEL.bin")" "$API_TMP/vmodels/$MODEL.bin"
 cp "$SHARED/vad/ggml-silero-v6.2.0.bin" "$API_TMP/vmodels/"
 server_start V "$API_TMP/v" --models "$API_TMP/vmodels" || setup_fail "the server with a VAD model did not start"
 
+# A user's key on the keyed server (hark keys add on its store): its
+# history holds only its own uploads, under its name.
+USER_KEY=$("$HARK" keys add carol --data "$API_TMP/k" 2>/dev/null) || setup_fail "hark keys add failed"
+
 SHOTS=${HARK_UI_SHOTS:-$(mktemp -d "${TMPDIR:-/tmp}/hark-ui-shots-XXXXXX")}
 mkdir -p "$SHOTS"
 echo "  screenshots go to $SHOTS"
 
-HARK_URL=$A_url HARK_KEY_URL=$K_url HARK_VAD_URL=$V_url HARK_KEY=$KEY HARK_MEDIA=$MEDIA HARK_AUDIO=$AUDIO HARK_TMP=$API_TMP \
+HARK_URL=$A_url HARK_KEY_URL=$K_url HARK_VAD_URL=$V_url HARK_KEY=$KEY HARK_USER_KEY=$USER_KEY HARK_MEDIA=$MEDIA HARK_AUDIO=$AUDIO HARK_TMP=$API_TMP \
     HARK_UI_SHOTS=$SHOTS HARK_SLOW=$SLOW HARK_CHROMIUM=$CHROMIUM \
     node_checks ui_browser $((300 * SLOW)) "$HERE/test.mjs"
 

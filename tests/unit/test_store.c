@@ -452,6 +452,124 @@ static void test_duplicate(void)
     store_close(s);
 }
 
+/* The same bytes are one upload per owner: a second owner's copy is a row
+ * of its own, a duplicate only within one owner; listings by owner count
+ * and show that owner's rows only; deleting one copy leaves the other. */
+static void test_owners(void)
+{
+    const char *path = fresh_path("owners");
+    struct store *s = open_store(path);
+    if (!s) return;
+    struct store_upload a, b, c, existing, *rows = NULL;
+    int n = -1;
+    int64_t total = -1;
+    make_upload(&a, 1, NULL);
+    snprintf(a.owner, sizeof a.owner, "alice");
+    CHECK(store_upload_insert(s, &a, NULL) == 0);
+    make_upload(&b, 2, NULL);
+    memcpy(b.sha256, a.sha256, sizeof b.sha256);
+    snprintf(b.owner, sizeof b.owner, "bob");
+    CHECK(store_upload_insert(s, &b, NULL) == 0);
+    make_upload(&c, 3, NULL);
+    memcpy(c.sha256, a.sha256, sizeof c.sha256);
+    snprintf(c.owner, sizeof c.owner, "alice");
+    memset(&existing, 0, sizeof existing);
+    CHECK(store_upload_insert(s, &c, &existing) == HARK_EEXIST);
+    CHECK(strcmp(existing.id, a.id) == 0 && strcmp(existing.owner, "alice") == 0);
+    /* The service's own (owner "") is a third owner. */
+    c.owner[0] = 0;
+    CHECK(store_upload_insert(s, &c, NULL) == 0);
+
+    CHECK(store_upload_get(s, b.id, &existing) == 0 && strcmp(existing.owner, "bob") == 0);
+    CHECK(store_upload_list_owner(s, "alice", 10, 0, &rows, &n, &total) == 0);
+    CHECK(n == 1 && total == 1 && rows && strcmp(rows[0].id, a.id) == 0 && strcmp(rows[0].owner, "alice") == 0);
+    free(rows);
+    CHECK(store_upload_list_owner(s, "bob", 10, 0, &rows, &n, &total) == 0);
+    CHECK(n == 1 && total == 1 && rows && strcmp(rows[0].id, b.id) == 0);
+    free(rows);
+    CHECK(store_upload_list_owner(s, "", 10, 0, &rows, &n, &total) == 0);
+    CHECK(n == 1 && total == 1 && rows && strcmp(rows[0].id, c.id) == 0);
+    free(rows);
+    CHECK(store_upload_list_owner(s, "carol", 10, 0, &rows, &n, &total) == 0);
+    CHECK(n == 0 && total == 0 && rows == NULL);
+    /* Newest first: c, b, a. */
+    CHECK(store_upload_list_owner(s, NULL, 10, 0, &rows, &n, &total) == 0);
+    CHECK(n == 3 && total == 3 && rows && strcmp(rows[0].id, c.id) == 0 && strcmp(rows[2].id, a.id) == 0);
+    free(rows);
+    CHECK(store_upload_list_owner(s, "alice", 10, 1, &rows, &n, &total) == 0);
+    CHECK(n == 0 && total == 1);
+    free(rows);
+
+    CHECK(store_upload_delete(s, a.id) == 0);
+    CHECK(store_upload_get(s, b.id, &existing) == 0 && strcmp(existing.sha256, a.sha256) == 0);
+    /* With alice's copy gone she may send the bytes again. */
+    c = a;
+    snprintf(c.id, sizeof c.id, "up-000009");
+    CHECK(store_upload_insert(s, &c, NULL) == 0);
+    store_close(s);
+}
+
+/* API keys: kept as a hash, never twice under one name, revoked for good;
+ * the count includes revoked keys. */
+static void test_keys(void)
+{
+    const char *path = fresh_path("keys");
+    struct store *s = open_store(path);
+    if (!s) return;
+    char h1[65], h2[65], h3[65];
+    CHECK(store_key_hash("abc", h1) == 0);
+    CHECKF(strcmp(h1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0, "'%s'", h1);
+    CHECK(store_key_hash("hark_key_alice", h1) == 0 && store_key_hash("hark_key_root", h2) == 0 &&
+          store_key_hash("hark_key_other", h3) == 0);
+    int64_t count = -1;
+    CHECK(store_key_count(s, &count) == 0 && count == 0);
+    CHECK(store_key_add(s, "alice", h1, 0) == 0);
+    CHECK(store_key_add(s, "root", h2, 1) == 0);
+    CHECK(store_key_add(s, "alice", h3, 1) == HARK_EEXIST);
+    CHECK(store_key_add(s, "a b", h3, 0) == HARK_EINVAL);
+    CHECK(store_key_add(s, "", h3, 0) == HARK_EINVAL);
+    CHECK(store_key_add(s, "carol", "not-a-hash", 0) == HARK_EINVAL);
+    CHECK(store_key_add(s, "carol", "HARK", 0) == HARK_EINVAL);
+    CHECK(store_key_count(s, &count) == 0 && count == 2);
+    /* Only the hash is stored. */
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM api_keys WHERE hash LIKE '%hark_key%'") == 0);
+
+    struct store_key k, *rows = NULL;
+    int n = -1;
+    CHECK(store_key_find(s, h1, &k) == 0 && strcmp(k.name, "alice") == 0 && k.admin == 0 && k.revoked[0] == 0);
+    CHECK(strlen(k.created) == 24);
+    CHECK(store_key_find(s, h2, &k) == 0 && strcmp(k.name, "root") == 0 && k.admin == 1);
+    CHECK(store_key_find(s, h3, &k) == HARK_ENOENT);
+    CHECK(store_key_list(s, &rows, &n) == 0 && n == 2 && rows);
+    if (rows && n == 2) {
+        CHECK(strcmp(rows[0].name, "alice") == 0 && rows[0].admin == 0);
+        CHECK(strcmp(rows[1].name, "root") == 0 && rows[1].admin == 1);
+    }
+    free(rows);
+
+    CHECK(store_key_revoke(s, "alice") == 0);
+    CHECK(store_key_find(s, h1, &k) == HARK_ENOENT);
+    CHECK(store_key_list(s, &rows, &n) == 0 && n == 2 && rows && rows[0].revoked[0] != 0);
+    char when[32] = "";
+    if (rows) snprintf(when, sizeof when, "%s", rows[0].revoked);
+    free(rows);
+    CHECK(store_key_revoke(s, "alice") == 0);
+    CHECK(store_key_list(s, &rows, &n) == 0 && n == 2 && rows && strcmp(rows[0].revoked, when) == 0);
+    free(rows);
+    CHECK(store_key_revoke(s, "nobody") == HARK_ENOENT);
+    CHECK(store_key_add(s, "alice", h3, 0) == HARK_EEXIST);
+    CHECK(store_key_count(s, &count) == 0 && count == 2);
+    CHECK(store_key_find(s, h2, &k) == 0);
+    store_close(s);
+
+    /* Kept across a reopen. */
+    s = open_store(path);
+    if (!s) return;
+    CHECK(store_key_find(s, h2, &k) == 0 && k.admin == 1);
+    CHECK(store_key_find(s, h1, &k) == HARK_ENOENT);
+    store_close(s);
+}
+
 /* A job's own settings are kept as given and come back with the job, from
  * every read and from the claim; too long a value is refused. */
 static void test_job_options(void)
@@ -1259,7 +1377,7 @@ static void test_upgrade_v1(void)
     const char *path = fresh_path("upgrade_v1");
     struct store *s = open_store(path);
     if (!s) return;
-    CHECK(store_schema_version() == 3);
+    CHECK(store_schema_version() == 4);
     insert(s, 1, NULL);
     insert(s, 2, NULL);
     CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL, NULL) == 0);
@@ -1267,6 +1385,15 @@ static void test_upgrade_v1(void)
     struct store_job j;
     CHECK(store_job_claim(s, "old", &j) == 0 && strcmp(j.upload_id, "up-000001") == 0);
     store_close(s);
+    /* Back to version 1: owners and keys (4) go, and the content hash is
+     * unique again, then leases (2) and options (3). */
+    if (backend == ON_PG)
+        CHECK(sql_exec(path, "DROP TABLE api_keys; ALTER TABLE uploads DROP COLUMN owner;"
+                             " ALTER TABLE uploads ADD CONSTRAINT uploads_sha256_key UNIQUE (sha256)") == 0);
+    else
+        CHECK(sql_exec(path, "DROP TABLE api_keys; DROP INDEX uploads_owner_sha256;"
+                             " DROP INDEX uploads_by_owner; ALTER TABLE uploads DROP COLUMN owner;"
+                             " CREATE UNIQUE INDEX uploads_v1_sha256 ON uploads(sha256)") == SQLITE_OK);
     CHECK(sql_exec(path, "ALTER TABLE jobs DROP COLUMN options") == SQLITE_OK);
     CHECK(sql_exec(path, "ALTER TABLE jobs DROP COLUMN lease_until") == SQLITE_OK);
     CHECK(sql_exec(path, "DELETE FROM schema_version WHERE version >= 2") == SQLITE_OK);
@@ -1274,10 +1401,15 @@ static void test_upgrade_v1(void)
 
     s = open_store(path);
     if (!s) return;
-    CHECK(sql_int(path, "SELECT MAX(version) FROM schema_version") == 3);
+    CHECK(sql_int(path, "SELECT MAX(version) FROM schema_version") == 4);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs WHERE lease_until = '' AND options = ''") == 2);
+    /* The uploads table was rebuilt (SQLite) without losing a job, and
+     * every upload so far is the service's own. */
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads WHERE owner = ''") == 2);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM api_keys") == 0);
     struct store_upload u;
     CHECK(store_upload_get(s, "up-000001", &u) == 0 && strcmp(u.status, "running") == 0);
+    CHECK(u.owner[0] == 0);
     CHECK(store_upload_get(s, "up-000002", &u) == 0 && strcmp(u.status, "queued") == 0);
     int n = -1;
     CHECK(store_requeue_expired(s, &n) == 0 && n == 1);
@@ -1889,6 +2021,8 @@ static const struct {
     {"store_open_new", test_open_new, BOTH},
     {"store_upload_insert_get", test_upload_insert_get, BOTH},
     {"store_duplicate", test_duplicate, BOTH},
+    {"store_owners", test_owners, BOTH},
+    {"store_keys", test_keys, BOTH},
     {"store_truncation", test_truncation, BOTH},
     {"store_job_options", test_job_options, BOTH},
     {"store_list", test_list, BOTH},
