@@ -332,7 +332,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             if (who < 0) {
                 int status;
                 const char *code;
-                http_failure(HTTP_OP_STORE, who, 0, &status, &code);
+                http_failure(HTTP_OP_STORE, who, &status, &code);
                 return refuse(c, rq, status, code, NULL, "cannot check the API key: %s",
                               store_error(srv->store));
             }
