@@ -100,7 +100,7 @@ $(BUILD)/tests/ref_%: tests/ref/%.c $(TEST_HARNESS) $(LIB)
 # tests/fuzz/corpus/<target>/ (the seeds and every crasher ever found);
 # `make fuzz` builds them with clang's libFuzzer for new fuzzing runs. The
 # service's targets (FUZZ_SERVICE) also link the service's library.
-FUZZ_SERVICE := job_options multipart range router
+FUZZ_SERVICE := job_options media multipart range router
 FUZZ_SERVICE_BIN := $(FUZZ_SERVICE:%=$(BUILD)/tests/fuzz_%)
 FUZZ_LIBS := $(LIB)
 $(FUZZ_SERVICE_BIN): FUZZ_LIBS := $(SERVICE_LIB) $(LIB) $(SERVICE_LIBS)

@@ -7,7 +7,9 @@
  * its I/O context, and libavformat's callback for opening further resources
  * refuses everything: a playlist or concat script cannot make a service read
  * other files or reach the network. Probing is bounded by FFmpeg's probe
- * size and analysis duration, set explicitly below.
+ * size, analysis duration and most streams, set explicitly below, and a
+ * stream that states an absurd duration, sample rate or channel count is
+ * refused before anything is decoded (media.h gives the limits).
  *
  * Decoding. Packets of the first audio stream are read, decoded and turned
  * into 16 kHz mono a frame at a time. Mono is the mean of all channels (the
@@ -49,11 +51,8 @@
 
 #include "hark.h"
 
-/* Probing reads at most this many bytes and this much media time. */
-#define PROBE_BYTES "5000000"
-#define PROBE_US "5000000"
 /* The most channels a frame may have; more is taken as a damaged frame. */
-#define MAX_CHANNELS 64
+#define MAX_CHANNELS MEDIA_MAX_CHANNELS
 /* Output reserved up front from the stated duration, at most (10 minutes);
  * beyond that the buffer doubles, so a lying header costs nothing. */
 #define MAX_RESERVE_SAMPLES ((size_t)MEDIA_SAMPLE_RATE * 600)
@@ -105,6 +104,42 @@ static void input_close(struct input *in)
     avio_closep(&in->pb);
 }
 
+/* The duration of the audio stream in seconds as the file states it (the
+ * container's when the stream states none), or 0 when neither does. */
+static double stated_duration_s(const struct input *in)
+{
+    const AVStream *st = in->fmt->streams[in->stream];
+    if (st->duration != AV_NOPTS_VALUE && st->duration > 0 && st->time_base.num > 0 && st->time_base.den > 0)
+        return (double)st->duration * av_q2d(st->time_base);
+    if (in->fmt->duration != AV_NOPTS_VALUE && in->fmt->duration > 0)
+        return (double)in->fmt->duration / AV_TIME_BASE;
+    return 0.0;
+}
+
+/* Refuses an audio stream that states a duration, rate or channel count no
+ * real recording has (media.h's limits): 0, or HARK_EFORMAT with a line in err. */
+static int check_stated(const char *path, const struct input *in, char *err, size_t errlen)
+{
+    const AVCodecParameters *par = in->fmt->streams[in->stream]->codecpar;
+    double duration_s = stated_duration_s(in);
+    if (!(duration_s <= MEDIA_MAX_DURATION_S)) {
+        snprintf(err, errlen, "%s: the file states a duration of %.0f hours, more than the %.0f hours taken",
+                 path, duration_s / 3600, MEDIA_MAX_DURATION_S / 3600);
+        return HARK_EFORMAT;
+    }
+    if (par->sample_rate < 0 || par->sample_rate > MEDIA_MAX_RATE) {
+        snprintf(err, errlen, "%s: the audio states a sample rate of %d Hz, outside 1 to %d Hz", path,
+                 par->sample_rate, MEDIA_MAX_RATE);
+        return HARK_EFORMAT;
+    }
+    if (par->ch_layout.nb_channels < 0 || par->ch_layout.nb_channels > MEDIA_MAX_CHANNELS) {
+        snprintf(err, errlen, "%s: the audio states %d channels, outside 1 to %d", path,
+                 par->ch_layout.nb_channels, MEDIA_MAX_CHANNELS);
+        return HARK_EFORMAT;
+    }
+    return 0;
+}
+
 /* Opens path, probes it and finds its first audio stream. Returns 0, or
  * HARK_EIO / HARK_EAUDIO / HARK_ENOMEM with a line in err; on failure
  * nothing is left open. */
@@ -141,8 +176,9 @@ static int input_open(const char *path, struct input *in, char *err, size_t errl
     }
     in->fmt->pb = in->pb;
     in->fmt->io_open = refuse_io_open;
-    if (av_dict_set(&opts, "probesize", PROBE_BYTES, 0) < 0 ||
-        av_dict_set(&opts, "analyzeduration", PROBE_US, 0) < 0) {
+    if (av_dict_set_int(&opts, "probesize", MEDIA_PROBE_BYTES, 0) < 0 ||
+        av_dict_set_int(&opts, "analyzeduration", (int64_t)MEDIA_PROBE_S * 1000000, 0) < 0 ||
+        av_dict_set_int(&opts, "max_streams", MEDIA_MAX_STREAMS, 0) < 0) {
         snprintf(err, errlen, "%s: out of memory", path);
         rc = HARK_ENOMEM;
         goto fail;
@@ -190,6 +226,8 @@ static int input_open(const char *path, struct input *in, char *err, size_t errl
         rc = HARK_EAUDIO;
         goto fail;
     }
+    rc = check_stated(path, in, err, errlen);
+    if (rc != 0) goto fail;
     return 0;
 fail:
     av_dict_free(&opts);
@@ -258,11 +296,7 @@ int media_probe(const char *path, struct media_info *info, char *err, size_t err
     rc = input_open(path, &in, err, errlen);
     if (rc != 0) return rc;
     st = in.fmt->streams[in.stream];
-
-    if (st->duration != AV_NOPTS_VALUE && st->duration > 0 && st->time_base.den > 0)
-        info->duration_s = (double)st->duration * av_q2d(st->time_base);
-    else if (in.fmt->duration != AV_NOPTS_VALUE && in.fmt->duration > 0)
-        info->duration_s = (double)in.fmt->duration / AV_TIME_BASE;
+    info->duration_s = stated_duration_s(&in);
     for (unsigned i = 0; i < in.fmt->nb_streams; i++) {
         const AVStream *s = in.fmt->streams[i];
         if (s->codecpar->codec_type == AVMEDIA_TYPE_VIDEO && !(s->disposition & AV_DISPOSITION_ATTACHED_PIC))
@@ -562,9 +596,10 @@ int media_decode(const char *path, float **pcm, size_t *n_samples, media_progres
         goto fail;
     }
 
-    /* Reserve what the stated duration needs (capped), plus a little. */
-    if (st->duration != AV_NOPTS_VALUE && st->duration > 0 && st->time_base.den > 0) {
-        double want = (double)st->duration * av_q2d(st->time_base) * MEDIA_SAMPLE_RATE + 1024.0;
+    /* Reserve what the stated duration needs (capped), plus a little; the
+     * duration is one input_open checked, in [0, MEDIA_MAX_DURATION_S]. */
+    if (stated_duration_s(&in) > 0) {
+        double want = stated_duration_s(&in) * MEDIA_SAMPLE_RATE + 1024.0;
         size_t want_n = want < (double)MAX_RESERVE_SAMPLES ? (size_t)want : MAX_RESERVE_SAMPLES;
         rc = reserve(&d, want_n);
         if (rc != 0) goto fail;
