@@ -27,9 +27,9 @@
  * a read error or a truncated file ends the input where it breaks. Only an
  * input that yields no samples at all is an error (HARK_EFORMAT).
  *
- * Threads. Every call has its own contexts; FFmpeg's log level is set to
- * quiet once, under pthread_once, so any number of threads may probe and
- * decode at the same time.
+ * Threads. Every call has its own contexts; FFmpeg's log is replaced once,
+ * under pthread_once, by one that drops it (noting one line per thread), so
+ * any number of threads may probe and decode at the same time.
  */
 #include "media.h"
 
@@ -37,6 +37,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,9 +60,30 @@
 
 static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
 
+/* Set on a thread whose input went past max_streams (see log_line). */
+static _Thread_local int too_many_streams;
+
+/* FFmpeg's log, which is dropped. One line is noted: when a demuxer asks
+ * for a stream beyond max_streams, avformat_new_stream says so here and the
+ * demuxer then fails with ENOMEM, which would otherwise read as memory
+ * running out. */
+static void log_line(void *avcl, int level, const char *fmt, va_list ap)
+{
+    (void)avcl, (void)level, (void)ap;
+    if (fmt && !strncmp(fmt, "Number of streams exceeds max_streams", 37)) too_many_streams = 1;
+}
+
 static void quiet_log(void)
 {
     av_log_set_level(AV_LOG_QUIET);
+    av_log_set_callback(log_line);
+}
+
+/* The line for an input refused for its streams' count. */
+static int streams_refused(const char *path, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s: the file has more than %d streams", path, MEDIA_MAX_STREAMS);
+    return HARK_EFORMAT;
 }
 
 /* The words for an AVERROR code, into buf. */
@@ -184,10 +206,13 @@ static int input_open(const char *path, struct input *in, char *err, size_t errl
         goto fail;
     }
     /* On failure avformat_open_input frees the context (not our pb). */
+    too_many_streams = 0;
     ret = avformat_open_input(&in->fmt, NULL, NULL, &opts);
     av_dict_free(&opts);
     if (ret < 0) {
-        if (is_io_error(ret, in->pb)) {
+        if (too_many_streams) {
+            rc = streams_refused(path, err, errlen);
+        } else if (is_io_error(ret, in->pb)) {
             snprintf(err, errlen, "%s: cannot read: %s", path, av_words(ret, words, sizeof words));
             rc = HARK_EIO;
         } else if (ret == AVERROR(ENOMEM)) {
@@ -205,6 +230,10 @@ static int input_open(const char *path, struct input *in, char *err, size_t errl
         goto fail;
     }
     ret = avformat_find_stream_info(in->fmt, NULL);
+    if (too_many_streams) {
+        rc = streams_refused(path, err, errlen);
+        goto fail;
+    }
     if (ret < 0) {
         if (ret == AVERROR(ENOMEM)) {
             snprintf(err, errlen, "%s: out of memory", path);
