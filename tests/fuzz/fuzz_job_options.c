@@ -6,8 +6,9 @@
  * read back by a worker with queue_options_decode.
  *
  * The input is the body, parsed with jansson as the route does. A member
- * that is refused must come with a one-line reason and HARK_EINVAL; taken,
- * the speech-detection settings must pass hark_vad_params_check, the
+ * that is refused must come with HARK_EINVAL and a reason that is one line
+ * of valid UTF-8 without control characters (an error body quotes it).
+ * Taken, the speech-detection settings must pass hark_vad_params_check, the
  * options must fit the 512 bytes the route keeps for them, and decoding
  * them over the defaults must give back the same mode, settings and word
  * timestamps, bit for bit. A broken expectation calls abort() so that the
@@ -34,9 +35,18 @@ static void expect(int ok, const char *what)
     }
 }
 
+/* A reason an error body can carry: one line, no control characters, valid
+ * UTF-8 (jansson refuses to put anything else in a JSON string). */
 static int one_line(const char *s)
 {
-    return s[0] && !strchr(s, '\n');
+    json_t *j;
+    int ok = s[0] != 0;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) ok = 0;
+    j = json_string(s);
+    if (!j) ok = 0;
+    json_decref(j);
+    return ok;
 }
 
 static int same_params(const struct hark_vad_params *a, const struct hark_vad_params *b)
