@@ -101,19 +101,42 @@ $(BUILD)/tests/ref_%: tests/ref/%.c $(TEST_HARNESS) $(LIB)
 
 # Fuzz targets: built here with a replay driver that runs every input in
 # tests/fuzz/corpus/<target>/ (the seeds and every crasher ever found);
-# `make fuzz` builds them with clang's libFuzzer for new fuzzing runs.
+# `make fuzz` builds them with clang's libFuzzer for new fuzzing runs. The
+# service's targets (FUZZ_SERVICE) also link the service's library.
+FUZZ_SERVICE := job_options media multipart range router
+FUZZ_SERVICE_BIN := $(FUZZ_SERVICE:%=$(BUILD)/tests/fuzz_%)
+FUZZ_LIBS := $(LIB)
+$(FUZZ_SERVICE_BIN): FUZZ_LIBS := $(SERVICE_LIB) $(LIB) $(SERVICE_LIBS)
+$(FUZZ_SERVICE_BIN): $(SERVICE_LIB)
 $(BUILD)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(TEST_HARNESS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(TEST_HARNESS) $(LIB) $(LDLIBS)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(TEST_HARNESS) $(FUZZ_LIBS) $(LDLIBS)
 
+# `make fuzz` compiles what the targets test with the fuzzer's
+# instrumentation: the engine's parsers (build/fuzz/engine.a) for the
+# engine's targets, the service's sources (build/fuzz/service.a) for the
+# service's; these take the rest of the engine, untested here, from the
+# ordinary build.
 FUZZ_ENGINE := src/engine/model.c src/engine/kernels.c src/engine/attention.c src/engine/pool.c src/engine/blas.c \
                src/engine/quant.c src/engine/tokenizer.c src/engine/wav.c src/engine/errors.c src/engine/lang.c \
                src/engine/vad.c
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc/engine
-fuzz:
-	@mkdir -p build/fuzz
-	for t in $(FUZZ_SRC:tests/fuzz/%.c=%); do \
-	  clang $(FUZZ_CFLAGS) -o build/fuzz/$$t tests/fuzz/$$t.c $(FUZZ_ENGINE) -lm -ldl -pthread || exit 1; done
+FUZZ_BASE   := -std=c11 -D_GNU_SOURCE -g -O1
+FUZZ_SAN    := address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := $(FUZZ_BASE) -fsanitize=fuzzer,$(FUZZ_SAN)
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_BASE) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) $(CPPFLAGS) -MMD -MP -c $< -o $@
+build/fuzz/engine.a: $(FUZZ_ENGINE:%.c=build/fuzz/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+build/fuzz/service.a: $(SERVICE_SRC:%.c=build/fuzz/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+$(FUZZ_SERVICE:%=build/fuzz/fuzz_%): build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/service.a $(LIB) $(UI_OBJ)
+	clang $(FUZZ_CFLAGS) $(CPPFLAGS) -o $@ $< build/fuzz/service.a $(LIB) $(UI_OBJ) $(SERVICE_LIBS) -lm -ldl -pthread
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/engine.a
+	clang $(FUZZ_CFLAGS) $(CPPFLAGS) -o $@ $< build/fuzz/engine.a -lm -ldl -pthread
+fuzz: $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
 $(BUILD)/tools/%: tools/%.c $(LIB)
 	@mkdir -p $(dir $@)

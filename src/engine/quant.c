@@ -118,9 +118,12 @@ static TV void q8_block_512(const float *x, int8_t *q, uint16_t *dh, uint16_t *s
     float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1))), d, id;
     block_scale(amax, &d, &id);
     __m512 mul = _mm512_set1_ps(id);
-    const int rn = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-    __m512i i0 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v0, mul), rn));
-    __m512i i1 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v1, mul), rn));
+    /* The rounding mode is a macro, not a const int: clang takes only an
+     * integer constant expression here. */
+#define RN (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+    __m512i i0 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v0, mul), RN));
+    __m512i i1 = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v1, mul), RN));
+#undef RN
     _mm_storeu_si128((__m128i *)q, _mm512_cvtsepi32_epi8(i0));
     _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtsepi32_epi8(i1));
     *dh = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);

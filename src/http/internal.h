@@ -243,4 +243,18 @@ enum MHD_Result route_v1_speech(struct http_server *srv, struct MHD_Connection *
 
 const char *route_name(enum route r);
 
+/* ---- parsers of request lines and headers, reachable from the fuzz targets */
+
+/* server.c: sets rq->route from the path as the client sent it, and rq->id
+ * and rq->file (percent-decoded) for the routes that name them; a segment
+ * that decodes to "." or "..", holds '/', '\\' or NUL, or is too long sets
+ * rq->bad_path instead and leaves both empty. */
+void route_request(struct request *rq, const char *url);
+
+/* results.c: parses a Range header (h may be NULL) for a file of size
+ * bytes. Returns 1 with [*first, *last] for a satisfiable single range, 0
+ * to serve the whole file (no header, a syntax this server does not take,
+ * or several ranges), -1 for an unsatisfiable range. */
+int parse_range(const char *h, int64_t size, int64_t *first, int64_t *last);
+
 #endif

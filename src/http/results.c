@@ -146,11 +146,8 @@ static const char *file_type(const struct store_upload *u, const char *name)
     return f ? f->content_type : "application/octet-stream";
 }
 
-/* Parses a Range header for a file of size bytes. Returns 1 with [*first,
- * *last] for a satisfiable single range, 0 to serve the whole file (no
- * header, a syntax this server does not take, or several ranges), -1 for an
- * unsatisfiable range. */
-static int parse_range(const char *h, int64_t size, int64_t *first, int64_t *last)
+/* Declared in internal.h. */
+int parse_range(const char *h, int64_t size, int64_t *first, int64_t *last)
 {
     const char *p;
     int64_t a = -1, b = -1;

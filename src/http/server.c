@@ -75,7 +75,7 @@ static int decode_segment(const char *seg, size_t seglen, char *out, size_t len)
     return 0;
 }
 
-static void route_request(struct request *rq, const char *url)
+void route_request(struct request *rq, const char *url)
 {
     const char *seg[4];
     size_t seglen[4];
@@ -116,7 +116,10 @@ static void route_request(struct request *rq, const char *url)
     }
     if (n == 2 && SEG_IS(0, "ui")) {
         rq->route = ROUTE_UI_ASSET;
-        if (decode_segment(seg[1], seglen[1], rq->file, sizeof rq->file) < 0) rq->bad_path = 1;
+        if (decode_segment(seg[1], seglen[1], rq->file, sizeof rq->file) < 0) {
+            rq->bad_path = 1;
+            rq->file[0] = 0;
+        }
         return;
     }
     if (n == 3 && SEG_IS(0, "v1") && SEG_IS(1, "audio")) {
@@ -138,12 +141,12 @@ static void route_request(struct request *rq, const char *url)
     else if (SEG_IS(0, "jobs")) rq->route = ROUTE_JOB;
     else if (SEG_IS(0, "results")) rq->route = ROUTE_RESULTS;
     else {
+        /* The second segment is a file name here, not an id: its own
+         * decoding decides, whatever the id's bounds made of it above. */
         rq->route = ROUTE_FILE;
-        if (decode_segment(seg[0], seglen[0], rq->id, sizeof rq->id) < 0 ||
-            decode_segment(seg[1], seglen[1], rq->file, sizeof rq->file) < 0) {
-            rq->bad_path = 1;
-            rq->id[0] = rq->file[0] = 0;
-        }
+        rq->bad_path = decode_segment(seg[0], seglen[0], rq->id, sizeof rq->id) < 0 ||
+                       decode_segment(seg[1], seglen[1], rq->file, sizeof rq->file) < 0;
+        if (rq->bad_path) rq->id[0] = rq->file[0] = 0;
     }
 #undef SEG_IS
 }

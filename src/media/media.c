@@ -7,7 +7,9 @@
  * its I/O context, and libavformat's callback for opening further resources
  * refuses everything: a playlist or concat script cannot make a service read
  * other files or reach the network. Probing is bounded by FFmpeg's probe
- * size and analysis duration, set explicitly below.
+ * size, analysis duration and most streams, set explicitly below, and a
+ * stream that states an absurd duration, sample rate or channel count is
+ * refused before anything is decoded (media.h gives the limits).
  *
  * Decoding. Packets of the first audio stream are read, decoded and turned
  * into 16 kHz mono a frame at a time. Mono is the mean of all channels (the
@@ -25,9 +27,9 @@
  * a read error or a truncated file ends the input where it breaks. Only an
  * input that yields no samples at all is an error (HARK_EFORMAT).
  *
- * Threads. Every call has its own contexts; FFmpeg's log level is set to
- * quiet once, under pthread_once, so any number of threads may probe and
- * decode at the same time.
+ * Threads. Every call has its own contexts; FFmpeg's log is replaced once,
+ * under pthread_once, by one that drops it (noting one line per thread), so
+ * any number of threads may probe and decode at the same time.
  */
 #include "media.h"
 
@@ -35,6 +37,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,20 +52,38 @@
 
 #include "hark.h"
 
-/* Probing reads at most this many bytes and this much media time. */
-#define PROBE_BYTES "5000000"
-#define PROBE_US "5000000"
 /* The most channels a frame may have; more is taken as a damaged frame. */
-#define MAX_CHANNELS 64
+#define MAX_CHANNELS MEDIA_MAX_CHANNELS
 /* Output reserved up front from the stated duration, at most (10 minutes);
  * beyond that the buffer doubles, so a lying header costs nothing. */
 #define MAX_RESERVE_SAMPLES ((size_t)MEDIA_SAMPLE_RATE * 600)
 
 static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
 
+/* Set on a thread whose input went past max_streams (see log_line). */
+static _Thread_local int too_many_streams;
+
+/* FFmpeg's log, which is dropped. One line is noted: when a demuxer asks
+ * for a stream beyond max_streams, avformat_new_stream says so here and the
+ * demuxer then fails with ENOMEM, which would otherwise read as memory
+ * running out. */
+static void log_line(void *avcl, int level, const char *fmt, va_list ap)
+{
+    (void)avcl, (void)level, (void)ap;
+    if (fmt && !strncmp(fmt, "Number of streams exceeds max_streams", 37)) too_many_streams = 1;
+}
+
 static void quiet_log(void)
 {
     av_log_set_level(AV_LOG_QUIET);
+    av_log_set_callback(log_line);
+}
+
+/* The line for an input refused for its streams' count. */
+static int streams_refused(const char *path, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s: the file has more than %d streams", path, MEDIA_MAX_STREAMS);
+    return HARK_EFORMAT;
 }
 
 /* The words for an AVERROR code, into buf. */
@@ -105,6 +126,42 @@ static void input_close(struct input *in)
     avio_closep(&in->pb);
 }
 
+/* The duration of the audio stream in seconds as the file states it (the
+ * container's when the stream states none), or 0 when neither does. */
+static double stated_duration_s(const struct input *in)
+{
+    const AVStream *st = in->fmt->streams[in->stream];
+    if (st->duration != AV_NOPTS_VALUE && st->duration > 0 && st->time_base.num > 0 && st->time_base.den > 0)
+        return (double)st->duration * av_q2d(st->time_base);
+    if (in->fmt->duration != AV_NOPTS_VALUE && in->fmt->duration > 0)
+        return (double)in->fmt->duration / AV_TIME_BASE;
+    return 0.0;
+}
+
+/* Refuses an audio stream that states a duration, rate or channel count no
+ * real recording has (media.h's limits): 0, or HARK_EFORMAT with a line in err. */
+static int check_stated(const char *path, const struct input *in, char *err, size_t errlen)
+{
+    const AVCodecParameters *par = in->fmt->streams[in->stream]->codecpar;
+    double duration_s = stated_duration_s(in);
+    if (!(duration_s <= MEDIA_MAX_DURATION_S)) {
+        snprintf(err, errlen, "%s: the file states a duration of %.0f hours, more than the %.0f hours taken",
+                 path, duration_s / 3600, MEDIA_MAX_DURATION_S / 3600);
+        return HARK_EFORMAT;
+    }
+    if (par->sample_rate < 0 || par->sample_rate > MEDIA_MAX_RATE) {
+        snprintf(err, errlen, "%s: the audio states a sample rate of %d Hz, outside 1 to %d Hz", path,
+                 par->sample_rate, MEDIA_MAX_RATE);
+        return HARK_EFORMAT;
+    }
+    if (par->ch_layout.nb_channels < 0 || par->ch_layout.nb_channels > MEDIA_MAX_CHANNELS) {
+        snprintf(err, errlen, "%s: the audio states %d channels, outside 1 to %d", path,
+                 par->ch_layout.nb_channels, MEDIA_MAX_CHANNELS);
+        return HARK_EFORMAT;
+    }
+    return 0;
+}
+
 /* Opens path, probes it and finds its first audio stream. Returns 0, or
  * HARK_EIO / HARK_EAUDIO / HARK_ENOMEM with a line in err; on failure
  * nothing is left open. */
@@ -141,17 +198,21 @@ static int input_open(const char *path, struct input *in, char *err, size_t errl
     }
     in->fmt->pb = in->pb;
     in->fmt->io_open = refuse_io_open;
-    if (av_dict_set(&opts, "probesize", PROBE_BYTES, 0) < 0 ||
-        av_dict_set(&opts, "analyzeduration", PROBE_US, 0) < 0) {
+    if (av_dict_set_int(&opts, "probesize", MEDIA_PROBE_BYTES, 0) < 0 ||
+        av_dict_set_int(&opts, "analyzeduration", (int64_t)MEDIA_PROBE_S * 1000000, 0) < 0 ||
+        av_dict_set_int(&opts, "max_streams", MEDIA_MAX_STREAMS, 0) < 0) {
         snprintf(err, errlen, "%s: out of memory", path);
         rc = HARK_ENOMEM;
         goto fail;
     }
     /* On failure avformat_open_input frees the context (not our pb). */
+    too_many_streams = 0;
     ret = avformat_open_input(&in->fmt, NULL, NULL, &opts);
     av_dict_free(&opts);
     if (ret < 0) {
-        if (is_io_error(ret, in->pb)) {
+        if (too_many_streams) {
+            rc = streams_refused(path, err, errlen);
+        } else if (is_io_error(ret, in->pb)) {
             snprintf(err, errlen, "%s: cannot read: %s", path, av_words(ret, words, sizeof words));
             rc = HARK_EIO;
         } else if (ret == AVERROR(ENOMEM)) {
@@ -169,6 +230,10 @@ static int input_open(const char *path, struct input *in, char *err, size_t errl
         goto fail;
     }
     ret = avformat_find_stream_info(in->fmt, NULL);
+    if (too_many_streams) {
+        rc = streams_refused(path, err, errlen);
+        goto fail;
+    }
     if (ret < 0) {
         if (ret == AVERROR(ENOMEM)) {
             snprintf(err, errlen, "%s: out of memory", path);
@@ -190,6 +255,8 @@ static int input_open(const char *path, struct input *in, char *err, size_t errl
         rc = HARK_EAUDIO;
         goto fail;
     }
+    rc = check_stated(path, in, err, errlen);
+    if (rc != 0) goto fail;
     return 0;
 fail:
     av_dict_free(&opts);
@@ -258,11 +325,7 @@ int media_probe(const char *path, struct media_info *info, char *err, size_t err
     rc = input_open(path, &in, err, errlen);
     if (rc != 0) return rc;
     st = in.fmt->streams[in.stream];
-
-    if (st->duration != AV_NOPTS_VALUE && st->duration > 0 && st->time_base.den > 0)
-        info->duration_s = (double)st->duration * av_q2d(st->time_base);
-    else if (in.fmt->duration != AV_NOPTS_VALUE && in.fmt->duration > 0)
-        info->duration_s = (double)in.fmt->duration / AV_TIME_BASE;
+    info->duration_s = stated_duration_s(&in);
     for (unsigned i = 0; i < in.fmt->nb_streams; i++) {
         const AVStream *s = in.fmt->streams[i];
         if (s->codecpar->codec_type == AVMEDIA_TYPE_VIDEO && !(s->disposition & AV_DISPOSITION_ATTACHED_PIC))
@@ -562,9 +625,10 @@ int media_decode(const char *path, float **pcm, size_t *n_samples, media_progres
         goto fail;
     }
 
-    /* Reserve what the stated duration needs (capped), plus a little. */
-    if (st->duration != AV_NOPTS_VALUE && st->duration > 0 && st->time_base.den > 0) {
-        double want = (double)st->duration * av_q2d(st->time_base) * MEDIA_SAMPLE_RATE + 1024.0;
+    /* Reserve what the stated duration needs (capped), plus a little; the
+     * duration is one input_open checked, in [0, MEDIA_MAX_DURATION_S]. */
+    if (stated_duration_s(&in) > 0) {
+        double want = stated_duration_s(&in) * MEDIA_SAMPLE_RATE + 1024.0;
         size_t want_n = want < (double)MAX_RESERVE_SAMPLES ? (size_t)want : MAX_RESERVE_SAMPLES;
         rc = reserve(&d, want_n);
         if (rc != 0) goto fail;

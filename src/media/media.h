@@ -23,6 +23,18 @@
 
 #define MEDIA_SAMPLE_RATE 16000
 
+/* What a file and its audio stream may state and still be taken: a file
+ * beyond one of these is refused with HARK_EFORMAT before any decoding,
+ * since no real recording has it and a forged header could otherwise make
+ * work of it. Probing reads at most MEDIA_PROBE_BYTES bytes and
+ * MEDIA_PROBE_S seconds of media. */
+#define MEDIA_MAX_DURATION_S (7.0 * 24 * 3600)
+#define MEDIA_MAX_RATE 768000
+#define MEDIA_MAX_CHANNELS 64
+#define MEDIA_MAX_STREAMS 100
+#define MEDIA_PROBE_BYTES 5000000
+#define MEDIA_PROBE_S 5
+
 struct media_info {
     double duration_s;       /* of the audio stream (container's if unknown); 0 if unknown */
     char format[64];         /* FFmpeg's container name, first entry: "mov", "matroska", "mp3" */
@@ -35,8 +47,12 @@ struct media_info {
 
 /* Opens the file, finds its first audio stream and fills *info. Returns 0,
  * or HARK_EAUDIO when FFmpeg does not recognise the file or it has no audio
- * stream (the "not media" case, which a service answers with 415), HARK_EIO
- * when it cannot be read. Reads only what probing needs. */
+ * stream (the "not media" case, which a service answers with 415),
+ * HARK_EFORMAT when the file has more streams, or its audio states a
+ * duration, rate or channel count, beyond the limits above, HARK_EIO when
+ * it cannot be read. Reads only what probing needs. On success duration_s
+ * is in [0, MEDIA_MAX_DURATION_S], sample_rate in [0, MEDIA_MAX_RATE] and
+ * channels in [0, MEDIA_MAX_CHANNELS] (0: not stated). */
 int media_probe(const char *path, struct media_info *info, char *err, size_t errlen);
 
 /* Called now and then while decoding with the fraction of the input read so

@@ -62,8 +62,24 @@ static int set_field(struct hark_vad_params *p, int field, double x)
     return 0;
 }
 
+/* A client's key as a reason quotes it, into buf: at most cap - 1 bytes,
+ * cut at the start of a UTF-8 sequence, with control characters as '?', so
+ * that the reason stays one line of valid UTF-8 whatever the key. */
+static const char *quoted(const char *key, char *buf, size_t cap)
+{
+    size_t n = strlen(key), i;
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)key[n] & 0xC0) == 0x80) n--;
+    }
+    for (i = 0; i < n; i++) buf[i] = (unsigned char)key[i] < 0x20 || key[i] == 0x7f ? '?' : key[i];
+    buf[n] = 0;
+    return buf;
+}
+
 int queue_vad_set(struct queue_vad *v, const char *key, double value, char *err, size_t errlen)
 {
+    char q[48];
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         if (strcmp(key, keys[i].name)) continue;
         struct hark_vad_params p = v->params;
@@ -82,7 +98,7 @@ int queue_vad_set(struct queue_vad *v, const char *key, double value, char *err,
     snprintf(err, errlen,
              "\"%s\" is not a speech-detection setting (threshold, min_speech_ms, min_silence_ms, "
              "max_speech_s, pad_ms)",
-             key);
+             quoted(key, q, sizeof q));
     return HARK_ENOENT;
 }
 
@@ -107,7 +123,8 @@ int queue_vad_parse(struct json_t *value, struct queue_vad *v, char *err, size_t
         } else if (json_is_null(x) && (!strcmp(key, "max_speech_s") || !strcmp(key, "max_speech_duration_s"))) {
             d = INFINITY; /* no limit, as the JSON of a result writes it */
         } else {
-            snprintf(err, errlen, "\"%s\" must be a number", key);
+            char q[48];
+            snprintf(err, errlen, "\"%s\" must be a number", quoted(key, q, sizeof q));
             return HARK_EINVAL;
         }
         int rc = queue_vad_set(v, key, d, err, errlen);

@@ -18,11 +18,13 @@
  *
  * Faults: text, an empty file and random bytes are HARK_EAUDIO; a video-only
  * MP4 (jfk.mp4's video stream copied out with libavformat, no encoder
- * needed) is HARK_EAUDIO; a missing file and a directory are HARK_EIO; every
- * one of 40+ truncations of each jfk file and files with bytes overwritten
- * in the middle give a clean code or fewer samples, never a crash; a
- * progress callback that asks to stop gives HARK_ECANCELED. Several
- * threads decoding at once must give what one thread gives.
+ * needed) is HARK_EAUDIO; a file of 101 streams, or a header that states 100
+ * channels, 1 MHz or thousands of hours, is HARK_EFORMAT; a missing file and
+ * a directory are HARK_EIO; every one of 40+ truncations of each jfk file
+ * and files with bytes overwritten in the middle give a clean code or fewer
+ * samples, never a crash; a progress callback that asks to stop gives
+ * HARK_ECANCELED. Several threads decoding at once must give what one
+ * thread gives.
  */
 #include <math.h>
 #include <pthread.h>
@@ -612,6 +614,66 @@ static int remux_mp4(const char *src, const char *dst, int audio, int video, int
     return ret < 0 ? ret : 0;
 }
 
+/* Writes a NUT file of n_streams mono 8 kHz PCM streams, one packet each,
+ * with libavformat (no encoder needed). Returns 0 or an AVERROR. */
+static int write_streams(const char *path, int n_streams)
+{
+    AVFormatContext *oc = NULL;
+    AVPacket *pkt = av_packet_alloc();
+    int ret = pkt ? avformat_alloc_output_context2(&oc, NULL, "nut", path) : AVERROR(ENOMEM);
+    for (int i = 0; ret >= 0 && i < n_streams; i++) {
+        AVStream *st = avformat_new_stream(oc, NULL);
+        if (!st) {
+            ret = AVERROR(ENOMEM);
+            break;
+        }
+        st->codecpar->codec_type = AVMEDIA_TYPE_AUDIO;
+        st->codecpar->codec_id = AV_CODEC_ID_PCM_S16LE;
+        st->codecpar->sample_rate = 8000;
+        av_channel_layout_default(&st->codecpar->ch_layout, 1);
+        st->time_base = (AVRational){1, 8000};
+    }
+    if (ret >= 0) ret = avio_open(&oc->pb, path, AVIO_FLAG_WRITE);
+    if (ret >= 0) ret = avformat_write_header(oc, NULL);
+    for (int i = 0; ret >= 0 && i < n_streams; i++) {
+        ret = av_new_packet(pkt, 16);
+        if (ret < 0) break;
+        memset(pkt->data, 0, 16);
+        pkt->stream_index = i;
+        pkt->pts = pkt->dts = 0;
+        ret = av_interleaved_write_frame(oc, pkt);
+    }
+    if (ret >= 0) ret = av_write_trailer(oc);
+    if (oc) avio_closep(&oc->pb);
+    avformat_free_context(oc);
+    av_packet_free(&pkt);
+    return ret < 0 ? ret : 0;
+}
+
+/* Files that state what no real recording has are refused before any
+ * decoding (media.h's limits): 101 streams (which FFmpeg's demuxers report
+ * as ENOMEM, not to be taken for memory running out), 100 channels, 1 MHz,
+ * and a FLAC stream whose STREAMINFO states 2^36 - 1 samples at 8 kHz
+ * (about 2,386 hours). */
+static void test_absurd_headers(void)
+{
+    static const uint8_t flac[42] = {
+        'f', 'L', 'a', 'C', 0x80, 0, 0, 34, /* the last metadata block: STREAMINFO, 34 bytes */
+        0x10, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, /* block sizes 4096, frame sizes unknown */
+        /* 8000 Hz (20 bits), 1 channel (3 bits: 0), 16 bits (5 bits: 15), 2^36 - 1 samples (36 bits) */
+        0x01, 0xF4, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+    double amp[100];
+    for (int c = 0; c < 100; c++) amp[c] = 0.005;
+    CHECK(write_sine_wav(tmp_path("channels.wav"), 16000, 100, amp, 440.0, 64, 0, NULL) == 0);
+    expect_fail(tmp_path("channels.wav"), HARK_EFORMAT, "100 channels");
+    CHECK(write_sine_wav(tmp_path("rate.wav"), 1000000, 1, amp, 440.0, 64, 0, NULL) == 0);
+    expect_fail(tmp_path("rate.wav"), HARK_EFORMAT, "1 MHz");
+    CHECK(write_bytes(tmp_path("hours.flac"), flac, sizeof flac) == 0);
+    expect_fail(tmp_path("hours.flac"), HARK_EFORMAT, "2,386 hours");
+    CHECK(write_streams(tmp_path("streams.nut"), MEDIA_MAX_STREAMS + 1) == 0);
+    expect_fail(tmp_path("streams.nut"), HARK_EFORMAT, "101 streams");
+}
+
 static void test_no_audio_stream(void)
 {
     char err[512] = "";
@@ -800,6 +862,7 @@ int main(int argc, char **argv)
     t_run("channels_and_rates", test_channels_and_rates);
     t_run("cancelling_channels", test_cancelling_channels);
     t_run("not_media", test_not_media);
+    t_run("absurd_headers", test_absurd_headers);
     t_run("no_audio_stream", test_no_audio_stream);
     t_run("truncated", test_truncated);
     t_run("corrupt", test_corrupt);
