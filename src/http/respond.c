@@ -57,16 +57,32 @@ enum MHD_Result http_send_json(struct MHD_Connection *c, struct request *rq, int
     return http_send_response(c, rq, status, http_json_response(body));
 }
 
+/* A JSON string of s, which may quote a client's bytes: when s is not
+ * valid UTF-8, every byte outside ASCII becomes '?', so that the error
+ * still reaches the client whole. */
+static json_t *text_json(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j) return j;
+    char *copy = strdup(s);
+    if (!copy) return json_string("(no memory for the message)");
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80) *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
 struct MHD_Response *http_error_response(int status, const char *code, const char *param,
                                          json_t *extra, const char *message)
 {
     json_t *body = extra && json_is_object(extra) ? extra : json_object();
     if (extra && body != extra) json_decref(extra);
     json_object_set_new(body, "error",
-                        json_pack("{s:s, s:s, s:o, s:o}", "message", message, "type",
+                        json_pack("{s:o, s:s, s:o, s:o}", "message", text_json(message), "type",
                                   status >= 500 ? "server_error" : "invalid_request_error",
-                                  "param", param ? json_string(param) : json_null(),
-                                  "code", code ? json_string(code) : json_null()));
+                                  "param", param ? text_json(param) : json_null(),
+                                  "code", code ? text_json(code) : json_null()));
     return http_json_response(body);
 }
 

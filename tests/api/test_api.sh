@@ -536,7 +536,12 @@ test_model_cannot() {
     call POST /v1/audio/transcriptions -F "file=@$API_TMP/v1.wav" -F model=rt-mini.en-f16 -F language=fr
     want 400 invalid_request || return 1
     call POST /v1/audio/transcriptions -F "file=@$API_TMP/v1.wav" -F "model=$MODELS/rt-mini-f16.bin"
-    want 404 model_not_found
+    want 404 model_not_found || return 1
+    # A client's bytes that are not UTF-8, quoted in the reason: still an
+    # error object, the bytes made '?'.
+    call POST /v1/audio/transcriptions -F "file=@$API_TMP/v1.wav" -F "language=$(printf 'x\377y')"
+    want 400 invalid_value || return 1
+    jqb '.error.param == "language" and (.error.message | contains("x?y"))'
 }
 
 test_model_bad_task() {
