@@ -65,18 +65,24 @@
 #define MAX_ERRORS_SHOWN 20
 
 static int n_errors;
+static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Counts a failed check and prints it (the first MAX_ERRORS_SHOWN);
+ * called from the trickling client's thread too. */
 static void error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void error(const char *fmt, ...)
 {
     va_list ap;
-    if (++n_errors > MAX_ERRORS_SHOWN) return;
-    fputs("error: ", stdout);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fputc('\n', stdout);
-    fflush(stdout);
+    pthread_mutex_lock(&error_lock);
+    if (++n_errors <= MAX_ERRORS_SHOWN) {
+        fputs("error: ", stdout);
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        fputc('\n', stdout);
+        fflush(stdout);
+    }
+    pthread_mutex_unlock(&error_lock);
 }
 
 static double now_ms(void)
@@ -713,6 +719,19 @@ static void record(struct mixed *m, double ms)
     m->lat[m->n_lat++] = ms;
 }
 
+/* The mixed load's figures: throughput, latency quantiles, requests by kind. */
+static void print_mixed(struct mixed *m, int n_clients, int seconds, long total, double secs)
+{
+    qsort(m->lat, m->n_lat, sizeof *m->lat, cmp_double);
+    printf("mixed: %d clients for %d s: %ld requests in %.1f s, %.0f requests/s; latency p50 %.1f ms, "
+           "p99 %.1f ms, max %.1f ms; %d errors\n",
+           n_clients, seconds, total, secs, secs > 0 ? total / secs : 0, quantile(m->lat, m->n_lat, 0.5),
+           quantile(m->lat, m->n_lat, 0.99), m->n_lat ? m->lat[m->n_lat - 1] : 0, n_errors);
+    printf("mixed: by kind:");
+    for (int k = 0; k < N_KINDS; k++) printf("%s %s %ld", k ? "," : "", kind_names[k], m->by_kind[k]);
+    printf("\n");
+}
+
 static int run_mixed(struct mixed *m, int n_clients, int seconds)
 {
     CURLM *multi = curl_multi_init();
@@ -775,17 +794,7 @@ static int run_mixed(struct mixed *m, int n_clients, int seconds)
             break;
         }
     }
-    {
-        double secs = (last_done - t0) / 1000.0;
-        qsort(m->lat, m->n_lat, sizeof *m->lat, cmp_double);
-        printf("mixed: %d clients for %d s: %ld requests in %.1f s, %.0f requests/s; latency p50 %.1f ms, "
-               "p99 %.1f ms, max %.1f ms; %d errors\n",
-               n_clients, seconds, total, secs, secs > 0 ? total / secs : 0, quantile(m->lat, m->n_lat, 0.5),
-               quantile(m->lat, m->n_lat, 0.99), m->n_lat ? m->lat[m->n_lat - 1] : 0, n_errors);
-        printf("mixed: by kind:");
-        for (int k = 0; k < N_KINDS; k++) printf("%s %s %ld", k ? "," : "", kind_names[k], m->by_kind[k]);
-        printf("\n");
-    }
+    print_mixed(m, n_clients, seconds, total, (last_done - t0) / 1000.0);
     for (int i = 0; i < n_clients; i++) {
         if (cl[i].h) {
             curl_multi_remove_handle(multi, cl[i].h);
@@ -818,14 +827,60 @@ static void wait_threads(int pid, int n)
     for (int i = 0; i < 100 && server_threads(pid) < n; i++) sleep_ms(50);
 }
 
+/* Watches n idle connections at once: each must be closed by the server
+ * about timeout_s after its last byte (ic[i].since). */
+static void watch_timeouts(const struct idle_conn *ic, int n, int timeout_s)
+{
+    struct pollfd *pf = calloc((size_t)n, sizeof *pf);
+    double *closed_at = calloc((size_t)n, sizeof *closed_at), worst = 0, earliest = 1e9;
+    double end = now_ms() + (timeout_s + 5) * 1000.0;
+    int n_open = n;
+
+    if (!pf || !closed_at) {
+        error("out of memory");
+        goto out;
+    }
+    while (n_open && now_ms() < end) {
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (!closed_at[i]) pf[k++] = (struct pollfd){ic[i].fd, POLLIN, 0};
+        if (poll(pf, (nfds_t)k, 100) <= 0) continue;
+        for (int i = 0, j = 0; i < n; i++) {
+            char buf[4096];
+            if (closed_at[i]) continue;
+            if (pf[j++].revents && recv(ic[i].fd, buf, sizeof buf, MSG_DONTWAIT) <= 0) {
+                closed_at[i] = now_ms();
+                n_open--;
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        double after = ((closed_at[i] ? closed_at[i] : now_ms()) - ic[i].since) / 1000.0;
+        if (!closed_at[i]) {
+            error("connection %d (%s) still open %.1f s after its last byte (--idle-timeout-seconds %d)", i,
+                  ic[i].what, after, timeout_s);
+            continue;
+        }
+        if (after < timeout_s - 1.0)
+            error("connection %d (%s) closed after %.1f s, before the timeout of %d s", i, ic[i].what, after,
+                  timeout_s);
+        if (after > worst) worst = after;
+        if (after < earliest) earliest = after;
+    }
+    if (!n_open)
+        printf("limits: all %d idle connections closed %.1f to %.1f s after their last byte (timeout %d s)\n", n,
+               earliest, worst, timeout_s);
+out:
+    free(pf);
+    free(closed_at);
+}
+
 static int run_limits(int max_conn, int per_ip, int timeout_s, int pid)
 {
     struct idle_conn *ic = calloc((size_t)max_conn + 1, sizeof *ic);
-    struct pollfd *pf = calloc((size_t)max_conn + 1, sizeof *pf);
-    double *closed_at = calloc((size_t)max_conn + 1, sizeof *closed_at), worst = 0, earliest = 1e9, end;
-    int n = 0, n_open, code, threads0 = pid ? server_threads(pid) : 0;
+    int n = 0, code, threads0 = pid ? server_threads(pid) : 0;
 
-    if (!ic || !pf || !closed_at || per_ip < 3 || max_conn <= per_ip) {
+    if (!ic || per_ip < 3 || max_conn <= per_ip) {
         error("limits needs --max-connections N --per-ip P with N > P > 2");
         return 2;
     }
@@ -878,40 +933,7 @@ static int run_limits(int max_conn, int per_ip, int timeout_s, int pid)
     else if (refused("127.0.0.2", "one more connection than --max-connections"))
         printf("limits: connection %d closed unanswered (limit %d)\n", max_conn + 1, max_conn);
 
-    /* Each idle connection is closed about timeout_s after its last byte;
-     * all are watched at once. */
-    end = now_ms() + (timeout_s + 5) * 1000.0;
-    n_open = n;
-    while (n_open && now_ms() < end) {
-        int k = 0;
-        for (int i = 0; i < n; i++)
-            if (!closed_at[i]) pf[k++] = (struct pollfd){ic[i].fd, POLLIN, 0};
-        if (poll(pf, (nfds_t)k, 100) <= 0) continue;
-        for (int i = 0, j = 0; i < n; i++) {
-            char buf[4096];
-            if (closed_at[i]) continue;
-            if (pf[j++].revents && recv(ic[i].fd, buf, sizeof buf, MSG_DONTWAIT) <= 0) {
-                closed_at[i] = now_ms();
-                n_open--;
-            }
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        double after = ((closed_at[i] ? closed_at[i] : now_ms()) - ic[i].since) / 1000.0;
-        if (!closed_at[i]) {
-            error("connection %d (%s) still open %.1f s after its last byte (--idle-timeout-seconds %d)", i,
-                  ic[i].what, after, timeout_s);
-            continue;
-        }
-        if (after < timeout_s - 1.0)
-            error("connection %d (%s) closed after %.1f s, before the timeout of %d s", i, ic[i].what, after,
-                  timeout_s);
-        if (after > worst) worst = after;
-        if (after < earliest) earliest = after;
-    }
-    if (!n_open)
-        printf("limits: all %d idle connections closed %.1f to %.1f s after their last byte (timeout %d s)\n", n,
-               earliest, worst, timeout_s);
+    watch_timeouts(ic, n, timeout_s);
 
     /* Freed: the server answers up to its limits again. */
     for (int i = 0; i < per_ip; i++)
@@ -922,8 +944,6 @@ out:
     for (int i = 0; i < n; i++)
         if (ic[i].fd > 0) close(ic[i].fd);
     free(ic);
-    free(pf);
-    free(closed_at);
     return n_errors ? 1 : 0;
 }
 
