@@ -13,6 +13,8 @@
 #                 is closed unanswered while the server answers others;
 #                 silent, half-sent and kept-alive connections are closed
 #                 5 s after their last byte; the server then serves again
+#   load_fd_limit with a hard limit of 256 open files the connection limit
+#                 is lowered to fit, with a note, and the server serves
 #   load_mixed    200 clients for 60 s (LOAD_CLIENTS, LOAD_SECONDS):
 #                 uploads and their deletion, history pages, an upload's
 #                 metadata, its results as json and vtt, ranged reads of a
@@ -87,6 +89,38 @@ test_load_limits() {
     server_stop L
 }
 
+# With a hard limit of 256 open files the connection limit is lowered to
+# what they hold ((256 - 64) / 2 = 96), with a note, and the server serves.
+test_load_fd_limit() {
+    local pid i url= out=$API_TMP/f.out err=$API_TMP/f.err ok=1
+    mkdir -p "$API_TMP/f"
+    bash -c 'ulimit -n 256 && exec "$@"' sh "$HARK" serve --host 127.0.0.1 --port 0 --data "$API_TMP/f" \
+        --models "$MODELS" --model "$MODEL" --workers 0 >"$out" 2>"$err" &
+    pid=$!
+    track "$pid"
+    for ((i = 0; i < 200 * SLOW; i++)); do
+        url=$(sed -n 's/^hark: listening on //p' "$out")
+        [ -n "$url" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [ -z "$url" ]; then
+        say "the server did not start: $(head -c 300 "$err")"
+        ok=0
+    elif ! grep -q 'at most 96 connections at once, not 4096: the limit on open files is 256' "$err"; then
+        say "no note about the connection limit on stderr: $(head -c 300 "$err")"
+        ok=0
+    elif [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/health")" != 200 ]; then
+        say "GET /health did not answer 200"
+        ok=0
+    fi
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    untrack "$pid"
+    sanitizer_clean "$err" || ok=0
+    [ $ok -eq 1 ]
+}
+
 test_load_mixed() {
     local data=$API_TMP/m n
     if [ ! -r "$VAD_MODEL" ]; then
@@ -115,6 +149,7 @@ fi
 api_init || exit 1
 t load_idle test_load_idle
 t load_limits test_load_limits
+t load_fd_limit test_load_fd_limit
 t load_mixed test_load_mixed
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
