@@ -50,6 +50,8 @@ FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
 TOOL_SRC  := $(wildcard tools/*.c)
 TOOL_BIN  := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 TEST_LIBS := -ljansson -lz
+# The load generator of tests/api/test_load.sh and make bench.
+LOAD_BIN  := $(BUILD)/tests/load
 
 .PHONY: all run test bench deps clean fuzz
 all: $(BIN) $(TOOL_BIN)
@@ -94,6 +96,10 @@ $(BUILD)/tests/unit_test_nomem: UNIT_EXTRA := -Wl,--wrap=malloc,--wrap=calloc,--
 # The download test also links the command's downloader (src/cli/download.c).
 $(BUILD)/tests/unit_test_download: UNIT_EXTRA := $(BUILD)/src/cli/download.o
 $(BUILD)/tests/unit_test_download: $(BUILD)/src/cli/download.o
+
+$(LOAD_BIN): tests/bench/load.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -lcurl -ljansson $(LDLIBS)
 
 $(BUILD)/tests/ref_%: tests/ref/%.c $(TEST_HARNESS) $(LIB)
 	@mkdir -p $(dir $@)
@@ -158,10 +164,10 @@ run: deps $(BIN)
 	  echo "hark: serving without speech detection; see hark models download silero-v6.2.0"
 	$(BIN) serve $(ARGS)
 
-test: deps $(BIN) $(TOOL_BIN) $(UNIT_BIN) $(REF_BIN) $(FUZZ_BIN)
+test: deps $(BIN) $(TOOL_BIN) $(UNIT_BIN) $(REF_BIN) $(FUZZ_BIN) $(LOAD_BIN)
 	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(FUZZ_BIN) $(REF_BIN) $(wildcard tests/cli/test_*.sh) $(wildcard tests/store/test_*.sh) $(wildcard tests/api/test_*.sh) $(wildcard tests/ui/test_*.sh)
 
-bench: deps $(BIN) $(TOOL_BIN)
+bench: deps $(BIN) $(TOOL_BIN) $(LOAD_BIN)
 	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) HARK_SERVICE_LIBS="$(SERVICE_LIBS)" tests/bench/run.sh
 
 clean:

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,13 @@
 #include "store.h"
 
 #define DEFAULT_MAX_UPLOAD ((int64_t)8 << 30)
+#define DEFAULT_MAX_CONNECTIONS 4096
+#define DEFAULT_IDLE_TIMEOUT_S 60
+/* Descriptors a connection may hold (its socket, and an upload's file or
+ * the media it reads) and those the rest of the process keeps (the
+ * database, the models, the listening socket). */
+#define FDS_PER_CONNECTION 2
+#define FDS_RESERVED 64
 
 struct serve_settings {
     const char *host;
@@ -34,6 +42,9 @@ struct serve_settings {
     struct cli_jobs jobs;
     int64_t max_upload;
     const char *api_key;
+    int max_connections;
+    int max_connections_per_ip;
+    int idle_timeout_s;
 };
 
 void cli_serve_help(FILE *out)
@@ -58,6 +69,15 @@ void cli_serve_help(FILE *out)
           "  --api-key KEY          require \"Authorization: Bearer KEY\" on every route but\n"
           "                         /health (HARK_API_KEY; default none); KEY is an admin\n"
           "                         key beside those of hark keys, which need no flag\n"
+          "  --max-connections N    open connections at once; beyond it a new one is closed\n"
+          "                         unanswered (HARK_MAX_CONNECTIONS; default 4096, less\n"
+          "                         when the limit on open files, ulimit -n, is lower)\n"
+          "  --max-connections-per-ip N\n"
+          "                         the same from one client address, 0 for no limit\n"
+          "                         (HARK_MAX_CONNECTIONS_PER_IP; default 0)\n"
+          "  --idle-timeout-seconds N\n"
+          "                         close a connection after N s without a byte either\n"
+          "                         way, 0 for never (HARK_IDLE_TIMEOUT_SECONDS; default 60)\n"
           "  --db LOCATION          the database: an SQLite file, or a postgres:// URI\n"
           "                         (HARK_DB; default <data>/hark.db)\n"
           "  --lease-seconds N      how long a running job stays this process's without a\n"
@@ -94,7 +114,14 @@ static int settings_from_env(struct serve_settings *s)
     s->port = 8080;
     s->max_upload = DEFAULT_MAX_UPLOAD;
     s->api_key = cli_env_str("HARK_API_KEY", NULL);
-    if (cli_jobs_from_env(&s->jobs, 0) < 0 || cli_env_int("HARK_PORT", 0, 65535, &s->port) < 0) return -1;
+    s->max_connections = DEFAULT_MAX_CONNECTIONS;
+    s->max_connections_per_ip = 0;
+    s->idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S;
+    if (cli_jobs_from_env(&s->jobs, 0) < 0 || cli_env_int("HARK_PORT", 0, 65535, &s->port) < 0 ||
+        cli_env_int("HARK_MAX_CONNECTIONS", 1, INT_MAX, &s->max_connections) < 0 ||
+        cli_env_int("HARK_MAX_CONNECTIONS_PER_IP", 0, INT_MAX, &s->max_connections_per_ip) < 0 ||
+        cli_env_int("HARK_IDLE_TIMEOUT_SECONDS", 0, INT_MAX, &s->idle_timeout_s) < 0)
+        return -1;
     if ((v = getenv("HARK_MAX_UPLOAD_BYTES")) && *v && parse_int64(v, 1, &s->max_upload) < 0) {
         cli_error("HARK_MAX_UPLOAD_BYTES must be a positive number of bytes, not \"%s\"", v);
         return -1;
@@ -107,6 +134,9 @@ static const struct option long_options[] = {
     {"port", required_argument, 0, 'p'},
     {"max-upload-bytes", required_argument, 0, 'u'},
     {"api-key", required_argument, 0, 'k'},
+    {"max-connections", required_argument, 0, 'C'},
+    {"max-connections-per-ip", required_argument, 0, 'I'},
+    {"idle-timeout-seconds", required_argument, 0, 'T'},
     CLI_JOBS_OPTIONS,
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -133,6 +163,16 @@ static int parse_args(int argc, char **argv, struct serve_settings *s)
             }
             break;
         case 'k': s->api_key = optarg; break;
+        case 'C':
+            if (cli_option_int("max-connections", optarg, 1, INT_MAX, &s->max_connections) < 0) return -1;
+            break;
+        case 'I':
+            if (cli_option_int("max-connections-per-ip", optarg, 0, INT_MAX, &s->max_connections_per_ip) < 0)
+                return -1;
+            break;
+        case 'T':
+            if (cli_option_int("idle-timeout-seconds", optarg, 0, INT_MAX, &s->idle_timeout_s) < 0) return -1;
+            break;
         case 'h': cli_serve_help(stdout); return 1;
         case ':': cli_error("%s needs a value", cli_bad_option(argc, argv)); return -1;
         default: cli_error("unknown option %s (see hark serve --help)", cli_bad_option(argc, argv)); return -1;
@@ -143,6 +183,31 @@ static int parse_args(int argc, char **argv, struct serve_settings *s)
         return -1;
     }
     return 0;
+}
+
+/* Raises the soft limit on open files to the hard one (each connection
+ * holds a descriptor) and lowers the connection limit to what the files
+ * allow, with a note on stderr when it does. */
+static void fit_connections(struct serve_settings *s)
+{
+    struct rlimit rl;
+    long long fit;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) rl.rlim_cur = was;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY) return;
+    fit = ((long long)rl.rlim_cur - FDS_RESERVED) / FDS_PER_CONNECTION;
+    if (fit < 1) fit = 1;
+    if (s->max_connections > fit) {
+        fprintf(stderr,
+                "hark: at most %lld connections at once, not %d: the limit on open files is %llu "
+                "(ulimit -n)\n",
+                fit, s->max_connections, (unsigned long long)rl.rlim_cur);
+        s->max_connections = (int)fit;
+    }
 }
 
 int cli_serve(int argc, char **argv)
@@ -192,6 +257,10 @@ int cli_serve(int argc, char **argv)
     hc.default_model = default_model;
     hc.max_upload_bytes = s.max_upload;
     hc.api_key = s.api_key;
+    fit_connections(&s);
+    hc.max_connections = (unsigned)s.max_connections;
+    hc.max_connections_per_ip = (unsigned)s.max_connections_per_ip;
+    hc.idle_timeout_s = (unsigned)s.idle_timeout_s;
     if (http_start(&hc, store, queue, &http, err, sizeof err) < 0) {
         cli_error("%s", err);
         goto out;

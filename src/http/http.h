@@ -2,7 +2,7 @@
  * http.h: the HTTP face of `hark serve`: the routes of the upload service
  * (upload, schedule, history, results, media), the OpenAI-compatible /v1
  * routes, /health and /metrics, on libmicrohttpd with a thread per
- * connection. The routes and their JSON are described in the README.
+ * connection, within limits on connections and idle time. The routes and their JSON are described in the README.
  */
 #ifndef HARK_HTTP_H
 #define HARK_HTTP_H
@@ -20,6 +20,14 @@ struct http_config {
     const char *default_model; /* may be "" when the models folder is empty */
     int64_t max_upload_bytes;
     const char *api_key;       /* NULL or "": no key needed */
+    /* Connections: each open one holds a thread (see server.c). Beyond
+     * max_connections, or max_connections_per_ip from one address, a new
+     * connection is closed as soon as it is accepted, without an answer.
+     * A connection with no bytes moving either way for idle_timeout_s is
+     * closed; a route that takes longer to answer is not cut off. */
+    unsigned max_connections;        /* at least 1 */
+    unsigned max_connections_per_ip; /* 0: no limit */
+    unsigned idle_timeout_s;         /* 0: never */
 };
 
 struct http_server;

@@ -2,8 +2,16 @@
  * server.c: the libmicrohttpd daemon, the router and the response helpers.
  *
  * The daemon runs a thread per connection, so a route may block (a
- * `"wait": true` schedule, a synchronous /v1 transcription) without
- * holding up others. Paths reach the router exactly as the client sent
+ * `"wait": true` schedule, a synchronous /v1 transcription, a slow
+ * database) without holding up others; with a pool of threads each
+ * serving many connections, one blocked route would stall every
+ * connection of its thread. An idle or trickling client costs one thread
+ * (stack address space, a few pages of memory) and nothing else, and the
+ * number of them is bounded by the connection limits of struct
+ * http_config. Each thread waits on its socket with poll(), never
+ * select(), so descriptors past FD_SETSIZE are served.
+ *
+ * Paths reach the router exactly as the client sent
  * them (the daemon's own unescaping is switched off); the router splits
  * them at '/' first and percent-decodes each segment after, so an encoded
  * slash or dot can never become a path separator or a parent directory. A
@@ -450,11 +458,15 @@ int http_start(const struct http_config *cfg, struct store *store, struct queue 
     struct addrinfo hints, *ai = NULL;
     char port[16];
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *info;
     int rc;
 
     *out = NULL;
+    if (cfg->max_connections < 1) {
+        snprintf(err, errlen, "the connection limit must be at least 1");
+        return HARK_EINVAL;
+    }
     srv = calloc(1, sizeof *srv);
     if (!srv) return HARK_ENOMEM;
     pthread_mutex_init(&srv->lock, NULL);
@@ -485,7 +497,9 @@ int http_start(const struct http_config *cfg, struct store *store, struct queue 
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         MHD_OPTION_END);

@@ -262,3 +262,25 @@ wav_header() {
         le(16000, 4); le(32000, 4); le(2, 2); le(16, 2); printf "data"; le(d, 4)
     }' >"$1"
 }
+
+# load_uploads URL: the two uploads the mixed load of tests/bench/load.c
+# reads (tests/api/test_load.sh, tests/bench/api.sh), on a server started
+# with a VAD model: two seconds of silence, transcribed with speech
+# detection on, so that the job finds no speech and ends at once even under
+# the sanitizers (load_id), and jfk.wav for ranged reads (load_media_id).
+# Returns non-zero with the reason on stdout.
+load_uploads() {
+    local wav=$API_TMP/quiet.wav
+    wav_header "$wav" 64044 && truncate -s 64044 "$wav" || { echo "  cannot write $wav"; return 1; }
+    req POST "$1/upload" -F "file=@$wav"
+    load_id=$(jq -r .id "$API_TMP/body" 2>/dev/null)
+    [ "$code" = 201 ] || { echo "  upload of quiet.wav: $code $(head -c 300 "$API_TMP/body")"; return 1; }
+    req POST "$1/model" -H 'Content-Type: application/json' -d "{\"id\":\"$load_id\",\"vad\":true,\"wait\":true}"
+    if [ "$code" != 200 ] || ! jq -e '.status == "done"' "$API_TMP/body" >/dev/null 2>&1; then
+        echo "  POST /model with wait: $code $(head -c 300 "$API_TMP/body")"
+        return 1
+    fi
+    req POST "$1/upload" -F "file=@$AUDIO/jfk.wav"
+    load_media_id=$(jq -r .id "$API_TMP/body" 2>/dev/null)
+    [ "$code" = 201 ] || { echo "  upload of jfk.wav: $code $(head -c 300 "$API_TMP/body")"; return 1; }
+}

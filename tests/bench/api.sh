@@ -13,10 +13,17 @@
 #               real uploads take minutes), pages of 100 and of 1000 rows,
 #               8 connections (curl --parallel), ~5 s per run, median of
 #               BENCH_API_RUNS runs
+#   many clients the load generator of tests/api/test_load.sh
+#               ($HARK_BUILD/tests/load): how fast other requests are
+#               answered while 1,000 connections sit idle and one trickles
+#               its header, and a mixed load of 200 clients (uploads and
+#               deletes, history, metadata, results, ranged media reads)
+#               for BENCH_LOAD_SECONDS: requests/s, p50 and p99 latency
 #
 # Environment: HARK_BIN, HARK_BUILD (set by the Makefile); BENCH_API_RUNS
 # (default 3); BENCH_API_UPLOAD_GB (default 2); BENCH_API_ROWS (default
-# 10000); shared data located as in tests/api/lib.sh.
+# 10000); BENCH_LOAD_SECONDS (default 60); shared data located as in
+# tests/api/lib.sh.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../api/lib.sh"
@@ -188,6 +195,25 @@ bench_list() {
     rm -rf "$data"
 }
 
+# ---------------------------------------------------------- many clients
+
+bench_load() {
+    local load=$build/tests/load data=$API_TMP/load vad=$SHARED/vad/ggml-silero-v6.2.0.bin
+    [ -x "$load" ] || { echo "  note: $load is not built; no load figures"; return; }
+    [ -r "$vad" ] || { echo "  note: no VAD model at $vad; no load figures"; return; }
+    server_start B "$data" --vad-model "$vad" >/dev/null || { echo "  note: the server did not start"; return; }
+    echo "  many clients (the load generator of tests/api/test_load.sh):"
+    "$load" idle "$B_url" --connections 1000 --pid "$B_pid" --probes 20 --limit-ms 1000 | sed 's/^/  /'
+    if load_uploads "$B_url"; then
+        "$load" mixed "$B_url" --id "$load_id" --dir "$data/db/$load_id" --media-id "$load_media_id" \
+            --file jfk.wav --media "$AUDIO/jfk.wav" --clients 200 --seconds "${BENCH_LOAD_SECONDS:-60}" |
+            sed 's/^/  /'
+    fi
+    server_stop B >/dev/null
+    rm -rf "$data"
+}
+
 bench_upload
 bench_list
+bench_load
 exit 0
