@@ -91,7 +91,7 @@ $(BUILD)/tests/unit_%: tests/unit/%.c $(TEST_HARNESS) $(SERVICE_LIB) $(LIB)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_EXTRA) $(TEST_HARNESS) $(SERVICE_LIB) $(LIB) $(TEST_LIBS) $(SERVICE_LIBS) $(LDLIBS)
 
 # The out-of-memory test fails the engine's allocations on purpose.
-$(BUILD)/tests/unit_test_nomem: UNIT_EXTRA := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=posix_memalign
+$(BUILD)/tests/unit_test_nomem: UNIT_EXTRA := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=strdup
 
 # The download test also links the command's downloader (src/cli/download.c).
 $(BUILD)/tests/unit_test_download: UNIT_EXTRA := $(BUILD)/src/cli/download.o
@@ -106,17 +106,13 @@ $(BUILD)/tests/ref_%: tests/ref/%.c $(TEST_HARNESS) $(LIB)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(TEST_LIBS) $(LDLIBS)
 
 # Fuzz targets: built here with a replay driver that runs every input in
-# tests/fuzz/corpus/<target>/ (the seeds and every crasher ever found);
-# `make fuzz` builds them with clang's libFuzzer for new fuzzing runs. The
-# service's targets (FUZZ_SERVICE) also link the service's library.
+# tests/fuzz/corpus/<target>/ (the seeds and every crasher ever found), linked
+# as the unit tests are; `make fuzz` builds them with clang's libFuzzer for
+# new fuzzing runs. FUZZ_SERVICE are the targets of the service's code.
 FUZZ_SERVICE := job_options media multipart range router
-FUZZ_SERVICE_BIN := $(FUZZ_SERVICE:%=$(BUILD)/tests/fuzz_%)
-FUZZ_LIBS := $(LIB)
-$(FUZZ_SERVICE_BIN): FUZZ_LIBS := $(SERVICE_LIB) $(LIB) $(SERVICE_LIBS)
-$(FUZZ_SERVICE_BIN): $(SERVICE_LIB)
-$(BUILD)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(TEST_HARNESS) $(LIB)
+$(BUILD)/tests/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(TEST_HARNESS) $(SERVICE_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(TEST_HARNESS) $(FUZZ_LIBS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(TEST_HARNESS) $(SERVICE_LIB) $(LIB) $(SERVICE_LIBS) $(LDLIBS)
 
 # `make fuzz` compiles what the targets test with the fuzzer's
 # instrumentation: the engine's parsers (build/fuzz/engine.a) for the

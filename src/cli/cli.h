@@ -162,6 +162,11 @@ void cli_jobs_help(FILE *out);
 struct store;
 struct queue;
 
+/* Opens the store at db, or at the data folder's own database
+ * (<data>/hark.db) when db is NULL or "", as serve and keys find it. 0, or
+ * -1 after an error line. */
+int cli_open_store(const char *data, const char *db, struct store **out);
+
 /* Starts the job queue on store with j's folders, workers, threads,
  * lease and speech detection (the VAD model is loaded into j->vad_model;
  * without one a note says how to get it), its workers named after name

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "datadir.h"
 #include "queue.h"
 #include "store.h"
 
@@ -181,6 +182,20 @@ int cli_start_queue(struct store *store, struct cli_jobs *j, const char *default
     qc.worker_name = name;
     qc.lease_ms = j->lease_s * 1000;
     if (queue_start(store, &qc, out, err, sizeof err) < 0) {
+        cli_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+int cli_open_store(const char *data, const char *db, struct store **out)
+{
+    char path[DATADIR_PATH_MAX + 64], err[512];
+    if (!db || !*db) {
+        datadir_database(data, path, sizeof path);
+        db = path;
+    }
+    if (store_open(db, out, err, sizeof err) < 0) {
         cli_error("%s", err);
         return -1;
     }

@@ -2,7 +2,7 @@
  * keys.c: `hark keys add NAME [--admin]`, `hark keys list` and
  * `hark keys revoke NAME`: the API keys of the service's users.
  *
- * A key is 32 random bytes from the kernel, written as "hark_" and 64 hex
+ * A key is 32 random bytes (OpenSSL's generator), written as "hark_" and 64 hex
  * digits; it is printed once, when it is added, and the store keeps only
  * its SHA-256 (store_key_hash), which is enough to recognise it and useless
  * for making one. A key's name is the owner of every upload sent with it
@@ -12,11 +12,10 @@
  * <data>/hark.db under --data (HARK_DATA, default ./data).
  */
 #include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+#include <openssl/rand.h>
 
 #include "cli.h"
 #include "datadir.h"
@@ -65,33 +64,21 @@ static const struct option long_options[] = {
  * or -1 after an error line. */
 static int open_store(const char *data, const char *db, int make, struct store **out)
 {
-    char path[PATH_MAX + 64], err[512];
-    if (!db || !*db) {
-        if ((make ? datadir_make(data, err, sizeof err) : datadir_check(data, err, sizeof err)) < 0) {
-            cli_error("%s", err);
-            return -1;
-        }
-        datadir_database(data, path, sizeof path);
-        db = path;
-    }
-    if (store_open(db, out, err, sizeof err) < 0) {
+    char err[512];
+    if ((!db || !*db) &&
+        (make ? datadir_make(data, err, sizeof err) : datadir_check(data, err, sizeof err)) < 0) {
         cli_error("%s", err);
         return -1;
     }
-    return 0;
+    return cli_open_store(data, db, out);
 }
 
 /* A new key, "hark_" and KEY_BYTES random bytes in hex, into out (at least
- * 6 + 2 * KEY_BYTES bytes). -1 when the system has no random numbers. */
+ * 6 + 2 * KEY_BYTES bytes). -1 when OpenSSL's generator has no seed. */
 static int make_key(char *out)
 {
     unsigned char b[KEY_BYTES];
-    size_t got = 0;
-    while (got < sizeof b) {
-        ssize_t r = getrandom(b + got, sizeof b - got, 0);
-        if (r < 0) return -1;
-        got += (size_t)r;
-    }
+    if (RAND_bytes(b, sizeof b) != 1) return -1;
     memcpy(out, "hark_", 5);
     for (size_t i = 0; i < sizeof b; i++) snprintf(out + 5 + 2 * i, 3, "%02x", b[i]);
     return 0;

@@ -217,7 +217,7 @@ int cli_serve(int argc, char **argv)
     struct queue *queue = NULL;
     struct http_server *http = NULL;
     struct http_config hc;
-    char path[PATH_MAX + 64], err[512], default_model[128], worker[320];
+    char err[512], default_model[128], worker[320];
     int rc, status = CLI_EXIT_FAIL;
     sigset_t stop_signals;
 
@@ -232,12 +232,7 @@ int cli_serve(int argc, char **argv)
         cli_error("%s", err);
         return CLI_EXIT_FAIL;
     }
-    if (s.jobs.db && *s.jobs.db) snprintf(path, sizeof path, "%s", s.jobs.db);
-    else datadir_database(s.jobs.data, path, sizeof path);
-    if (store_open(path, &store, err, sizeof err) < 0) {
-        cli_error("%s", err);
-        return CLI_EXIT_FAIL;
-    }
+    if (cli_open_store(s.jobs.data, s.jobs.db, &store) < 0) return CLI_EXIT_FAIL;
     /* A database of its own (SQLite) means no other process shares the
      * data folder, so whatever is in flight there was left by a dead one;
      * a shared database leaves other processes' recent work alone. */

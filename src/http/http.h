@@ -2,7 +2,8 @@
  * http.h: the HTTP face of `hark serve`: the routes of the upload service
  * (upload, schedule, history, results, media), the OpenAI-compatible /v1
  * routes, /health and /metrics, on libmicrohttpd with a thread per
- * connection, within limits on connections and idle time. The routes and their JSON are described in the README.
+ * connection, within limits on connections and idle time. The routes and
+ * their JSON are described in the README.
  */
 #ifndef HARK_HTTP_H
 #define HARK_HTTP_H

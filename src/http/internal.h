@@ -8,6 +8,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -60,6 +61,10 @@ struct http_server {
     char api_key[256];
     int64_t max_upload_bytes;
     int port;
+    /* Set once the store has held a key: keys are revoked, never removed,
+     * so from then on a request without a valid key is refused without
+     * asking the store again. */
+    atomic_int keys_exist;
 
     pthread_mutex_t lock;      /* guards what follows */
     struct metric_slot metrics[METRIC_SLOTS];

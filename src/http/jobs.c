@@ -90,7 +90,7 @@ enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, s
      * resolved. */
     struct hark_vad_params vad_defaults;
     struct queue_options jo;
-    char opt_err[256], options[512];
+    char opt_err[256], options[sizeof job.options];
     queue_vad_defaults(srv->queue, NULL, &vad_defaults);
     queue_options_init(&jo, &vad_defaults);
     if (queue_vad_parse(json_object_get(body, "vad"), &jo.vad, opt_err, sizeof opt_err) < 0) {

@@ -166,7 +166,8 @@ const char *check_model(struct http_server *srv, struct MHD_Connection *c, struc
                         const char *fallback, int translate, const char *language, enum MHD_Result *ret)
 {
     char path[PATH_MAX], list[1024], err[1200];
-    const char *model = asked && *asked ? asked : fallback;
+    int chosen = asked && *asked; /* by the client: a name only */
+    const char *model = chosen ? asked : fallback;
     int rc;
 
     if (!model || !*model) {
@@ -175,11 +176,11 @@ const char *check_model(struct http_server *srv, struct MHD_Connection *c, struc
                                  "holds no models");
         return NULL;
     }
-    rc = model == asked ? models_find(srv->models_dir, model, path, sizeof path)
-                        : models_resolve(srv->models_dir, model, path, sizeof path);
+    rc = chosen ? models_find(srv->models_dir, model, path, sizeof path)
+                : models_resolve(srv->models_dir, model, path, sizeof path);
     if (rc < 0) {
         model_names(srv->models_dir, list, sizeof list);
-        if (model != asked)
+        if (!chosen)
             *ret = http_send_failure(c, rq, HTTP_OP_MODEL, rc, "model", NULL,
                                      "the model \"%s\" is no longer available; available: %s",
                                      model_label(model), *list ? list : "none");

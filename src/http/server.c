@@ -229,9 +229,12 @@ static int identify(struct http_server *srv, struct MHD_Connection *c, struct re
             if (rc != HARK_ENOENT) return rc;
         }
     }
-    if (klen) return 1;
+    if (klen || atomic_load(&srv->keys_exist)) return 1;
     if ((rc = store_key_count(srv->store, &n_keys)) < 0) return rc;
-    if (n_keys > 0) return 1;
+    if (n_keys > 0) {
+        atomic_store(&srv->keys_exist, 1);
+        return 1;
+    }
     rq->admin = 1;
     return 0;
 }

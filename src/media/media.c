@@ -52,8 +52,6 @@
 
 #include "hark.h"
 
-/* The most channels a frame may have; more is taken as a damaged frame. */
-#define MAX_CHANNELS MEDIA_MAX_CHANNELS
 /* Output reserved up front from the stated duration, at most (10 minutes);
  * beyond that the buffer doubles, so a lying header costs nothing. */
 #define MAX_RESERVE_SAMPLES ((size_t)MEDIA_SAMPLE_RATE * 600)
@@ -489,7 +487,7 @@ static int take_frame(struct decoder *d, const AVFrame *f)
     int channels = f->ch_layout.nb_channels, rc;
 
     if (f->nb_samples <= 0) return 0;
-    if (channels < 1 || channels > MAX_CHANNELS || f->sample_rate <= 0) {
+    if (channels < 1 || channels > MEDIA_MAX_CHANNELS || f->sample_rate <= 0) {
         d->n_damaged++;
         d->last_damage = AVERROR_INVALIDDATA;
         return 0;
@@ -627,8 +625,9 @@ int media_decode(const char *path, float **pcm, size_t *n_samples, media_progres
 
     /* Reserve what the stated duration needs (capped), plus a little; the
      * duration is one input_open checked, in [0, MEDIA_MAX_DURATION_S]. */
-    if (stated_duration_s(&in) > 0) {
-        double want = stated_duration_s(&in) * MEDIA_SAMPLE_RATE + 1024.0;
+    double stated_s = stated_duration_s(&in);
+    if (stated_s > 0) {
+        double want = stated_s * MEDIA_SAMPLE_RATE + 1024.0;
         size_t want_n = want < (double)MAX_RESERVE_SAMPLES ? (size_t)want : MAX_RESERVE_SAMPLES;
         rc = reserve(&d, want_n);
         if (rc != 0) goto fail;

@@ -452,15 +452,17 @@ static void read_job(sqlite3_stmt *q, struct store_job *j)
     col_str(j->options, sizeof j->options, q, 14);
 }
 
-/* Runs a query that returns at most one upload row: 0 and *out, 1 when
- * there is no row, or a negative code. */
-static int query_upload(struct conn *c, int id, const char *key, const char *op,
+/* Runs a query that returns at most one upload row, keyed by ?1 and, when
+ * owner is not NULL, ?2: 0 and *out, 1 when there is no row, or a negative
+ * code. */
+static int query_upload(struct conn *c, int id, const char *key, const char *owner, const char *op,
                         struct store_upload *out)
 {
     int rc = 0;
     sqlite3_stmt *q = get_stmt(c, id, op, &rc);
     if (!q) return rc;
     bind_str(q, 1, key, NO_LIMIT);
+    if (owner) bind_str(q, 2, owner, NO_LIMIT);
     int src = sqlite3_step(q);
     if (src == SQLITE_ROW) {
         if (out) read_upload(q, out);
@@ -739,19 +741,16 @@ static int sqlite_upload_insert(struct store *s, const struct store_upload *u,
     struct conn *c = &st->writer;
     char sha[sizeof u->sha256];
     store_copy(sha, sizeof sha, u->sha256);
-    /* query_upload binds ?1 on the same prepared statement; ?2, the
-     * owner, is bound here first. */
-    sqlite3_stmt *q = get_stmt(c, S_UPLOAD_BY_SHA, op, &rc);
-    if (!q) goto done;
-    BIND_FIELD(q, 2, u->owner);
-    rc = query_upload(c, S_UPLOAD_BY_SHA, sha, op, existing);
+    char owner[sizeof u->owner];
+    store_copy(owner, sizeof owner, u->owner);
+    rc = query_upload(c, S_UPLOAD_BY_SHA, sha, owner, op, existing);
     if (rc == 0) {
         if (existing) rc = fill_positions(c, existing, 1, op);
         rc = rc < 0 ? rc : HARK_EEXIST;
         goto done;
     }
     if (rc < 0) goto done;
-    q = get_stmt(c, S_UPLOAD_INSERT, op, &rc);
+    sqlite3_stmt *q = get_stmt(c, S_UPLOAD_INSERT, op, &rc);
     if (!q) goto done;
     BIND_FIELD(q, 1, u->id);
     BIND_FIELD(q, 2, u->filename);
@@ -783,7 +782,7 @@ static int sqlite_upload_get(struct store *s, const char *id, struct store_uploa
     struct conn *c = reader_take(st);
     int rc = exec_id(c, S_BEGIN_READ, op);
     if (rc < 0) goto done;
-    rc = query_upload(c, S_UPLOAD_GET, id, op, out);
+    rc = query_upload(c, S_UPLOAD_GET, id, NULL, op, out);
     if (rc == 1) {
         store_set_error("%s: no upload '%.64s'", op, id);
         rc = HARK_ENOENT;
@@ -1166,22 +1165,19 @@ static int sqlite_requeue_expired(struct store *s, int *n)
     return requeue(s, S_REQUEUE_EXPIRED, "store_requeue_expired", n);
 }
 
-static int sqlite_jobs_in_state(struct store *s, const char *state, int64_t **ids, int *n)
+/* Steps the bound statement q to its end, each row read by read into
+ * one more element (size bytes) of a malloc'ed array: 0 with the array in
+ * *rows (NULL when there is none) and its length in *n, or a negative
+ * code with nothing kept. Resets q. */
+static int collect_rows(struct conn *c, sqlite3_stmt *q, size_t size, void (*read)(sqlite3_stmt *, void *),
+                        void **rows, int *n, const char *op)
 {
-    static const char op[] = "store_jobs_in_state";
-    struct sqlite_store *st = from_store(s);
-    int64_t *out = NULL;
-    int count = 0, cap = 0;
-    struct conn *c = reader_take(st);
-    int rc = 0;
-    sqlite3_stmt *q = get_stmt(c, S_JOBS_IN_STATE, op, &rc);
-    if (!q) goto fail;
-    bind_str(q, 1, state, NO_LIMIT);
-    int src;
+    char *out = NULL;
+    int count = 0, cap = 0, rc = 0, src;
     while ((src = sqlite3_step(q)) == SQLITE_ROW) {
         if (count == cap) {
-            int grown = cap ? cap * 2 : 64;
-            int64_t *more = realloc(out, (size_t)grown * sizeof *out);
+            int grown = cap ? cap * 2 : 16;
+            char *more = realloc(out, (size_t)grown * size);
             if (!more) {
                 store_set_error("%s: out of memory", op);
                 rc = HARK_ENOMEM;
@@ -1190,18 +1186,35 @@ static int sqlite_jobs_in_state(struct store *s, const char *state, int64_t **id
             out = more;
             cap = grown;
         }
-        out[count++] = sqlite3_column_int64(q, 0);
+        read(q, out + (size_t)count++ * size);
     }
     if (rc == 0 && src != SQLITE_DONE) rc = db_fail(c->db, op, src);
     done_stmt(q);
-    if (rc < 0) goto fail;
-    reader_give(st, c);
-    *ids = out;
+    if (rc < 0) {
+        free(out);
+        return rc;
+    }
+    *rows = out;
     *n = count;
     return 0;
-fail:
+}
+
+static void read_id(sqlite3_stmt *q, void *id) { *(int64_t *)id = sqlite3_column_int64(q, 0); }
+
+static int sqlite_jobs_in_state(struct store *s, const char *state, int64_t **ids, int *n)
+{
+    static const char op[] = "store_jobs_in_state";
+    struct sqlite_store *st = from_store(s);
+    struct conn *c = reader_take(st);
+    int rc = 0;
+    sqlite3_stmt *q = get_stmt(c, S_JOBS_IN_STATE, op, &rc);
+    if (q) {
+        bind_str(q, 1, state, NO_LIMIT);
+        void *rows = NULL;
+        rc = collect_rows(c, q, sizeof **ids, read_id, &rows, n, op);
+        if (rc == 0) *ids = rows;
+    }
     reader_give(st, c);
-    free(out);
     return rc;
 }
 
@@ -1238,8 +1251,9 @@ done:
 
 /* ---------------------------------------------------------------- keys */
 
-static void read_key(sqlite3_stmt *q, struct store_key *k)
+static void read_key(sqlite3_stmt *q, void *row)
 {
+    struct store_key *k = row;
     memset(k, 0, sizeof *k);
     col_str(k->name, sizeof k->name, q, 0);
     col_str(k->created, sizeof k->created, q, 1);
@@ -1280,36 +1294,15 @@ static int sqlite_key_list(struct store *s, struct store_key **rows, int *n)
 {
     static const char op[] = "store_key_list";
     struct sqlite_store *st = from_store(s);
-    struct store_key *out = NULL;
-    int count = 0, room = 0;
     struct conn *c = reader_take(st);
     int rc = 0;
     sqlite3_stmt *q = get_stmt(c, S_KEY_LIST, op, &rc);
-    if (!q) goto fail;
-    int src;
-    while ((src = sqlite3_step(q)) == SQLITE_ROW) {
-        if (count == room) {
-            room = room ? 2 * room : 16;
-            struct store_key *bigger = realloc(out, (size_t)room * sizeof *out);
-            if (!bigger) {
-                store_set_error("%s: out of memory", op);
-                rc = HARK_ENOMEM;
-                break;
-            }
-            out = bigger;
-        }
-        read_key(q, &out[count++]);
+    if (q) {
+        void *out = NULL;
+        rc = collect_rows(c, q, sizeof **rows, read_key, &out, n, op);
+        if (rc == 0) *rows = out;
     }
-    if (rc == 0 && src != SQLITE_DONE) rc = db_fail(c->db, op, src);
-    done_stmt(q);
-    if (rc < 0) goto fail;
     reader_give(st, c);
-    *rows = out;
-    *n = count;
-    return 0;
-fail:
-    reader_give(st, c);
-    free(out);
     return rc;
 }
 

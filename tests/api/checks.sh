@@ -1,11 +1,20 @@
-# checks.sh: the checks tests/api/test_vad.sh and test_words.sh share
+# checks.sh: the checks tests/api/test_vad.sh, test_words.sh, test_owners.sh,
+# test_faults.sh and test_load.sh share
 # (sourced after lib.sh and tests/cli/lib.sh, for call and say).
 
-# want STATUS [ERROR CODE]: the last response had STATUS, and an error with
-# that code and a message when a code is given.
+# body [N]: the first N bytes (400) of the last response, on one line.
+body() { head -c "${1:-400}" "$API_TMP/body" | tr -d '\000' | tr '\n' ' '; }
+
+# want STATUS [ERROR CODE]: the last response had STATUS; an error is in
+# OpenAI's shape, and has that code and a message when a code is given.
 want() {
     if [ "$code" != "$1" ]; then
-        say "$last -> $code, expected $1; body: $(head -c 400 "$API_TMP/body")"
+        say "$last -> $code, expected $1; body: $(body)"
+        return 1
+    fi
+    if [ "$1" -ge 400 ] && ! jq -e '.error | type == "object" and (.message | type == "string") and
+            has("type") and has("param") and has("code")' "$API_TMP/body" >/dev/null 2>&1; then
+        say "$last -> $code: not in the {error:{message,type,param,code}} shape: $(body)"
         return 1
     fi
     if [ -n "${2:-}" ] && ! jq -e --arg c "$2" '.error.code == $c and (.error.message | length) > 0' \
@@ -20,7 +29,7 @@ jqb() {
     local f=$1
     shift
     jq -e "$@" "$f" "$API_TMP/body" >/dev/null 2>&1 && return 0
-    say "$last: not ($f): $(head -c 600 "$API_TMP/body")"
+    say "$last: not ($f): $(body 600)"
     return 1
 }
 

@@ -25,6 +25,9 @@ MODELS=${HARK_TEST_MODELS:-$SHARED/models}
 MEDIA=${HARK_TEST_MEDIA:-$SHARED/media}
 AUDIO=${HARK_TEST_AUDIO:-$SHARED/audio}
 MODEL=${HARK_API_MODEL:-rt-mini.en-f16}
+VAD_MODEL=$SHARED/vad/ggml-silero-v6.2.0.bin
+# The load generator (tests/bench/load.c).
+LOAD=${HARK_BUILD:-build}/tests/load
 
 # Time limits grow under the sanitizers (HARK_BUILD=build/san), which run
 # the engine several times slower.
@@ -263,12 +266,13 @@ wav_header() {
     }' >"$1"
 }
 
-# load_uploads URL: the two uploads the mixed load of tests/bench/load.c
+# load_uploads URL DATA: the two uploads the mixed load of tests/bench/load.c
 # reads (tests/api/test_load.sh, tests/bench/api.sh), on a server started
 # with a VAD model: two seconds of silence, transcribed with speech
 # detection on, so that the job finds no speech and ends at once even under
-# the sanitizers (load_id), and jfk.wav for ranged reads (load_media_id).
-# Returns non-zero with the reason on stdout.
+# the sanitizers (load_id), and jfk.wav for ranged reads (load_media_id);
+# load_args are the mixed load's arguments naming them (DATA is the
+# server's data folder). Returns non-zero with the reason on stdout.
 load_uploads() {
     local wav=$API_TMP/quiet.wav
     wav_header "$wav" 64044 && truncate -s 64044 "$wav" || { echo "  cannot write $wav"; return 1; }
@@ -283,4 +287,5 @@ load_uploads() {
     req POST "$1/upload" -F "file=@$AUDIO/jfk.wav"
     load_media_id=$(jq -r .id "$API_TMP/body" 2>/dev/null)
     [ "$code" = 201 ] || { echo "  upload of jfk.wav: $code $(head -c 300 "$API_TMP/body")"; return 1; }
+    load_args=(--id "$load_id" --dir "$2/db/$load_id" --media-id "$load_media_id" --media "$AUDIO/jfk.wav")
 }

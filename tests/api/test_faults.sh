@@ -52,18 +52,14 @@ stop_d() { server_stop D; }
 # ------------------------------------------------------------------ main
 
 api_init || { echo "FAIL faults_setup"; exit 1; }
+# bash's ulimit -f counts KiB (a POSIX sh may count 512-byte blocks).
 cat >"$API_TMP/hark-fsize" <<EOF
-#!/bin/sh
+#!/usr/bin/env bash
 ulimit -f $LIMIT_KB || exit 1
 exec "$(realpath "$HARK")" "\$@"
 EOF
 chmod +x "$API_TMP/hark-fsize"
-real_hark=$HARK
-HARK=$API_TMP/hark-fsize
-server_start D "$API_TMP/d"
-started=$?
-HARK=$real_hark
-if [ "$started" = 0 ]; then
+if HARK=$API_TMP/hark-fsize server_start D "$API_TMP/d"; then
     t fault_upload_past_size_limit test_upload_past_limit
     t fault_serves_after_size_limit test_serves_after
     t fault_stop_after_size_limit stop_d

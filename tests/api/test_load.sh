@@ -33,35 +33,18 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
-LOAD=${HARK_BUILD:-build}/tests/load
-VAD_MODEL=$SHARED/vad/ggml-silero-v6.2.0.bin
 CLIENTS=${LOAD_CLIENTS:-200}
 SECONDS_MIXED=${LOAD_SECONDS:-60}
 IDLE=1024
 
-passed=0
-failed=0
-
-t() {
-    local t0=$SECONDS
-    if "$2"; then
-        echo "PASS $1"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $1"
-        failed=$((failed + 1))
-    fi
-    echo "  ($1 took $((SECONDS - t0)) s)"
-}
-
-say() { echo "  $*"; }
+# t NAME FUNCTION, say, and the counts; want and jqb.
+. "$HERE/../cli/lib.sh"
+. "$HERE/checks.sh"
 
 # load MODE ARGS...: the load generator, its lines indented.
 load() {
-    "$LOAD" "$@" >"$API_TMP/load.out" 2>&1
-    local rc=$?
-    sed 's/^/  /' "$API_TMP/load.out"
-    return $rc
+    "$LOAD" "$@" 2>&1 | sed 's/^/  /'
+    return "${PIPESTATUS[0]}"
 }
 
 test_load_idle() {
@@ -78,47 +61,30 @@ test_load_idle() {
     rc=$?
     ulimit -Sn "$hard"
     [ $rc -eq 0 ] || return 1
-    load idle "$I_url" --connections "$IDLE" --pid "$I_pid" --probes 20 --limit-ms 1000 || return 1
+    load idle "$I_url" --connections "$IDLE" --pid "$I_pid" || return 1
     server_stop I
 }
 
 test_load_limits() {
-    server_start L "$API_TMP/l" --max-connections 12 --max-connections-per-ip 8 --idle-timeout-seconds 5 ||
-        return 1
-    load limits "$L_url" --max-connections 12 --per-ip 8 --idle-timeout 5 --pid "$L_pid" || return 1
+    local max=12 per_ip=8 idle=5
+    server_start L "$API_TMP/l" --max-connections $max --max-connections-per-ip $per_ip \
+        --idle-timeout-seconds $idle || return 1
+    load limits "$L_url" --max-connections $max --per-ip $per_ip --idle-timeout $idle --pid "$L_pid" || return 1
     server_stop L
 }
 
 # With a hard limit of 256 open files the connection limit is lowered to
 # what they hold ((256 - 64) / 2 = 96), with a note, and the server serves.
 test_load_fd_limit() {
-    local pid i url= out=$API_TMP/f.out err=$API_TMP/f.err ok=1
-    mkdir -p "$API_TMP/f"
-    bash -c 'ulimit -n 256 && exec "$@"' sh "$HARK" serve --host 127.0.0.1 --port 0 --data "$API_TMP/f" \
-        --models "$MODELS" --model "$MODEL" --workers 0 >"$out" 2>"$err" &
-    pid=$!
-    track "$pid"
-    for ((i = 0; i < 200 * SLOW; i++)); do
-        url=$(sed -n 's/^hark: listening on //p' "$out")
-        [ -n "$url" ] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    if [ -z "$url" ]; then
-        say "the server did not start: $(head -c 300 "$err")"
-        ok=0
-    elif ! grep -q 'at most 96 connections at once, not 4096: the limit on open files is 256' "$err"; then
-        say "no note about the connection limit on stderr: $(head -c 300 "$err")"
-        ok=0
-    elif [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/health")" != 200 ]; then
-        say "GET /health did not answer 200"
-        ok=0
+    printf '#!/usr/bin/env bash\nulimit -n 256 && exec %q "$@"\n' "$(realpath "$HARK")" >"$API_TMP/hark256"
+    chmod +x "$API_TMP/hark256"
+    HARK=$API_TMP/hark256 server_start F "$API_TMP/f" --workers 0 || return 1
+    if ! grep -q 'at most 96 connections at once, not 4096: the limit on open files is 256' "$F_err"; then
+        say "no note about the connection limit on stderr: $(head -c 300 "$F_err")"
+        server_stop F
+        return 1
     fi
-    kill -TERM "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    untrack "$pid"
-    sanitizer_clean "$err" || ok=0
-    [ $ok -eq 1 ]
+    server_stop F
 }
 
 test_load_mixed() {
@@ -128,14 +94,11 @@ test_load_mixed() {
         return 1
     fi
     server_start M "$data" --vad-model "$VAD_MODEL" || return 1
-    load_uploads "$M_url" || return 1
-    load mixed "$M_url" --id "$load_id" --dir "$data/db/$load_id" --media-id "$load_media_id" --file jfk.wav \
-        --media "$AUDIO/jfk.wav" --clients "$CLIENTS" --seconds "$SECONDS_MIXED" || return 1
-    req GET "$M_url/uploads"
-    if ! jq -e '.total == 2' "$API_TMP/body" >/dev/null 2>&1; then
-        say "after the load the history holds $(jq .total "$API_TMP/body" 2>/dev/null) uploads, expected 2"
-        return 1
-    fi
+    load_uploads "$M_url" "$data" || return 1
+    load mixed "$M_url" "${load_args[@]}" --clients "$CLIENTS" --seconds "$SECONDS_MIXED" || return 1
+    url=$M_url
+    call GET /uploads
+    want 200 && jqb '.total == 2' || return 1
     n=$(find "$data/tmp" -mindepth 1 2>/dev/null | wc -l)
     [ "$n" -eq 0 ] || { say "$n entries left in $data/tmp"; return 1; }
     server_stop M
@@ -151,5 +114,4 @@ t load_idle test_load_idle
 t load_limits test_load_limits
 t load_fd_limit test_load_fd_limit
 t load_mixed test_load_mixed
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -25,66 +25,22 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 LABEL=${HARK_API_PG:+pg_}
 
-passed=0
-failed=0
-
-t() {
-    if "$2"; then
-        echo "PASS $LABEL$1"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $LABEL$1"
-        failed=$((failed + 1))
-    fi
-}
-
-say() { echo "  $*"; }
-
-body() { head -c "${1:-400}" "$API_TMP/body" | tr -d '\000' | tr '\n' ' '; }
-
-# want STATUS [ERROR CODE]: the last response had STATUS; an error carries
-# the OpenAI error shape (and the code, when given).
-want() {
-    if [ "$code" != "$1" ]; then
-        say "$last -> $code, expected $1; body: $(body)"
-        return 1
-    fi
-    if [ "$1" -ge 400 ] && ! jq -e '.error | type == "object" and (.message | type == "string") and
-            has("type") and has("param") and has("code")' "$API_TMP/body" >/dev/null 2>&1; then
-        say "$last -> $code: not in the {error:{message,type,param,code}} shape: $(body)"
-        return 1
-    fi
-    if [ -n "${2:-}" ] && ! jq -e --arg c "$2" '.error.code == $c' "$API_TMP/body" >/dev/null 2>&1; then
-        say "$last -> error.code $(jq -c .error.code "$API_TMP/body" 2>/dev/null), expected \"$2\""
-        return 1
-    fi
-}
-
-jqb() {
-    local f=$1
-    shift
-    jq -e "$@" "$f" "$API_TMP/body" >/dev/null 2>&1 && return 0
-    say "$last: body fails the check $f"
-    say "body: $(body 600)"
-    return 1
-}
+# t NAME FUNCTION, say, and the counts; want, jqb and body.
+. "$HERE/../cli/lib.sh"
+. "$HERE/checks.sh"
 
 # as WHO METHOD PATH [CURL ARGS...]: a request with WHO's key ("" for none).
 as() {
-    local who=$1 method=$2 path=$3 key
-    shift 3
-    key=${keys[$who]:-}
-    last="$who: $method $path"
-    if [ -n "$key" ]; then
-        req "$method" "$url$path" -H "Authorization: Bearer $key" "$@"
-    else
-        req "$method" "$url$path" "$@"
-    fi
+    local who=$1 key=${keys[$1]:-}
+    shift
+    call "$@" ${key:+-H "Authorization: Bearer $key"}
+    last="$who: $last"
 }
 
 # keys_cli ARGS...: `hark keys` on the server's store; stdout in $API_TMP/kout.
 keys_cli() {
     if [ -n "${HARK_API_PG:-}" ]; then
+        api_pg_db "$DATA" >&2 || return 1
         "$HARK" keys "$@" --db "$HARK_API_PG/$api_db" >"$API_TMP/kout" 2>"$API_TMP/kerr"
     else
         "$HARK" keys "$@" --data "$DATA" >"$API_TMP/kout" 2>"$API_TMP/kerr"
@@ -233,10 +189,7 @@ test_schedule_own() {
 }
 
 test_read_others() {
-    local m
-    for m in GET DELETE; do
-        like_unknown bob "$m" "/uploads/$A_ID" "$A_ID" "$NOBODY" || return 1
-    done
+    like_unknown bob GET "/uploads/$A_ID" "$A_ID" "$NOBODY" || return 1
     like_unknown bob GET "/results/$A_ID" "$A_ID" "$NOBODY" || return 1
     like_unknown bob GET "/results/$A_ID?format=srt" "$A_ID" "$NOBODY" || return 1
     like_unknown bob GET "/jobs/$A_JOB" "$A_JOB" 999999999 || return 1
@@ -375,6 +328,4 @@ else
     echo "FAIL ${LABEL}owners_server_start"
     failed=$((failed + 1))
 fi
-
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

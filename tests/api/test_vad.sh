@@ -18,7 +18,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
-VAD=$SHARED/vad/ggml-silero-v6.2.0.bin
+VAD=$VAD_MODEL
 REF=$SHARED/reference/vad
 
 # t NAME FUNCTION, say, and the counts; want, jqb and upload.

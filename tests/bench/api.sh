@@ -198,16 +198,14 @@ bench_list() {
 # ---------------------------------------------------------- many clients
 
 bench_load() {
-    local load=$build/tests/load data=$API_TMP/load vad=$SHARED/vad/ggml-silero-v6.2.0.bin
-    [ -x "$load" ] || { echo "  note: $load is not built; no load figures"; return; }
-    [ -r "$vad" ] || { echo "  note: no VAD model at $vad; no load figures"; return; }
-    server_start B "$data" --vad-model "$vad" >/dev/null || { echo "  note: the server did not start"; return; }
+    local data=$API_TMP/load
+    [ -x "$LOAD" ] || { echo "  note: $LOAD is not built; no load figures"; return; }
+    [ -r "$VAD_MODEL" ] || { echo "  note: no VAD model at $VAD_MODEL; no load figures"; return; }
+    server_start B "$data" --vad-model "$VAD_MODEL" >/dev/null || { echo "  note: the server did not start"; return; }
     echo "  many clients (the load generator of tests/api/test_load.sh):"
-    "$load" idle "$B_url" --connections 1000 --pid "$B_pid" --probes 20 --limit-ms 1000 | sed 's/^/  /'
-    if load_uploads "$B_url"; then
-        "$load" mixed "$B_url" --id "$load_id" --dir "$data/db/$load_id" --media-id "$load_media_id" \
-            --file jfk.wav --media "$AUDIO/jfk.wav" --clients 200 --seconds "${BENCH_LOAD_SECONDS:-60}" |
-            sed 's/^/  /'
+    "$LOAD" idle "$B_url" --pid "$B_pid" | sed 's/^/  /'
+    if load_uploads "$B_url" "$data"; then
+        "$LOAD" mixed "$B_url" "${load_args[@]}" --seconds "${BENCH_LOAD_SECONDS:-60}" | sed 's/^/  /'
     fi
     server_stop B >/dev/null
     rm -rf "$data"

@@ -2,17 +2,18 @@
 # sets $HARK (the binary) and $tmp (a scratch folder it removes) first.
 #
 # t NAME FUNCTION runs a test function and prints "PASS NAME" or "FAIL
-# NAME"; a function fails by returning non-zero after printing why with say
-# (indented). $passed and $failed count them.
+# NAME" (after $LABEL when set, e.g. "pg_"); a function fails by returning
+# non-zero after printing why with say (indented). $passed and $failed
+# count them.
 passed=0
 failed=0
 
 t() {
     if "$2"; then
-        echo "PASS $1"
+        echo "PASS ${LABEL:-}$1"
         passed=$((passed + 1))
     else
-        echo "FAIL $1"
+        echo "FAIL ${LABEL:-}$1"
         failed=$((failed + 1))
     fi
 }

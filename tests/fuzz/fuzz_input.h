@@ -1,7 +1,7 @@
 /*
  * fuzz_input.h: what the file-reading fuzz targets share: the input written
- * to a per-process temporary file, and abort() on a broken expectation so
- * that the fuzzer records the input. Included by one target per program.
+ * to a per-process temporary file, and fuzz_expect.h's checks. Included by
+ * one target per program.
  */
 #ifndef HARK_FUZZ_INPUT_H
 #define HARK_FUZZ_INPUT_H
@@ -12,9 +12,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#ifndef FUZZ_NAME
-#error "define FUZZ_NAME (the target's name) before including fuzz_input.h"
-#endif
+#include "fuzz_expect.h"
 
 static char named_path[64];
 
@@ -61,14 +59,6 @@ static const char *input_file(const uint8_t *data, size_t size)
         done += (size_t)n;
     }
     return path;
-}
-
-static void expect(int ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_" FUZZ_NAME ": broken expectation: %s\n", what);
-        abort();
-    }
 }
 
 #endif

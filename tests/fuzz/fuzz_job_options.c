@@ -21,19 +21,15 @@
 #include <string.h>
 #include <jansson.h>
 
+#define FUZZ_NAME "job_options"
+#include "fuzz_expect.h"
 #include "hark.h"
 #include "queue.h"
+#include "store.h"
 
-/* The size of the route's buffer for the encoded options (jobs.c). */
-#define OPTIONS_CAP 512
-
-static void expect(int ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_job_options: broken expectation: %s\n", what);
-        abort();
-    }
-}
+/* The room a job's encoded options have (the store's field, which POST
+ * /model's buffer is sized by). */
+#define OPTIONS_CAP sizeof(((struct store_job *)0)->options)
 
 /* A reason an error body can carry: one line, no control characters, valid
  * UTF-8 (jansson refuses to put anything else in a JSON string). */

@@ -25,11 +25,6 @@
 
 #define MAX_INPUT_BYTES (64 * 1024)
 
-static int known_failure(int rc, const char *err)
-{
-    return rc < 0 && strcmp(hark_strerror(rc), hark_strerror(INT_MIN)) != 0 && err[0] && !strchr(err, '\n');
-}
-
 static int terminated(const char *s, size_t cap)
 {
     return strnlen(s, cap) < cap;

@@ -34,19 +34,13 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 
+#define FUZZ_NAME "multipart"
+#include "fuzz_expect.h"
 #include "internal.h"
 
 /* The largest file part taken: small, so that inputs reach the limit. */
 #define LIMIT 2048
 #define DEFAULT_TYPE "multipart/form-data; boundary=XyZ"
-
-static void expect(int ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_multipart: broken expectation: %s\n", what);
-        abort();
-    }
-}
 
 /* The daemon and its data folder last as long as the process. */
 static struct http_server server;

@@ -14,15 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_NAME "range"
+#include "fuzz_expect.h"
 #include "internal.h"
-
-static void expect(int ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_range: broken expectation: %s\n", what);
-        abort();
-    }
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -51,7 +51,7 @@ server_start K "$API_TMP/k" --api-key "$KEY" || setup_fail "the server with a ke
 # A third server with the VAD model beside the test model: speech detection.
 mkdir -p "$API_TMP/vmodels"
 ln -s "$(realpath "$MODELS/$MODEL.bin")" "$API_TMP/vmodels/$MODEL.bin"
-cp "$SHARED/vad/ggml-silero-v6.2.0.bin" "$API_TMP/vmodels/"
+cp "$VAD_MODEL" "$API_TMP/vmodels/"
 server_start V "$API_TMP/v" --models "$API_TMP/vmodels" || setup_fail "the server with a VAD model did not start"
 
 # A user's key on the keyed server (hark keys add on its store): its
