@@ -56,7 +56,13 @@ LOAD_BIN  := $(BUILD)/tests/load
 .PHONY: all run test bench deps clean fuzz
 all: $(BIN) $(TOOL_BIN)
 
-$(BUILD)/%.o: %.c
+# run, test and bench install what is missing before anything compiles,
+# also under make -j.
+ifneq ($(filter run test bench,$(MAKECMDGOALS)),)
+DEPS_FIRST := | deps
+endif
+
+$(BUILD)/%.o: %.c $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
