@@ -8,7 +8,8 @@
  * weighted sum in one pass, for few queries (a decoding step), f16 keys and
  * values, or keys per query; and two sgemm calls per block of queries
  * otherwise. Each has an AVX-512 version and a portable one as kernels.c's
- * loops do; all run heads and blocks of queries on the pool.
+ * loops do, the fused kernel an AVX2 one too (without AVX-512 the tiles'
+ * shapes go to sgemm); all run heads and blocks of queries on the pool.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -265,6 +266,86 @@ static void att_block_1(int f16, int hd, int nq, const float *q, size_t ldq, con
     }
 }
 
+/* One row of hd keys or values, f32 or f16, eight floats from c. */
+static inline __attribute__((always_inline)) T256 __m256 ld_kv_256(const int f16, const void *p, size_t off)
+{
+    if (f16) return ld_f16x8((const uint16_t *)p + off);
+    return _mm256_loadu_ps((const float *)p + off);
+}
+
+/* att_block_1 with AVX2, for head dimensions that are a multiple of 8:
+ * a query's scores are dot products with the key rows, their softmax
+ * (exp_256), then the weighted sum of the value rows, 64 output floats in
+ * registers at a time. */
+static inline __attribute__((always_inline)) T256 void att_block_t_256(const int f16, int hd, int nq,
+                                                                        const float *q, size_t ldq,
+                                                                        const void *k, const void *v, size_t ld,
+                                                                        int n, int causal, float scale, float *s,
+                                                                        float *out, size_t ldo)
+{
+    for (int i = 0; i < nq; i++) {
+        const float *qi = q + (size_t)i * ldq;
+        float *oi = out + (size_t)i * ldo;
+        int len = causal ? n - nq + 1 + i : n;
+        __m256 vmax = _mm256_set1_ps(-INFINITY);
+        int j = 0;
+        for (; j + 8 <= len; j += 8) {
+            __m256 acc[8];
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_ps();
+            for (int c = 0; c < hd; c += 8) {
+                __m256 qv = _mm256_loadu_ps(qi + c);
+#pragma GCC unroll 8
+                for (int t = 0; t < 8; t++)
+                    acc[t] = _mm256_fmadd_ps(qv, ld_kv_256(f16, k, (size_t)(j + t) * ld + c), acc[t]);
+            }
+            /* Eight horizontal sums at once: lane t is key j+t's score. */
+            __m256 h01 = _mm256_hadd_ps(acc[0], acc[1]), h23 = _mm256_hadd_ps(acc[2], acc[3]);
+            __m256 h45 = _mm256_hadd_ps(acc[4], acc[5]), h67 = _mm256_hadd_ps(acc[6], acc[7]);
+            __m256 h0 = _mm256_hadd_ps(h01, h23), h1 = _mm256_hadd_ps(h45, h67);
+            __m256 sc = _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20), _mm256_permute2f128_ps(h0, h1, 0x31));
+            sc = _mm256_mul_ps(sc, _mm256_set1_ps(scale));
+            _mm256_storeu_ps(s + j, sc);
+            vmax = _mm256_max_ps(vmax, sc);
+        }
+        float mx = hmax_256(vmax);
+        for (; j < len; j++) {
+            __m256 acc = _mm256_setzero_ps();
+            for (int c = 0; c < hd; c += 8)
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(qi + c), ld_kv_256(f16, k, (size_t)j * ld + c), acc);
+            s[j] = hsum_256(acc) * scale;
+            mx = s[j] > mx ? s[j] : mx;
+        }
+        __m256 vm = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
+        for (j = 0; j + 8 <= len; j += 8) {
+            __m256 e = exp_256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+            _mm256_storeu_ps(s + j, e);
+            vsum = _mm256_add_ps(vsum, e);
+        }
+        float sum = hsum_256(vsum);
+        for (; j < len; j++) sum += (s[j] = expf(s[j] - mx));
+        __m256 inv = _mm256_set1_ps(1.0f / sum);
+        for (int c0 = 0; c0 < hd; c0 += 64) {
+            int nv = (hd - c0) / 8 < 8 ? (hd - c0) / 8 : 8;
+            __m256 acc[8];
+            for (int t = 0; t < nv; t++) acc[t] = _mm256_setzero_ps();
+            for (j = 0; j < len; j++) {
+                __m256 pj = _mm256_set1_ps(s[j]);
+                for (int t = 0; t < nv; t++)
+                    acc[t] = _mm256_fmadd_ps(pj, ld_kv_256(f16, v, (size_t)j * ld + c0 + 8 * t), acc[t]);
+            }
+            for (int t = 0; t < nv; t++) _mm256_storeu_ps(oi + c0 + 8 * t, _mm256_mul_ps(acc[t], inv));
+        }
+    }
+}
+
+static T256 void att_block_256(int f16, int hd, int nq, const float *q, size_t ldq, const void *k, const void *v,
+                               size_t ld, int n, int causal, float scale, float *s, float *out, size_t ldo)
+{
+    if (f16) att_block_t_256(1, hd, nq, q, ldq, k, v, ld, n, causal, scale, s, out, ldo);
+    else att_block_t_256(0, hd, nq, q, ldq, k, v, ld, n, causal, scale, s, out, ldo);
+}
+
 /* The AVX-512 fused kernel handles head dimensions up to this. */
 #define ATT_MAX_HD 128
 
@@ -298,9 +379,13 @@ static void att_fused_task(void *arg, int task, int thread)
     float *out = a->out + (size_t)i0 * a->ldo + ho;
     k = (const char *)k + h * a->head_stride * esz;
     v = (const char *)v + h * a->head_stride * esz;
-    if (kern_simd() && a->head_dim <= ATT_MAX_HD)
+    int isa = kern_simd();
+    if (isa == KERN_AVX512 && a->head_dim <= ATT_MAX_HD)
         att_block_any_512(a->f16, a->head_dim, nq, q, (size_t)a->ldq, k, v, (size_t)a->ldkv, n, a->causal,
                           a->scale, s, out, (size_t)a->ldo);
+    else if (isa == KERN_AVX2 && a->head_dim % 8 == 0)
+        att_block_256(a->f16, a->head_dim, nq, q, (size_t)a->ldq, k, v, (size_t)a->ldkv, n, a->causal, a->scale,
+                      s, out, (size_t)a->ldo);
     else
         att_block_1(a->f16, a->head_dim, nq, q, (size_t)a->ldq, k, v, (size_t)a->ldkv, n, a->causal, a->scale,
                     s, out, (size_t)a->ldo);
@@ -496,7 +581,7 @@ static void attention(struct att_args *a, int n_head)
     int nt = kern_pool_threads(pool);
     size_t ls = ((size_t)a->n_kv + 15) & ~(size_t)15;
     a->scale = 1.0f / sqrtf((float)a->head_dim);
-    if (!a->f16 && !a->ks && a->n_q > ATT_FUSED_MAX_Q && kern_simd() && a->head_dim == ATT_TILE_HD &&
+    if (!a->f16 && !a->ks && a->n_q > ATT_FUSED_MAX_Q && kern_simd() == KERN_AVX512 && a->head_dim == ATT_TILE_HD &&
         ls * (ATT_TILE_HD + ATT_TILE_Q) <= KERN_SCRATCH_FLOATS) {
         /* Each task packs its head's keys once: few, large tasks, at
          * least 4 per thread for balance. */

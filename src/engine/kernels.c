@@ -3,10 +3,13 @@
  * pass (attention is in attention.c, the thread pool in pool.c, the OpenBLAS
  * loader in blas.c).
  *
- * Two implementations of every inner loop live here: AVX-512 (with F16C and
- * FMA), chosen at run time with __builtin_cpu_supports and compiled through
- * __attribute__((target)) because the build uses no -march flag, and a
- * portable scalar one that the tests compare against it. Dense products with
+ * Up to three implementations of an inner loop live here: AVX-512 (with
+ * F16C and FMA), AVX2 (with F16C and FMA) for the CPUs without AVX-512, and
+ * a portable scalar one that the tests compare both against. The best the
+ * CPU has is chosen at run time with __builtin_cpu_supports; the vector
+ * loops are compiled through __attribute__((target)) because the build uses
+ * no -march flag. Loops that take little of a transcription's time have no
+ * AVX2 version and run the scalar one there. Dense products with
  * many rows (the encoder, a decoder prompt) convert weight tiles to f32 and
  * call OpenBLAS's cblas_sgemm (blas.h). OpenBLAS runs single-threaded;
  * parallelism comes from the pool, which splits a product's output columns
@@ -45,31 +48,42 @@
 /* ------------------------------------------------- run-time configuration */
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static int g_have_simd;   /* the CPU has what the AVX-512 kernels use */
-static atomic_int g_simd_on;
+static int g_best;        /* enum kern_isa: what the CPU has */
+static atomic_int g_isa;  /* what the kernels use */
 
 static void simd_init(void)
 {
     __builtin_cpu_init();
-    /* Every CPU with these AVX-512 subsets also has F16C and FMA (which
-     * clang's __builtin_cpu_supports cannot name). */
-    g_have_simd = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    atomic_store(&g_simd_on, g_have_simd);
+    /* Every CPU with these AVX-512 subsets, or with AVX2 and FMA, also has
+     * F16C (which clang's __builtin_cpu_supports cannot name). */
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        g_best = KERN_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        g_best = KERN_AVX2;
+    else
+        g_best = KERN_SCALAR;
+    atomic_store(&g_isa, g_best);
 }
 
 static inline int use_simd(void)
 {
     pthread_once(&g_once, simd_init);
-    return atomic_load_explicit(&g_simd_on, memory_order_relaxed);
+    return atomic_load_explicit(&g_isa, memory_order_relaxed);
 }
 
 int kern_simd(void) { return use_simd(); }
 
-void kern_set_simd(int on)
+int kern_simd_best(void)
 {
     pthread_once(&g_once, simd_init);
-    atomic_store(&g_simd_on, on && g_have_simd);
+    return g_best;
+}
+
+void kern_set_simd(int isa)
+{
+    pthread_once(&g_once, simd_init);
+    atomic_store(&g_isa, isa < 0 ? KERN_SCALAR : isa < g_best ? isa : g_best);
 }
 
 /* ----------------------------------------------------------- conversions */
@@ -129,11 +143,20 @@ static T512 void f32_to_f16_row_512(const float *src, uint16_t *dst, size_t n)
     for (; i < n; i++) dst[i] = kern_f32_to_f16(src[i]);
 }
 
+static T256 void f32_to_f16_row_256(const float *src, uint16_t *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) dst[i] = kern_f32_to_f16(src[i]);
+}
+
 void kern_f32_to_f16_row(const float *src, uint16_t *dst, size_t n)
 {
-    if (use_simd()) {
-        f32_to_f16_row_512(src, dst, n);
-        return;
+    switch (use_simd()) {
+    case KERN_AVX512: f32_to_f16_row_512(src, dst, n); return;
+    case KERN_AVX2: f32_to_f16_row_256(src, dst, n); return;
     }
     for (size_t i = 0; i < n; i++) dst[i] = kern_f32_to_f16(src[i]);
 }
@@ -153,11 +176,21 @@ static T512 void round_f16_512(float *x, size_t n)
     for (; i < n; i++) x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
 }
 
+static T256 void round_f16_256(float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
+    }
+    for (; i < n; i++) x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
+}
+
 void kern_round_f16(float *x, size_t n)
 {
-    if (use_simd()) {
-        round_f16_512(x, n);
-        return;
+    switch (use_simd()) {
+    case KERN_AVX512: round_f16_512(x, n); return;
+    case KERN_AVX2: round_f16_256(x, n); return;
     }
     for (size_t i = 0; i < n; i++) x[i] = kern_f16_to_f32(kern_f32_to_f16(x[i]));
 }
@@ -326,6 +359,14 @@ static T512 void dequant_row_512(int type, const uint8_t *src, float *dst, int64
     }
 }
 
+/* f16 to f32 eight at a time; returns how many were converted. */
+static T256 int64_t f16_row_256(const uint8_t *src, float *dst, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, ld_f16x8(src + 2 * i));
+    return i;
+}
+
 int kern_dequant_row(int type, const uint8_t *src, float *dst, int64_t n)
 {
     if (n < 0 || (type != TYPE_F32 && type != TYPE_F16 && (!block_bytes(type) || n % QK)))
@@ -334,12 +375,14 @@ int kern_dequant_row(int type, const uint8_t *src, float *dst, int64_t n)
         memcpy(dst, src, (size_t)n * 4);
         return 0;
     }
-    if (use_simd()) {
+    if (use_simd() == KERN_AVX512) {
         dequant_row_512(type, src, dst, n);
         return 0;
     }
     if (type == TYPE_F16) {
-        for (int64_t i = 0; i < n; i++) dst[i] = rd_f16(src + 2 * i);
+        int64_t i = 0;
+        if (use_simd() == KERN_AVX2) i = f16_row_256(src, dst, n);
+        for (; i < n; i++) dst[i] = rd_f16(src + 2 * i);
         return 0;
     }
     size_t bb = block_bytes(type);
@@ -451,6 +494,93 @@ static T512 void layernorm_512(const float *x, int n, const float *w, const floa
     for (; i < n; i++) y[i] = (x[i] - mean) * rstd * w[i] + b[i];
 }
 
+/* ------------------------------------------------------- AVX2 versions */
+
+/* Tails shorter than a vector go to the scalar loops. */
+
+static inline T256 __m256 gelu_256(__m256 x)
+{
+    __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+    __m256 u = _mm256_fmadd_ps(x3, _mm256_set1_ps(0.044715f), x);
+    __m256 e = exp_256(_mm256_mul_ps(u, _mm256_set1_ps(-2.0f * 0.7978845608028654f)));
+    return _mm256_div_ps(x, _mm256_add_ps(e, _mm256_set1_ps(1.0f)));
+}
+
+static T256 size_t gelu_row_256(float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, gelu_256(_mm256_loadu_ps(x + i)));
+    return i;
+}
+
+static T256 void softmax_256(float *x, int n)
+{
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
+    float mx = hmax_256(vmax);
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    __m256 vm = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp_256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    float sum = hsum_256(vsum);
+    for (; i < n; i++) sum += (x[i] = expf(x[i] - mx));
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < n; i++) x[i] *= 1.0f / sum;
+}
+
+static T256 float dot_256(const float *a, const float *b, int n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum_256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static T256 void axpy_256(float a, const float *x, float *y, int n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static T256 void layernorm_256(const float *x, int n, const float *w, const float *b, float *y)
+{
+    __m256 s = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(x + i));
+    float sum = hsum_256(s);
+    for (; i < n; i++) sum += x[i];
+    float mean = sum / (float)n;
+    __m256 vm = _mm256_set1_ps(mean);
+    s = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 dv = _mm256_sub_ps(_mm256_loadu_ps(x + i), vm);
+        s = _mm256_fmadd_ps(dv, dv, s);
+    }
+    float var = hsum_256(s);
+    for (; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    float rstd = 1.0f / sqrtf(var / (float)n + 1e-5f);
+    __m256 vr = _mm256_set1_ps(rstd);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vr);
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(v, _mm256_loadu_ps(w + i), _mm256_loadu_ps(b + i)));
+    }
+    for (; i < n; i++) y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+}
+
 /* ------------------------------------------------------ scalar versions */
 
 static float gelu_1(float x)
@@ -484,19 +614,20 @@ static void layernorm_1(const float *x, int n, const float *w, const float *b, f
 
 void kern_gelu(float *x, size_t n)
 {
-    if (use_simd()) {
-        gelu_row_512(x, n);
-        return;
+    size_t i = 0;
+    switch (use_simd()) {
+    case KERN_AVX512: gelu_row_512(x, n); return;
+    case KERN_AVX2: i = gelu_row_256(x, n); break;
     }
-    for (size_t i = 0; i < n; i++) x[i] = gelu_1(x[i]);
+    for (; i < n; i++) x[i] = gelu_1(x[i]);
 }
 
 void kern_softmax(float *x, int n)
 {
     if (n <= 0) return;
-    if (use_simd()) {
-        softmax_512(x, n);
-        return;
+    switch (use_simd()) {
+    case KERN_AVX512: softmax_512(x, n); return;
+    case KERN_AVX2: softmax_256(x, n); return;
     }
     float mx = x[0], sum = 0;
     for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
@@ -547,6 +678,24 @@ static T512 void median7_512(const float *x, float *y, int j0, int j1)
     }
 }
 
+/* Eight medians at once, from j0 while eight fit before j1; returns where
+ * it stopped. */
+static T256 int median7_256(const float *x, float *y, int j0, int j1)
+{
+    int j = j0;
+    for (; j + 8 <= j1; j += 8) {
+        __m256 v[7];
+        for (int t = 0; t < 7; t++) v[t] = _mm256_loadu_ps(x + j - 3 + t);
+        for (int k = 0; k < 14; k++) {
+            __m256 a = v[med7_net[k][0]], b = v[med7_net[k][1]];
+            v[med7_net[k][0]] = _mm256_min_ps(a, b);
+            v[med7_net[k][1]] = _mm256_max_ps(a, b);
+        }
+        _mm256_storeu_ps(y + j, v[3]);
+    }
+    return j;
+}
+
 void kern_median7(const float *x, float *y, int n)
 {
     if (n <= 3) {
@@ -565,11 +714,12 @@ void kern_median7(const float *x, float *y, int n)
         y[j] = median7_1(w);
     }
     if (n <= 6) return;
-    if (use_simd()) {
-        median7_512(x, y, 3, n - 3);
-        return;
+    int j0 = 3;
+    switch (use_simd()) {
+    case KERN_AVX512: median7_512(x, y, 3, n - 3); return;
+    case KERN_AVX2: j0 = median7_256(x, y, 3, n - 3); break;
     }
-    for (int j = 3; j < n - 3; j++) {
+    for (int j = j0; j < n - 3; j++) {
         float w[7];
         memcpy(w, x + j - 3, sizeof w);
         y[j] = median7_1(w);
@@ -578,14 +728,18 @@ void kern_median7(const float *x, float *y, int n)
 
 static float dot(const float *a, const float *b, int n)
 {
-    return use_simd() ? dot_512(a, b, n) : dot_1(a, b, n);
+    switch (use_simd()) {
+    case KERN_AVX512: return dot_512(a, b, n);
+    case KERN_AVX2: return dot_256(a, b, n);
+    default: return dot_1(a, b, n);
+    }
 }
 
 static void axpy(float a, const float *x, float *y, int n)
 {
-    if (use_simd()) {
-        axpy_512(a, x, y, n);
-        return;
+    switch (use_simd()) {
+    case KERN_AVX512: axpy_512(a, x, y, n); return;
+    case KERN_AVX2: axpy_256(a, x, y, n); return;
     }
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
@@ -632,14 +786,52 @@ static T512 void lstm_step_512(int H, const float *w_hh_t, const float *pre, flo
     }
 }
 
+static inline T256 __m256 sigmoid_256(__m256 x)
+{
+    __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp_256(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+static inline T256 __m256 tanh_256(__m256 x)
+{
+    __m256 s = sigmoid_256(_mm256_add_ps(x, x));
+    return _mm256_fmsub_ps(_mm256_set1_ps(2.0f), s, _mm256_set1_ps(1.0f));
+}
+
+/* lstm_step_512 with 64 outputs (8 registers) at a time. */
+static T256 void lstm_step_256(int H, const float *w_hh_t, const float *pre, float *h, float *c, float *z)
+{
+    const int G = 4 * H;
+    for (int j0 = 0; j0 < G; j0 += 64) {
+        int nv = (G - j0) / 8 < 8 ? (G - j0) / 8 : 8;
+        __m256 acc[8];
+        for (int v = 0; v < nv; v++) acc[v] = _mm256_loadu_ps(pre + j0 + 8 * v);
+        for (int k = 0; k < H; k++) {
+            __m256 hk = _mm256_set1_ps(h[k]);
+            const float *w = w_hh_t + (size_t)k * G + j0;
+            for (int v = 0; v < nv; v++) acc[v] = _mm256_fmadd_ps(hk, _mm256_loadu_ps(w + 8 * v), acc[v]);
+        }
+        for (int v = 0; v < nv; v++) _mm256_storeu_ps(z + j0 + 8 * v, acc[v]);
+    }
+    for (int j = 0; j < H; j += 8) {
+        __m256 i = sigmoid_256(_mm256_loadu_ps(z + j));
+        __m256 f = sigmoid_256(_mm256_loadu_ps(z + H + j));
+        __m256 g = tanh_256(_mm256_loadu_ps(z + 2 * H + j));
+        __m256 o = sigmoid_256(_mm256_loadu_ps(z + 3 * H + j));
+        __m256 cn = _mm256_fmadd_ps(f, _mm256_loadu_ps(c + j), _mm256_mul_ps(i, g));
+        _mm256_storeu_ps(c + j, cn);
+        _mm256_storeu_ps(h + j, _mm256_mul_ps(o, tanh_256(cn)));
+    }
+}
+
 static float sigmoid_1(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 void kern_lstm_step(int H, const float *w_hh_t, const float *pre, float *h, float *c, float *z)
 {
     assert(H > 0 && H % 16 == 0);
-    if (use_simd()) {
-        lstm_step_512(H, w_hh_t, pre, h, c, z);
-        return;
+    switch (use_simd()) {
+    case KERN_AVX512: lstm_step_512(H, w_hh_t, pre, h, c, z); return;
+    case KERN_AVX2: lstm_step_256(H, w_hh_t, pre, h, c, z); return;
     }
     const int G = 4 * H;
     memcpy(z, pre, (size_t)G * sizeof(float));
@@ -830,19 +1022,84 @@ static T512 void gemv_512(const struct lin_args *a, int j0, int j1)
     }
 }
 
+/* GEMV, AVX2, f32 or f16 weights: as gemv_group_512, 8 floats a vector,
+ * with at most 8 accumulators (G·M) of the 16 registers. */
+static inline __attribute__((always_inline)) T256 void gemv_group_256(const int f16, const int M, const int G,
+                                                                       const struct lin_args *a, int j)
+{
+    const int K = a->K;
+    __m256 acc[4][KERN_GEMV_MAX_ROWS];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+        for (int r = 0; r < M; r++) acc[g][r] = _mm256_setzero_ps();
+    const uint8_t *w0p = a->w->data + (size_t)j * a->row_bytes;
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+            const uint8_t *wr = w0p + (size_t)g * a->row_bytes;
+            _mm_prefetch((const char *)wr + GEMV_PREFETCH_BYTES + (f16 ? 2 : 4) * k, _MM_HINT_T0);
+            __m256 w = f16 ? ld_f16x8(wr + 2 * k) : _mm256_loadu_ps((const float *)wr + k);
+#pragma GCC unroll 8
+            for (int r = 0; r < M; r++)
+                acc[g][r] = _mm256_fmadd_ps(w, _mm256_loadu_ps(a->x + (size_t)r * K + k), acc[g][r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+        const uint8_t *wr = w0p + (size_t)g * a->row_bytes;
+#pragma GCC unroll 8
+        for (int r = 0; r < M; r++) {
+            float *y = a->y + (size_t)r * a->N + j + g;
+            float v = hsum_256(acc[g][r]);
+            for (int t = k; t < K; t++)
+                v += (f16 ? rd_f16(wr + 2 * t) : ((const float *)wr)[t]) * a->x[(size_t)r * K + t];
+            *y = (a->flags & KERN_ACCUM) ? *y + v : v;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) T256 void gemv_m_256(const int f16, const int M,
+                                                                   const struct lin_args *a, int j0, int j1)
+{
+    const int G = M <= 2 ? 4 : M <= 4 ? 2 : 1;
+    int j = j0;
+    for (; j + G <= j1; j += G) gemv_group_256(f16, M, G, a, j);
+    for (; j < j1; j++) gemv_group_256(f16, M, 1, a, j);
+}
+
+static T256 void gemv_256(const int f16, const struct lin_args *a, int j0, int j1)
+{
+    switch (a->m) {
+    case 1: gemv_m_256(f16, 1, a, j0, j1); break;
+    case 2: gemv_m_256(f16, 2, a, j0, j1); break;
+    case 3: gemv_m_256(f16, 3, a, j0, j1); break;
+    case 4: gemv_m_256(f16, 4, a, j0, j1); break;
+    case 5: gemv_m_256(f16, 5, a, j0, j1); break;
+    case 6: gemv_m_256(f16, 6, a, j0, j1); break;
+    case 7: gemv_m_256(f16, 7, a, j0, j1); break;
+    default: gemv_m_256(f16, 8, a, j0, j1); break;
+    }
+}
+
 static void gemv_task(void *arg, int task, int thread)
 {
     struct lin_args *a = arg;
     int j0 = task * a->chunk, j1 = j0 + a->chunk < a->N ? j0 + a->chunk : a->N;
-    if (use_simd()) {
+    int isa = use_simd(), type = a->w->type;
+    if (isa == KERN_AVX512) {
         gemv_512(a, j0, j1);
+    } else if (isa == KERN_AVX2 && (type == TYPE_F16 || type == TYPE_F32)) {
+        if (type == TYPE_F16) gemv_256(1, a, j0, j1);
+        else gemv_256(0, a, j0, j1);
     } else {
         float *wrow = kern_pool_scratch(a->pool, thread); /* (K) */
         for (int j = j0; j < j1; j++) {
             kern_dequant_row(a->w->type, a->w->data + (size_t)j * a->row_bytes, wrow, a->K);
             for (int r = 0; r < a->m; r++) {
                 float *y = a->y + (size_t)r * a->N + j;
-                float v = dot_1(wrow, a->x + (size_t)r * a->K, a->K);
+                float v = dot(wrow, a->x + (size_t)r * a->K, a->K);
                 *y = (a->flags & KERN_ACCUM) ? *y + v : v;
             }
         }
@@ -918,11 +1175,12 @@ static void ln_task(void *arg, int task, int thread)
 {
     struct ln_args *a = arg;
     int i0 = task * a->rows_per_task, i1 = i0 + a->rows_per_task < a->m ? i0 + a->rows_per_task : a->m;
-    int simd = use_simd();
+    int isa = use_simd();
     for (int i = i0; i < i1; i++) {
         const float *x = a->x + (size_t)i * a->n;
         float *y = a->y + (size_t)i * a->n;
-        if (simd) layernorm_512(x, a->n, a->w, a->b, y);
+        if (isa == KERN_AVX512) layernorm_512(x, a->n, a->w, a->b, y);
+        else if (isa == KERN_AVX2) layernorm_256(x, a->n, a->w, a->b, y);
         else layernorm_1(x, a->n, a->w, a->b, y);
     }
 }

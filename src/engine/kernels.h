@@ -119,8 +119,15 @@ void kern_lstm_step(int H, const float *w_hh_t, const float *pre, float *h, floa
 
 /* ------------------------------------------------------- implementations */
 
-/* 1 if the AVX-512 kernels are in use (the CPU has them and they are not
- * disabled), 0 for the portable scalar kernels. */
+/* The instruction sets the kernels use, chosen at run time: the best the
+ * CPU has unless a lower one is asked for (kern_set_simd). */
+enum kern_isa {
+    KERN_SCALAR = 0, /* portable C */
+    KERN_AVX2 = 1,   /* AVX2, FMA and F16C: 8 floats a vector */
+    KERN_AVX512 = 2, /* AVX-512 F/BW/VL/DQ, FMA and F16C: 16 floats */
+};
+
+/* The instruction set the kernels use now. */
 int kern_simd(void);
 
 #endif

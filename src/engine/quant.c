@@ -37,6 +37,7 @@
 #include "kernels.h"
 #include "model.h"
 #include "pool.h"
+#include "simd.h"
 #include "testing.h"
 
 #define TV __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
@@ -56,7 +57,7 @@ static void quant_init(void)
 int quant_simd(void)
 {
     pthread_once(&g_once, quant_init);
-    return g_have_vnni && kern_simd();
+    return g_have_vnni && kern_simd() == KERN_AVX512;
 }
 
 int quant_is_block_type(int type)
@@ -252,23 +253,52 @@ static void block_ints(int type, const uint8_t *b, int *w)
     for (int j = 0; j < QK; j++) w[j] -= o;
 }
 
+static int block_dot_1(const int8_t *w, const int8_t *x)
+{
+    int isum = 0;
+    for (int k = 0; k < QK; k++) isum += w[k] * x[k];
+    return isum;
+}
+
+/* Σ w·x over one block of signed bytes with AVX2: vpmaddubsw multiplies
+ * unsigned by signed bytes, so |w| goes in unsigned and x takes w's sign
+ * (ggml's way); |w|·|x| <= 128·127 keeps the pair sums in 16 bits. */
+static T256 int block_dot_256(const int8_t *w, const int8_t *x)
+{
+    __m256i wv = _mm256_loadu_si256((const __m256i *)w), xv = _mm256_loadu_si256((const __m256i *)x);
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+    __m256i s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+    return _mm_cvtsi128_si32(h);
+}
+
+/* Each weight row is unpacked once into signed bytes (the thread's
+ * scratch), then its integer block sums with every activation row; with
+ * AVX2 those sums take a few instructions a block. The sums are exact and
+ * the f32 order is the same either way. */
 static void portable_task(void *arg, int task, int thread)
 {
     struct qlin *a = arg;
     int j0 = task * a->chunk, j1 = j0 + a->chunk < a->N ? j0 + a->chunk : a->N;
     size_t bb = kern_row_bytes(a->type, QK);
+    int8_t *w8 = (int8_t *)kern_pool_scratch(a->pool, thread); /* (K) */
+    int (*block_dot)(const int8_t *, const int8_t *) =
+        kern_simd() >= KERN_AVX2 ? block_dot_256 : block_dot_1;
     int w[QK];
     for (int j = j0; j < j1; j++) {
         const uint8_t *row = a->w->data + (size_t)j * a->row_bytes;
+        for (int b = 0; b < a->nb; b++) {
+            block_ints(a->type, row + b * bb, w);
+            for (int k = 0; k < QK; k++) w8[b * QK + k] = (int8_t)w[k];
+        }
         for (int i = 0; i < a->m; i++) {
             float sum = 0.0f, summ = 0.0f;
             for (int b = 0; b < a->nb; b++) {
                 const uint8_t *blk = row + b * bb;
                 size_t ib = (size_t)i * a->nb + b;
-                const int8_t *xq = a->act.q + ib * QK;
-                block_ints(a->type, blk, w);
-                int isum = 0;
-                for (int k = 0; k < QK; k++) isum += w[k] * xq[k];
+                int isum = block_dot(w8 + b * QK, a->act.q + ib * QK);
                 sum += f16_at(blk) * a->act.d[ib] * (float)isum;
                 if (has_min(a->type)) summ += f16_at(blk + 2) * a->act.s[ib];
             }

@@ -21,9 +21,13 @@ struct hark_state;
 /* 1 if OpenBLAS was loaded and is in use (blas.c). */
 int kern_blas(void);
 
-/* Turn the AVX-512 kernels (kernels.c) or OpenBLAS (blas.c) off (0) or back
- * on (1, where available). Call only while no kernel runs. */
-void kern_set_simd(int on);
+/* The instruction set of the kernels (kernels.c, attention.c): at most
+ * `isa` (enum kern_isa), as far as the CPU has it. Call only while no
+ * kernel runs. */
+void kern_set_simd(int isa);
+/* The best instruction set this CPU has for the kernels. */
+int kern_simd_best(void);
+/* Turn OpenBLAS (blas.c) off (0) or back on (1, where available). */
 void kern_set_blas(int on);
 
 /* Quantizes n values of x (n a multiple of 32) into n / 32 blocks of 32 as

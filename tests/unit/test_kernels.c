@@ -46,10 +46,14 @@ static void put_f16(uint8_t *p, float v)
     memcpy(p, &h, 2);
 }
 
-/* Modes every kernel is run in: SIMD on/off x BLAS on/off. */
+/* The vector instruction set under test (enum kern_isa): main runs every
+ * test once for each one the CPU has. */
+static int g_isa;
+
+/* Modes every kernel is run in: SIMD (g_isa) or scalar x BLAS on/off. */
 static void set_mode(int mode)
 {
-    kern_set_simd(mode & 1);
+    kern_set_simd(mode & 1 ? g_isa : KERN_SCALAR);
     kern_set_blas((mode >> 1) & 1);
 }
 
@@ -981,22 +985,37 @@ static void test_pool(void)
 
 int main(int argc, char **argv)
 {
+    static const struct { const char *name; void (*fn)(void); } tests[] = {
+        {"f16", test_f16},
+        {"dequant", test_dequant},
+        {"linear", test_linear},
+        {"gemv_simd_vs_scalar", test_gemv_simd_vs_scalar},
+        {"q8_rows", test_q8_rows},
+        {"sgemm", test_sgemm},
+        {"layernorm", test_layernorm},
+        {"softmax_gelu", test_softmax_gelu},
+        {"attention", test_attention},
+        {"attention_kv16", test_attention_kv16},
+        {"attention_rows", test_attention_rows},
+        {"lstm_round", test_lstm_round},
+        {"f16_rows", test_f16_rows},
+        {"median7", test_median7},
+    };
+    static const char *isa_names[] = {"scalar", "avx2", "avx512"};
     t_init(argc, argv);
-    printf("kernels: simd %d, blas %d\n", kern_simd(), kern_blas());
-    t_run("f16", test_f16);
-    t_run("dequant", test_dequant);
-    t_run("linear", test_linear);
-    t_run("gemv_simd_vs_scalar", test_gemv_simd_vs_scalar);
-    t_run("q8_rows", test_q8_rows);
-    t_run("sgemm", test_sgemm);
-    t_run("layernorm", test_layernorm);
-    t_run("softmax_gelu", test_softmax_gelu);
-    t_run("attention", test_attention);
-    t_run("attention_kv16", test_attention_kv16);
-    t_run("attention_rows", test_attention_rows);
-    t_run("lstm_round", test_lstm_round);
-    t_run("f16_rows", test_f16_rows);
-    t_run("median7", test_median7);
+    int best = kern_simd_best();
+    printf("kernels: best %s, blas %d\n", isa_names[best], kern_blas());
+    /* Each vector instruction set against the scalar kernels: AVX-512 and
+     * AVX2 on a CPU with both. */
+    for (g_isa = best; g_isa >= (best > KERN_SCALAR ? KERN_AVX2 : KERN_SCALAR); g_isa--) {
+        for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s_%s", isa_names[g_isa], tests[i].name);
+            t_run(name, tests[i].fn);
+        }
+    }
+    g_isa = best;
+    set_mode(3);
     t_run("pool", test_pool);
     return t_summary();
 }
