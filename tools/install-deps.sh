@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hark needs to build and test, if any is missing.
 set -eu
-pkgs="build-essential libopenblas-dev libjansson-dev zlib1g-dev jq curl libmicrohttpd-dev libavformat-dev libavcodec-dev libswresample-dev libavutil-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libpq-dev postgresql python3 chromium"
+pkgs="build-essential libopenblas-dev libjansson-dev zlib1g-dev jq curl libmicrohttpd-dev libavformat-dev libavcodec-dev libswresample-dev libavutil-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libpq-dev postgresql python3 chromium strace"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

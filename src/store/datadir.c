@@ -214,11 +214,21 @@ int datadir_results_write(const char *data, const char *id, const char *tag, con
             rc = fail(err, errlen, HARK_EIO, "cannot write", tmp, errno);
             goto fail;
         }
+        /* The first failing call's errno says why (a full disk is ENOSPC,
+         * from a write or only from the fsync). */
+        errno = 0;
         rc = hark_result_write(r, hark_format_at(i)->fmt, f);
-        if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0) rc = rc ? rc : HARK_EIO;
-        if (fclose(f) != 0) rc = rc ? rc : HARK_EIO;
+        int e = rc == HARK_EIO ? errno : 0;
+        if (!rc && (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0)) {
+            rc = HARK_EIO;
+            e = errno;
+        }
+        if (fclose(f) != 0 && !rc) {
+            rc = HARK_EIO;
+            e = errno;
+        }
         if (rc) {
-            snprintf(err, errlen, "cannot write %s: %s", tmp, hark_strerror(rc));
+            snprintf(err, errlen, "cannot write %s: %s", tmp, e ? strerror(e) : hark_strerror(rc));
             goto fail;
         }
     }

@@ -9,7 +9,7 @@ passed=0
 failed=0
 
 t() {
-    if "$2"; then
+    if "${@:2}"; then
         echo "PASS ${LABEL:-}$1"
         passed=$((passed + 1))
     else
