@@ -5,6 +5,7 @@
 
 #include "hark.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -137,4 +138,16 @@ const char *t_tmpdir(void)
         }
     }
     return tmpdir;
+}
+
+int t_count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    if (!d) return -1;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    return n;
 }

@@ -57,6 +57,9 @@ void t_cli_greedy_options(struct hark_options *o);
  * cannot be read. */
 void *t_read_file(const char *path, size_t *len);
 
+/* Entries in a folder, "." and ".." left out; -1 if it cannot be read. */
+int t_count_files(const char *dir);
+
 /* A fresh temporary directory for this program, removed with its contents
  * by t_summary(); a static buffer. */
 const char *t_tmpdir(void);

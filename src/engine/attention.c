@@ -316,14 +316,7 @@ static inline __attribute__((always_inline)) T256 void att_block_t_256(const int
             s[j] = hsum_256(acc) * scale;
             mx = s[j] > mx ? s[j] : mx;
         }
-        __m256 vm = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
-        for (j = 0; j + 8 <= len; j += 8) {
-            __m256 e = exp_256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
-            _mm256_storeu_ps(s + j, e);
-            vsum = _mm256_add_ps(vsum, e);
-        }
-        float sum = hsum_256(vsum);
-        for (; j < len; j++) sum += (s[j] = expf(s[j] - mx));
+        float sum = exp_sum_256(s, len, mx);
         __m256 inv = _mm256_set1_ps(1.0f / sum);
         for (int c0 = 0; c0 < hd; c0 += 64) {
             int nv = (hd - c0) / 8 < 8 ? (hd - c0) / 8 : 8;

@@ -520,14 +520,7 @@ static T256 void softmax_256(float *x, int n)
     for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
     float mx = hmax_256(vmax);
     for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    __m256 vm = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m256 e = exp_256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
-        _mm256_storeu_ps(x + i, e);
-        vsum = _mm256_add_ps(vsum, e);
-    }
-    float sum = hsum_256(vsum);
-    for (; i < n; i++) sum += (x[i] = expf(x[i] - mx));
+    float sum = exp_sum_256(x, n, mx);
     __m256 inv = _mm256_set1_ps(1.0f / sum);
     for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
     for (; i < n; i++) x[i] *= 1.0f / sum;

@@ -8,6 +8,7 @@
 #define HARK_SIMD_H
 
 #include <immintrin.h>
+#include <math.h>
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
 #define T256 __attribute__((target("avx2,f16c,fma")))
@@ -71,6 +72,21 @@ static inline T256 float hmax_256(__m256 v)
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+/* x[i] = e^(x[i] − mx) over n floats; returns their sum. */
+static inline T256 float exp_sum_256(float *x, int n, float mx)
+{
+    __m256 vm = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp_256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    float sum = hsum_256(vsum);
+    for (; i < n; i++) sum += (x[i] = expf(x[i] - mx));
+    return sum;
 }
 
 /* Eight f16 values at p as floats. */

@@ -6,7 +6,6 @@
  * Every test works in a folder of its own under the program's temporary
  * folder; what it expects on disk is what it put there itself.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -49,19 +48,6 @@ static int exists(const char *path)
 {
     struct stat st;
     return lstat(path, &st) == 0;
-}
-
-/* Files in a folder, "." and ".." left out; -1 if it cannot be read. */
-static int count_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int n = 0;
-    if (!d) return -1;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
 }
 
 static void test_clean_name(void)
@@ -169,10 +155,10 @@ static void test_results(void)
     put_file(path, "media");
 
     CHECKF(datadir_results_write(data, ID, "7-1", r, err, sizeof err) == 0, "%s", err);
-    CHECK(count_files(dir) == 5); /* the media and four temporaries */
+    CHECK(t_count_files(dir) == 5); /* the media and four temporaries */
     CHECK(datadir_upload_path(data, ID, ".results.json.7-1.tmp", path, sizeof path) == 0 && exists(path));
     CHECKF(datadir_results_commit(data, ID, "7-1", err, sizeof err) == 0, "%s", err);
-    CHECK(count_files(dir) == 5);
+    CHECK(t_count_files(dir) == 5);
     static const char *const names[] = {"results.json", "results.srt", "results.vtt", "results.txt"};
     for (int i = 0; i < 4; i++) {
         CHECK(datadir_upload_path(data, ID, names[i], path, sizeof path) == 0 && exists(path));
@@ -188,7 +174,7 @@ static void test_results(void)
         chmod(dir, 0555);
         CHECK(datadir_results_write(data, ID, "8-1", r, err, sizeof err) == HARK_EIO);
         chmod(dir, 0755);
-        CHECK(count_files(dir) == 5);
+        CHECK(t_count_files(dir) == 5);
     }
 
     /* A commit with no temporaries fails at its first rename and leaves
@@ -196,20 +182,20 @@ static void test_results(void)
      * a mix of two runs. */
     CHECK(datadir_results_commit(data, ID, "9-1", err, sizeof err) == HARK_EIO);
     CHECK(strstr(err, "cannot rename") != NULL);
-    CHECK(count_files(dir) == 5);
+    CHECK(t_count_files(dir) == 5);
     CHECK(datadir_results_write(data, ID, "9-2", r, err, sizeof err) == 0);
     CHECK(datadir_upload_path(data, ID, ".results.vtt.9-2.tmp", path, sizeof path) == 0 && unlink(path) == 0);
     CHECK(datadir_results_commit(data, ID, "9-2", err, sizeof err) == HARK_EIO);
-    CHECK(count_files(dir) == 1);
+    CHECK(t_count_files(dir) == 1);
 
     /* Removing one claim's temporaries leaves another claim's. */
     CHECK(datadir_results_write(data, ID, "10-1", r, err, sizeof err) == 0);
     CHECK(datadir_results_write(data, ID, "10-2", r, err, sizeof err) == 0);
     datadir_results_remove(data, ID, "10-1", 0);
-    CHECK(count_files(dir) == 5);
+    CHECK(t_count_files(dir) == 5);
     CHECK(datadir_results_commit(data, ID, "10-2", err, sizeof err) == 0);
     datadir_results_remove(data, ID, "10-2", 1);
-    CHECK(count_files(dir) == 1);
+    CHECK(t_count_files(dir) == 1);
     free(r);
 }
 

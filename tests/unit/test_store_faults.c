@@ -23,7 +23,6 @@
  * fired; under the sanitizers only the first of a run of calls to the same
  * operation is failed, to bound the time.
  */
-#include <dirent.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -295,18 +294,6 @@ static void persist(const char *what, const char *method, const char *path, cons
     }
 }
 
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int n = 0;
-    if (!d) return -1;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
-
 /* Waits for the upload's job to end, watching the database itself (so
  * that the number of calls the service makes does not depend on time); a
  * failed job (with its one-line reason) is scheduled again, at most twice.
@@ -390,9 +377,9 @@ static void life(void)
 
     /* Nothing left: no folder, no temporary file, no row, no job. */
     snprintf(dir, sizeof dir, "%s/db", data_dir);
-    if (count_entries(dir) != 0) BREAK("%d folder(s) left in db/", count_entries(dir));
+    if (t_count_files(dir) != 0) BREAK("%d folder(s) left in db/", t_count_files(dir));
     snprintf(dir, sizeof dir, "%s/tmp", data_dir);
-    if (count_entries(dir) != 0) BREAK("%d file(s) left in tmp/", count_entries(dir));
+    if (t_count_files(dir) != 0) BREAK("%d file(s) left in tmp/", t_count_files(dir));
     struct store_stats ss;
     if (store_stats(fs.inner, &ss) != 0) BREAK("store_stats: %s", store_error(fs.inner));
     else if (ss.uploads || ss.queued || ss.running)
