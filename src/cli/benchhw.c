@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "kernels.h"
 #include "timing.h"
 
 #define BW_BYTES ((size_t)1 << 30)  /* 1 GiB: far past any cache */
@@ -148,7 +149,9 @@ void bench_machine(int threads, struct bench_machine *m)
 
 void bench_machine_print(const struct bench_machine *m)
 {
+    static const char *isa[] = {"scalar", "AVX2", "AVX-512"};
     printf(" this machine at %d thread%s (best of several runs)\n", m->threads, m->threads == 1 ? "" : "s");
+    printf("  %-28s %10s\n", "kernels", isa[kern_simd()]);
     printf("  %-28s %10.1f GB/s\n", "read bandwidth", m->read_gbs);
     printf("  %-28s %10.1f GFLOP/s", "f32 GEMM 1500x1280x5120", m->f32_gemm);
     if (m->fma_peak > 0)
