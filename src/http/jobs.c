@@ -29,6 +29,27 @@ static enum MHD_Result send_upload(struct http_server *srv, struct MHD_Connectio
     return http_send_json(c, rq, status, upload_json(&u));
 }
 
+/* A job waited for ended failed: the status is the table's for the step it
+ * failed at, as when the request itself had done that step (415 for media
+ * that decodes to nothing, 507 for a full disk); a failure this process did
+ * not see is a 500. */
+static enum MHD_Result send_job_failure(struct http_server *srv, struct MHD_Connection *c, struct request *rq,
+                                        const struct store_upload *u, int64_t job_id)
+{
+    static const enum http_op op_of[] = {
+        [QUEUE_STEP_STORE] = HTTP_OP_STORE,   [QUEUE_STEP_MODEL] = HTTP_OP_MODEL,
+        [QUEUE_STEP_MEDIA] = HTTP_OP_MEDIA,   [QUEUE_STEP_ENGINE] = HTTP_OP_TRANSCRIBE,
+        [QUEUE_STEP_RESULTS] = HTTP_OP_UPLOAD,
+    };
+    int why;
+    enum queue_step step = queue_job_failure(srv->queue, job_id, &why);
+    if (step == QUEUE_STEP_UNKNOWN)
+        return http_send_error(c, rq, 500, "job_failed", NULL, upload_json(u), "the transcription failed: %s",
+                               u->error);
+    return http_send_failure(c, rq, op_of[step], why, NULL, upload_json(u), "the transcription failed: %s",
+                             u->error);
+}
+
 enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
 {
     json_t *body = NULL, *v;
@@ -166,8 +187,7 @@ enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, s
         goto out;
     }
     if (u.job_id == job.id && !strcmp(u.status, STORE_FAILED))
-        ret = http_send_error(c, rq, 500, "job_failed", NULL, upload_json(&u),
-                              "the transcription failed: %s", u.error);
+        ret = send_job_failure(srv, c, rq, &u, job.id);
     else if (u.job_id == job.id && !strcmp(u.status, STORE_CANCELED))
         ret = http_send_error(c, rq, 409, "canceled", NULL, upload_json(&u),
                               "the job was canceled");

@@ -397,6 +397,21 @@ static int job_ended(const struct store_job *job)
            strcmp(job->state, STORE_CANCELED) == 0;
 }
 
+enum queue_step queue_job_failure(struct queue *q, int64_t job_id, int *rc)
+{
+    enum queue_step step = QUEUE_STEP_UNKNOWN;
+    *rc = 0;
+    if (!q) return step;
+    pthread_mutex_lock(&q->mu);
+    for (int i = 0; i < QUEUE_FAILURES_KEPT && i < q->n_failures; i++) {
+        if (q->failures[i].job_id != job_id) continue;
+        step = (enum queue_step)q->failures[i].step;
+        *rc = q->failures[i].rc;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return step;
+}
+
 int queue_wait(struct queue *q, int64_t job_id, int timeout_ms)
 {
     double deadline = timeout_ms >= 0 ? run_now() + timeout_ms / 1000.0 : 0.0;

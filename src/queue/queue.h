@@ -170,6 +170,24 @@ void queue_cancel(struct queue *q, int64_t job_id);
  * timeout, HARK_ECANCELED when the queue is shutting down. */
 int queue_wait(struct queue *q, int64_t job_id, int timeout_ms);
 
+/* The step at which a job failed: what a request that waited for it
+ * answers depends on it (a file that decodes to nothing is the client's,
+ * a full disk the server's). */
+enum queue_step {
+    QUEUE_STEP_UNKNOWN = 0, /* it ran in another process, or long ago */
+    QUEUE_STEP_STORE,       /* reading the upload's row */
+    QUEUE_STEP_MODEL,       /* loading the model */
+    QUEUE_STEP_MEDIA,       /* decoding the media */
+    QUEUE_STEP_ENGINE,      /* the job's options, the transcription */
+    QUEUE_STEP_RESULTS,     /* writing and committing the results */
+};
+
+/* Where and why (a HARK_E* code in *rc) a job that a worker of this queue
+ * ran ended failed; QUEUE_STEP_UNKNOWN when it is not among the last
+ * QUEUE_FAILURES_KEPT failures here. */
+#define QUEUE_FAILURES_KEPT 64
+enum queue_step queue_job_failure(struct queue *q, int64_t job_id, int *rc);
+
 /* Transcribes decoded 16 kHz mono audio now, on the next free worker (ahead
  * of stored jobs), with the named model ("" or NULL: the default) and the
  * given options (its progress fields are the queue's). Returns 0 and a

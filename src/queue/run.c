@@ -178,13 +178,22 @@ static int worker_state_get(struct worker *w, const hark_model *m, hark_state **
  * worker leaves it alone, and lease expiry runs it again if need be. */
 enum outcome { OUT_DONE, OUT_FAILED, OUT_CANCELED, OUT_INTERRUPTED, OUT_LOST };
 
-/* Marks a job failed with a one-line message; a job that is gone meanwhile
+/* Marks a job failed with a one-line message, and keeps the step and code
+ * (why, a HARK_E* code) for queue_job_failure; a job that is gone meanwhile
  * (canceled, deleted, taken back) counts as canceled. */
-static enum outcome fail_job(struct queue *q, struct worker *w, int64_t id, char *msg)
+static enum outcome fail_job(struct queue *q, struct worker *w, int64_t id, enum queue_step step, int why,
+                             char *msg)
 {
     run_one_line(msg);
     int rc = store_job_fail(q->store, id, w->name, msg[0] ? msg : "failed");
-    return rc == HARK_ESTALE || rc == HARK_ENOENT ? OUT_CANCELED : OUT_FAILED;
+    if (rc == HARK_ESTALE || rc == HARK_ENOENT) return OUT_CANCELED;
+    pthread_mutex_lock(&q->mu);
+    int i = q->n_failures++ % QUEUE_FAILURES_KEPT;
+    q->failures[i].job_id = id;
+    q->failures[i].step = step;
+    q->failures[i].rc = why;
+    pthread_mutex_unlock(&q->mu);
+    return OUT_FAILED;
 }
 
 /* Whether the job was ended by someone (canceled, or deleted with its
@@ -258,25 +267,33 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
     }
     if (rc < 0) {
         snprintf(err, sizeof err, "upload %s: %s", job->upload_id, store_error(q->store));
-        out = fail_job(q, w, job->id, err);
+        out = fail_job(q, w, job->id, QUEUE_STEP_STORE, rc, err);
         goto end;
     }
     if (datadir_upload_path(q->data_dir, up.id, up.filename, media, sizeof media)) {
         snprintf(err, sizeof err, "upload %s: its folder's path is too long", up.id);
-        out = fail_job(q, w, job->id, err);
+        out = fail_job(q, w, job->id, QUEUE_STEP_STORE, HARK_EINVAL, err);
         goto end;
     }
 
     if ((rc = model_get(q, model_name, &model, err, sizeof err)) < 0 ||
         (rc = worker_state_get(w, model, &state, err, sizeof err)) < 0) {
-        out = fail_job(q, w, job->id, err);
+        out = fail_job(q, w, job->id, QUEUE_STEP_MODEL, rc, err);
         goto end;
     }
 
     t0 = run_now();
     rc = media_decode(media, &pcm, &n_samples, on_progress, &ctx, err, sizeof err);
+    size_t n = strlen(media);
+    if (rc < 0 && strncmp(err, media, n) == 0 && strncmp(err + n, ": ", 2) == 0) {
+        /* The reason names the file as its owner does, not by the
+         * server's path. */
+        char reason[sizeof err];
+        snprintf(reason, sizeof reason, "%s: %s", up.filename, err + n + 2);
+        memcpy(err, reason, sizeof err);
+    }
     if (rc < 0) {
-        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, w, job->id, err);
+        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, w, job->id, QUEUE_STEP_MEDIA, rc, err);
         goto end;
     }
 
@@ -297,13 +314,13 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
     queue_options_init(&jo, &q->vad_params);
     if ((rc = queue_options_decode(job->options, &jo, err, sizeof err)) < 0 ||
         (rc = queue_options_apply(q, &jo, &opt, err, sizeof err)) < 0) {
-        out = fail_job(q, w, job->id, err);
+        out = fail_job(q, w, job->id, QUEUE_STEP_ENGINE, rc, err);
         goto end;
     }
     rc = hark_transcribe(state, pcm, n_samples, &opt, &res, err, sizeof err);
     time_s = run_now() - t0;
     if (rc < 0) {
-        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, w, job->id, err);
+        out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, w, job->id, QUEUE_STEP_ENGINE, rc, err);
         goto end;
     }
     if (should_stop(&ctx)) {
@@ -312,7 +329,7 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
     }
 
     if ((rc = datadir_results_write(q->data_dir, up.id, tag, res, err, sizeof err)) < 0) {
-        out = fail_job(q, w, job->id, err);
+        out = fail_job(q, w, job->id, QUEUE_STEP_RESULTS, rc, err);
         goto end;
     }
     /* The results replace any earlier ones only while the job is surely
@@ -324,7 +341,7 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
     if (rc == HARK_EIO && !err[0]) snprintf(err, sizeof err, "%s", store_error(q->store));
     if (rc != 0) {
         if (rc == HARK_ESTALE) out = ended_by_someone(q, job->id) ? OUT_CANCELED : OUT_LOST;
-        else out = fail_job(q, w, job->id, err);
+        else out = fail_job(q, w, job->id, QUEUE_STEP_RESULTS, rc, err);
         goto end;
     }
     const char *lang = hark_result_language(res);

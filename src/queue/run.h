@@ -82,6 +82,8 @@ struct queue {
     struct model_entry *models;
     int busy;
     struct queue_stats stats;
+    struct { int64_t job_id; int step, rc; } failures[QUEUE_FAILURES_KEPT]; /* a ring */
+    int n_failures;           /* recorded so far; the next goes at n % KEPT */
 };
 
 /* Seconds on the monotonic clock. */

@@ -301,6 +301,23 @@ test_model_wait() {
     want 200
 }
 
+# Media that uploads (a WAV header and no samples) but decodes to nothing:
+# the request that waited gets the client's error, as the upload would
+# have, naming the file as the client did rather than by a server path.
+test_model_wait_no_audio() {
+    local id
+    wav_header "$API_TMP/header_only.wav" 32044 || return 1
+    upload "$API_TMP/header_only.wav"
+    want 201 || return 1
+    id=$(jq -r .id "$API_TMP/body")
+    call POST /model -H 'Content-Type: application/json' -d "{\"id\":\"$id\",\"wait\":true}"
+    want 415 unsupported_media && jqb '.status == "failed" and
+        (.error.message | test("header_only.wav: no decodable audio")) and
+        (.error.message | test("/db/") | not)' || return 1
+    call DELETE "/uploads/$id"
+    want 200
+}
+
 test_duplicate() {
     local n
     n=$(total_uploads)
@@ -1040,6 +1057,7 @@ t results_txt test_results_txt
 t results_download test_results_download
 t results_bad_format test_results_bad_format
 t model_wait test_model_wait
+t model_wait_no_audio test_model_wait_no_audio
 t duplicate test_duplicate
 t filename_sanitized test_filename_sanitized
 t file_whole test_file_whole
