@@ -15,10 +15,10 @@
 # temporary file and synced (fsync), then renamed into place, and the job
 # is recorded done after the last rename.
 #  - Disk full: the k-th fsync fails with ENOSPC, for each of the four
-#    files. The job ends failed with the reason in one line, no temporary
-#    file stays and the results of the run before are untouched; the same
-#    server runs the job again when asked, to the same results as a run
-#    without faults.
+#    files. POST /model with wait answers 507; the job ends failed with the
+#    reason in one line, no temporary file stays and the results of the run
+#    before are untouched; the same server runs the job again when asked,
+#    to the same results as a run without faults.
 #  - Killed: the process gets SIGKILL at its k-th fsync, or its k-th rename,
 #    for each of the four files. Whatever result files are in place are
 #    whole (each the same as a run without faults writes); a plain restart
@@ -160,9 +160,10 @@ test_results_clean() {
 results_disk_full() {
     fault_server error=ENOSPC fsync "$1" || return 1
     url=$R_url
-    schedule || return 1
-    wait_state failed done || return 1
-    [ "$(job_state)" = failed ] || { say "the job ended $(job_state), the fault never came"; return 1; }
+    call POST /model -H 'Content-Type: application/json' -d "{\"id\":\"$rid\",\"wait\":true}"
+    want 507 storage || return 1
+    jqb '.status == "failed" and (.error.message | test("No space left on device"))' || return 1
+    [ "$(job_state)" = failed ] || { say "the job is $(job_state), not failed"; return 1; }
     jqb '(.error | test("No space left on device")) and (.error | test("\n") | not)' || return 1
     same_results all || return 1
     schedule || return 1
