@@ -1,7 +1,8 @@
 /*
  * test_lockstep.c: hark's decoding against whisper.cpp 1.9.3's greedy and
  * beam-5 runs (../shared/reference/<model>/expect.json), with the
- * whisper.cpp decoding profile, for every model and both clips.
+ * whisper.cpp decoding profile, for every model and both clips (under the
+ * sanitizers, the 75 s clip on three models: long_clip_wanted).
  *
  * 1. Lock-step (reference README §9.4): the window loop runs with a step hook
  *    that compares hark's greedy choice with whisper.cpp's token and then
@@ -46,6 +47,21 @@ static const char *const clips[] = {"jfk", "hifitts_concat_75s"};
 #else
 #define BEAM_CLIPS 2
 #endif
+
+/* Under the sanitizers the 75 s clip (three windows: seeks, prompts, the
+ * windows' ends) runs on three models that cover the engine's paths (f16,
+ * a quantized type with minimums and fifth bits, and large-v3's 128 mel
+ * bands), jfk on every model; what the sanitizers look for does not depend
+ * on which weights fill a path, and the normal build runs all of them. */
+static int long_clip_wanted(const char *model)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return !strcmp(model, "rt-mini.en-f16") || !strcmp(model, "rt-mini.en-q5_1") || !strcmp(model, "rt-v3-f16");
+#else
+    (void)model;
+    return 1;
+#endif
+}
 
 struct lock {
     json_t *windows, *steps;
@@ -262,6 +278,10 @@ static void run_model(const char *name)
         char wav[256];
         float *pcm = NULL;
         size_t n = 0;
+        if (ci > 0 && !long_clip_wanted(name)) {
+            printf("  %-16s %-19s not run under the sanitizers\n", name, clips[ci]);
+            continue;
+        }
         snprintf(wav, sizeof(wav), "%s.wav", clips[ci]);
         int rc = wav_read(t_shared("audio", wav), &pcm, &n, err, sizeof(err));
         CHECKF(rc == 0, "%s", err);
