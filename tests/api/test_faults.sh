@@ -75,6 +75,7 @@ RESULTS="json srt vtt txt"
 # a thread failing with ACTION (error=ENOSPC, signal=KILL). Sets R_url,
 # R_pid (strace's) and R_err.
 fault_server() {
+    [ -z "${R_pid:-}" ] || stop_r >/dev/null
     SERVER_ENV=(FAULT_INJECT="$2:$1:when=$3" FAULT_TRACE="$2")
     HARK=$API_TMP/hark-strace server_start R "$API_TMP/r"
     local rc=$?
@@ -208,6 +209,9 @@ results_killed() {
 # ------------------------------------------------------------------ main
 
 api_init || { echo "FAIL faults_setup"; exit 1; }
+# A server under strace is strace's child: killing strace alone would
+# leave it running.
+trap '[ -z "${R_pid:-}" ] || pkill -KILL -P "$R_pid"; _api_cleanup' EXIT
 # bash's ulimit -f counts KiB (a POSIX sh may count 512-byte blocks).
 cat >"$API_TMP/hark-fsize" <<EOF
 #!/usr/bin/env bash
