@@ -204,10 +204,6 @@ int parse_count(const char *s, long long lo, long long hi, long long *out);
 json_t *upload_json(const struct store_upload *u);
 json_t *job_json(const struct store_job *j);
 
-/* A media error (media.h) without the "<path>: " its functions put in
- * front, for a client who never saw the server's path. */
-const char *media_reason(const char *err, const char *path);
-
 /* The model a request runs: asked, the client's choice, which must be a
  * plain name the models folder holds (as /v1/models lists it), or when
  * asked is NULL or "", fallback (an upload's model or the server's default,

@@ -59,12 +59,6 @@ int is_uuid(const char *s)
     return 1;
 }
 
-const char *media_reason(const char *err, const char *path)
-{
-    size_t n = strlen(path);
-    return strncmp(err, path, n) == 0 && strncmp(err + n, ": ", 2) == 0 ? err + n + 2 : err;
-}
-
 json_t *upload_json(const struct store_upload *u)
 {
     char location[512];

@@ -723,3 +723,9 @@ fail:
     input_close(&in);
     return rc;
 }
+
+const char *media_reason(const char *err, const char *path)
+{
+    size_t n = strlen(path);
+    return strncmp(err, path, n) == 0 && strncmp(err + n, ": ", 2) == 0 ? err + n + 2 : err;
+}

@@ -69,4 +69,8 @@ typedef int (*media_progress_fn)(void *user, float fraction);
 int media_decode(const char *path, float **pcm, size_t *n_samples,
                  media_progress_fn progress, void *user, char *err, size_t errlen);
 
+/* A media error without the "<path>: " these functions put in front, for
+ * someone who never saw the server's path. */
+const char *media_reason(const char *err, const char *path);
+
 #endif

@@ -284,12 +284,11 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
 
     t0 = run_now();
     rc = media_decode(media, &pcm, &n_samples, on_progress, &ctx, err, sizeof err);
-    size_t n = strlen(media);
-    if (rc < 0 && strncmp(err, media, n) == 0 && strncmp(err + n, ": ", 2) == 0) {
+    if (rc < 0 && media_reason(err, media) != err) {
         /* The reason names the file as its owner does, not by the
          * server's path. */
         char reason[sizeof err];
-        snprintf(reason, sizeof reason, "%s: %s", up.filename, err + n + 2);
+        snprintf(reason, sizeof reason, "%s: %s", up.filename, media_reason(err, media));
         memcpy(err, reason, sizeof err);
     }
     if (rc < 0) {

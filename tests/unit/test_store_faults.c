@@ -70,12 +70,13 @@ struct fault_store {
 
 static struct fault_store fs;
 
-/* Whether this call of op is the one to fail; records it in the trace. */
-static int fault(const char *op)
+/* Whether this call of op is the one to fail; a traced op's call is
+ * recorded in the trace. */
+static int fault_call(const char *op, int traced)
 {
     int hit = 0;
     pthread_mutex_lock(&fs.mu);
-    if (fs.tracing && fs.n_trace < MAX_TRACE) snprintf(fs.trace[fs.n_trace++], OP_NAME, "%s", op);
+    if (traced && fs.tracing && fs.n_trace < MAX_TRACE) snprintf(fs.trace[fs.n_trace++], OP_NAME, "%s", op);
     if (fs.fail_op[0] && !strcmp(fs.fail_op, op) && ++fs.seen == fs.fail_k) hit = fs.fired = 1;
     pthread_mutex_unlock(&fs.mu);
     if (hit) store_set_error("injected failure of %s", op);
@@ -85,7 +86,7 @@ static int fault(const char *op)
 /* The operations whose calls the life makes in a fixed order are traced;
  * claims, lease renewals and progress come at times of their own and are
  * not. */
-#define PASS(op, ...) return fault(#op) ? HARK_EIO : fs.inner->ops->op(fs.inner, __VA_ARGS__)
+#define PASS(op, ...) return fault_call(#op, 1) ? HARK_EIO : fs.inner->ops->op(fs.inner, __VA_ARGS__)
 
 static void f_close(struct store *s) {}
 static int f_upload_insert(struct store *s, const struct store_upload *u, struct store_upload *e)
@@ -122,25 +123,14 @@ static int f_job_release(struct store *s, int64_t id, const char *worker) { PASS
 static int f_job_cancel(struct store *s, int64_t id) { PASS(job_cancel, id); }
 
 /* Untraced: their calls depend on timing. */
-static int untraced(const char *op)
-{
-    int hit = 0;
-    pthread_mutex_lock(&fs.mu);
-    if (fs.fail_op[0] && !strcmp(fs.fail_op, op) && ++fs.seen == fs.fail_k) hit = fs.fired = 1;
-    pthread_mutex_unlock(&fs.mu);
-    if (hit) store_set_error("injected failure of %s", op);
-    return hit;
-}
-#define PASS_UNTRACED(op, ...) return untraced(#op) ? HARK_EIO : fs.inner->ops->op(fs.inner, __VA_ARGS__)
+#define PASS_UNTRACED(op, ...) return fault_call(#op, 0) ? HARK_EIO : fs.inner->ops->op(fs.inner, __VA_ARGS__)
 
 static int f_job_claim(struct store *s, const char *worker, struct store_job *out)
 {
-    int rc;
     /* Only a claim that would take a job counts: peek first. */
     struct store_stats st;
-    if (fs.inner->ops->stats(fs.inner, &st) == 0 && st.queued > 0 && untraced("job_claim")) return HARK_EIO;
-    rc = fs.inner->ops->job_claim(fs.inner, worker, out);
-    return rc;
+    if (fs.inner->ops->stats(fs.inner, &st) == 0 && st.queued > 0 && fault_call("job_claim", 0)) return HARK_EIO;
+    return fs.inner->ops->job_claim(fs.inner, worker, out);
 }
 static int f_job_heartbeat(struct store *s, int64_t id, const char *worker)
 {
