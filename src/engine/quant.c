@@ -12,13 +12,19 @@
  * rounding follows ggml's x86 build, the one whisper.cpp runs on these CPUs:
  * d = amax / 127 (stored as f16), q = x · (127 / amax) rounded half to even.
  *
- * The SIMD kernels use AVX-512 VNNI: vpdpbusd adds four u8 × s8 products
- * into each of 16 int32 lanes, 64 multiply-adds per instruction. Weights go
+ * Three paths, chosen at run time (quant_simd): portable C, AVX2 and
+ * AVX-512 VNNI. VNNI's vpdpbusd adds four u8 × s8 products into each of 16
+ * int32 lanes, 64 multiply-adds per instruction. Weights go
  * in as unsigned bytes (the 4- or 5-bit code, or an int8 + 128) and the
  * offset comes back out of the integer sum, Σ (u − o)·x = Σ u·x − o·Σx, with
  * −o·Σx computed once per activation block and used as the accumulator's
  * starting value. Integer sums are exact, so the SIMD and portable paths give
  * the same integers; only the order of the f32 additions differs.
+ * AVX2 builds the same 4-value lane sums from vpmaddubsw (u8 × s8 pairs into
+ * 16 bits) and vpmaddwd (pairs of those into 32): 4- and 5-bit codes go in
+ * unsigned with the same offset correction; q8_0's |w| goes in unsigned and
+ * x takes w's sign, since 255·127·2 would not fit in 16 bits. Its kernels
+ * add in the VNNI kernels' f32 order, so the two give the same floats.
  *  - GEMV (up to KERN_GEMV_MAX_ROWS rows, decoding): weight blocks are read
  *    from the model and unpacked in registers, 32 values per 256-bit lane set.
  *  - GEMM (the encoder, a prompt): each task unpacks a tile of weight rows
@@ -46,6 +52,8 @@
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_have_vnni;
 
+enum { QUANT_PORTABLE, QUANT_AVX2, QUANT_VNNI };
+
 static void quant_init(void)
 {
     __builtin_cpu_init();
@@ -57,7 +65,8 @@ static void quant_init(void)
 int quant_simd(void)
 {
     pthread_once(&g_once, quant_init);
-    return g_have_vnni && kern_simd() == KERN_AVX512;
+    int isa = kern_simd();
+    return isa == KERN_AVX512 && g_have_vnni ? QUANT_VNNI : isa >= KERN_AVX2 ? QUANT_AVX2 : QUANT_PORTABLE;
 }
 
 int quant_is_block_type(int type)
@@ -136,11 +145,49 @@ static TV void q8_block_512(const float *x, int8_t *q, uint16_t *dh, uint16_t *s
     }
 }
 
+/* Sums of each group of 4 bytes of q, as 8 int32 lanes. */
+static inline T256 __m256i group_sums_256(__m256i q)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
+}
+
+static inline T256 int32_t lane_sum_256(__m256i v)
+{
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+    return _mm_cvtsi128_si32(h);
+}
+
+/* q8_block_512 in 8-float vectors; the saturating packs interleave the
+ * 128-bit halves, and the permutation puts the bytes back in order. */
+static T256 void q8_block_256(const float *x, int8_t *q, uint16_t *dh, uint16_t *sh)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v[4], m = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_loadu_ps(x + 8 * k);
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+    }
+    float d, id;
+    block_scale(hmax_256(m), &d, &id);
+    __m256i i[4];
+    for (int k = 0; k < 4; k++)
+        i[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], _mm256_set1_ps(id)),
+                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+    b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, b);
+    *dh = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+    if (sh) *sh = _cvtss_sh(d * (float)lane_sum_256(group_sums_256(b)), _MM_FROUND_TO_NEAREST_INT);
+}
+
 void quant_row_q8(const float *x, int64_t n, int8_t *q, uint16_t *d, uint16_t *s)
 {
-    int simd = quant_simd();
+    int path = quant_simd();
     for (int64_t b = 0; b < n / QK; b++) {
-        if (simd) q8_block_512(x + b * QK, q + b * QK, d + b, s ? s + b : NULL);
+        if (path == QUANT_VNNI) q8_block_512(x + b * QK, q + b * QK, d + b, s ? s + b : NULL);
+        else if (path == QUANT_AVX2) q8_block_256(x + b * QK, q + b * QK, d + b, s ? s + b : NULL);
         else q8_block_1(x + b * QK, q + b * QK, d + b, s ? s + b : NULL);
     }
 }
@@ -205,13 +252,26 @@ static TV void act_block_512(const struct qlin *a, size_t ib)
     a->act.c1[ib] = _mm_cvtsi128_si32(h);
 }
 
+static T256 void act_block_256(const struct qlin *a, size_t ib)
+{
+    uint16_t dh, sh = 0;
+    q8_block_256(a->x + ib * QK, a->act.q + ib * QK, &dh, has_min(a->type) ? &sh : NULL);
+    __m256i q = _mm256_loadu_si256((const __m256i *)(a->act.q + ib * QK));
+    a->act.d[ib] = _cvtsh_ss(dh);
+    a->act.s[ib] = _cvtsh_ss(sh);
+    __m256i c8 = _mm256_mullo_epi32(group_sums_256(q), _mm256_set1_epi32(-a->offset));
+    _mm256_storeu_si256((__m256i *)(a->act.c8 + ib * 8), c8);
+    a->act.c1[ib] = lane_sum_256(c8);
+}
+
 static void quantize_task(void *arg, int task, int thread)
 {
     struct qlin *a = arg;
     int i0 = task * a->rows_per_task, i1 = i0 + a->rows_per_task < a->m ? i0 + a->rows_per_task : a->m;
-    int simd = quant_simd();
+    int path = quant_simd();
     for (size_t ib = (size_t)i0 * a->nb; ib < (size_t)i1 * a->nb; ib++) {
-        if (simd) act_block_512(a, ib);
+        if (path == QUANT_VNNI) act_block_512(a, ib);
+        else if (path == QUANT_AVX2) act_block_256(a, ib);
         else act_block_1(a, ib);
     }
 }
@@ -260,32 +320,14 @@ static int block_dot_1(const int8_t *w, const int8_t *x)
     return isum;
 }
 
-/* Σ w·x over one block of signed bytes with AVX2: vpmaddubsw multiplies
- * unsigned by signed bytes, so |w| goes in unsigned and x takes w's sign
- * (ggml's way); |w|·|x| <= 128·127 keeps the pair sums in 16 bits. */
-static T256 int block_dot_256(const int8_t *w, const int8_t *x)
-{
-    __m256i wv = _mm256_loadu_si256((const __m256i *)w), xv = _mm256_loadu_si256((const __m256i *)x);
-    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
-    __m256i s = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
-    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
-    return _mm_cvtsi128_si32(h);
-}
-
 /* Each weight row is unpacked once into signed bytes (the thread's
- * scratch), then its integer block sums with every activation row; with
- * AVX2 those sums take a few instructions a block. The sums are exact and
- * the f32 order is the same either way. */
+ * scratch), then its integer block sums with every activation row. */
 static void portable_task(void *arg, int task, int thread)
 {
     struct qlin *a = arg;
     int j0 = task * a->chunk, j1 = j0 + a->chunk < a->N ? j0 + a->chunk : a->N;
     size_t bb = kern_row_bytes(a->type, QK);
     int8_t *w8 = (int8_t *)kern_pool_scratch(a->pool, thread); /* (K) */
-    int (*block_dot)(const int8_t *, const int8_t *) =
-        kern_simd() >= KERN_AVX2 ? block_dot_256 : block_dot_1;
     int w[QK];
     for (int j = j0; j < j1; j++) {
         const uint8_t *row = a->w->data + (size_t)j * a->row_bytes;
@@ -298,7 +340,7 @@ static void portable_task(void *arg, int task, int thread)
             for (int b = 0; b < a->nb; b++) {
                 const uint8_t *blk = row + b * bb;
                 size_t ib = (size_t)i * a->nb + b;
-                int isum = block_dot(w8 + b * QK, a->act.q + ib * QK);
+                int isum = block_dot_1(w8 + b * QK, a->act.q + ib * QK);
                 sum += f16_at(blk) * a->act.d[ib] * (float)isum;
                 if (has_min(a->type)) summ += f16_at(blk + 2) * a->act.s[ib];
             }
@@ -422,11 +464,134 @@ static TV void gemv_vnni(const struct qlin *a, int j0, int j1)
     }
 }
 
+
+/* ------------------------------------------------------------ AVX2 GEMV */
+
+/* Bit j of `bits` as byte j of a vector: 0xff where it is set. */
+INLINE T256 __m256i bits_to_bytes(uint32_t bits)
+{
+    const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread);
+    v = _mm256_or_si256(v, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(v, _mm256_set1_epi8(-1));
+}
+
+/* unpack_256 with AVX2, except that q8_0's values stay signed. */
+INLINE T256 __m256i codes_avx2(const int type, const uint8_t *b)
+{
+    __m128i qs;
+    switch (type) {
+    case TYPE_Q8_0: return _mm256_loadu_si256((const __m256i *)(b + 2));
+    case TYPE_Q4_0: qs = _mm_loadu_si128((const __m128i *)(b + 2)); break;
+    case TYPE_Q4_1: qs = _mm_loadu_si128((const __m128i *)(b + 4)); break;
+    case TYPE_Q5_0: qs = _mm_loadu_si128((const __m128i *)(b + 6)); break;
+    default: qs = _mm_loadu_si128((const __m128i *)(b + 8)); break;
+    }
+    __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), _mm256_set1_epi8(0x0f));
+    if (type == TYPE_Q5_0 || type == TYPE_Q5_1) {
+        uint32_t qh;
+        memcpy(&qh, b + (type == TYPE_Q5_0 ? 2 : 4), 4);
+        u = _mm256_or_si256(u, _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(16)));
+    }
+    return u;
+}
+
+/* Byte pairs of w times x summed into 16 bits: w unsigned codes, or for
+ * q8_0 signed values whose sign moves to x. */
+INLINE T256 __m256i pair_sums(const int type, __m256i w, __m256i x)
+{
+    if (type == TYPE_Q8_0) return _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+    return _mm256_maddubs_epi16(w, x);
+}
+
+INLINE T256 float f16_v2(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* gemv_group's lanes and f32 steps, so its results are the VNNI GEMV's. */
+INLINE T256 void gemv2_group(const int type, const int M, const int G, const struct qlin *a, int j)
+{
+    const size_t bb = kern_row_bytes(type, QK);
+    const int nb = a->nb, mins = has_min(type), offset = type != TYPE_Q8_0 && a->offset;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4][KERN_GEMV_MAX_ROWS];
+    float summ[4][KERN_GEMV_MAX_ROWS];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+        for (int r = 0; r < M; r++) {
+            acc[g][r] = _mm256_setzero_ps();
+            summ[g][r] = 0.0f;
+        }
+    const uint8_t *w0 = a->w->data + (size_t)j * a->row_bytes;
+    for (int b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+            const uint8_t *blk = w0 + (size_t)g * a->row_bytes + (size_t)b * bb;
+            _mm_prefetch((const char *)blk + GEMV_PREFETCH_BYTES, _MM_HINT_T0);
+            __m256i u = codes_avx2(type, blk);
+            float dw = f16_v2(blk);
+            float mw = mins ? f16_v2(blk + 2) : 0.0f;
+#pragma GCC unroll 8
+            for (int r = 0; r < M; r++) {
+                size_t ib = (size_t)r * nb + b;
+                __m256i x = _mm256_loadu_si256((const __m256i *)(a->act.q + ib * QK));
+                __m256i lanes = _mm256_madd_epi16(pair_sums(type, u, x), ones);
+                if (offset) lanes = _mm256_add_epi32(lanes, _mm256_loadu_si256((const __m256i *)(a->act.c8 + ib * 8)));
+                acc[g][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->act.d[ib]), _mm256_cvtepi32_ps(lanes),
+                                            acc[g][r]);
+                if (mins) summ[g][r] += mw * a->act.s[ib];
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+        for (int r = 0; r < M; r++) put(a, r, j + g, hsum_256(acc[g][r]) + summ[g][r]);
+}
+
+INLINE T256 void gemv2_m(const int type, const int M, const struct qlin *a, int j0, int j1)
+{
+    const int G = M <= 2 ? 4 : M <= 4 ? 2 : 1;
+    int j = j0;
+    for (; j + G <= j1; j += G) gemv2_group(type, M, G, a, j);
+    for (; j < j1; j++) gemv2_group(type, M, 1, a, j);
+}
+
+INLINE T256 void gemv2_t(const int type, const struct qlin *a, int j0, int j1)
+{
+    switch (a->m) {
+    case 1: gemv2_m(type, 1, a, j0, j1); break;
+    case 2: gemv2_m(type, 2, a, j0, j1); break;
+    case 3: gemv2_m(type, 3, a, j0, j1); break;
+    case 4: gemv2_m(type, 4, a, j0, j1); break;
+    case 5: gemv2_m(type, 5, a, j0, j1); break;
+    case 6: gemv2_m(type, 6, a, j0, j1); break;
+    case 7: gemv2_m(type, 7, a, j0, j1); break;
+    default: gemv2_m(type, 8, a, j0, j1); break;
+    }
+}
+
+static T256 void gemv_avx2(const struct qlin *a, int j0, int j1)
+{
+    switch (a->type) {
+    case TYPE_Q4_0: gemv2_t(TYPE_Q4_0, a, j0, j1); break;
+    case TYPE_Q4_1: gemv2_t(TYPE_Q4_1, a, j0, j1); break;
+    case TYPE_Q5_0: gemv2_t(TYPE_Q5_0, a, j0, j1); break;
+    case TYPE_Q5_1: gemv2_t(TYPE_Q5_1, a, j0, j1); break;
+    default: gemv2_t(TYPE_Q8_0, a, j0, j1); break;
+    }
+}
+
 static void gemv_task(void *arg, int task, int thread)
 {
     struct qlin *a = arg;
     int j0 = task * a->chunk, j1 = j0 + a->chunk < a->N ? j0 + a->chunk : a->N;
-    gemv_vnni(a, j0, j1);
+    if (quant_simd() == QUANT_VNNI) gemv_vnni(a, j0, j1);
+    else gemv_avx2(a, j0, j1);
     gelu_cols(a, j0, j1 - j0);
 }
 
@@ -439,9 +604,11 @@ static void gemv_task(void *arg, int task, int thread)
 #define GEMM_ROWS 4 /* rows of x per register block */
 #define PANEL_BLOCK_BYTES (512 + 64 + 64)
 
-static TV void pack_panel(const int type, const struct qlin *a, int j, int rows, uint8_t *dst)
+INLINE T256 void pack_panel(const int type, const struct qlin *a, int j, int rows, uint8_t *dst)
 {
     const size_t bb = kern_row_bytes(type, QK);
+    /* vpdpbusd takes q8_0's values unsigned, offset by 128 (unpack_256). */
+    const __m256i flip = _mm256_set1_epi8(type == TYPE_Q8_0 && quant_simd() == QUANT_VNNI ? (char)0x80 : 0);
     for (int b = 0; b < a->nb; b++) {
         uint8_t *o = dst + (size_t)b * PANEL_BLOCK_BYTES;
         uint32_t codes[PANEL_ROWS][8];
@@ -449,9 +616,9 @@ static TV void pack_panel(const int type, const struct qlin *a, int j, int rows,
         for (int c = 0; c < PANEL_ROWS; c++) {
             if (c < rows) {
                 const uint8_t *blk = a->w->data + (size_t)(j + c) * a->row_bytes + (size_t)b * bb;
-                _mm256_storeu_si256((__m256i *)codes[c], unpack_256(type, blk));
-                dw[c] = f16_v(blk);
-                mw[c] = has_min(type) ? f16_v(blk + 2) : 0.0f;
+                _mm256_storeu_si256((__m256i *)codes[c], _mm256_xor_si256(codes_avx2(type, blk), flip));
+                dw[c] = f16_v2(blk);
+                mw[c] = has_min(type) ? f16_v2(blk + 2) : 0.0f;
             } else {
                 memset(codes[c], 0, sizeof codes[c]);
                 dw[c] = mw[c] = 0.0f;
@@ -548,10 +715,6 @@ INLINE TV void gemm_rows(const int type, const int P, const struct qlin *a, cons
     }
 }
 
-/* Blocks of K per pass over the rows: two panels' share (20 KB) stays in
- * the L1 cache while every row of x goes by. */
-#define GEMM_K_BLOCKS 48
-
 INLINE TV void gemm_t(const int type, const struct qlin *a, uint8_t *panels, int j0, int n)
 {
     size_t panel_bytes = (size_t)a->nb * PANEL_BLOCK_BYTES;
@@ -576,11 +739,115 @@ static TV void gemm_vnni(const struct qlin *a, uint8_t *panels, int j0, int n)
     }
 }
 
+/* The AVX2 GEMM on the same panels: a panel's 16 rows are two vectors of
+ * 8 int32 lanes (rows 0-7, 8-15), each lane 4 values of one row. Rows
+ * i0 .. i0+R-1 of x against half h of the panel: R × 8 outputs. The byte-pair
+ * sums of 4 groups of 4- or 5-bit codes stay within 16 bits (4 · 2·31·127)
+ * and go to 32 bits together; q8_0's go at once. */
+#define GEMM2_ROWS 4
+
+INLINE T256 void gemm2_micro(const int type, const int R, const struct qlin *a, const uint8_t *panel, int i0,
+                             int h, int col, int cnt)
+{
+    const int nb = a->nb, K = a->K, mins = has_min(type), offset = type != TYPE_Q8_0 && a->offset;
+    const int span = type == TYPE_Q8_0 ? 1 : 4;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[GEMM2_ROWS];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *wb = panel + (size_t)b * PANEL_BLOCK_BYTES + 32 * h;
+        const int8_t *xq = a->act.q + (size_t)i0 * K + (size_t)b * QK;
+        __m256i s[GEMM2_ROWS];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+            s[r] = offset ? _mm256_set1_epi32(a->act.c1[(size_t)(i0 + r) * nb + b]) : _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int g0 = 0; g0 < 8; g0 += span) {
+            __m256i t[GEMM2_ROWS];
+#pragma GCC unroll 8
+            for (int g = g0; g < g0 + span; g++) {
+                __m256i w = _mm256_load_si256((const __m256i *)(wb + 64 * g));
+#pragma GCC unroll 4
+                for (int r = 0; r < R; r++) {
+                    int32_t x4;
+                    memcpy(&x4, xq + (size_t)r * K + 4 * g, 4);
+                    __m256i p = pair_sums(type, w, _mm256_set1_epi32(x4));
+                    t[r] = g == g0 ? p : _mm256_add_epi16(t[r], p);
+                }
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) s[r] = _mm256_add_epi32(s[r], _mm256_madd_epi16(t[r], ones));
+        }
+        __m256 dw = _mm256_load_ps((const float *)(wb + 512));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            size_t ib = (size_t)(i0 + r) * nb + b;
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[r]), _mm256_mul_ps(dw, _mm256_set1_ps(a->act.d[ib])),
+                                     acc[r]);
+        }
+        if (mins) {
+            __m256 mw = _mm256_load_ps((const float *)(wb + 576));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                acc[r] = _mm256_fmadd_ps(mw, _mm256_set1_ps(a->act.s[(size_t)(i0 + r) * nb + b]), acc[r]);
+        }
+    }
+    /* Then the bias and the old value, as gemm_micro does. */
+    const __m256i km = _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 bias = a->bias ? _mm256_maskload_ps(a->bias + col, km) : _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        float *y = a->y + (size_t)(i0 + r) * a->N + col;
+        __m256 v = a->bias ? _mm256_add_ps(acc[r], bias) : acc[r];
+        if (a->flags & KERN_ACCUM) v = _mm256_add_ps(v, _mm256_maskload_ps(y, km));
+        _mm256_maskstore_ps(y, km, v);
+    }
+}
+
+INLINE T256 void gemm2_t(const int type, const struct qlin *a, uint8_t *panels, int j0, int n)
+{
+    size_t panel_bytes = (size_t)a->nb * PANEL_BLOCK_BYTES;
+    int n_panels = (n + PANEL_ROWS - 1) / PANEL_ROWS;
+    for (int p = 0; p < n_panels; p++) {
+        int rows = n - p * PANEL_ROWS < PANEL_ROWS ? n - p * PANEL_ROWS : PANEL_ROWS;
+        pack_panel(type, a, j0 + p * PANEL_ROWS, rows, panels + (size_t)p * panel_bytes);
+    }
+    for (int p = 0; p < n_panels; p++) {
+        for (int h = 0; h < 2; h++) {
+            int col = j0 + p * PANEL_ROWS + 8 * h, cnt = j0 + n - col < 8 ? j0 + n - col : 8;
+            if (cnt <= 0) break;
+            const uint8_t *panel = panels + (size_t)p * panel_bytes;
+            int i = 0;
+            for (; i + GEMM2_ROWS <= a->m; i += GEMM2_ROWS) gemm2_micro(type, GEMM2_ROWS, a, panel, i, h, col, cnt);
+            switch (a->m - i) {
+            case 3: gemm2_micro(type, 3, a, panel, i, h, col, cnt); break;
+            case 2: gemm2_micro(type, 2, a, panel, i, h, col, cnt); break;
+            case 1: gemm2_micro(type, 1, a, panel, i, h, col, cnt); break;
+            default: break;
+            }
+        }
+    }
+}
+
+static T256 void gemm_avx2(const struct qlin *a, uint8_t *panels, int j0, int n)
+{
+    switch (a->type) {
+    case TYPE_Q4_0: gemm2_t(TYPE_Q4_0, a, panels, j0, n); break;
+    case TYPE_Q4_1: gemm2_t(TYPE_Q4_1, a, panels, j0, n); break;
+    case TYPE_Q5_0: gemm2_t(TYPE_Q5_0, a, panels, j0, n); break;
+    case TYPE_Q5_1: gemm2_t(TYPE_Q5_1, a, panels, j0, n); break;
+    default: gemm2_t(TYPE_Q8_0, a, panels, j0, n); break;
+    }
+}
+
 static void gemm_task(void *arg, int task, int thread)
 {
     struct qlin *a = arg;
     int j0 = task * a->chunk, n = j0 + a->chunk < a->N ? a->chunk : a->N - j0;
-    gemm_vnni(a, (uint8_t *)kern_pool_scratch(a->pool, thread), j0, n);
+    uint8_t *panels = (uint8_t *)kern_pool_scratch(a->pool, thread);
+    if (quant_simd() == QUANT_VNNI) gemm_vnni(a, panels, j0, n);
+    else gemm_avx2(a, panels, j0, n);
     gelu_cols(a, j0, n);
 }
 

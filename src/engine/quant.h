@@ -15,8 +15,9 @@ struct tensor;
 /* 1 if `type` (TYPE_*) is one of the quantized block types. */
 int quant_is_block_type(int type);
 
-/* 1 if the integer kernels use AVX-512 VNNI: the CPU has it and the SIMD
- * kernels are on (kern_set_simd); 0 for the portable path. */
+/* Which integer kernels run: 2 AVX-512 VNNI (the CPU has it and the SIMD
+ * kernels are AVX-512, kern_set_simd), 1 AVX2 (any other SIMD setting),
+ * 0 the portable path. */
 int quant_simd(void);
 
 /* y (m, N) = x (m, K) · Wᵀ + bias for a quantized W of ne [K, N], with

@@ -159,9 +159,16 @@ static void pack_block(int type, const int *q, float d, float m, uint8_t *blk, d
     for (int j = 0; j < 16; j++) blk[off + j] = (uint8_t)((q[j] & 15) | ((q[j + 16] & 15) << 4));
 }
 
+/* Weight codes of the linear tests: random, or all at one end of the
+ * type's range (g_q_end 1: the largest, -1: the smallest). */
+static int g_q_end;
+
 static void rnd_q(int type, int *q)
 {
-    for (int j = 0; j < 32; j++) {
+    int top = type == TYPE_Q4_0 || type == TYPE_Q4_1 ? 15 : type == TYPE_Q5_0 || type == TYPE_Q5_1 ? 31 : 127;
+    int bottom = type == TYPE_Q8_0 ? -128 : 0;
+    for (int j = 0; j < 32 && g_q_end; j++) q[j] = g_q_end > 0 ? top : bottom;
+    for (int j = 0; j < 32 && !g_q_end; j++) {
         switch (type) {
         case TYPE_Q4_0: case TYPE_Q4_1: q[j] = (int)(rnd_u32() % 16); break;
         case TYPE_Q5_0: case TYPE_Q5_1: q[j] = (int)(rnd_u32() % 32); break;
@@ -323,6 +330,10 @@ static double qdot_ref(const struct wt *w, int j, const float *x, double *mag)
 
 static double gelu_ref(double x) { return 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
 
+/* Activations of the linear tests: random, or every value of a row ±1
+ * (row 0 g_x_sign, then alternating), which quantizes to ±127. */
+static int g_x_sign;
+
 /* Runs kern_linear and returns the worst error relative to the sum of the
  * magnitudes of the terms (|w·x| + |b|, + |y| when accumulating). */
 static double check_linear(struct kern_pool *pool, const struct wt *w, int m, int flags, const char *what)
@@ -332,7 +343,7 @@ static double check_linear(struct kern_pool *pool, const struct wt *w, int m, in
     float *y = malloc(sizeof(float) * (size_t)m * N);
     float *y0 = malloc(sizeof(float) * (size_t)m * N);
     float *bias = malloc(sizeof(float) * (size_t)N);
-    for (size_t i = 0; i < (size_t)m * K; i++) x[i] = rnd_f();
+    for (size_t i = 0; i < (size_t)m * K; i++) x[i] = g_x_sign ? (float)(g_x_sign * (i / K % 2 ? 1 : -1)) : rnd_f();
     for (int j = 0; j < N; j++) bias[j] = rnd_f() * 0.1f;
     for (size_t i = 0; i < (size_t)m * N; i++) y0[i] = y[i] = rnd_f();
     kern_linear(pool, &w->t, bias, x, m, y, flags);
@@ -414,6 +425,40 @@ static void test_linear(void)
     kern_pool_free(pool);
     printf("  linear: %d runs; worst relative error scalar %.3g, simd %.3g, scalar+blas %.3g, simd+blas %.3g\n",
            n_runs, worst[0], worst[1], worst[2], worst[3]);
+    set_mode(3);
+}
+
+/* The integer kernels' limits: weight codes all at one end of their range
+ * times activations all at ±127 make the largest byte-pair sums (q8_0:
+ * 2·128·127, close to the 16-bit limit) and the largest sums kept in 16 bits
+ * across several groups (4- and 5-bit codes). Row counts take the GEMV and
+ * the GEMM paths. */
+static void test_linear_extremes(void)
+{
+    static const int rows[] = {1, 5, 9, 23};
+    struct kern_pool *pool = kern_pool_new(2);
+    double worst = 0;
+    int n_runs = 0;
+    for (int mode = 0; mode < 2; mode++) {
+        set_mode(mode);
+        for (size_t ti = 0; ti < sizeof qtypes / sizeof qtypes[0]; ti++) {
+            for (g_q_end = -1; g_q_end <= 1; g_q_end += 2) {
+                struct wt w;
+                make_weight(&w, qtypes[ti], 256, 40);
+                for (g_x_sign = -1; g_x_sign <= 1; g_x_sign += 2) {
+                    for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+                        double e = check_linear(pool, &w, rows[ri], (int)(ri % 2), mode_name(mode));
+                        if (e > worst) worst = e;
+                        n_runs++;
+                    }
+                }
+                free_weight(&w);
+            }
+        }
+    }
+    g_q_end = g_x_sign = 0;
+    printf("  linear at the code limits: %d runs, worst relative error %.3g\n", n_runs, worst);
+    kern_pool_free(pool);
     set_mode(3);
 }
 
@@ -989,6 +1034,7 @@ int main(int argc, char **argv)
         {"f16", test_f16},
         {"dequant", test_dequant},
         {"linear", test_linear},
+        {"linear_extremes", test_linear_extremes},
         {"gemv_simd_vs_scalar", test_gemv_simd_vs_scalar},
         {"q8_rows", test_q8_rows},
         {"sgemm", test_sgemm},
