@@ -209,6 +209,16 @@ enum hark_decoder { HARK_DECODER_OPENAI = 0, HARK_DECODER_WHISPER_CPP = 1 };
  * Called from the thread that called hark_transcribe. */
 typedef int (*hark_progress_fn)(void *user, float fraction);
 
+struct hark_segment;
+
+/* Segment callback: each segment of the result as soon as it is final, in
+ * order, with its index in the result: its times on the audio's timeline
+ * (speech detection included) and its words when word timestamps are on.
+ * The segment is only lent for the call. Return nonzero to cancel, as with
+ * the progress callback. Called from the thread that called
+ * hark_transcribe. */
+typedef int (*hark_segment_fn)(void *user, const struct hark_segment *segment, int index);
+
 struct hark_options {
     const char *language;       /* "en", "de", ... or "auto"/NULL: detect (multilingual models) */
     enum hark_task task;
@@ -227,6 +237,8 @@ struct hark_options {
     uint64_t seed;              /* sampling seed; default 0 */
     hark_progress_fn progress;  /* may be NULL */
     void *progress_user;
+    hark_segment_fn on_segment; /* may be NULL */
+    void *segment_user;
     /* Speech detection: with a VAD model, only the speech it finds is
      * transcribed, and every time in the result is on the original audio's
      * timeline. NULL (the default): the whole audio. */

@@ -752,6 +752,16 @@ static int align_segments(struct dctx *c, struct hark_result *r, int first, int 
     return rc;
 }
 
+/* Hands segments first .. r->n_segments - 1, now final, to the segment
+ * callback; a nonzero answer cancels. */
+static int emit_segments(struct dctx *c, const struct hark_result *r, int first)
+{
+    if (!c->opt->on_segment) return 0;
+    for (int i = first; i < r->n_segments; i++)
+        if (c->opt->on_segment(c->opt->segment_user, &r->segments[i], i)) return HARK_ECANCELED;
+    return 0;
+}
+
 static int report_progress(struct dctx *c, int seek, int total)
 {
     if (!c->opt->progress) return 0;
@@ -816,6 +826,8 @@ static int loop_wcpp(struct dctx *c, struct hark_result *r, int seek_end)
             int d = seek_end - seek;
             wo->seek_delta = d < N_FRAMES ? d : N_FRAMES;
         }
+        rc = emit_segments(c, r, before);
+        if (rc) goto fail;
         int next = seek + wo->seek_delta;
         if (c->hooks && c->hooks->window_end)
             c->hooks->window_end(c->hooks->user, window, seek, s, wo->result_len, wo->seek_delta, next);
@@ -878,6 +890,8 @@ static int loop_openai(struct dctx *c, struct hark_result *r, int content, doubl
             double last_end = last->n_words ? last->words[last->n_words - 1].end_s : last->end_s;
             if (!single && last_end > seek / 100.0) next = (int)nearbyint(last_end * 100.0);
         }
+        rc = emit_segments(c, r, first_new);
+        if (rc) goto fail;
         if (c->hooks && c->hooks->window_end)
             c->hooks->window_end(c->hooks->user, window, seek, s, s->n, next - seek, next);
         seek = next;
@@ -1097,7 +1111,7 @@ static int run_windows(struct dctx *c, struct hark_result *r, size_t n_samples, 
     }
     if (!rc && opt->progress && opt->progress(opt->progress_user, 1.0f)) rc = HARK_ECANCELED;
     if (rc == HARK_ECANCELED)
-        err_set(err, errlen, "canceled by the progress callback");
+        err_set(err, errlen, "canceled by a callback");
     else if (rc)
         err_set(err, errlen, "decoding failed: %s", hark_strerror(rc));
     return rc;

@@ -29,6 +29,8 @@ void hark_options_init(struct hark_options *opt)
     opt->seed = 0;
     opt->progress = NULL;
     opt->progress_user = NULL;
+    opt->on_segment = NULL;
+    opt->segment_user = NULL;
     opt->vad = NULL;
     hark_vad_params_init(&opt->vad_params);
     opt->word_timestamps = 0;

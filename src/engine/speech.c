@@ -429,38 +429,68 @@ static int64_t to_cs(double s)
     return (int64_t)llround(s * 100.0);
 }
 
-/* Moves every time of r from the joined audio back to the original. */
-static void map_result(struct hark_result *r, const struct speech_map *m)
+/* Moves every time of segment s from the joined audio back to the
+ * original. */
+static void map_segment(struct hark_segment *s, const struct speech_map *m)
 {
     int wcpp = m->profile == HARK_DECODER_WHISPER_CPP;
-    for (int i = 0; i < r->n_segments; i++) {
-        struct hark_segment *s = &r->segments[i];
-        int64_t t0 = speech_map_time(m, to_cs(s->start_s), -1, 0);
-        int64_t t1 = speech_map_time(m, to_cs(s->end_s), -1, 1);
-        if (wcpp && t1 - t0 < 10) t1 = t0 + 10;
-        s->seek = (int)speech_map_time(m, s->seek, -1, 0);
-        struct hark_token *tk = (struct hark_token *)s->tokens;
-        for (int j = 0; j < s->n_tokens; j++) {
-            if (tk[j].t0_s < 0.0) continue;
-            int64_t a = to_cs(tk[j].t0_s), b = to_cs(tk[j].t1_s);
-            int chunk = speech_map_chunk(m, (a + b) / 2, 0);
-            tk[j].t0_s = speech_map_time(m, a, chunk, 0) / 100.0;
-            tk[j].t1_s = speech_map_time(m, b, chunk, 0) / 100.0;
-        }
-        for (int j = 0; j < s->n_tokens; j++)
-            if (tk[j].t_dtw_s >= 0.0) tk[j].t_dtw_s = speech_map_time(m, to_cs(tk[j].t_dtw_s), -1, 0) / 100.0;
-        /* A word keeps to the stretch of speech that holds its middle, as
-         * faster-whisper places words. */
-        struct hark_word *w = (struct hark_word *)s->words;
-        for (int j = 0; j < s->n_words; j++) {
-            int64_t a = to_cs(w[j].start_s), b = to_cs(w[j].end_s);
-            int chunk = speech_map_chunk(m, (a + b) / 2, 0);
-            w[j].start_s = speech_map_time(m, a, chunk, 0) / 100.0;
-            w[j].end_s = speech_map_time(m, b, chunk, 0) / 100.0;
-        }
-        s->start_s = t0 / 100.0;
-        s->end_s = t1 / 100.0;
+    int64_t t0 = speech_map_time(m, to_cs(s->start_s), -1, 0);
+    int64_t t1 = speech_map_time(m, to_cs(s->end_s), -1, 1);
+    if (wcpp && t1 - t0 < 10) t1 = t0 + 10;
+    s->seek = (int)speech_map_time(m, s->seek, -1, 0);
+    struct hark_token *tk = (struct hark_token *)s->tokens;
+    for (int j = 0; j < s->n_tokens; j++) {
+        if (tk[j].t0_s < 0.0) continue;
+        int64_t a = to_cs(tk[j].t0_s), b = to_cs(tk[j].t1_s);
+        int chunk = speech_map_chunk(m, (a + b) / 2, 0);
+        tk[j].t0_s = speech_map_time(m, a, chunk, 0) / 100.0;
+        tk[j].t1_s = speech_map_time(m, b, chunk, 0) / 100.0;
     }
+    for (int j = 0; j < s->n_tokens; j++)
+        if (tk[j].t_dtw_s >= 0.0) tk[j].t_dtw_s = speech_map_time(m, to_cs(tk[j].t_dtw_s), -1, 0) / 100.0;
+    /* A word keeps to the stretch of speech that holds its middle, as
+     * faster-whisper places words. */
+    struct hark_word *w = (struct hark_word *)s->words;
+    for (int j = 0; j < s->n_words; j++) {
+        int64_t a = to_cs(w[j].start_s), b = to_cs(w[j].end_s);
+        int chunk = speech_map_chunk(m, (a + b) / 2, 0);
+        w[j].start_s = speech_map_time(m, a, chunk, 0) / 100.0;
+        w[j].end_s = speech_map_time(m, b, chunk, 0) / 100.0;
+    }
+    s->start_s = t0 / 100.0;
+    s->end_s = t1 / 100.0;
+}
+
+static void map_result(struct hark_result *r, const struct speech_map *m)
+{
+    for (int i = 0; i < r->n_segments; i++) map_segment(&r->segments[i], m);
+}
+
+/* The caller's segment callback, given each segment on the original
+ * timeline: a copy is mapped, since the result maps its own at the end. */
+struct segment_relay {
+    const struct hark_options *opt;
+    const struct speech_map *map;
+};
+
+static int relay_segment(void *user, const struct hark_segment *seg, int index)
+{
+    const struct segment_relay *sr = user;
+    struct hark_segment copy = *seg;
+    struct hark_token *tk = malloc((size_t)(seg->n_tokens ? seg->n_tokens : 1) * sizeof(*tk));
+    struct hark_word *w = malloc((size_t)(seg->n_words ? seg->n_words : 1) * sizeof(*w));
+    int rc = HARK_ENOMEM;
+    if (tk && w) {
+        if (seg->n_tokens) memcpy(tk, seg->tokens, (size_t)seg->n_tokens * sizeof(*tk));
+        if (seg->n_words) memcpy(w, seg->words, (size_t)seg->n_words * sizeof(*w));
+        copy.tokens = tk;
+        copy.words = w;
+        map_segment(&copy, sr->map);
+        rc = sr->opt->on_segment(sr->opt->segment_user, &copy, index);
+    }
+    free(tk);
+    free(w);
+    return rc;
 }
 
 struct vad_cancel {
@@ -514,7 +544,12 @@ int speech_transcribe(struct hark_state *st, const float *pcm, size_t n_samples,
         if (rc) goto fail;
     }
     if (n_segs > 0 && n_joined > 0) {
+        struct segment_relay relay = {opt, &map};
         o.vad = NULL;
+        if (opt->on_segment) {
+            o.on_segment = relay_segment;
+            o.segment_user = &relay;
+        }
         rc = decode_run(st, joined, n_joined, &o, hooks, &r, err, errlen);
         if (rc) goto out;
         map_result(r, &map);
@@ -558,7 +593,7 @@ int speech_transcribe(struct hark_state *st, const float *pcm, size_t n_samples,
     r = NULL;
     goto out;
 fail:
-    if (rc == HARK_ECANCELED) err_set(err, errlen, "hark_transcribe: canceled by the progress callback");
+    if (rc == HARK_ECANCELED) err_set(err, errlen, "hark_transcribe: canceled by a callback");
     else err_set(err, errlen, "hark_transcribe: speech detection failed: %s", hark_strerror(rc));
 out:
     hark_result_free(r);

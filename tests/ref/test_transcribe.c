@@ -351,6 +351,109 @@ done:
     hark_model_free(m);
 }
 
+/* What the segment callback saw: copies of each segment's text, times and
+ * words, the progress reported when it came, and when to cancel. */
+struct segment_log {
+    int calls, in_order, cancel_at;
+    float progress;       /* the last progress fraction reported */
+    float progress_first; /* ... when the first segment came */
+    char *text[256];
+    double t[256][2];
+    int n_words[256];
+    double word_end[256]; /* the last word's end */
+};
+
+static int log_progress(void *user, float f)
+{
+    ((struct segment_log *)user)->progress = f;
+    return 0;
+}
+
+static int log_segment(void *user, const struct hark_segment *s, int index)
+{
+    struct segment_log *g = user;
+    if (index != g->calls) g->in_order = 0;
+    if (g->calls == 0) g->progress_first = g->progress;
+    if (g->calls < 256) {
+        g->text[g->calls] = strdup(s->text ? s->text : "");
+        g->t[g->calls][0] = s->start_s;
+        g->t[g->calls][1] = s->end_s;
+        g->n_words[g->calls] = s->n_words;
+        g->word_end[g->calls] = s->n_words ? s->words[s->n_words - 1].end_s : -1.0;
+    }
+    g->calls++;
+    return g->cancel_at > 0 && g->calls >= g->cancel_at;
+}
+
+/* The segment callback gives every segment of the result in order, as the
+ * result has it in the end (times, text, words), the first while a window
+ * is still left; with speech detection its times are already on the
+ * original timeline. A nonzero answer cancels. */
+static void test_segment_callback(void)
+{
+    hark_state *st = NULL;
+    hark_model *m = load("rt-mini.en-f16.bin", &st);
+    char err[256];
+    hark_vad *vad = hark_vad_load(t_shared("vad", "ggml-silero-v6.2.0.bin"), NULL, err, sizeof err);
+    CHECKF(vad != NULL, "vad: %s", err);
+    /* jfk.wav three times over: 33 s, two windows. */
+    size_t n = 3 * jfk_n;
+    float *pcm = malloc(n * sizeof(float));
+    for (size_t i = 0; pcm && i < n; i++) pcm[i] = jfk[i % jfk_n];
+    if (!st || !vad || !pcm) goto done;
+    static const struct { int wcpp, words, vad; } runs[] = {{0, 0, 0}, {0, 1, 1}, {1, 0, 1}};
+    for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+        struct hark_options o;
+        hark_options_init(&o);
+        o.beam_size = 1;
+        o.no_fallback = 1;
+        o.decoder = runs[k].wcpp ? HARK_DECODER_WHISPER_CPP : HARK_DECODER_OPENAI;
+        o.word_timestamps = runs[k].words;
+        o.vad = runs[k].vad ? vad : NULL;
+        struct segment_log g = {.in_order = 1};
+        o.progress = log_progress;
+        o.progress_user = &g;
+        o.on_segment = log_segment;
+        o.segment_user = &g;
+        hark_result *r = NULL;
+        int rc = hark_transcribe(st, pcm, n, &o, &r, err, sizeof(err));
+        CHECKF(rc == 0, "run %zu: %s", k, err);
+        int ns = r ? hark_result_n_segments(r) : 0;
+        CHECKF(ns > 0 && g.calls == ns && g.in_order, "run %zu: %d calls in order %d, %d segments", k, g.calls,
+               g.in_order, ns);
+        /* Without speech detection the two windows stay two. */
+        CHECKF(runs[k].vad || (ns > 1 && g.progress_first < 0.9f), "run %zu: %d segments, the first at progress %.2f",
+               k, ns, g.progress_first);
+        for (int i = 0; i < ns && i < g.calls && i < 256; i++) {
+            const struct hark_segment *s = hark_result_segment(r, i);
+            double we = s->n_words ? s->words[s->n_words - 1].end_s : -1.0;
+            CHECKF(!strcmp(s->text, g.text[i]) && s->start_s == g.t[i][0] && s->end_s == g.t[i][1] &&
+                       s->n_words == g.n_words[i] && we == g.word_end[i],
+                   "run %zu segment %d: [%.2f %.2f] \"%s\" %d words, called with [%.2f %.2f] \"%s\" %d words", k,
+                   i, s->start_s, s->end_s, s->text, s->n_words, g.t[i][0], g.t[i][1], g.text[i], g.n_words[i]);
+            CHECKF(!runs[k].words || s->n_words > 0, "run %zu segment %d: no words", k, i);
+        }
+        for (int i = 0; i < g.calls && i < 256; i++) free(g.text[i]);
+        hark_result_free(r);
+        if (k > 0) continue;
+        /* Canceled from the second segment on. */
+        struct segment_log c = {.in_order = 1, .cancel_at = 2};
+        o.progress_user = &c;
+        o.segment_user = &c;
+        r = (hark_result *)&o;
+        rc = hark_transcribe(st, pcm, n, &o, &r, err, sizeof(err));
+        CHECKF(rc == HARK_ECANCELED && r == NULL && c.calls == 2, "run %zu cancel: rc %d, %d calls", k, rc,
+               c.calls);
+        CHECKF(strstr(err, "canceled") != NULL, "cancel: %s", err);
+        for (int i = 0; i < c.calls && i < 256; i++) free(c.text[i]);
+    }
+done:
+    free(pcm);
+    hark_vad_free(vad);
+    hark_state_free(st);
+    hark_model_free(m);
+}
+
 /* Bad arguments and bad audio give a code and a reason, never a result. */
 static void test_bad_input(void)
 {
@@ -503,6 +606,7 @@ int main(int argc, char **argv)
     t_run("initial_prompt", test_initial_prompt);
     t_run("sampling_determinism", test_sampling_determinism);
     t_run("progress_and_cancel", test_progress_and_cancel);
+    t_run("segment_callback", test_segment_callback);
     t_run("bad_input", test_bad_input);
     t_run("threads_share_model", test_threads);
     free(jfk);
