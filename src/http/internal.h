@@ -66,7 +66,10 @@ struct http_server {
      * asking the store again. */
     atomic_int keys_exist;
 
+    atomic_int stopping;       /* set when the server stops: event streams end */
     pthread_mutex_t lock;      /* guards what follows */
+    pthread_cond_t streams_cv; /* signaled when n_streams drops to 0 */
+    int n_streams;             /* threads feeding event streams */
     struct metric_slot metrics[METRIC_SLOTS];
     int n_metrics;
     int64_t upload_bytes;      /* bytes of accepted uploads since start */
@@ -161,6 +164,30 @@ void receive_free(struct receive *rx);
  * come from the table of failures (respond.h). */
 void receive_fail(struct receive *rx, int status, const char *code, const char *param,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ---- events.c: Server-Sent Events fed by a thread of the server */
+
+struct sse;
+
+/* A stream with two references: the producer's (sse_close) and the
+ * response's (sse_response). Its reader ends when *stopping is set. */
+struct sse *sse_new(atomic_int *stopping);
+
+/* Queues one event (data taken; id and event may be NULL). Returns 0,
+ * HARK_ECANCELED once the client is gone, or HARK_ENOMEM. */
+int sse_send(struct sse *s, const char *id, const char *event, json_t *data);
+
+/* 1 once nobody reads the stream any more. */
+int sse_gone(struct sse *s);
+
+/* The producer's last word: the response ends once what is queued is sent.
+ * Drops the producer's reference. */
+void sse_close(struct sse *s);
+
+/* The response (text/event-stream) that sends the stream on connection c;
+ * it holds the other reference, dropped when libmicrohttpd frees it (also
+ * when this returns NULL). */
+struct MHD_Response *sse_response(struct sse *s, struct MHD_Connection *c);
 
 /* ---- the service's routes, by resource */
 

@@ -233,6 +233,137 @@ static int decode_file(struct MHD_Connection *c, struct request *rq, float **pcm
     return -1;
 }
 
+/* ------------------------------------------------------------ streaming */
+
+/* stream=true: the transcription runs on a thread of its own (the request's
+ * answer must leave first), and OpenAI's transcription events follow as it
+ * goes: a transcript.text.delta for each segment as the engine finishes it,
+ * then transcript.text.done with the whole text and the usage, or an error
+ * event in OpenAI's shape, which the official clients raise as an APIError. */
+struct v1_stream {
+    struct http_server *srv;
+    struct sse *sse;
+    struct hark_options opt;
+    char model[256], language[16];
+    char *prompt;
+    float *pcm;
+    size_t n;
+    int sent; /* deltas sent */
+};
+
+static int stream_segment(void *user, const struct hark_segment *seg, int index)
+{
+    struct v1_stream *vs = user;
+    const char *t = seg->text ? seg->text : "";
+    (void)index;
+    if (!vs->sent) t += strspn(t, " \n");
+    if (!*t) return 0;
+    vs->sent++;
+    return sse_send(vs->sse, NULL, NULL, json_pack("{s:s, s:s}", "type", "transcript.text.delta", "delta", t)) != 0;
+}
+
+/* Usage as OpenAI counts it for its token-billed models: the audio as
+ * encoder positions (one per 20 ms) and the tokens decoded. */
+static json_t *usage_json(const hark_result *r, size_t n_samples)
+{
+    json_int_t audio = (json_int_t)((n_samples + 319) / 320), out = 0;
+    for (int i = 0; i < hark_result_n_segments(r); i++) out += hark_result_segment(r, i)->n_tokens;
+    return json_pack("{s:s, s:I, s:I, s:I}", "type", "tokens", "input_tokens", audio, "output_tokens", out,
+                     "total_tokens", audio + out);
+}
+
+/* A client that hung up stops its transcription. */
+static int stream_progress(void *user, float fraction)
+{
+    (void)fraction;
+    return sse_gone(((struct v1_stream *)user)->sse);
+}
+
+static void *stream_run(void *arg)
+{
+    struct v1_stream *vs = arg;
+    struct http_server *srv = vs->srv;
+    hark_result *res = NULL;
+    char err[512];
+    vs->opt.on_segment = stream_segment;
+    vs->opt.segment_user = vs;
+    vs->opt.progress = stream_progress;
+    vs->opt.progress_user = vs;
+    int rc = queue_transcribe(srv->queue, vs->model, vs->pcm, vs->n, &vs->opt, &res, err, sizeof err);
+    if (rc == 0) {
+        char *text = full_text(res);
+        if (text)
+            sse_send(vs->sse, NULL, NULL,
+                     json_pack("{s:s, s:s, s:o}", "type", "transcript.text.done", "text", text, "usage",
+                               usage_json(res, vs->n)));
+        free(text);
+    } else if (!sse_gone(vs->sse)) {
+        int status;
+        const char *code;
+        http_failure(HTTP_OP_TRANSCRIBE, rc, &status, &code);
+        sse_send(vs->sse, NULL, NULL,
+                 json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", err, "type",
+                           status >= 500 ? "server_error" : "invalid_request_error", "param", "code", code));
+    }
+    hark_result_free(res);
+    sse_close(vs->sse);
+    free(vs->pcm);
+    free(vs->prompt);
+    free(vs);
+    pthread_mutex_lock(&srv->lock);
+    if (--srv->n_streams == 0) pthread_cond_broadcast(&srv->streams_cv);
+    pthread_mutex_unlock(&srv->lock);
+    return NULL;
+}
+
+/* Starts the thread and answers with the event stream. pcm is taken. */
+static enum MHD_Result stream_start(struct http_server *srv, struct MHD_Connection *c, struct request *rq,
+                                    const char *model, const struct hark_options *opt, float *pcm, size_t n)
+{
+    struct v1_stream *vs = calloc(1, sizeof *vs);
+    pthread_attr_t attr;
+    pthread_t th;
+    if (!vs || (opt->initial_prompt && !(vs->prompt = strdup(opt->initial_prompt)))) goto nomem;
+    vs->srv = srv;
+    vs->opt = *opt;
+    vs->opt.initial_prompt = vs->prompt;
+    snprintf(vs->model, sizeof vs->model, "%s", model);
+    if (opt->language) {
+        snprintf(vs->language, sizeof vs->language, "%s", opt->language);
+        vs->opt.language = vs->language;
+    }
+    vs->pcm = pcm;
+    vs->n = n;
+    vs->sse = sse_new(&srv->stopping);
+    if (!vs->sse) goto nomem;
+    struct MHD_Response *r = sse_response(vs->sse, c); /* takes the reader's reference, even on failure */
+    pthread_mutex_lock(&srv->lock);
+    srv->n_streams++;
+    pthread_mutex_unlock(&srv->lock);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int started = pthread_create(&th, &attr, stream_run, vs) == 0;
+    pthread_attr_destroy(&attr);
+    if (!started) {
+        pthread_mutex_lock(&srv->lock);
+        srv->n_streams--;
+        pthread_mutex_unlock(&srv->lock);
+        sse_close(vs->sse);
+        if (r) MHD_destroy_response(r);
+        free(vs->prompt);
+        free(vs);
+        free(pcm);
+        return http_send_error(c, rq, 503, "busy", NULL, NULL, "cannot start a transcription thread");
+    }
+    if (!r) return MHD_NO;
+    return http_send_response(c, rq, 200, r);
+nomem:
+    if (vs) free(vs->prompt);
+    free(vs);
+    free(pcm);
+    return http_send_error(c, rq, 500, "out_of_memory", NULL, NULL, "out of memory");
+}
+
 enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c, struct request *rq)
 {
     struct receive *rx = rq->rx;
@@ -257,6 +388,15 @@ enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c
         strcmp(format, "verbose_json") && strcmp(format, "vtt"))
         return http_send_error(c, rq, 400, "invalid_value", "response_format", NULL,
                                "response_format must be json, text, srt, verbose_json or vtt, not \"%s\"",
+                               format);
+    const char *stream = receive_field(rx, "stream", 0);
+    int streaming = stream && !strcmp(stream, "true");
+    if (stream && !streaming && strcmp(stream, "false"))
+        return http_send_error(c, rq, 400, "invalid_value", "stream", NULL,
+                               "stream must be true or false, not \"%s\"", stream);
+    if (streaming && strcmp(format, "json") && strcmp(format, "text"))
+        return http_send_error(c, rq, 400, "invalid_value", "stream", NULL,
+                               "stream=true sends text events; response_format must be json or text, not \"%s\"",
                                format);
     hark_options_init(&opt);
     language = receive_field(rx, "language", 0);
@@ -304,6 +444,7 @@ enum MHD_Result route_v1_audio(struct http_server *srv, struct MHD_Connection *c
         return http_send_error(c, rq, 400, "vad_unavailable", "chunking_strategy", NULL, "%s", err);
 
     if (decode_file(c, rq, &pcm, &n, &ret) < 0) return ret;
+    if (streaming) return stream_start(srv, c, rq, model, &opt, pcm, n);
     rc = queue_transcribe(srv->queue, model, pcm, n, &opt, &res, err, sizeof err);
     free(pcm);
     if (rc < 0)

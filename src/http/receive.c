@@ -87,7 +87,7 @@ static enum MHD_Result file_data(struct receive *rx, const char *filename, const
  * them, in hark's and in speaches' words); others are skipped unread. */
 static int known_field(const char *key)
 {
-    static const char *const names[] = {"model", "language", "prompt", "response_format", "temperature",
+    static const char *const names[] = {"model", "language", "prompt", "response_format", "temperature", "stream",
                                         "timestamp_granularities[]", "timestamp_granularities",
                                         "chunking_strategy", "vad", "threshold", "min_speech_ms",
                                         "min_speech_duration_ms", "min_silence_ms", "min_silence_duration_ms",

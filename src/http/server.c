@@ -473,6 +473,7 @@ int http_start(const struct http_config *cfg, struct store *store, struct queue 
     srv = calloc(1, sizeof *srv);
     if (!srv) return HARK_ENOMEM;
     pthread_mutex_init(&srv->lock, NULL);
+    pthread_cond_init(&srv->streams_cv, NULL);
     srv->store = store;
     srv->queue = queue;
     snprintf(srv->data_dir, sizeof srv->data_dir, "%s", cfg->data_dir);
@@ -527,7 +528,14 @@ int http_port(const struct http_server *srv)
 void http_stop(struct http_server *srv)
 {
     if (!srv) return;
+    atomic_store(&srv->stopping, 1);
     if (srv->daemon) MHD_stop_daemon(srv->daemon);
+    /* The threads of event streams end once their transcriptions do (the
+     * queue is shut down first). */
+    pthread_mutex_lock(&srv->lock);
+    while (srv->n_streams > 0) pthread_cond_wait(&srv->streams_cv, &srv->lock);
+    pthread_mutex_unlock(&srv->lock);
+    pthread_cond_destroy(&srv->streams_cv);
     pthread_mutex_destroy(&srv->lock);
     free(srv);
 }

@@ -465,8 +465,6 @@ int queue_transcribe(struct queue *q, const char *model, const float *pcm, size_
     r.n_samples = n_samples;
     if (opt) r.opt = *opt;
     else hark_options_init(&r.opt);
-    r.opt.progress = NULL;
-    r.opt.progress_user = NULL;
     if (pthread_cond_init(&r.cv, NULL) != 0) {
         err_set(err, errlen, "queue_transcribe: cannot create a condition variable");
         return HARK_ENOMEM;

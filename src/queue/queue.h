@@ -190,7 +190,9 @@ enum queue_step queue_job_failure(struct queue *q, int64_t job_id, int *rc);
 
 /* Transcribes decoded 16 kHz mono audio now, on the next free worker (ahead
  * of stored jobs), with the named model ("" or NULL: the default) and the
- * given options (its progress fields are the queue's). Returns 0 and a
+ * given options. Their callbacks run on the worker's thread: the progress
+ * callback may cancel the run (HARK_ECANCELED, "canceled by the client"),
+ * the segment callback gets each segment as it is done. Returns 0 and a
  * result (hark_result_free), HARK_ENOENT for an unknown model, or another
  * negative code, with a line in err. */
 int queue_transcribe(struct queue *q, const char *model, const float *pcm, size_t n_samples,

@@ -33,6 +33,9 @@ struct run_ctx {
     double lo, hi;            /* percent range of the current stage */
     double last_pct, last_write_s;
     int gone;                 /* the store said the job is not running */
+    hark_progress_fn ask;     /* a request's own callback: may cancel it */
+    void *ask_user;
+    int asked;                /* ... and did */
 };
 
 double run_now(void)
@@ -67,6 +70,7 @@ static int on_progress(void *user, float fraction)
     struct run_ctx *ctx = user;
     double pct = ctx->lo + (ctx->hi - ctx->lo) * (double)fraction, t;
     if (should_stop(ctx)) return 1;
+    if (ctx->ask && ctx->ask(ctx->ask_user, fraction)) return ctx->asked = 1;
     if (!ctx->job_id) return 0;
     t = run_now();
     if (pct - ctx->last_pct < PROGRESS_STEP && t - ctx->last_write_s < PROGRESS_PERIOD_S) return 0;
@@ -254,7 +258,7 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
     float *pcm = NULL;
     size_t n_samples = 0;
     struct hark_options opt;
-    struct run_ctx ctx = {q, w, job->id, 0.0, DECODE_SHARE, 0.0, run_now(), 0};
+    struct run_ctx ctx = {q, w, job->id, 0.0, DECODE_SHARE, 0.0, run_now(), 0, NULL, NULL, 0};
     enum outcome out = OUT_FAILED;
     double t0, time_s = 0.0;
     int rc;
@@ -399,7 +403,7 @@ void run_request(struct queue *q, struct worker *w, struct request *r)
     hark_state *state = NULL;
     hark_result *res = NULL;
     struct hark_options opt = r->opt;
-    struct run_ctx ctx = {q, w, 0, 0.0, 100.0, 0.0, 0.0, 0};
+    struct run_ctx ctx = {q, w, 0, 0.0, 100.0, 0.0, 0.0, 0, r->opt.progress, r->opt.progress_user, 0};
     double t0 = run_now(), time_s = 0.0;
     int rc;
 
@@ -410,7 +414,8 @@ void run_request(struct queue *q, struct worker *w, struct request *r)
         t0 = run_now();
         rc = hark_transcribe(state, r->pcm, r->n_samples, &opt, &res, err, sizeof err);
         time_s = run_now() - t0;
-        if (rc == HARK_ECANCELED) snprintf(err, sizeof err, "the queue is stopping");
+        if (rc == HARK_ECANCELED)
+            snprintf(err, sizeof err, "%s", ctx.asked ? "canceled by the client" : "the queue is stopping");
     }
     run_one_line(err);
 

@@ -990,6 +990,66 @@ test_delete_running() {
     want 200
 }
 
+# A value of /metrics.
+metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+
+# stream_start: a streaming /v1 transcription of the long clip in the
+# background (its events in $API_TMP/stream.out, curl's pid in stream_pid),
+# once a worker runs it.
+stream_start() {
+    local i
+    curl -sN -F "file=@$LONG" -F model=whisper-1 -F stream=true "$url/v1/audio/transcriptions" \
+        >"$API_TMP/stream.out" 2>/dev/null &
+    stream_pid=$!
+    track "$stream_pid"
+    for ((i = 0; i < 600 * SLOW; i++)); do
+        [ "$(curl -s "$url/health" | jq -r .busy_workers)" = 1 ] && return 0
+        sleep 0.05
+    done
+    say "the stream never ran"
+    return 1
+}
+
+# A streaming client that hangs up stops its transcription: the worker is
+# free again, and the audio was not counted as transcribed.
+test_stream_client_gone() {
+    local before busy i
+    before=$(metric hark_audio_seconds_total)
+    stream_start || return 1
+    kill "$stream_pid" 2>/dev/null
+    wait "$stream_pid" 2>/dev/null
+    untrack "$stream_pid"
+    for ((i = 0; i < 600 * SLOW; i++)); do
+        busy=$(curl -s "$url/health" | jq -r .busy_workers)
+        [ "$busy" = 0 ] && break
+        sleep 0.1
+    done
+    [ "$busy" = 0 ] || { say "the worker is still busy"; return 1; }
+    [ "$(metric hark_audio_seconds_total)" = "$before" ] ||
+        { say "audio seconds $before -> $(metric hark_audio_seconds_total)"; return 1; }
+    call GET /health
+    want 200
+}
+
+# SIGTERM while a stream runs: the server stops (exit 0), and the client's
+# stream ends rather than hanging.
+test_stream_stop() {
+    stream_start || return 1
+    server_stop E || return 1
+    local i
+    for ((i = 0; i < 100 * SLOW; i++)); do
+        kill -0 "$stream_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$stream_pid" 2>/dev/null; then
+        kill "$stream_pid"
+        say "the client's stream did not end"
+        return 1
+    fi
+    wait "$stream_pid" 2>/dev/null
+    untrack "$stream_pid"
+}
+
 test_sigterm_stop() { server_stop E; }
 test_sigterm_stop_a() { server_stop A; }
 
@@ -1009,7 +1069,7 @@ run_openai_client() {
         failed=$((failed + 1))
         return
     fi
-    HARK_URL=$A_URL HARK_KEY_URL=$C_url HARK_KEY=flag-key-1 HARK_MEDIA=$MEDIA HARK_TMP=$API_TMP \
+    HARK_URL=$A_URL HARK_KEY_URL=$C_url HARK_KEY=flag-key-1 HARK_MEDIA=$MEDIA HARK_WAV=$WAV HARK_TMP=$API_TMP \
         node_checks openai_client $((300 * SLOW)) "$dir/test.mjs"
 }
 
@@ -1112,7 +1172,14 @@ if server_start E "$API_TMP/e" --model "$SLOW_MODEL"; then
     t kill_mid_job test_kill_mid_job
     t cancel_running test_cancel_running
     t delete_running test_delete_running
+    t stream_client_gone test_stream_client_gone
     t sigterm_stop_busy test_sigterm_stop
+    if server_start E "$API_TMP/e" --model "$SLOW_MODEL"; then
+        url=$E_url
+        t stream_stop test_stream_stop
+    else
+        t stream_server false
+    fi
 else
     t slow_server false
 fi

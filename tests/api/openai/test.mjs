@@ -1,6 +1,7 @@
 // test.mjs: the official `openai` npm client (the exact version pinned in
 // package.json) against hark serve's OpenAI-compatible routes under /v1:
-// models.list, audio.transcriptions.create in every response_format,
+// models.list, audio.transcriptions.create in every response_format and
+// streaming,
 // audio.translations.create, and errors surfacing as the client's APIError
 // with the status, type, param and code the server sent.
 //
@@ -191,6 +192,79 @@ if (keyBase) {
   console.log('FAIL openai_error_wrong_key: HARK_KEY_URL is not set');
   tally.failed++;
 }
+
+// jfk.wav three times over (33 s: two windows), written to the scratch
+// folder: the samples of its data chunk repeated under a new header.
+function threeTimes(wav, out) {
+  const b = fs.readFileSync(wav);
+  let off = 12;
+  while (off + 8 <= b.length && b.toString('latin1', off, off + 4) !== 'data') off += 8 + b.readUInt32LE(off + 4);
+  assert(off + 8 <= b.length, `${wav}: no data chunk`);
+  const data = b.subarray(off + 8, off + 8 + b.readUInt32LE(off + 4));
+  const head = Buffer.from(b.subarray(0, off + 8));
+  head.writeUInt32LE(head.length - 8 + 3 * data.length, 4);
+  head.writeUInt32LE(3 * data.length, off + 4);
+  fs.writeFileSync(out, Buffer.concat([head, data, data, data]));
+  return { file: out, samples: (3 * data.length) / 2 };
+}
+
+// stream=true: the client's own streaming call reads the events as they
+// come. One delta per segment with text, joined they are the text of
+// transcript.text.done, which is the text the same request gives without
+// streaming; the usage counts the audio at one token per 20 ms.
+await check('openai_stream', async () => {
+  const wav = process.env.HARK_WAV;
+  assert(wav, 'HARK_WAV is not set');
+  const { file: long, samples } = threeTimes(wav, path.join(tmp, 'jfk3.wav'));
+  const stream = await client.audio.transcriptions.create({
+    file: fs.createReadStream(long), model: 'whisper-1', stream: true,
+  });
+  const deltas = [];
+  let done = null;
+  let afterDone = 0;
+  for await (const ev of stream) {
+    if (done) afterDone++;
+    if (ev.type === 'transcript.text.delta') deltas.push(ev.delta);
+    else if (ev.type === 'transcript.text.done') done = ev;
+    else throw new Error(`unexpected event ${show(ev)}`);
+  }
+  assert(done && afterDone === 0, `done ${show(done)}, ${afterDone} events after it`);
+  const plain = await client.audio.transcriptions.create({
+    file: fs.createReadStream(long), model: 'whisper-1', response_format: 'verbose_json',
+  });
+  const withText = plain.segments.filter((s) => s.text.trim().length > 0).length;
+  assert(plain.segments.length > 1 && deltas.length === withText,
+    `${deltas.length} deltas for ${plain.segments.length} segments (${withText} with text)`);
+  assert(deltas.every((d) => typeof d === 'string' && d.length > 0), `deltas ${show(deltas)}`);
+  assert(deltas.join('').trim() === done.text, `deltas joined ${show(deltas.join(''))} vs ${show(done.text)}`);
+  assert(done.text === plain.text, `streamed ${show(done.text)} vs plain ${show(plain.text)}`);
+  const u = done.usage;
+  assert(u && u.type === 'tokens' && u.input_tokens === Math.ceil(samples / 320) && u.output_tokens > 0 &&
+    u.total_tokens === u.input_tokens + u.output_tokens, `usage ${show(u)}`);
+});
+
+await check('openai_stream_wire', async () => {
+  const form = new FormData();
+  form.append('file', new Blob([fs.readFileSync(mp3)]), 'jfk.mp3');
+  form.append('model', 'whisper-1');
+  form.append('stream', 'true');
+  form.append('response_format', 'text');
+  const res = await fetch(`${base}/v1/audio/transcriptions`, { method: 'POST', body: form });
+  assert(res.status === 200, `status ${res.status}`);
+  assert((res.headers.get('content-type') || '').startsWith('text/event-stream'),
+    `content-type ${res.headers.get('content-type')}`);
+  const body = await res.text();
+  const events = body.split('\n\n').filter((b) => b.trim() && !b.startsWith(':'));
+  assert(events.length >= 2 && events.every((e) => e.startsWith('data: ')), `body ${show(body)}`);
+  const last = JSON.parse(events[events.length - 1].slice(6));
+  assert(last.type === 'transcript.text.done' && last.text.length > 0, `last event ${show(last)}`);
+});
+
+await check('openai_stream_bad_format', async () => {
+  await expectError(client.audio.transcriptions.create({
+    file: fs.createReadStream(mp4), model: 'whisper-1', stream: true, response_format: 'srt',
+  }), 400, { param: 'stream', code: 'invalid_value' });
+});
 
 // Nothing the /v1 routes did went into the history.
 await check('openai_not_stored', async () => {
