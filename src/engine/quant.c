@@ -352,6 +352,42 @@ static void portable_task(void *arg, int task, int thread)
 
 /* ----------------------------------------------------------------- GEMV */
 
+/* The switches from the run-time row count and weight type to the
+ * constants a GEMV group function is compiled for (rows M, weight rows per
+ * group G), for one instruction set: defines NAME(a, j0, j1). */
+#define DEFINE_GEMV(NAME, TARGET, GROUP)                                              \
+    INLINE TARGET void NAME##_m(const int type, const int M, const struct qlin *a, int j0, int j1) \
+    {                                                                                 \
+        const int G = M <= 2 ? 4 : M <= 4 ? 2 : 1;                                    \
+        int j = j0;                                                                   \
+        for (; j + G <= j1; j += G) GROUP(type, M, G, a, j);                          \
+        for (; j < j1; j++) GROUP(type, M, 1, a, j);                                  \
+    }                                                                                 \
+    INLINE TARGET void NAME##_t(const int type, const struct qlin *a, int j0, int j1) \
+    {                                                                                 \
+        switch (a->m) {                                                               \
+        case 1: NAME##_m(type, 1, a, j0, j1); break;                                  \
+        case 2: NAME##_m(type, 2, a, j0, j1); break;                                  \
+        case 3: NAME##_m(type, 3, a, j0, j1); break;                                  \
+        case 4: NAME##_m(type, 4, a, j0, j1); break;                                  \
+        case 5: NAME##_m(type, 5, a, j0, j1); break;                                  \
+        case 6: NAME##_m(type, 6, a, j0, j1); break;                                  \
+        case 7: NAME##_m(type, 7, a, j0, j1); break;                                  \
+        default: NAME##_m(type, 8, a, j0, j1); break;                                 \
+        }                                                                             \
+    }                                                                                 \
+    static TARGET void NAME(const struct qlin *a, int j0, int j1)                     \
+    {                                                                                 \
+        switch (a->type) {                                                            \
+        case TYPE_Q4_0: NAME##_t(TYPE_Q4_0, a, j0, j1); break;                        \
+        case TYPE_Q4_1: NAME##_t(TYPE_Q4_1, a, j0, j1); break;                        \
+        case TYPE_Q5_0: NAME##_t(TYPE_Q5_0, a, j0, j1); break;                        \
+        case TYPE_Q5_1: NAME##_t(TYPE_Q5_1, a, j0, j1); break;                        \
+        default: NAME##_t(TYPE_Q8_0, a, j0, j1); break;                               \
+        }                                                                             \
+    }
+
+
 /* One weight block as 32 unsigned codes in value order: value j < 16 is the
  * low nibble of qs[j], value j + 16 its high nibble, bit j of qh the fifth
  * bit of value j; q8_0's int8 values are offset by 128. */
@@ -423,47 +459,10 @@ INLINE TV void gemv_group(const int type, const int M, const int G, const struct
 #pragma GCC unroll 4
     for (int g = 0; g < G; g++)
 #pragma GCC unroll 8
-        for (int r = 0; r < M; r++) {
-            __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[g][r]), _mm256_extractf128_ps(acc[g][r], 1));
-            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-            h = _mm_add_ss(h, _mm_movehdup_ps(h));
-            put(a, r, j + g, _mm_cvtss_f32(h) + summ[g][r]);
-        }
+        for (int r = 0; r < M; r++) put(a, r, j + g, hsum_256(acc[g][r]) + summ[g][r]);
 }
 
-INLINE TV void gemv_m(const int type, const int M, const struct qlin *a, int j0, int j1)
-{
-    const int G = M <= 2 ? 4 : M <= 4 ? 2 : 1;
-    int j = j0;
-    for (; j + G <= j1; j += G) gemv_group(type, M, G, a, j);
-    for (; j < j1; j++) gemv_group(type, M, 1, a, j);
-}
-
-INLINE TV void gemv_t(const int type, const struct qlin *a, int j0, int j1)
-{
-    switch (a->m) {
-    case 1: gemv_m(type, 1, a, j0, j1); break;
-    case 2: gemv_m(type, 2, a, j0, j1); break;
-    case 3: gemv_m(type, 3, a, j0, j1); break;
-    case 4: gemv_m(type, 4, a, j0, j1); break;
-    case 5: gemv_m(type, 5, a, j0, j1); break;
-    case 6: gemv_m(type, 6, a, j0, j1); break;
-    case 7: gemv_m(type, 7, a, j0, j1); break;
-    default: gemv_m(type, 8, a, j0, j1); break;
-    }
-}
-
-static TV void gemv_vnni(const struct qlin *a, int j0, int j1)
-{
-    switch (a->type) {
-    case TYPE_Q4_0: gemv_t(TYPE_Q4_0, a, j0, j1); break;
-    case TYPE_Q4_1: gemv_t(TYPE_Q4_1, a, j0, j1); break;
-    case TYPE_Q5_0: gemv_t(TYPE_Q5_0, a, j0, j1); break;
-    case TYPE_Q5_1: gemv_t(TYPE_Q5_1, a, j0, j1); break;
-    default: gemv_t(TYPE_Q8_0, a, j0, j1); break;
-    }
-}
-
+DEFINE_GEMV(gemv_vnni, TV, gemv_group)
 
 /* ------------------------------------------------------------ AVX2 GEMV */
 
@@ -553,38 +552,7 @@ INLINE T256 void gemv2_group(const int type, const int M, const int G, const str
         for (int r = 0; r < M; r++) put(a, r, j + g, hsum_256(acc[g][r]) + summ[g][r]);
 }
 
-INLINE T256 void gemv2_m(const int type, const int M, const struct qlin *a, int j0, int j1)
-{
-    const int G = M <= 2 ? 4 : M <= 4 ? 2 : 1;
-    int j = j0;
-    for (; j + G <= j1; j += G) gemv2_group(type, M, G, a, j);
-    for (; j < j1; j++) gemv2_group(type, M, 1, a, j);
-}
-
-INLINE T256 void gemv2_t(const int type, const struct qlin *a, int j0, int j1)
-{
-    switch (a->m) {
-    case 1: gemv2_m(type, 1, a, j0, j1); break;
-    case 2: gemv2_m(type, 2, a, j0, j1); break;
-    case 3: gemv2_m(type, 3, a, j0, j1); break;
-    case 4: gemv2_m(type, 4, a, j0, j1); break;
-    case 5: gemv2_m(type, 5, a, j0, j1); break;
-    case 6: gemv2_m(type, 6, a, j0, j1); break;
-    case 7: gemv2_m(type, 7, a, j0, j1); break;
-    default: gemv2_m(type, 8, a, j0, j1); break;
-    }
-}
-
-static T256 void gemv_avx2(const struct qlin *a, int j0, int j1)
-{
-    switch (a->type) {
-    case TYPE_Q4_0: gemv2_t(TYPE_Q4_0, a, j0, j1); break;
-    case TYPE_Q4_1: gemv2_t(TYPE_Q4_1, a, j0, j1); break;
-    case TYPE_Q5_0: gemv2_t(TYPE_Q5_0, a, j0, j1); break;
-    case TYPE_Q5_1: gemv2_t(TYPE_Q5_1, a, j0, j1); break;
-    default: gemv2_t(TYPE_Q8_0, a, j0, j1); break;
-    }
-}
+DEFINE_GEMV(gemv_avx2, T256, gemv2_group)
 
 static void gemv_task(void *arg, int task, int thread)
 {
