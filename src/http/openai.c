@@ -244,7 +244,7 @@ struct v1_stream {
     struct http_server *srv;
     struct sse *sse;
     struct hark_options opt;
-    char model[256], language[16];
+    char model[256], language[32];
     char *prompt;
     float *pcm;
     size_t n;
@@ -337,6 +337,11 @@ static enum MHD_Result stream_start(struct http_server *srv, struct MHD_Connecti
     vs->sse = sse_new(&srv->stopping);
     if (!vs->sse) goto nomem;
     struct MHD_Response *r = sse_response(vs->sse, c); /* takes the reader's reference, even on failure */
+    if (!r) {
+        sse_close(vs->sse);
+        vs->sse = NULL;
+        goto nomem;
+    }
     pthread_mutex_lock(&srv->lock);
     srv->n_streams++;
     pthread_mutex_unlock(&srv->lock);
@@ -349,13 +354,12 @@ static enum MHD_Result stream_start(struct http_server *srv, struct MHD_Connecti
         srv->n_streams--;
         pthread_mutex_unlock(&srv->lock);
         sse_close(vs->sse);
-        if (r) MHD_destroy_response(r);
+        MHD_destroy_response(r);
         free(vs->prompt);
         free(vs);
         free(pcm);
         return http_send_error(c, rq, 503, "busy", NULL, NULL, "cannot start a transcription thread");
     }
-    if (!r) return MHD_NO;
     return http_send_response(c, rq, 200, r);
 nomem:
     if (vs) free(vs->prompt);
