@@ -62,6 +62,7 @@ TOOL_BIN  := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 TEST_LIBS := -ljansson -lz
 # The load generator of tests/api/test_load.sh and make bench.
 LOAD_BIN  := $(BUILD)/tests/load
+SEARCH_BENCH_BIN := $(BUILD)/tests/search_bench
 
 .PHONY: all run test bench deps clean fuzz
 all: $(BIN) $(TOOL_BIN)
@@ -112,6 +113,11 @@ $(BUILD)/tests/unit_test_nomem: UNIT_EXTRA := -Wl,--wrap=malloc,--wrap=calloc,--
 # The download test also links the command's downloader (src/cli/download.c).
 $(BUILD)/tests/unit_test_download: UNIT_EXTRA := $(BUILD)/src/cli/download.o
 $(BUILD)/tests/unit_test_download: $(BUILD)/src/cli/download.o
+
+# The search index's benchmark (tests/bench/search.sh runs it).
+$(SEARCH_BENCH_BIN): tests/bench/search.c $(SERVICE_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(SERVICE_LIB) $(LIB) $(SERVICE_LIBS) $(LDLIBS)
 
 $(LOAD_BIN): tests/bench/load.c
 	@mkdir -p $(dir $@)
@@ -176,10 +182,10 @@ run: deps $(BIN)
 	  echo "hark: serving without speech detection; see hark models download silero-v6.2.0"
 	$(BIN) serve $(ARGS)
 
-test: deps $(BIN) $(TOOL_BIN) $(UNIT_BIN) $(REF_BIN) $(FUZZ_BIN) $(LOAD_BIN)
+test: deps $(BIN) $(TOOL_BIN) $(UNIT_BIN) $(REF_BIN) $(FUZZ_BIN) $(LOAD_BIN) $(SEARCH_BENCH_BIN)
 	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) tests/run.sh $(UNIT_BIN) $(FUZZ_BIN) $(REF_BIN) $(wildcard tests/cli/test_*.sh) $(wildcard tests/store/test_*.sh) $(wildcard tests/api/test_*.sh) $(wildcard tests/ui/test_*.sh)
 
-bench: deps $(BIN) $(TOOL_BIN) $(LOAD_BIN)
+bench: deps $(BIN) $(TOOL_BIN) $(LOAD_BIN) $(SEARCH_BENCH_BIN)
 	@HARK_BIN=$(BIN) HARK_BUILD=$(BUILD) HARK_SERVICE_LIBS="$(SERVICE_LIBS)" tests/bench/run.sh
 
 clean:

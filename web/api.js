@@ -210,4 +210,8 @@ export const health = () => request('/health', { what: 'Checking the server' });
 // whoami(): the key's name and rights ({ name, admin, keyed }).
 export const whoami = () => request('/whoami', { what: 'Checking the API key' });
 
+// search(q, offset, limit): a page of GET /search.
+export const search = (q, offset = 0, limit = 20) =>
+  request(`/search?q=${encodeURIComponent(q)}&offset=${offset}&limit=${limit}`, { what: 'The search' });
+
 export const results = (id) => request(`/results/${encodeURIComponent(id)}`, { what: 'Loading the transcript' });

@@ -1,5 +1,6 @@
-// app.js: the page's entry point. It routes between the three views by
-// the URL's hash (#/ the upload queue, #/history, #/player/<id>), fills the
+// app.js: the page's entry point. It routes between the views by the URL's
+// hash (#/ the upload queue, #/history, #/search?q=..., #/player/<id>, or
+// #/player/<id>@<seconds> to start there), fills the
 // transcription settings from the server, installs the API key prompt and
 // owns the announcements read by screen readers.
 
@@ -8,6 +9,7 @@ import { keyDialog } from './dialogs.js';
 import { initQueue } from './queue.js';
 import { initHistory, showHistory } from './history.js';
 import { initPlayer, showPlayer, hidePlayer } from './player.js';
+import { initSearch, showSearch } from './search.js';
 import { announce, toast } from './ui.js';
 
 const LANGUAGES =
@@ -48,13 +50,19 @@ async function fillModels() {
 
 function route() {
   const hash = location.hash || '#/';
-  const views = { upload: 'view-upload', history: 'view-history', player: 'view-player' };
+  const views = { upload: 'view-upload', history: 'view-history', search: 'view-search', player: 'view-player' };
   let name = 'upload';
   let arg = null;
+  let at = null;
   if (hash.startsWith('#/history')) name = 'history';
-  else if (hash.startsWith('#/player/')) {
+  else if (hash.startsWith('#/search')) {
+    name = 'search';
+    arg = new URLSearchParams(hash.slice('#/search'.length).replace(/^\?/, '')).get('q') || '';
+  } else if (hash.startsWith('#/player/')) {
     name = 'player';
-    arg = decodeURIComponent(hash.slice('#/player/'.length));
+    const [id, t] = hash.slice('#/player/'.length).split('@');
+    arg = decodeURIComponent(id);
+    at = t !== undefined && Number.isFinite(Number(t)) ? Number(t) : null;
   }
   for (const [k, id] of Object.entries(views)) document.getElementById(id).hidden = k !== name;
   for (const a of document.querySelectorAll('[data-nav]')) {
@@ -63,8 +71,9 @@ function route() {
   }
   if (name !== 'player') hidePlayer();
   if (name === 'history') showHistory();
-  if (name === 'player') showPlayer(arg);
-  const titles = { upload: 'Upload', history: 'History', player: 'Transcript' };
+  if (name === 'search') showSearch(arg);
+  if (name === 'player') showPlayer(arg, at);
+  const titles = { upload: 'Upload', history: 'History', search: 'Search', player: 'Transcript' };
   document.title = `${titles[name]} · hark`;
 }
 
@@ -90,6 +99,7 @@ function init() {
   initQueue();
   initHistory();
   initPlayer();
+  initSearch();
   window.addEventListener('hashchange', onHashChange);
   onHashChange();
   fillModels();

@@ -27,6 +27,7 @@ const state = {
   speech: [],
   revokers: [],
   token: 0,
+  at: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -70,12 +71,25 @@ function showPending(meta) {
   $('player-transcribe').hidden = isActive(meta);
 }
 
-export async function showPlayer(id) {
-  if (state.id === id) return;
+// seekTo(t): the media at t seconds, now or once it knows its duration.
+function seekTo(t) {
+  const video = $('player-video');
+  if (video.readyState >= 1) video.currentTime = t;
+  else video.addEventListener('loadedmetadata', () => { video.currentTime = t; }, { once: true });
+}
+
+// showPlayer(id, at): the entry's transcript and media; at (seconds, or
+// null) is where the media starts, as a search hit asks.
+export async function showPlayer(id, at = null) {
+  if (state.id === id) {
+    if (at !== null && state.result) seekTo(at);
+    return;
+  }
   hidePlayer();
   const token = ++state.token;
   state.id = id;
   state.result = null;
+  state.at = at;
   $('player-title').textContent = 'Transcript';
   $('player-meta').textContent = 'Loading…';
   $('player-body').hidden = true;
@@ -127,6 +141,7 @@ async function showTranscript(meta, token) {
     }
     state.revokers.push(media.revoke, vtt.revoke);
     video.src = media.url;
+    if (state.at !== null) seekTo(state.at);
     const track = el('track', {
       kind: 'captions',
       label: `Transcript${result.language ? ` (${result.language})` : ''}`,

@@ -198,4 +198,8 @@ void cli_models_help(FILE *out);
 int cli_keys(int argc, char **argv);
 void cli_keys_help(FILE *out);
 
+/* search.c */
+int cli_search(int argc, char **argv);
+void cli_search_help(FILE *out);
+
 #endif

@@ -33,6 +33,7 @@ static void main_help(FILE *out)
           "               download NAME (from Hugging Face)\n"
           "  bench        time a model's stages and whole transcriptions\n"
           "  keys         API keys with owners: add NAME [--admin], list, revoke NAME\n"
+          "  search       find words across every transcript; --reindex builds the index\n"
           "  help [CMD]   this help, or the help of a command\n"
           "\n"
           "options:\n"
@@ -78,6 +79,10 @@ static int help_command(int argc, char **argv)
         cli_keys_help(stdout);
         return CLI_EXIT_OK;
     }
+    if (!strcmp(argv[1], "search")) {
+        cli_search_help(stdout);
+        return CLI_EXIT_OK;
+    }
     cli_error("no such command '%s' (see `hark --help`)", argv[1]);
     return CLI_EXIT_USAGE;
 }
@@ -106,6 +111,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "vad")) return cli_vad(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cli_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "keys")) return cli_keys(argc - 1, argv + 1);
+    if (!strcmp(cmd, "search")) return cli_search(argc - 1, argv + 1);
     if (cmd[0] == '-')
         cli_error("unknown option '%s' (see `hark --help`)", cmd);
     else

@@ -39,6 +39,7 @@ enum route {
     ROUTE_V1_SPEECH,       /* POST /v1/audio/speech-timestamps */
     ROUTE_UI_ASSET,        /* GET /ui/<file>: the web page's files */
     ROUTE_WHOAMI,          /* GET /whoami: the key's name and rights */
+    ROUTE_SEARCH,          /* GET /search?q=: words across every transcript */
     ROUTE_COUNT
 };
 
@@ -206,6 +207,8 @@ enum MHD_Result route_file(struct http_server *srv, struct MHD_Connection *c, st
 enum MHD_Result route_health(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_metrics(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_whoami(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+/* search.c */
+enum MHD_Result route_search(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 
 /* ---- ui.c: the web page, embedded at build time */
 

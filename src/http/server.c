@@ -58,6 +58,7 @@ static const char *const route_names[ROUTE_COUNT] = {
     [ROUTE_V1_SPEECH] = "/v1/audio/speech-timestamps",
     [ROUTE_UI_ASSET] = "/ui/:file",
     [ROUTE_WHOAMI] = "/whoami",
+    [ROUTE_SEARCH] = "/search",
 };
 
 const char *route_name(enum route r)
@@ -116,6 +117,7 @@ void route_request(struct request *rq, const char *url)
         else if (SEG_IS(0, "health")) rq->route = ROUTE_HEALTH;
         else if (SEG_IS(0, "metrics")) rq->route = ROUTE_METRICS;
         else if (SEG_IS(0, "whoami")) rq->route = ROUTE_WHOAMI;
+        else if (SEG_IS(0, "search")) rq->route = ROUTE_SEARCH;
         return;
     }
     if (n == 2 && SEG_IS(0, "v1") && SEG_IS(1, "models")) {
@@ -255,6 +257,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     case ROUTE_HEALTH: return route_health(srv, c, rq);
     case ROUTE_METRICS: return route_metrics(srv, c, rq);
     case ROUTE_WHOAMI: return route_whoami(srv, c, rq);
+    case ROUTE_SEARCH: return route_search(srv, c, rq);
     case ROUTE_V1_MODELS: return route_v1_models(srv, c, rq);
     case ROUTE_V1_TRANSCRIPTIONS:
     case ROUTE_V1_TRANSLATIONS: return route_v1_audio(srv, c, rq);

@@ -214,12 +214,22 @@ static int ended_by_someone(struct queue *q, int64_t id)
  * for at most half a lease after the heartbeat that preceded the results:
  * within that time no other worker can have been given the job. */
 static int finish_job(struct queue *q, struct worker *w, int64_t id, const char *model,
-                      const char *language, double time_s)
+                      const char *language, double time_s, const hark_result *res)
 {
     double give_up = run_now() + q->lease_ms / 2000.0;
+    int n = hark_result_n_segments(res);
+    struct store_segment *segs = n ? malloc((size_t)n * sizeof *segs) : NULL;
+    if (n && !segs) return HARK_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        const struct hark_segment *g = hark_result_segment(res, i);
+        segs[i] = (struct store_segment){i, g->start_s, g->end_s, g->text};
+    }
     for (;;) {
-        int rc = store_job_finish(q->store, id, w->name, model, language, time_s);
-        if (rc == 0 || rc == HARK_ESTALE || run_now() + 0.25 >= give_up) return rc;
+        int rc = store_job_finish(q->store, id, w->name, model, language, time_s, segs, n);
+        if (rc == 0 || rc == HARK_ESTALE || run_now() + 0.25 >= give_up) {
+            free(segs);
+            return rc;
+        }
         struct timespec ts = {0, 250 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -348,7 +358,7 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
         goto end;
     }
     const char *lang = hark_result_language(res);
-    rc = finish_job(q, w, job->id, model_name, lang ? lang : "", time_s);
+    rc = finish_job(q, w, job->id, model_name, lang ? lang : "", time_s, res);
     if (rc == 0) {
         out = OUT_DONE;
     } else if (rc == HARK_ESTALE || rc == HARK_ENOENT) {

@@ -52,7 +52,7 @@ struct store_backend {
     int (*job_heartbeat)(struct store *s, int64_t id, const char *worker);
     int (*job_progress)(struct store *s, int64_t id, const char *worker, double progress);
     int (*job_finish)(struct store *s, int64_t id, const char *worker, const char *model,
-                      const char *language, double time_s);
+                      const char *language, double time_s, const struct store_segment *segs, int n_segs);
     int (*job_fail)(struct store *s, int64_t id, const char *worker, const char *error);
     int (*job_release)(struct store *s, int64_t id, const char *worker);
     int (*job_cancel)(struct store *s, int64_t id);
@@ -66,6 +66,12 @@ struct store_backend {
     int (*key_revoke)(struct store *s, const char *name);
     int (*key_find)(struct store *s, const char *hash, struct store_key *out);
     int (*key_count)(struct store *s, int64_t *n);
+    int (*index_set)(struct store *s, const char *upload_id, const struct store_segment *segs, int n_segs);
+    /* The query comes parsed: fts is an SQLite FTS5 query, tsq a PostgreSQL
+     * tsquery (before folding), each quoting every word. */
+    int (*search)(struct store *s, const char *fts, const char *tsq, const char *owner, int limit,
+                  int64_t offset, struct store_hit **hits, int *n, int64_t *total);
+    int (*uploads_ran)(struct store *s, char ***ids, int *n);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -150,6 +150,24 @@ static const char *const migrations[] = {
     " admin INTEGER NOT NULL DEFAULT 0,"
     " created TEXT NOT NULL DEFAULT '',"
     " revoked TEXT NOT NULL DEFAULT '');",
+    /* 5: the search index. Each segment of an upload's transcript is a row;
+     * an FTS5 table over their text (its own copy of nothing: it reads the
+     * rows), kept in step by triggers, folds case and diacritics. Deleting
+     * an upload deletes its rows, and the triggers its index entries. */
+    "CREATE TABLE transcript_segments ("
+    " id INTEGER PRIMARY KEY,"
+    " upload_id TEXT NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,"
+    " seg INTEGER NOT NULL,"
+    " start_s REAL NOT NULL,"
+    " end_s REAL NOT NULL,"
+    " text TEXT NOT NULL);"
+    "CREATE INDEX transcript_segments_by_upload ON transcript_segments(upload_id, seg);"
+    "CREATE VIRTUAL TABLE transcript_fts USING fts5(text, content = 'transcript_segments',"
+    " content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER transcript_segments_insert AFTER INSERT ON transcript_segments"
+    " BEGIN INSERT INTO transcript_fts(rowid, text) VALUES (new.id, new.text); END;"
+    "CREATE TRIGGER transcript_segments_delete AFTER DELETE ON transcript_segments"
+    " BEGIN INSERT INTO transcript_fts(transcript_fts, rowid, text) VALUES ('delete', old.id, old.text); END;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -246,7 +264,25 @@ static const char *const migrations[] = {
     X(KEY_REVOKE, "UPDATE api_keys SET revoked = ?2 WHERE name = ?1 AND revoked = ''")     \
     X(KEY_EXISTS, "SELECT 1 FROM api_keys WHERE name = ?1")                                \
     X(KEY_FIND, "SELECT " KEY_COLS " FROM api_keys WHERE hash = ?1 AND revoked = ''")      \
-    X(KEY_COUNT, "SELECT COUNT(*) FROM api_keys")
+    X(KEY_COUNT, "SELECT COUNT(*) FROM api_keys")                                          \
+    X(SEGS_DELETE, "DELETE FROM transcript_segments WHERE upload_id = ?1")                 \
+    X(SEGS_DELETE_BY_JOB, "DELETE FROM transcript_segments"                                \
+                          " WHERE upload_id = (SELECT upload_id FROM jobs WHERE id = ?1)") \
+    X(SEG_INSERT, "INSERT INTO transcript_segments (upload_id, seg, start_s, end_s, text)" \
+                  " VALUES (COALESCE(?1, (SELECT upload_id FROM jobs WHERE id = ?6)),"     \
+                  " ?2, ?3, ?4, ?5)")                                                      \
+    X(SEARCH_COUNT, "SELECT COUNT(*) FROM transcript_fts f"                                \
+                    " JOIN transcript_segments g ON g.id = f.rowid"                        \
+                    " JOIN uploads u ON u.id = g.upload_id"                                \
+                    " WHERE transcript_fts MATCH ?1 AND (?2 IS NULL OR u.owner = ?2)")     \
+    X(SEARCH, "SELECT g.upload_id, u.filename, g.seg, g.start_s, g.end_s,"                 \
+              " -bm25(transcript_fts), g.text,"                                            \
+              " snippet(transcript_fts, 0, char(1), char(2), '…', 24)"                     \
+              " FROM transcript_fts f JOIN transcript_segments g ON g.id = f.rowid"        \
+              " JOIN uploads u ON u.id = g.upload_id"                                      \
+              " WHERE transcript_fts MATCH ?1 AND (?2 IS NULL OR u.owner = ?2)"            \
+              " ORDER BY bm25(transcript_fts), g.upload_id, g.seg LIMIT ?3 OFFSET ?4")     \
+    X(UPLOADS_RAN, "SELECT id FROM uploads WHERE model_ran = 1 ORDER BY upload_date, id")
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,
@@ -863,6 +899,21 @@ done:
 
 /* ---------------------------------------------------------------- jobs */
 
+/* 0 when the upload exists, HARK_ENOENT (recorded) when not, or a fault. */
+static int upload_exists(struct conn *c, const char *upload_id, const char *op)
+{
+    int rc = 0;
+    sqlite3_stmt *q = get_stmt(c, S_UPLOAD_EXISTS, op, &rc);
+    if (!q) return rc;
+    bind_str(q, 1, upload_id, NO_LIMIT);
+    int src = sqlite3_step(q);
+    done_stmt(q);
+    if (src == SQLITE_ROW) return 0;
+    if (src != SQLITE_DONE) return db_fail(c->db, op, src);
+    store_set_error("%s: no upload '%.64s'", op, upload_id);
+    return HARK_ENOENT;
+}
+
 static int sqlite_job_enqueue(struct store *s, const char *upload_id, const char *model,
                               const char *language, const char *task, const char *options,
                               struct store_job *out, int *position)
@@ -872,20 +923,8 @@ static int sqlite_job_enqueue(struct store *s, const char *upload_id, const char
     int rc = write_begin(st, op);
     if (rc < 0) return rc;
     struct conn *c = &st->writer;
-    sqlite3_stmt *q = get_stmt(c, S_UPLOAD_EXISTS, op, &rc);
-    if (!q) goto done;
-    bind_str(q, 1, upload_id, NO_LIMIT);
-    int src = sqlite3_step(q);
-    done_stmt(q);
-    if (src == SQLITE_DONE) {
-        store_set_error("%s: no upload '%.64s'", op, upload_id);
-        rc = HARK_ENOENT;
-        goto done;
-    }
-    if (src != SQLITE_ROW) {
-        rc = db_fail(c->db, op, src);
-        goto done;
-    }
+    sqlite3_stmt *q;
+    if ((rc = upload_exists(c, upload_id, op)) != 0) goto done;
     q = get_stmt(c, S_JOB_ACTIVE, op, &rc);
     if (!q) goto done;
     bind_str(q, 1, upload_id, NO_LIMIT);
@@ -1060,8 +1099,32 @@ static int sqlite_job_progress(struct store *s, int64_t id, const char *worker, 
     return write_end(st, op, rc);
 }
 
+/* Replaces an upload's indexed segments (the upload named, or job's). */
+static int put_segments(struct conn *c, const char *upload_id, int64_t job, const struct store_segment *segs,
+                        int n, const char *op)
+{
+    int rc = 0;
+    sqlite3_stmt *q = get_stmt(c, upload_id ? S_SEGS_DELETE : S_SEGS_DELETE_BY_JOB, op, &rc);
+    if (!q) return rc;
+    if (upload_id) bind_str(q, 1, upload_id, NO_LIMIT);
+    else sqlite3_bind_int64(q, 1, job);
+    rc = exec_stmt(c, q, op);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        q = get_stmt(c, S_SEG_INSERT, op, &rc);
+        if (!q) break;
+        if (upload_id) bind_str(q, 1, upload_id, NO_LIMIT);
+        sqlite3_bind_int(q, 2, segs[i].index);
+        sqlite3_bind_double(q, 3, segs[i].start_s);
+        sqlite3_bind_double(q, 4, segs[i].end_s);
+        bind_str(q, 5, segs[i].text, NO_LIMIT);
+        sqlite3_bind_int64(q, 6, job);
+        rc = exec_stmt(c, q, op);
+    }
+    return rc;
+}
+
 static int sqlite_job_finish(struct store *s, int64_t id, const char *worker, const char *model,
-                             const char *language, double time_s)
+                             const char *language, double time_s, const struct store_segment *segs, int n_segs)
 {
     static const char op[] = "store_job_finish";
     struct sqlite_store *st = from_store(s);
@@ -1085,6 +1148,7 @@ static int sqlite_job_finish(struct store *s, int64_t id, const char *worker, co
     sqlite3_bind_double(q, 4, time_s);
     bind_str(q, 5, language, NO_LIMIT);
     rc = exec_stmt(c, q, op);
+    if (rc == 0) rc = put_segments(c, NULL, id, segs, n_segs, op);
 done:
     return write_end(st, op, rc);
 }
@@ -1372,6 +1436,119 @@ static int sqlite_key_count(struct store *s, int64_t *n)
     return rc;
 }
 
+/* ---------------------------------------------------------------- search */
+
+static int sqlite_index_set(struct store *s, const char *upload_id, const struct store_segment *segs, int n_segs)
+{
+    static const char op[] = "store_index_set";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    rc = upload_exists(c, upload_id, op);
+    if (rc == 0) rc = put_segments(c, upload_id, 0, segs, n_segs, op);
+    return write_end(st, op, rc);
+}
+
+/* A column's text, malloc'ed ("" for NULL); NULL when out of memory. */
+static char *col_dup(sqlite3_stmt *q, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(q, col);
+    return strdup(t ? t : "");
+}
+
+static int sqlite_search(struct store *s, const char *fts, const char *tsq, const char *owner, int limit,
+                         int64_t offset, struct store_hit **hits, int *n, int64_t *total)
+{
+    static const char op[] = "store_search";
+    struct sqlite_store *st = from_store(s);
+    struct store_hit *out = NULL;
+    int count = 0;
+    int64_t all = 0;
+    (void)tsq;
+    struct conn *c = reader_take(st);
+    int rc = exec_id(c, S_BEGIN_READ, op);
+    if (rc < 0) goto fail;
+    sqlite3_stmt *q = get_stmt(c, S_SEARCH_COUNT, op, &rc);
+    if (!q) goto fail;
+    bind_str(q, 1, fts, NO_LIMIT);
+    if (owner) bind_str(q, 2, owner, NO_LIMIT);
+    rc = query_int(c, q, op, &all);
+    if (rc < 0) goto fail;
+    int64_t room = all - offset < limit ? all - offset : limit;
+    if (room > 0) {
+        out = calloc((size_t)room, sizeof *out);
+        if (!out) {
+            store_set_error("%s: out of memory for %lld hits", op, (long long)room);
+            rc = HARK_ENOMEM;
+            goto fail;
+        }
+        q = get_stmt(c, S_SEARCH, op, &rc);
+        if (!q) goto fail;
+        bind_str(q, 1, fts, NO_LIMIT);
+        if (owner) bind_str(q, 2, owner, NO_LIMIT);
+        sqlite3_bind_int64(q, 3, room);
+        sqlite3_bind_int64(q, 4, offset);
+        int src = SQLITE_DONE;
+        while (count < room && (src = sqlite3_step(q)) == SQLITE_ROW) {
+            struct store_hit *h = &out[count++];
+            col_str(h->upload_id, sizeof h->upload_id, q, 0);
+            col_str(h->filename, sizeof h->filename, q, 1);
+            h->segment = sqlite3_column_int(q, 2);
+            h->start_s = sqlite3_column_double(q, 3);
+            h->end_s = sqlite3_column_double(q, 4);
+            h->score = sqlite3_column_double(q, 5);
+            h->text = col_dup(q, 6);
+            h->snippet = col_dup(q, 7);
+            if (!h->text || !h->snippet) {
+                store_set_error("%s: out of memory", op);
+                rc = HARK_ENOMEM;
+                break;
+            }
+        }
+        if (rc == 0 && count < room && src != SQLITE_DONE) rc = db_fail(c->db, op, src);
+        done_stmt(q);
+        if (rc < 0) goto fail;
+    }
+    reader_give(st, c);
+    *hits = out;
+    *n = count;
+    if (total) *total = all;
+    return 0;
+fail:
+    reader_give(st, c);
+    store_hits_free(out, count);
+    return rc;
+}
+
+static void read_text_id(sqlite3_stmt *q, void *id) { *(char **)id = col_dup(q, 0); }
+
+static int sqlite_uploads_ran(struct store *s, char ***ids, int *n)
+{
+    static const char op[] = "store_uploads_ran";
+    struct sqlite_store *st = from_store(s);
+    struct conn *c = reader_take(st);
+    int rc = 0;
+    sqlite3_stmt *q = get_stmt(c, S_UPLOADS_RAN, op, &rc);
+    if (q) {
+        void *rows = NULL;
+        rc = collect_rows(c, q, sizeof **ids, read_text_id, &rows, n, op);
+        char **got = rows;
+        for (int i = 0; rc == 0 && i < *n; i++)
+            if (!got[i]) rc = HARK_ENOMEM;
+        if (rc == HARK_ENOMEM) {
+            store_set_error("%s: out of memory", op);
+            for (int i = 0; i < *n; i++) free(got[i]);
+            free(got);
+            *n = 0;
+        } else if (rc == 0) {
+            *ids = got;
+        }
+    }
+    reader_give(st, c);
+    return rc;
+}
+
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
     .shared = 0,
@@ -1401,4 +1578,7 @@ const struct store_backend store_sqlite_backend = {
     .key_revoke = sqlite_key_revoke,
     .key_find = sqlite_key_find,
     .key_count = sqlite_key_count,
+    .index_set = sqlite_index_set,
+    .search = sqlite_search,
+    .uploads_ran = sqlite_uploads_ran,
 };

@@ -23,10 +23,11 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 static _Thread_local char last_error[512];
 
@@ -211,12 +212,146 @@ int store_job_progress(struct store *s, int64_t id, const char *worker, double p
     return s->ops->job_progress(s, id, worker ? worker : "", progress);
 }
 
+/* Segments to index: a count and texts that can be read. */
+static int segs_ok(const struct store_segment *segs, int n)
+{
+    if (n < 0 || (n > 0 && !segs)) return 0;
+    for (int i = 0; i < n; i++)
+        if (!segs[i].text) return 0;
+    return 1;
+}
+
 int store_job_finish(struct store *s, int64_t id, const char *worker, const char *model,
-                     const char *language, double time_s)
+                     const char *language, double time_s, const struct store_segment *segs, int n_segs)
 {
     NEED_HANDLE(s, "store_job_finish");
+    if (!segs_ok(segs, n_segs)) return bad_args("store_job_finish", "bad segments");
     if (!isfinite(time_s) || time_s < 0) time_s = 0;
-    return s->ops->job_finish(s, id, worker ? worker : "", model, language, time_s);
+    return s->ops->job_finish(s, id, worker ? worker : "", model, language, time_s, segs, n_segs);
+}
+
+int store_index_set(struct store *s, const char *upload_id, const struct store_segment *segs, int n_segs)
+{
+    NEED_HANDLE(s, "store_index_set");
+    if (!upload_id || !segs_ok(segs, n_segs)) return bad_args("store_index_set", "no upload id or bad segments");
+    return s->ops->index_set(s, upload_id, segs, n_segs);
+}
+
+int store_uploads_ran(struct store *s, char ***ids, int *n)
+{
+    NEED_HANDLE(s, "store_uploads_ran");
+    if (!ids || !n) return bad_args("store_uploads_ran", "no output");
+    *ids = NULL;
+    *n = 0;
+    return s->ops->uploads_ran(s, ids, n);
+}
+
+/* ------------------------------------------------------------- search */
+
+/* A search query taken apart: terms, each a word or a quoted phrase (its
+ * words in order), the last word of a term possibly a prefix. Words are
+ * runs of letters and digits: ASCII ones, and every byte of a non-ASCII
+ * character (the backends' own tokenizers split those further). */
+struct query_term {
+    int n_words, prefix;
+    const char *word[STORE_QUERY_TERMS];
+    int len[STORE_QUERY_TERMS];
+};
+
+static int word_byte(unsigned char c) { return c >= 0x80 || (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z'); }
+
+static int parse_query(const char *q, struct query_term *t, int *n_terms, int *n_words)
+{
+    int nt = 0, nw = 0, quoted = 0;
+    struct query_term *cur = NULL;
+    for (const char *p = q; *p;) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            quoted = !quoted;
+            cur = NULL;
+            p++;
+            continue;
+        }
+        if (!word_byte(c)) {
+            /* A * right after a word makes it a prefix and ends its term;
+             * outside quotes any other separator ends the term too. */
+            if (c == '*' && cur && p > q && word_byte((unsigned char)p[-1])) {
+                cur->prefix = 1;
+                cur = NULL;
+            } else if (!quoted) {
+                cur = NULL;
+            }
+            p++;
+            continue;
+        }
+        const char *w = p;
+        while (*p && word_byte((unsigned char)*p)) p++;
+        if (!cur) {
+            if (nt == STORE_QUERY_TERMS) return bad_args("store_search", "too many terms (at most 16)");
+            cur = &t[nt++];
+            memset(cur, 0, sizeof *cur);
+        }
+        if (cur->n_words == STORE_QUERY_TERMS || nw == 2 * STORE_QUERY_TERMS)
+            return bad_args("store_search", "too many words (at most 32)");
+        cur->word[cur->n_words] = w;
+        cur->len[cur->n_words++] = (int)(p - w);
+        nw++;
+    }
+    *n_terms = nt;
+    *n_words = nw;
+    if (!nw) return bad_args("store_search", "the query has no word to look for");
+    return 0;
+}
+
+/* The terms as an FTS5 query ("a b" "c"* ...) and a tsquery
+ * ('a' <-> 'b' & 'c':* ...): every word quoted, so nothing in a word is
+ * read as syntax. */
+static void render_query(const struct query_term *t, int nt, char *fts, char *tsq)
+{
+    char *f = fts, *g = tsq;
+    for (int i = 0; i < nt; i++) {
+        if (i) {
+            *f++ = ' ';
+            g += sprintf(g, " & ");
+        }
+        *f++ = '"';
+        for (int k = 0; k < t[i].n_words; k++) {
+            f += sprintf(f, "%s%.*s", k ? " " : "", t[i].len[k], t[i].word[k]);
+            g += sprintf(g, "%s'%.*s'%s", k ? " <-> " : "", t[i].len[k], t[i].word[k],
+                         t[i].prefix && k == t[i].n_words - 1 ? ":*" : "");
+        }
+        *f++ = '"';
+        if (t[i].prefix) *f++ = '*';
+    }
+    *f = *g = 0;
+}
+
+int store_search(struct store *s, const char *query, const char *owner, int limit, int64_t offset,
+                 struct store_hit **hits, int *n, int64_t *total)
+{
+    NEED_HANDLE(s, "store_search");
+    if (!query || !hits || !n || limit < 0 || offset < 0) return bad_args("store_search", "bad arguments");
+    *hits = NULL;
+    *n = 0;
+    if (total) *total = 0;
+    if (strlen(query) > STORE_QUERY_MAX) return bad_args("store_search", "the query is longer than 256 bytes");
+    struct query_term t[STORE_QUERY_TERMS];
+    int nt, nw;
+    int rc = parse_query(query, t, &nt, &nw);
+    if (rc) return rc;
+    /* Each word at most doubles in the tsquery's quoting and operators. */
+    char fts[4 * STORE_QUERY_MAX + 64], tsq[8 * STORE_QUERY_MAX + 256];
+    render_query(t, nt, fts, tsq);
+    return s->ops->search(s, fts, tsq, owner, limit, offset, hits, n, total);
+}
+
+void store_hits_free(struct store_hit *hits, int n)
+{
+    for (int i = 0; hits && i < n; i++) {
+        free(hits[i].text);
+        free(hits[i].snippet);
+    }
+    free(hits);
 }
 
 int store_job_fail(struct store *s, int64_t id, const char *worker, const char *error)

@@ -113,6 +113,13 @@ struct store_key {
     char revoked[32];       /* when it was revoked; "" while it is valid */
 };
 
+/* One segment of a transcript, as the search index keeps it. */
+struct store_segment {
+    int index;              /* its place in the upload's results */
+    double start_s, end_s;
+    const char *text;
+};
+
 /* Counts for /metrics and /health. */
 struct store_stats {
     int64_t uploads;
@@ -155,6 +162,42 @@ int store_upload_list(struct store *s, int limit, int64_t offset,
  * store_upload_list); *total counts that owner's uploads. */
 int store_upload_list_owner(struct store *s, const char *owner, int limit, int64_t offset,
                             struct store_upload **rows, int *n, int64_t *total);
+
+/* Replaces the upload's transcript in the search index with segs (n_segs
+ * 0: none), as store_job_finish does (`hark search --reindex`).
+ * HARK_ENOENT for an unknown upload. */
+int store_index_set(struct store *s, const char *upload_id, const struct store_segment *segs, int n_segs);
+
+/* A hit of store_search: one segment of one transcript. */
+struct store_hit {
+    char upload_id[40];
+    char filename[256];
+    int segment;            /* store_segment.index */
+    double start_s, end_s;
+    double score;           /* relevance: higher is better (the backends rank differently) */
+    char *text;             /* the segment's text (malloc'ed) */
+    char *snippet;          /* its words around the matches, each match between the bytes
+                             * STORE_MARK_ON and STORE_MARK_OFF (malloc'ed) */
+};
+#define STORE_MARK_ON '\x01'
+#define STORE_MARK_OFF '\x02'
+
+/* Full-text search over every indexed segment (owner NULL: every owner's;
+ * else that owner's uploads only), best first, at most limit hits after
+ * offset, in a malloc'ed array (store_hits_free), with the number of hits
+ * in all in *total. The query: words (every one must match), "quoted
+ * phrases", and a word ending in * matches it as a prefix; case and
+ * diacritics do not count. HARK_EINVAL, with a reason, for a query
+ * without a word or over STORE_QUERY_MAX bytes or terms. */
+#define STORE_QUERY_MAX 256
+#define STORE_QUERY_TERMS 16
+int store_search(struct store *s, const char *query, const char *owner, int limit, int64_t offset,
+                 struct store_hit **hits, int *n, int64_t *total);
+void store_hits_free(struct store_hit *hits, int n);
+
+/* The ids of every upload whose last run finished (model_ran), in a
+ * malloc'ed array of n strings (free each, then the array). */
+int store_uploads_ran(struct store *s, char ***ids, int *n);
 
 /* Deletes the upload and all its jobs. HARK_ENOENT if unknown. A running
  * job's worker finds its job gone (HARK_ESTALE) at its next call. */
@@ -203,12 +246,13 @@ int store_job_heartbeat(struct store *s, int64_t id, const char *worker);
 int store_job_progress(struct store *s, int64_t id, const char *worker, double progress);
 
 /* Completes worker's running job, once: the job becomes done (progress 100,
- * finished set) and its upload gets model_ran = 1, model_date = now,
- * model, time_s and language, in one transaction. HARK_ESTALE, and nothing
+ * finished set), its upload gets model_ran = 1, model_date = now, model,
+ * time_s and language, and the upload's transcript in the search index
+ * becomes segs[0 .. n_segs-1], in one transaction. HARK_ESTALE, and nothing
  * written, if the job is not worker's running job (canceled, deleted, done
  * already, taken back). */
 int store_job_finish(struct store *s, int64_t id, const char *worker, const char *model,
-                     const char *language, double time_s);
+                     const char *language, double time_s, const struct store_segment *segs, int n_segs);
 
 /* worker's running job failed: state failed, error kept. HARK_ESTALE if it
  * was not worker's running job. */

@@ -990,6 +990,79 @@ test_delete_running() {
     want 200
 }
 
+# ------------------------------------------------------------------ search
+
+SEARCH_WORD= SEARCH_WORD3= SEARCH_MP3=
+
+# The longest word of 4 or more ASCII letters in a results.json's first
+# segment (on stdin).
+first_word() {
+    jq -r '.segments[0].text' | grep -oE '[A-Za-z]{4,}' | awk '{ print length($0), $0 }' |
+        sort -k1,1nr -k2 | head -1 | cut -d' ' -f2
+}
+
+# The database argument the CLI needs to read server A's store.
+a_db_args() {
+    if [ -n "${HARK_API_PG:-}" ]; then
+        api_pg_db "$A_DATA" && echo "--data $A_DATA --db $HARK_API_PG/$api_db"
+    else
+        echo "--data $A_DATA"
+    fi
+}
+
+# A word of the mp4's transcript finds its segment, as a word, in other
+# case and as a prefix; the hit carries its upload, times, text and a marked
+# snippet. A word of the mp3's finds the mp3. The command line finds the
+# same, and builds the index again.
+test_search() {
+    local seg
+    seg=$(jq -c '.segments[0]' "$API_TMP/results.json")
+    SEARCH_WORD=$(first_word <"$API_TMP/results.json")
+    [ -n "$SEARCH_WORD" ] || { say "no word of 4 letters in $(jq -r .text <<<"$seg")"; return 1; }
+    call GET "/search?q=$SEARCH_WORD"
+    want 200 && jqb '.total >= 1 and .offset == 0 and .limit == 20 and
+        any(.hits[]; .upload_id == $a and .segment == 0 and .location == "/\($a)/jfk.mp4" and
+            .start == $seg.start and .end == $seg.end and .text == $seg.text and
+            (.snippet | test("<mark>[^<]+</mark>")) and (.score | type == "number"))' \
+        --arg a "$MP4_ID" --argjson seg "$seg" || return 1
+    call GET "/search?q=$(tr '[:lower:]' '[:upper:]' <<<"$SEARCH_WORD")"
+    want 200 && jqb 'any(.hits[]; .upload_id == $a)' --arg a "$MP4_ID" || return 1
+    call GET "/search?q=${SEARCH_WORD:0:3}%2A"
+    want 200 && jqb 'any(.hits[]; .upload_id == $a)' --arg a "$MP4_ID" || return 1
+    call GET "/search?q=${SEARCH_WORD:0:3}%2A&limit=1&offset=1"
+    want 200 && jqb '(.hits | length) == (if .total > 1 then 1 else 0 end) and
+        .next_offset == (if .total > 2 then 2 else null end)' || return 1
+    call GET "/results/$MP3_ID"
+    want 200 || return 1
+    SEARCH_MP3=$MP3_ID
+    SEARCH_WORD3=$(first_word <"$API_TMP/body")
+    [ -n "$SEARCH_WORD3" ] || { say "no word of 4 letters in the mp3's transcript"; return 1; }
+    call GET "/search?q=$SEARCH_WORD3"
+    want 200 && jqb 'any(.hits[]; .upload_id == $b)' --arg b "$MP3_ID" || return 1
+    call GET /search; want 400 && jqb '.error.param == "q"' || return 1
+    call GET "/search?q=%2A%2A%2A"; want 400 && jqb '.error.param == "q" and .error.code == "invalid_value"' || return 1
+    call GET "/search?q=a&limit=0"; want 400 && jqb '.error.param == "limit"' || return 1
+    # shellcheck disable=SC2046
+    "$HARK" search $(a_db_args) "$SEARCH_WORD" >"$API_TMP/search.out" 2>"$API_TMP/search.err" &&
+        grep -q "^$MP4_ID " "$API_TMP/search.out" || { say "hark search: $(cat "$API_TMP/search.err")"; return 1; }
+    # shellcheck disable=SC2046
+    "$HARK" search --reindex $(a_db_args) 2>"$API_TMP/search.err" &&
+        grep -Eq 'indexed ([0-9]+) of \1 transcribed uploads' "$API_TMP/search.err" ||
+        { say "hark search --reindex: $(cat "$API_TMP/search.err")"; return 1; }
+    call GET "/search?q=$SEARCH_WORD"
+    want 200 && jqb 'any(.hits[]; .upload_id == $a)' --arg a "$MP4_ID" || return 1
+    call GET "/search?q=$SEARCH_WORD3"
+    want 200 && jqb 'any(.hits[]; .upload_id == $b)' --arg b "$MP3_ID"
+}
+
+# A deleted upload's transcript is found no more.
+test_search_after_delete() {
+    call GET "/search?q=$SEARCH_WORD3&limit=100"
+    want 200 && jqb '[.hits[].upload_id] | index($b) == null' --arg b "$SEARCH_MP3" || return 1
+    call GET "/search?q=$SEARCH_WORD"
+    want 200 && jqb 'any(.hits[]; .upload_id == $a)' --arg a "$MP4_ID"
+}
+
 # A value of /metrics.
 metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 
@@ -1118,6 +1191,7 @@ t results_download test_results_download
 t results_bad_format test_results_bad_format
 t model_wait test_model_wait
 t model_wait_no_audio test_model_wait_no_audio
+t search test_search
 t duplicate test_duplicate
 t filename_sanitized test_filename_sanitized
 t file_whole test_file_whole
@@ -1152,6 +1226,7 @@ t wrong_method test_wrong_method
 t error_shapes test_error_shapes
 t metrics test_metrics
 t delete test_delete
+t search_after_delete test_search_after_delete
 t auth_off test_auth_off
 t auth_flag test_auth_flag
 t auth_env test_auth_env

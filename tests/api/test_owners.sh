@@ -203,6 +203,22 @@ test_read_others() {
     want 200
 }
 
+# Search sees only what the key may read: alice's transcript is found by
+# alice and by root, never by bob.
+test_search_own() {
+    local word
+    as alice GET "/results/$A_ID"
+    want 200 || return 1
+    word=$(jq -r '.segments[0].text' "$API_TMP/body" | grep -oE '[A-Za-z]{4,}' | head -1)
+    [ -n "$word" ] || { say "no word of 4 letters in alice's transcript"; return 1; }
+    as alice GET "/search?q=$word"
+    want 200 && jqb '.total >= 1 and any(.hits[]; .upload_id == $a)' --arg a "$A_ID" || return 1
+    as root GET "/search?q=$word"
+    want 200 && jqb 'any(.hits[]; .upload_id == $a)' --arg a "$A_ID" || return 1
+    as bob GET "/search?q=$word"
+    want 200 && jqb '.total == 0 and .hits == []' --arg a "$A_ID"
+}
+
 test_files_of_others() {
     local f
     for f in jfk.mp3 results.json results.txt; do
@@ -316,6 +332,7 @@ if server_start srv "$DATA"; then
     t owners_lists_own test_lists_own
     t owners_schedule_own test_schedule_own
     t owners_read_others test_read_others
+    t owners_search_own test_search_own
     t owners_files_of_others test_files_of_others
     t owners_v1_stores_nothing test_v1_stores_nothing
     t owners_cancel_others test_cancel_others

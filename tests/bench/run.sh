@@ -105,6 +105,7 @@ fi
 echo
 "$(dirname "$0")/api.sh"
 "$(dirname "$0")/queue.sh"
+"$(dirname "$0")/search.sh"
 echo
 echo "bench finished in $(( $(date +%s) - start )) s"
 exit 0

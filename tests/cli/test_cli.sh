@@ -52,6 +52,7 @@ test_help_main() { help_ok --help && help_ok -h && help_ok help; }
 test_help_transcribe() { help_ok transcribe --help && help_ok help transcribe && grep -q -- '--decoder' "$tmp/out"; }
 test_help_models() { help_ok models --help && help_ok models info --help && help_ok help models; }
 test_help_bench() { help_ok bench --help && help_ok help bench; }
+test_help_search() { help_ok search --help && help_ok help search && grep -q -- '--reindex' "$tmp/out"; }
 test_version() {
     hark --version
     expect_rc 0 || return 1
@@ -120,7 +121,12 @@ test_usage_errors() {
         usage_error models bogus &&
         usage_error models info &&
         usage_error models info --bogus "$TINY" &&
-        usage_error help nothing
+        usage_error help nothing &&
+        usage_error search &&
+        usage_error search one two &&
+        usage_error search --reindex words &&
+        usage_error search --limit 0 words &&
+        usage_error search --bogus words
 }
 
 test_no_args() {
@@ -388,6 +394,7 @@ t help_main test_help_main
 t help_transcribe test_help_transcribe
 t help_models test_help_models
 t help_bench test_help_bench
+t help_search test_help_search
 t version test_version
 t serve_worker_usage test_serve_worker_usage
 t worker_no_data test_worker_no_data

@@ -285,6 +285,44 @@ await check('ui_player_click_third_segment_seeks', async () => {
   await shoot(page, 'player');
 });
 
+// The search view finds a word of the clip's transcript, marks it in the
+// hit, and the hit opens the player at that segment.
+await check('ui_search_opens_player_at_hit', async () => {
+  assert(segments.length >= 2, 'no segments to search');
+  let k = -1;
+  let word = '';
+  for (let i = segments.length - 1; i >= 1 && k < 0; i--) {
+    const words = (segments[i].text.match(/[A-Za-z]{4,}/g) || []).sort((a, b) => b.length - a.length);
+    if (words.length && segments[i].start > 0) {
+      k = i;
+      word = words[0];
+    }
+  }
+  assert(k > 0, 'no segment after the first has a word of 4 letters');
+  await page.click('a[data-nav="search"]');
+  await page.fill('#search-input', word.toUpperCase());
+  await page.press('#search-input', 'Enter');
+  await page.waitForFunction(() => document.querySelectorAll('#search-results .hit').length > 0, null, { timeout: T });
+  assert(new URL(page.url()).hash === `#/search?q=${encodeURIComponent(word.toUpperCase())}`, `url ${page.url()}`);
+  const want = `#/player/${ids.clip}@${segments[k].start.toFixed(2)}`;
+  const hit = page.locator(`#search-results a[href="${want}"]`);
+  assert((await hit.count()) === 1, `no hit linking to ${want}: ${await page.$$eval('#search-results a', (a) => a.map((x) => x.getAttribute('href')).join(' '))}`);
+  const marked = await hit.locator('xpath=../p/mark').allTextContents();
+  assert(marked.some((m) => m.toLowerCase() === word.toLowerCase()), `marked ${JSON.stringify(marked)}, word ${word}`);
+  await shoot(page, 'search');
+  await hit.click();
+  await page.waitForFunction(() => !document.getElementById('view-player').hidden, null, { timeout: T });
+  await page.waitForFunction((s) => Math.abs(document.getElementById('player-video').currentTime - s) < 0.05,
+    segments[k].start, { timeout: T });
+  await page.waitForFunction((i) => document.querySelector('#segments .seg[aria-current]')?.dataset.index === String(i), k, { timeout: T });
+  // Back to the search: the hits are still there.
+  await page.goBack();
+  await page.waitForFunction(() => !document.getElementById('view-search').hidden &&
+    document.querySelectorAll('#search-results .hit').length > 0, null, { timeout: T });
+  await page.goForward();
+  await page.waitForFunction(() => !document.getElementById('view-player').hidden, null, { timeout: T });
+});
+
 await check('ui_player_captions_track_loads', async () => {
   await page.waitForFunction(() => {
     const t = document.querySelector('#player-video track');

@@ -771,7 +771,7 @@ static void test_lease(void)
     CHECK(n_result_files(&u2) == 0);
     CHECK(store_job_get(s, id2, &job) == 0 && strcmp(job.state, STORE_RUNNING) == 0);
     CHECK(strcmp(job.worker, "elsewhere:2/1") == 0);
-    CHECK(store_job_finish(other, id2, "elsewhere:2/1", MODEL, "en", 1) == 0);
+    CHECK(store_job_finish(other, id2, "elsewhere:2/1", MODEL, "en", 1, NULL, 0) == 0);
     printf("  a job taken from the worker: it let go %.0f ms later\n", ms);
 out:
     queue_stop(q);

@@ -800,7 +800,7 @@ static void *claim_loop(void *arg)
         }
         c->got[c->n_got++] = job.id;
         if (store_job_progress(c->s, job.id, name, 50) != 0) c->errors++;
-        if (store_job_finish(c->s, job.id, name, NULL, "en", 0.5) != 0) c->errors++;
+        if (store_job_finish(c->s, job.id, name, NULL, "en", 0.5, NULL, 0) != 0) c->errors++;
     }
     return NULL;
 }
@@ -880,7 +880,7 @@ static int child_claim(struct children *ch, const char *path, int c)
     int rc;
     while ((rc = store_job_claim(cs, "child", &j)) == 0) {
         if (write(ch->ids[1], &j.id, sizeof j.id) != sizeof j.id) return 4;
-        if (store_job_finish(cs, j.id, "child", "m", "en", 1) != 0) return 5;
+        if (store_job_finish(cs, j.id, "child", "m", "en", 1, NULL, 0) != 0) return 5;
     }
     store_close(cs);
     return rc == HARK_EAGAIN ? 0 : 6;
@@ -903,7 +903,7 @@ static void test_claim_processes(void)
     while ((rc = store_job_claim(s, "parent", &j)) == 0) {
         count_claim(seen, N_JOBS, j.id, &bad);
         n_parent++;
-        if (store_job_finish(s, j.id, "parent", "m", "en", 1) != 0) bad++;
+        if (store_job_finish(s, j.id, "parent", "m", "en", 1, NULL, 0) != 0) bad++;
     }
     CHECKF(rc == HARK_EAGAIN, "parent claim: %d %s", rc, store_error(s));
     int n_children = read_child_ids(&ch, seen, N_JOBS, &bad);
@@ -928,21 +928,21 @@ static void test_job_state_rules(void)
     /* Queued -> running -> progress -> done, once. */
     CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", NULL, &job, NULL) == 0);
     CHECK(store_job_progress(s, job.id, "w", 10) == HARK_ESTALE); /* queued, not running */
-    CHECK(store_job_finish(s, job.id, "w", "m", "en", 1) == HARK_ESTALE);
+    CHECK(store_job_finish(s, job.id, "w", "m", "en", 1, NULL, 0) == HARK_ESTALE);
     CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id);
     CHECK(store_job_progress(s, job.id, "w", 42.5) == 0);
     CHECK(store_job_get(s, job.id, &got) == 0 && got.progress == 42.5);
     CHECK(store_upload_get(s, "up-000001", &u) == 0 && u.progress == 42.5);
     CHECK(store_job_progress(s, job.id, "w", 250) == 0);
     CHECK(store_job_get(s, job.id, &got) == 0 && got.progress == 100);
-    CHECK(store_job_finish(s, job.id, "w", "rt-tiny", "de", 3.25) == 0);
+    CHECK(store_job_finish(s, job.id, "w", "rt-tiny", "de", 3.25, NULL, 0) == 0);
     CHECK(store_job_get(s, job.id, &got) == 0);
     CHECK(strcmp(got.state, "done") == 0 && got.progress == 100 && got.finished[0]);
     CHECK(store_upload_get(s, "up-000001", &u) == 0);
     CHECK(u.model_ran == 1 && strcmp(u.model, "rt-tiny") == 0 && strcmp(u.language, "de") == 0);
     CHECK(u.time_s == 3.25 && u.model_date[0] && strcmp(u.status, "done") == 0);
     CHECK(u.job_id == job.id && u.progress == 100 && u.error[0] == 0);
-    CHECK(store_job_finish(s, job.id, "w", "other", "fr", 9) == HARK_ESTALE);
+    CHECK(store_job_finish(s, job.id, "w", "other", "fr", 9, NULL, 0) == HARK_ESTALE);
     CHECKF(strstr(store_error(s), "store_job_finish") != NULL, "'%s'", store_error(s));
     CHECK(store_upload_get(s, "up-000001", &u) == 0 && strcmp(u.model, "rt-tiny") == 0);
     CHECK(store_job_progress(s, job.id, "w", 5) == HARK_ESTALE);
@@ -975,7 +975,7 @@ static void test_job_state_rules(void)
     CHECK(store_job_claim(s, "w", &got) == 0 && got.id == job.id);
     CHECK(store_job_cancel(s, job.id) == 0);
     CHECK(store_job_progress(s, job.id, "w", 60) == HARK_ESTALE);
-    CHECK(store_job_finish(s, job.id, "w", "m", "en", 1) == HARK_ESTALE);
+    CHECK(store_job_finish(s, job.id, "w", "m", "en", 1, NULL, 0) == HARK_ESTALE);
     CHECK(store_upload_get(s, "up-000003", &u) == 0);
     CHECK(u.model_ran == 0 && u.model_date[0] == 0 && strcmp(u.status, "canceled") == 0);
     CHECK(store_job_get(s, job.id, &got) == 0 && strcmp(got.state, "canceled") == 0);
@@ -984,7 +984,7 @@ static void test_job_state_rules(void)
     CHECK(store_job_cancel(s, 9999) == HARK_ENOENT);
     CHECK(store_job_get(s, 9999, &got) == HARK_ENOENT);
     CHECK(store_job_progress(s, 9999, "w", 1) == HARK_ESTALE);
-    CHECK(store_job_finish(s, 9999, "w", "m", "en", 1) == HARK_ESTALE);
+    CHECK(store_job_finish(s, 9999, "w", "m", "en", 1, NULL, 0) == HARK_ESTALE);
 
     /* A canceled upload can be queued again. */
     CHECK(store_job_enqueue(s, "up-000003", "", "", "transcribe", NULL, &job, NULL) == 0);
@@ -1016,7 +1016,7 @@ static void test_delete_cascade(void)
     struct store_job j1, j2, j3, got;
     CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", NULL, &j1, NULL) == 0);
     CHECK(store_job_claim(s, "w", &got) == 0);
-    CHECK(store_job_finish(s, j1.id, "w", "m", "en", 1) == 0);
+    CHECK(store_job_finish(s, j1.id, "w", "m", "en", 1, NULL, 0) == 0);
     CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", NULL, &j2, NULL) == 0);
     CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", NULL, &j3, NULL) == 0);
     CHECK(store_upload_delete(s, "up-000001") == 0);
@@ -1034,7 +1034,7 @@ static void test_delete_cascade(void)
     CHECK(store_job_claim(s, "w", &got) == 0 && got.id == j3.id);
     CHECK(store_upload_delete(s, "up-000002") == 0);
     CHECK(store_job_progress(s, j3.id, "w", 10) == HARK_ESTALE);
-    CHECK(store_job_finish(s, j3.id, "w", "m", "en", 1) == HARK_ESTALE);
+    CHECK(store_job_finish(s, j3.id, "w", "m", "en", 1, NULL, 0) == HARK_ESTALE);
     CHECK(store_job_fail(s, j3.id, "w", "x") == HARK_ESTALE);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs") == 0);
     struct store_stats st;
@@ -1081,7 +1081,7 @@ static void test_requeue_after_crash(void)
     /* It keeps its place ahead of the job queued after it. */
     CHECK(store_job_claim(s, "w2", &got) == 0 && got.id == a.id && got.attempts == 2);
     CHECK(strcmp(got.worker, "w2") == 0);
-    CHECK(store_job_finish(s, a.id, "w2", "m", "en", 2) == 0);
+    CHECK(store_job_finish(s, a.id, "w2", "m", "en", 2, NULL, 0) == 0);
     CHECK(store_requeue_running(s, &n) == 0 && n == 0);
     store_close(s);
 }
@@ -1112,7 +1112,7 @@ static void test_lease(void)
     CHECK(store_job_heartbeat(s, a.id, "w2") == HARK_ESTALE);
     CHECK(store_job_heartbeat(s, a.id, NULL) == HARK_ESTALE);
     CHECK(store_job_progress(s, a.id, "w2", 10) == HARK_ESTALE);
-    CHECK(store_job_finish(s, a.id, "w2", "m", "en", 1) == HARK_ESTALE);
+    CHECK(store_job_finish(s, a.id, "w2", "m", "en", 1, NULL, 0) == HARK_ESTALE);
     CHECK(store_job_fail(s, a.id, "w2", "no") == HARK_ESTALE);
     CHECK(store_job_release(s, a.id, "w2") == HARK_ESTALE);
     CHECK(store_job_progress(s, a.id, "w1", 30) == 0);
@@ -1134,13 +1134,13 @@ static void test_lease(void)
     /* The first worker can no longer touch it... */
     CHECK(store_job_heartbeat(s, a.id, "w1") == HARK_ESTALE);
     CHECK(store_job_progress(s, a.id, "w1", 40) == HARK_ESTALE);
-    CHECK(store_job_finish(s, a.id, "w1", "m", "en", 1) == HARK_ESTALE);
+    CHECK(store_job_finish(s, a.id, "w1", "m", "en", 1, NULL, 0) == HARK_ESTALE);
     /* ...nor once another has claimed it: it is completed once. */
     CHECK(store_job_claim(s, "w2", &got) == 0 && got.id == a.id && got.attempts == 2);
-    CHECK(store_job_finish(s, a.id, "w1", "m1", "en", 1) == HARK_ESTALE);
+    CHECK(store_job_finish(s, a.id, "w1", "m1", "en", 1, NULL, 0) == HARK_ESTALE);
     CHECK(store_job_fail(s, a.id, "w1", "late") == HARK_ESTALE);
-    CHECK(store_job_finish(s, a.id, "w2", "m2", "en", 2) == 0);
-    CHECK(store_job_finish(s, a.id, "w2", "m2", "en", 2) == HARK_ESTALE);
+    CHECK(store_job_finish(s, a.id, "w2", "m2", "en", 2, NULL, 0) == 0);
+    CHECK(store_job_finish(s, a.id, "w2", "m2", "en", 2, NULL, 0) == HARK_ESTALE);
     CHECK(store_job_get(s, a.id, &got) == 0 && strcmp(got.state, "done") == 0);
     CHECK(got.lease_until[0] == 0 && strcmp(got.worker, "w2") == 0);
     CHECK(store_upload_get(s, "up-000001", &u) == 0 && strcmp(u.model, "m2") == 0);
@@ -1223,7 +1223,7 @@ static void *lease_loop(void *arg)
         }
         idle = 0;
         usleep((rand_r(&seed) % 80) * 1000);
-        rc = store_job_finish(l->s, j.id, name, "m", "en", 1);
+        rc = store_job_finish(l->s, j.id, name, "m", "en", 1, NULL, 0);
         if (rc == 0 && l->finished < N_LEASE_JOBS) l->done_ids[l->finished++] = j.id;
         else if (rc == HARK_ESTALE) l->refused++;
         else l->errors++;
@@ -1381,7 +1381,7 @@ static void test_upgrade_v1(void)
     const char *path = fresh_path("upgrade_v1");
     struct store *s = open_store(path);
     if (!s) return;
-    CHECK(store_schema_version() == 4);
+    CHECK(store_schema_version() == 5);
     insert(s, 1, NULL);
     insert(s, 2, NULL);
     CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL, NULL) == 0);
@@ -1389,8 +1389,12 @@ static void test_upgrade_v1(void)
     struct store_job j;
     CHECK(store_job_claim(s, "old", &j) == 0 && strcmp(j.upload_id, "up-000001") == 0);
     store_close(s);
-    /* Back to version 1: owners and keys (4) go, and the content hash is
-     * unique again, then leases (2) and options (3). */
+    /* Back to version 1: the search index (5) goes, owners and keys (4),
+     * and the content hash is unique again, then leases (2) and options (3). */
+    if (backend == ON_PG)
+        CHECK(sql_exec(path, "DROP TABLE transcript_segments; DROP TEXT SEARCH CONFIGURATION hark_search") == 0);
+    else
+        CHECK(sql_exec(path, "DROP TABLE transcript_fts; DROP TABLE transcript_segments") == SQLITE_OK);
     if (backend == ON_PG)
         CHECK(sql_exec(path, "DROP TABLE api_keys; ALTER TABLE uploads DROP COLUMN owner;"
                              " ALTER TABLE uploads ADD CONSTRAINT uploads_sha256_key UNIQUE (sha256)") == 0);
@@ -1405,8 +1409,9 @@ static void test_upgrade_v1(void)
 
     s = open_store(path);
     if (!s) return;
-    CHECK(sql_int(path, "SELECT MAX(version) FROM schema_version") == 4);
+    CHECK(sql_int(path, "SELECT MAX(version) FROM schema_version") == 5);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs WHERE lease_until = '' AND options = ''") == 2);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM transcript_segments") == 0);
     /* The uploads table was rebuilt (SQLite) without losing a job, and
      * every upload so far is the service's own. */
     CHECK(sql_int(path, "SELECT COUNT(*) FROM uploads WHERE owner = ''") == 2);
@@ -1419,9 +1424,9 @@ static void test_upgrade_v1(void)
     CHECK(store_requeue_expired(s, &n) == 0 && n == 1);
     /* Both run now, the older first, each once. */
     CHECK(store_job_claim(s, "new", &j) == 0 && strcmp(j.upload_id, "up-000001") == 0 && j.attempts == 2);
-    CHECK(store_job_finish(s, j.id, "new", "m", "en", 1) == 0);
+    CHECK(store_job_finish(s, j.id, "new", "m", "en", 1, NULL, 0) == 0);
     CHECK(store_job_claim(s, "new", &j) == 0 && strcmp(j.upload_id, "up-000002") == 0 && j.attempts == 1);
-    CHECK(store_job_finish(s, j.id, "new", "m", "en", 1) == 0);
+    CHECK(store_job_finish(s, j.id, "new", "m", "en", 1, NULL, 0) == 0);
     CHECK(store_job_claim(s, "new", &j) == HARK_EAGAIN);
     store_close(s);
 }
@@ -1585,7 +1590,7 @@ static void test_crash_store_api(void)
             if (i % 3 == 0) continue;
             if (store_job_claim(cs, "child", &j) != 0) _exit(6);
             if (store_job_progress(cs, j.id, "child", 50) != 0) _exit(7);
-            if (store_job_finish(cs, j.id, "child", "m", "en", 1) != 0) _exit(8);
+            if (store_job_finish(cs, j.id, "child", "m", "en", 1, NULL, 0) != 0) _exit(8);
         }
     }
     /* Let it get going (a loaded or sanitised build starts slowly), then
@@ -1690,7 +1695,7 @@ static void test_big_list(void)
         }
         struct store_job j;
         while (pass == 1 && store_job_claim(s, "w", &j) == 0)
-            if (store_job_finish(s, j.id, "w", "m", "en", 1) != 0) bad++;
+            if (store_job_finish(s, j.id, "w", "m", "en", 1, NULL, 0) != 0) bad++;
     }
     double t2 = now_us();
     CHECKF(bad == 0, "%d failures: %s", bad, store_error(s));
@@ -2016,6 +2021,134 @@ static void test_pg_notify(void)
 
 enum { BOTH, SQLITE_ONLY, PG_ONLY };
 
+/* The hits of a query: their "upload:segment" joined by spaces in rank
+ * order, or "error <code>". */
+static const char *hits_of(struct store *s, const char *query, const char *owner, int limit, int64_t offset,
+                           int64_t *total)
+{
+    static char out[512];
+    struct store_hit *h = NULL;
+    int n = -1;
+    int rc = store_search(s, query, owner, limit, offset, &h, &n, total);
+    if (rc) {
+        snprintf(out, sizeof out, "error %d", rc);
+        return out;
+    }
+    out[0] = 0;
+    for (int i = 0; i < n; i++)
+        snprintf(out + strlen(out), sizeof out - strlen(out), "%s%s:%d", i ? " " : "", h[i].upload_id + 8,
+                 h[i].segment);
+    store_hits_free(h, n);
+    return out;
+}
+
+/* The search index: words, prefixes, phrases, case and diacritics folded,
+ * owners kept apart, pages, snippets, replacing an upload's transcript,
+ * the finish that indexes, and deletion. Uploads "up-000001" (alice) and
+ * "up-000002" (bob) are named 1 and 2 in the hits. */
+static void test_search(void)
+{
+    const char *path = fresh_path("search");
+    struct store *s = open_store(path);
+    if (!s) return;
+    struct store_upload a, b;
+    make_upload(&a, 1, NULL);
+    snprintf(a.owner, sizeof a.owner, "alice");
+    make_upload(&b, 2, NULL);
+    snprintf(b.owner, sizeof b.owner, "bob");
+    CHECK(store_upload_insert(s, &a, NULL) == 0 && store_upload_insert(s, &b, NULL) == 0);
+    const struct store_segment sa[] = {
+        {0, 0.0, 2.5, " Ça va très bien."},
+        {1, 2.5, 6.0, " The transcription of the meeting starts now."},
+        {2, 6.0, 9.0, " Un café à Paris, s'il vous plaît."},
+    };
+    const struct store_segment sb[] = {
+        {0, 0.0, 4.0, " Transcribing every word is what we do."},
+        {1, 4.0, 8.5, " Très bien, the meeting is over."},
+    };
+    CHECK(store_index_set(s, a.id, sa, 3) == 0);
+    CHECK(store_index_set(s, b.id, sb, 2) == 0);
+    CHECK(store_index_set(s, "up-999999", sa, 1) == HARK_ENOENT);
+
+    int64_t total = -1;
+    const char *q0 = hits_of(s, "tres", NULL, 10, 0, &total);
+    CHECKF((!strcmp(q0, "1:0 2:1") || !strcmp(q0, "2:1 1:0")) && total == 2, "tres: %s", q0);
+    const char *q1 = hits_of(s, "TRÈS", NULL, 10, 0, &total);
+    CHECKF(total == 2 && strlen(q1) == 7, "TRÈS: %s (%lld)", q1, (long long)total);
+    const char *q2 = hits_of(s, "cafe paris", NULL, 10, 0, &total);
+    CHECKF(!strcmp(q2, "1:2") && total == 1, "cafe paris: %s", q2);
+    const char *q3 = hits_of(s, "trans*", NULL, 10, 0, &total);
+    CHECKF(total == 2 && (strstr(q3, "1:1") && strstr(q3, "2:0")), "trans*: %s", q3);
+    const char *q4 = hits_of(s, "\"tres bien the meeting\"", NULL, 10, 0, &total);
+    CHECKF(!strcmp(q4, "2:1") && total == 1, "phrase: %s", q4);
+    const char *q5 = hits_of(s, "\"meeting the\"", NULL, 10, 0, &total);
+    CHECKF(!q5[0] && total == 0, "reversed phrase: %s", q5);
+    const char *q6 = hits_of(s, "meeting", "alice", 10, 0, &total);
+    CHECKF(!strcmp(q6, "1:1") && total == 1, "alice's meeting: %s", q6);
+    const char *q7 = hits_of(s, "meeting", "carol", 10, 0, &total);
+    CHECKF(!q7[0] && total == 0, "carol's meeting: %s", q7);
+    const char *q8 = hits_of(s, "tres", NULL, 1, 1, &total);
+    CHECKF(strlen(q8) == 3 && total == 2, "page 2: %s", q8);
+    const char *q9 = hits_of(s, "tres", NULL, 10, 5, &total);
+    CHECKF(!q9[0] && total == 2, "past the end: %s %lld", q9, (long long)total);
+    CHECKF(!strcmp(hits_of(s, "nothing-here", NULL, 10, 0, &total), "") && total == 0, "no hit");
+    /* What is not a query. */
+    struct store_hit *h = NULL;
+    int n = -1;
+    CHECK(store_search(s, "", NULL, 10, 0, &h, &n, NULL) == HARK_EINVAL);
+    CHECK(store_search(s, "*** \" - ", NULL, 10, 0, &h, &n, NULL) == HARK_EINVAL);
+    char many[400] = "";
+    for (int i = 0; i < 17; i++) snprintf(many + strlen(many), sizeof many - strlen(many), "w%d ", i);
+    CHECK(store_search(s, many, NULL, 10, 0, &h, &n, NULL) == HARK_EINVAL);
+    char longq[300];
+    memset(longq, 'a', sizeof longq - 1);
+    longq[sizeof longq - 1] = 0;
+    CHECK(store_search(s, longq, NULL, 10, 0, &h, &n, NULL) == HARK_EINVAL);
+    /* Quotes and operators of either backend inside a query are words. */
+    CHECK(store_search(s, "'tres' & !bien | NEAR(a) :* <-> \\", NULL, 10, 0, &h, &n, &total) == 0);
+    store_hits_free(h, n);
+
+    /* A hit's fields and snippet. */
+    CHECK(store_search(s, "cafe", NULL, 10, 0, &h, &n, &total) == 0 && n == 1);
+    if (n == 1) {
+        CHECKF(!strcmp(h[0].upload_id, a.id) && !strcmp(h[0].filename, a.filename) && h[0].segment == 2 &&
+                   h[0].start_s == 6.0 && h[0].end_s == 9.0 && !strcmp(h[0].text, sa[2].text),
+               "hit %s %s %d [%g %g] %s", h[0].upload_id, h[0].filename, h[0].segment, h[0].start_s, h[0].end_s,
+               h[0].text);
+        CHECKF(strstr(h[0].snippet, "\x01" "café" "\x02") != NULL, "snippet '%s'", h[0].snippet);
+    }
+    store_hits_free(h, n);
+
+    /* A new transcript replaces the old; a finish indexes its segments. */
+    const struct store_segment again[] = {{0, 0.0, 1.0, " Nothing of the sort."}};
+    CHECK(store_index_set(s, a.id, again, 1) == 0);
+    CHECKF(!strcmp(hits_of(s, "cafe", NULL, 10, 0, &total), "") && total == 0, "old text still found");
+    CHECKF(!strcmp(hits_of(s, "sort", NULL, 10, 0, &total), "1:0"), "new text not found");
+    struct store_job job;
+    CHECK(store_job_enqueue(s, b.id, "m", "", "transcribe", NULL, &job, NULL) == 0);
+    CHECK(store_job_claim(s, "w", &job) == 0);
+    const struct store_segment done[] = {{0, 0.0, 2.0, " Zébulon arrive."}, {1, 2.0, 3.0, " Fin."}};
+    CHECK(store_job_finish(s, job.id, "other", "m", "fr", 1, done, 2) == HARK_ESTALE);
+    CHECKF(!strcmp(hits_of(s, "zebulon", NULL, 10, 0, &total), ""), "a stale finish indexed");
+    CHECK(store_job_finish(s, job.id, "w", "m", "fr", 1, done, 2) == 0);
+    CHECKF(!strcmp(hits_of(s, "zebulon", NULL, 10, 0, &total), "2:0"), "zebulon: %s", hits_of(s, "zebulon", NULL, 10, 0, &total));
+    CHECKF(!strcmp(hits_of(s, "transcribing", NULL, 10, 0, &total), ""), "bob's old transcript is still found");
+    char **ids = NULL;
+    CHECK(store_uploads_ran(s, &ids, &n) == 0 && n == 1 && ids && !strcmp(ids[0], b.id));
+    for (int i = 0; ids && i < n; i++) free(ids[i]);
+    free(ids);
+
+    /* Deleting an upload takes its transcript out of the index. */
+    CHECK(store_upload_delete(s, b.id) == 0);
+    CHECKF(!strcmp(hits_of(s, "zebulon", NULL, 10, 0, &total), "") && total == 0, "deleted upload found");
+    CHECKF(!strcmp(hits_of(s, "sort", NULL, 10, 0, &total), "1:0"), "the other upload lost");
+    store_close(s);
+    /* The index is kept across a reopen. */
+    s = open_store(path);
+    CHECKF(s && !strcmp(hits_of(s, "sort", NULL, 10, 0, &total), "1:0"), "after reopening");
+    store_close(s);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -2053,6 +2186,7 @@ static const struct {
     {"store_crash_store_api", test_crash_store_api, BOTH},
     {"store_error_per_thread", test_error_per_thread, BOTH},
     {"store_big_list", test_big_list, BOTH},
+    {"store_search", test_search, BOTH},
 };
 
 int main(int argc, char **argv)

@@ -111,9 +111,9 @@ static int f_job_active(struct store *s, const char *upload_id, struct store_job
     PASS(job_active, upload_id, out);
 }
 static int f_job_finish(struct store *s, int64_t id, const char *worker, const char *model, const char *language,
-                        double time_s)
+                        double time_s, const struct store_segment *segs, int n_segs)
 {
-    PASS(job_finish, id, worker, model, language, time_s);
+    PASS(job_finish, id, worker, model, language, time_s, segs, n_segs);
 }
 static int f_job_fail(struct store *s, int64_t id, const char *worker, const char *error)
 {
@@ -165,6 +165,16 @@ static int f_key_find(struct store *s, const char *hash, struct store_key *out)
     return fs.inner->ops->key_find(fs.inner, hash, out);
 }
 static int f_key_count(struct store *s, int64_t *n) { return fs.inner->ops->key_count(fs.inner, n); }
+static int f_index_set(struct store *s, const char *id, const struct store_segment *segs, int n)
+{
+    return fs.inner->ops->index_set(fs.inner, id, segs, n);
+}
+static int f_search(struct store *s, const char *fts, const char *tsq, const char *owner, int limit, int64_t offset,
+                    struct store_hit **hits, int *n, int64_t *total)
+{
+    return fs.inner->ops->search(fs.inner, fts, tsq, owner, limit, offset, hits, n, total);
+}
+static int f_uploads_ran(struct store *s, char ***ids, int *n) { return fs.inner->ops->uploads_ran(fs.inner, ids, n); }
 
 static const struct store_backend fault_backend = {
     .name = "faulty", .shared = 0, .close = f_close,
@@ -175,7 +185,8 @@ static const struct store_backend fault_backend = {
     .job_release = f_job_release, .job_cancel = f_job_cancel, .requeue_running = f_requeue_running,
     .requeue_expired = f_requeue_expired, .wait_for_jobs = f_wait_for_jobs, .jobs_in_state = f_jobs_in_state,
     .stats = f_stats, .key_add = f_key_add, .key_list = f_key_list, .key_revoke = f_key_revoke,
-    .key_find = f_key_find, .key_count = f_key_count,
+    .key_find = f_key_find, .key_count = f_key_count, .index_set = f_index_set, .search = f_search,
+    .uploads_ran = f_uploads_ran,
 };
 
 static void arm(const char *op, int k)
