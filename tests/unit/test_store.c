@@ -2108,6 +2108,32 @@ static void test_search(void)
     CHECK(store_search(s, "'tres' & !bien | NEAR(a) :* <-> \\", NULL, 10, 0, &h, &n, &total) == 0);
     store_hits_free(h, n);
 
+    /* Random queries of up to 15 pieces: syntax of either backend, letters,
+     * accented and typographic characters, and a byte that is not UTF-8.
+     * Each is answered; only those with that byte may be refused
+     * (PostgreSQL takes UTF-8 only), and never as a database fault. */
+    static const char *const pieces[] = {"\"", "*", "'", "&", "|", "!", ":", "<", ">", "(", ")", "\\", "-",
+                                         " ", "a", "b", "T", "R", "é", "\xe2\x80\x9c", "\xff"};
+    uint32_t seed = 12345;
+    int refused = 0;
+    for (int k = 0; k < 300; k++) {
+        char rq[128] = "";
+        seed = seed * 1664525u + 1013904223u;
+        int count = (int)(seed >> 24) % 16, bad = 0, letter = 0;
+        for (int i = 0; i < count; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            const char *p = pieces[(seed >> 16) % (sizeof pieces / sizeof pieces[0])];
+            bad |= p[0] == '\xff';
+            letter |= (p[0] >= 'a' && p[0] <= 'z') || (p[0] >= 'A' && p[0] <= 'Z') || (unsigned char)p[0] >= 0x80;
+            strcat(rq, p);
+        }
+        int rc = store_search(s, rq, k % 2 ? "alice" : NULL, 5, 0, &h, &n, &total);
+        CHECKF(rc == 0 || (rc == HARK_EINVAL && (bad || !letter)), "query %d '%s': %d %s", k, rq, rc, store_error(s));
+        if (rc == 0) store_hits_free(h, n);
+        refused += rc == HARK_EINVAL;
+    }
+    printf("  300 random queries: %d refused as invalid, none failed\n", refused);
+
     /* A hit's fields and snippet. */
     CHECK(store_search(s, "cafe", NULL, 10, 0, &h, &n, &total) == 0 && n == 1);
     if (n == 1) {
