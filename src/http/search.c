@@ -10,30 +10,32 @@
 #include "internal.h"
 #include "store.h"
 
+/* What a byte of the store's snippet becomes in HTML, or NULL to keep it. */
+static const char *html_of(char c)
+{
+    switch (c) {
+    case STORE_MARK_ON: return "<mark>";
+    case STORE_MARK_OFF: return "</mark>";
+    case '&': return "&amp;";
+    case '<': return "&lt;";
+    case '>': return "&gt;";
+    case '"': return "&quot;";
+    case '\'': return "&#39;";
+    default: return NULL;
+    }
+}
+
 /* The store's snippet as HTML: the text escaped, each match in <mark>. */
 static char *snippet_html(const char *s)
 {
     size_t cap = 1;
-    for (const char *p = s; *p; p++)
-        cap += *p == STORE_MARK_ON ? 6 : *p == STORE_MARK_OFF ? 7 : *p == '&' ? 5 : *p == '"' || *p == '\'' ? 6 : *p == '<' || *p == '>' ? 4 : 1;
+    for (const char *p = s; *p; p++) cap += html_of(*p) ? strlen(html_of(*p)) : 1;
     char *out = malloc(cap), *o = out;
     if (!out) return NULL;
     for (const char *p = s; *p; p++) {
-        const char *rep = *p == STORE_MARK_ON    ? "<mark>"
-                          : *p == STORE_MARK_OFF ? "</mark>"
-                          : *p == '&'            ? "&amp;"
-                          : *p == '<'            ? "&lt;"
-                          : *p == '>'            ? "&gt;"
-                          : *p == '"'            ? "&quot;"
-                          : *p == '\''           ? "&#39;"
-                                                 : NULL;
-        if (rep) {
-            size_t n = strlen(rep);
-            memcpy(o, rep, n);
-            o += n;
-        } else {
-            *o++ = *p;
-        }
+        const char *rep = html_of(*p);
+        if (rep) o = stpcpy(o, rep);
+        else *o++ = *p;
     }
     *o = 0;
     return out;

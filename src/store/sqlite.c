@@ -266,11 +266,8 @@ static const char *const migrations[] = {
     X(KEY_FIND, "SELECT " KEY_COLS " FROM api_keys WHERE hash = ?1 AND revoked = ''")      \
     X(KEY_COUNT, "SELECT COUNT(*) FROM api_keys")                                          \
     X(SEGS_DELETE, "DELETE FROM transcript_segments WHERE upload_id = ?1")                 \
-    X(SEGS_DELETE_BY_JOB, "DELETE FROM transcript_segments"                                \
-                          " WHERE upload_id = (SELECT upload_id FROM jobs WHERE id = ?1)") \
     X(SEG_INSERT, "INSERT INTO transcript_segments (upload_id, seg, start_s, end_s, text)" \
-                  " VALUES (COALESCE(?1, (SELECT upload_id FROM jobs WHERE id = ?6)),"     \
-                  " ?2, ?3, ?4, ?5)")                                                      \
+                  " VALUES (?1, ?2, ?3, ?4, ?5)")                                          \
     X(SEARCH_COUNT, "SELECT COUNT(*) FROM transcript_fts f"                                \
                     " JOIN transcript_segments g ON g.id = f.rowid"                        \
                     " JOIN uploads u ON u.id = g.upload_id"                                \
@@ -1099,25 +1096,23 @@ static int sqlite_job_progress(struct store *s, int64_t id, const char *worker, 
     return write_end(st, op, rc);
 }
 
-/* Replaces an upload's indexed segments (the upload named, or job's). */
-static int put_segments(struct conn *c, const char *upload_id, int64_t job, const struct store_segment *segs,
-                        int n, const char *op)
+/* Replaces an upload's indexed segments. */
+static int put_segments(struct conn *c, const char *upload_id, const struct store_segment *segs, int n,
+                        const char *op)
 {
     int rc = 0;
-    sqlite3_stmt *q = get_stmt(c, upload_id ? S_SEGS_DELETE : S_SEGS_DELETE_BY_JOB, op, &rc);
+    sqlite3_stmt *q = get_stmt(c, S_SEGS_DELETE, op, &rc);
     if (!q) return rc;
-    if (upload_id) bind_str(q, 1, upload_id, NO_LIMIT);
-    else sqlite3_bind_int64(q, 1, job);
+    bind_str(q, 1, upload_id, NO_LIMIT);
     rc = exec_stmt(c, q, op);
     for (int i = 0; rc == 0 && i < n; i++) {
         q = get_stmt(c, S_SEG_INSERT, op, &rc);
         if (!q) break;
-        if (upload_id) bind_str(q, 1, upload_id, NO_LIMIT);
+        bind_str(q, 1, upload_id, NO_LIMIT);
         sqlite3_bind_int(q, 2, segs[i].index);
         sqlite3_bind_double(q, 3, segs[i].start_s);
         sqlite3_bind_double(q, 4, segs[i].end_s);
         bind_str(q, 5, segs[i].text, NO_LIMIT);
-        sqlite3_bind_int64(q, 6, job);
         rc = exec_stmt(c, q, op);
     }
     return rc;
@@ -1148,7 +1143,15 @@ static int sqlite_job_finish(struct store *s, int64_t id, const char *worker, co
     sqlite3_bind_double(q, 4, time_s);
     bind_str(q, 5, language, NO_LIMIT);
     rc = exec_stmt(c, q, op);
-    if (rc == 0) rc = put_segments(c, NULL, id, segs, n_segs, op);
+    if (rc != 0) goto done;
+    /* The job's upload, whose transcript the segments are. */
+    struct store_job job;
+    q = get_stmt(c, S_JOB_GET, op, &rc);
+    if (!q) goto done;
+    sqlite3_bind_int64(q, 1, id);
+    rc = query_job(c, q, op, &job);
+    if (rc == 1) rc = HARK_ESTALE;
+    if (rc == 0) rc = put_segments(c, job.upload_id, segs, n_segs, op);
 done:
     return write_end(st, op, rc);
 }
@@ -1446,7 +1449,7 @@ static int sqlite_index_set(struct store *s, const char *upload_id, const struct
     if (rc < 0) return rc;
     struct conn *c = &st->writer;
     rc = upload_exists(c, upload_id, op);
-    if (rc == 0) rc = put_segments(c, upload_id, 0, segs, n_segs, op);
+    if (rc == 0) rc = put_segments(c, upload_id, segs, n_segs, op);
     return write_end(st, op, rc);
 }
 
