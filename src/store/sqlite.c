@@ -627,6 +627,15 @@ static int conn_open(struct conn *c, const char *path, int reader)
         sqlite3_stmt *q = NULL;
         src = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &q, NULL);
         if (src == SQLITE_OK) src = sqlite3_step(q);
+        /* The pragma reads the file and then takes the write lock; a read
+         * turning into a write does not wait on the busy handler, so while
+         * another process turns a new file to WAL it answers SQLITE_BUSY at
+         * once, and is retried here for as long as the handler would wait. */
+        for (int waited = 0; src == SQLITE_BUSY && waited < BUSY_TIMEOUT_MS; waited += 10) {
+            sqlite3_reset(q);
+            sqlite3_sleep(10);
+            src = sqlite3_step(q);
+        }
         if (src != SQLITE_ROW) {
             store_set_error("store_open '%s': %s", path, sqlite3_errmsg(c->db));
             rc = src == SQLITE_NOMEM ? HARK_ENOMEM : HARK_EIO;
