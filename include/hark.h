@@ -235,6 +235,13 @@ struct hark_options {
     float logprob_threshold;           /* -1.0 */
     float no_speech_threshold;         /* 0.6 */
     uint64_t seed;              /* sampling seed; default 0 */
+    /* Begin at this time (seconds, default 0): the audio (with speech
+     * detection, the speech) before it is not transcribed, and every time
+     * stays on the whole audio's timeline. Without speech detection, a run
+     * begun at the seek of another run's window, with the same options and
+     * no conditioning on earlier text, gives that run's segments from that
+     * window on. */
+    double start_s;
     hark_progress_fn progress;  /* may be NULL */
     void *progress_user;
     hark_segment_fn on_segment; /* may be NULL */
@@ -376,6 +383,12 @@ int hark_segments_write_cues(const struct hark_segment *segs, int n, enum hark_f
                              const struct hark_cue_options *o, FILE *out);
 
 /* Frees a result; NULL is a no-op. */
+/* Puts copies of n segments (text, tokens and words) before the result's
+ * own, and numbers them all again from 0: how a resumed run (start_s) is
+ * joined to what its earlier run had finished. Returns 0, HARK_EINVAL, or
+ * HARK_ENOMEM (the result is then unchanged). */
+int hark_result_prepend(hark_result *r, const struct hark_segment *segs, int n);
+
 void hark_result_free(hark_result *r);
 
 #ifdef __cplusplus

@@ -54,6 +54,7 @@ struct dctx {
     int32_t suppress[MAX_SUPPRESS];
     int V, n_mels, n_text_ctx, wcpp, n_max;
     float progress_f;  /* the fraction last reported to the progress callback */
+    int start;         /* the first window's seek: opt->start_s in frames */
 
     float *mel;             /* (n_mels, n_frames) */
     int n_frames;
@@ -779,7 +780,7 @@ static int loop_wcpp(struct dctx *c, struct hark_result *r, int seek_end)
     struct window_out *wo = malloc(sizeof(*wo));
     struct decode_seg *segs = malloc(DECODE_MAX_SAMPLE * sizeof(*segs));
     unsigned char has_text[DECODE_MAX_SAMPLE];
-    int rc = 0, seek = 0, window = 0;
+    int rc = 0, seek = c->start, window = 0;
     if (!wo || !segs) {
         rc = HARK_ENOMEM;
         goto fail;
@@ -849,7 +850,7 @@ static int loop_openai(struct dctx *c, struct hark_result *r, int content, doubl
     const struct hark_options *opt = c->opt;
     struct window_out *wo = malloc(sizeof(*wo));
     struct decode_seg *segs = malloc(DECODE_MAX_SAMPLE * sizeof(*segs));
-    int rc = 0, seek = 0, window = 0;
+    int rc = 0, seek = c->start, window = 0;
     if (!wo || !segs) {
         rc = HARK_ENOMEM;
         goto fail;
@@ -910,7 +911,10 @@ fail:
 static int detect_language(struct dctx *c, int *lang, float *prob)
 {
     const struct tok_special *sp = &c->rules.sp;
-    int rc = encode_window(c, 0, c->wcpp ? N_FRAMES : c->n_frames - N_FRAMES);
+    /* It listens where the transcription begins. */
+    int content = c->wcpp ? c->n_frames : c->n_frames - N_FRAMES;
+    int at = c->start < content ? c->start : 0;
+    int rc = encode_window(c, at, c->wcpp ? N_FRAMES : content - at);
     if (rc) return rc;
     int32_t sot = sp->sot;
     rc = dec_forward(c->st, 0, &sot, 1, 0, 0, c->logits);
@@ -944,6 +948,10 @@ int decode_check(const struct hark_state *st, const float *pcm, size_t n_samples
     }
     if (!(opt->temperature >= 0.0f) || opt->temperature > 1.0f + 1e-6f) {
         err_set(err, errlen, "temperature must be in [0, 1]");
+        return HARK_EINVAL;
+    }
+    if (!(opt->start_s >= 0.0) || opt->start_s > 1e7) {
+        err_set(err, errlen, "start_s must be a time within the audio, in seconds");
         return HARK_EINVAL;
     }
     if ((opt->task != HARK_TASK_TRANSCRIBE && opt->task != HARK_TASK_TRANSLATE) ||
@@ -1156,6 +1164,9 @@ int decode_run(struct hark_state *st, const float *pcm, size_t n_samples,
         err_set(err, errlen, "log-mel computation failed");
         goto fail;
     }
+    /* Whole frames: a window that begins at start_s begins where the
+     * uninterrupted run's window at that time began. */
+    c.start = (int)fmin(opt.start_s * 100.0 + 0.5, (double)c.n_frames);
     rc = setup_language(&c, r, err, errlen);
     if (!rc && opt.initial_prompt && opt.initial_prompt[0])
         rc = add_initial_prompt(&c, opt.initial_prompt, err, errlen);

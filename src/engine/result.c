@@ -197,3 +197,64 @@ size_t result_trim(const char *s, size_t len, size_t *start)
     *start = a;
     return b;
 }
+
+static char *dup_text(const char *t)
+{
+    return result_utf8_sanitize(t ? t : "", t ? strlen(t) : 0);
+}
+
+/* A deep copy of seg into out; on failure out holds what was copied, for
+ * segment_deinit. */
+static int segment_copy(struct hark_segment *out, const struct hark_segment *seg)
+{
+    *out = *seg;
+    out->text = NULL;
+    out->tokens = NULL;
+    out->words = NULL;
+    out->n_tokens = out->n_words = 0;
+    if (!(out->text = dup_text(seg->text))) return HARK_ENOMEM;
+    if (seg->n_tokens > 0) {
+        struct hark_token *tk = calloc((size_t)seg->n_tokens, sizeof(*tk));
+        if (!tk) return HARK_ENOMEM;
+        out->tokens = tk;
+        for (int i = 0; i < seg->n_tokens; i++, out->n_tokens++) {
+            tk[i] = seg->tokens[i];
+            tk[i].text = NULL;
+            /* Token bytes may be part of a character: copied as they are. */
+            const char *t = seg->tokens[i].text ? seg->tokens[i].text : "";
+            if (!(tk[i].text = strdup(t))) return HARK_ENOMEM;
+        }
+    }
+    if (seg->n_words > 0) {
+        struct hark_word *w = calloc((size_t)seg->n_words, sizeof(*w));
+        if (!w) return HARK_ENOMEM;
+        out->words = w;
+        for (int i = 0; i < seg->n_words; i++, out->n_words++) {
+            w[i] = seg->words[i];
+            if (!(w[i].text = dup_text(seg->words[i].text))) return HARK_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int hark_result_prepend(hark_result *r, const struct hark_segment *segs, int n)
+{
+    if (!r || n < 0 || (n > 0 && !segs)) return HARK_EINVAL;
+    if (n == 0) return 0;
+    int total = r->n_segments + n;
+    struct hark_segment *all = calloc((size_t)total, sizeof(*all));
+    if (!all) return HARK_ENOMEM;
+    for (int i = 0; i < n; i++) {
+        if (segment_copy(&all[i], &segs[i]) != 0) {
+            for (int k = 0; k <= i; k++) segment_deinit(&all[k]);
+            free(all);
+            return HARK_ENOMEM;
+        }
+    }
+    if (r->n_segments) memcpy(all + n, r->segments, (size_t)r->n_segments * sizeof(*all));
+    for (int i = 0; i < total; i++) all[i].id = i;
+    free(r->segments);
+    r->segments = all;
+    r->n_segments = r->cap_segments = total;
+    return 0;
+}

@@ -538,12 +538,22 @@ int speech_transcribe(struct hark_state *st, const float *pcm, size_t n_samples,
     if (!rc) rc = speech_from_probs(probs, n_probs, &o.vad_params, &segs, &n_segs);
     if (rc) goto fail;
 
-    if (n_segs > 0) {
-        rc = speech_assemble(o.decoder, pcm, n_samples, segs, n_segs, o.vad_params.overlap_s, &joined,
-                             &n_joined, &map);
+    /* With start_s, the speech before it is left out; the result still
+     * lists all the speech found. */
+    int64_t start_cs = to_cs(o.start_s);
+    int first = 0;
+    while (first < n_segs && segs[first].t1_cs <= start_cs) first++;
+    int n_left = n_segs - first;
+    struct speech_seg first_seg = n_left > 0 ? segs[first] : (struct speech_seg){0, 0};
+    if (n_left > 0 && first_seg.t0_cs < start_cs) segs[first].t0_cs = start_cs;
+    if (n_left > 0) {
+        rc = speech_assemble(o.decoder, pcm, n_samples, segs + first, n_left, o.vad_params.overlap_s,
+                             &joined, &n_joined, &map);
+        segs[first] = first_seg;
         if (rc) goto fail;
     }
-    if (n_segs > 0 && n_joined > 0) {
+    o.start_s = 0.0;
+    if (n_left > 0 && n_joined > 0) {
         struct segment_relay relay = {opt, &map};
         o.vad = NULL;
         if (opt->on_segment) {

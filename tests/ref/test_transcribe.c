@@ -454,6 +454,117 @@ done:
     hark_model_free(m);
 }
 
+/* A run begun at the seek of a full run's window (start_s), without
+ * conditioning on earlier text, gives the full run's segments from that
+ * window on, tokens and words included; hark_result_prepend joins the
+ * earlier ones back into the full result. With speech detection nothing
+ * before start_s is transcribed and the speech found is still all listed. */
+static void test_resume(void)
+{
+    hark_state *st = NULL;
+    hark_model *m = load("rt-mini.en-f16.bin", &st);
+    char err[256];
+    hark_vad *vad = hark_vad_load(t_shared("vad", "ggml-silero-v6.2.0.bin"), NULL, err, sizeof err);
+    CHECKF(vad != NULL, "vad: %s", err);
+    size_t n = 3 * jfk_n;
+    float *pcm = malloc(n * sizeof(float));
+    for (size_t i = 0; pcm && i < n; i++) pcm[i] = jfk[i % jfk_n];
+    if (!st || !vad || !pcm) goto done;
+    static const struct { int wcpp, words; } runs[] = {{0, 0}, {0, 1}, {1, 1}};
+    for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+        struct hark_options o;
+        hark_options_init(&o);
+        o.beam_size = 1;
+        o.no_fallback = 1;
+        o.condition_on_previous = 0;
+        o.decoder = runs[k].wcpp ? HARK_DECODER_WHISPER_CPP : HARK_DECODER_OPENAI;
+        o.word_timestamps = runs[k].words;
+        hark_result *full = NULL, *part = NULL;
+        int rc = hark_transcribe(st, pcm, n, &o, &full, err, sizeof(err));
+        CHECKF(rc == 0, "run %zu: %s", k, err);
+        int nf = full ? hark_result_n_segments(full) : 0, k0 = 0;
+        while (k0 < nf && hark_result_segment(full, k0)->seek == 0) k0++;
+        CHECKF(k0 > 0 && k0 < nf, "run %zu: %d segments, %d in the first window", k, nf, k0);
+        if (k0 == 0 || k0 >= nf) {
+            hark_result_free(full);
+            continue;
+        }
+        o.start_s = hark_result_segment(full, k0)->seek / 100.0;
+        rc = hark_transcribe(st, pcm, n, &o, &part, err, sizeof(err));
+        CHECKF(rc == 0, "run %zu from %.2f s: %s", k, o.start_s, err);
+        int np = part ? hark_result_n_segments(part) : 0;
+        CHECKF(np == nf - k0, "run %zu from %.2f s: %d segments, want %d", k, o.start_s, np, nf - k0);
+        CHECK(part == NULL || hark_result_duration_s(part) == hark_result_duration_s(full));
+        for (int i = 0; i < np && k0 + i < nf; i++) {
+            const struct hark_segment *a = hark_result_segment(full, k0 + i), *b = hark_result_segment(part, i);
+            int same = a->start_s == b->start_s && a->end_s == b->end_s && !strcmp(a->text, b->text) &&
+                       a->n_tokens == b->n_tokens && a->n_words == b->n_words && a->seek == b->seek;
+            for (int j = 0; same && j < a->n_tokens; j++)
+                same = a->tokens[j].id == b->tokens[j].id && a->tokens[j].t_dtw_s == b->tokens[j].t_dtw_s;
+            for (int j = 0; same && j < a->n_words; j++)
+                same = a->words[j].start_s == b->words[j].start_s && a->words[j].end_s == b->words[j].end_s &&
+                       !strcmp(a->words[j].text, b->words[j].text);
+            CHECKF(same, "run %zu segment %d: [%.2f %.2f] \"%s\" resumed as [%.2f %.2f] \"%s\"", k, k0 + i,
+                   a->start_s, a->end_s, a->text, b->start_s, b->end_s, b->text);
+        }
+        /* The earlier segments joined in front give the full result. */
+        struct hark_segment *early = calloc((size_t)k0, sizeof *early);
+        for (int i = 0; early && i < k0; i++) early[i] = *hark_result_segment(full, i);
+        CHECK(early && hark_result_prepend(part, early, k0) == 0);
+        free(early);
+        CHECKF(part && same_result(full, part), "run %zu: joined result differs", k);
+        for (int i = 0; part && i < hark_result_n_segments(part); i++) CHECK(hark_result_segment(part, i)->id == i);
+        if (part && runs[k].words) {
+            const struct hark_segment *a = hark_result_segment(full, 0), *b = hark_result_segment(part, 0);
+            CHECK(a->n_words == b->n_words && a->words != b->words && a->n_words > 0 &&
+                  !strcmp(a->words[0].text, b->words[0].text));
+        }
+        hark_result_free(part);
+        hark_result_free(full);
+    }
+    /* Speech detection: nothing before start_s, all the speech listed. */
+    struct hark_options o;
+    hark_options_init(&o);
+    o.beam_size = 1;
+    o.no_fallback = 1;
+    o.vad = vad;
+    hark_result *full = NULL, *part = NULL;
+    int rc = hark_transcribe(st, pcm, n, &o, &full, err, sizeof(err));
+    CHECKF(rc == 0, "vad: %s", err);
+    o.start_s = 12.5;
+    rc = hark_transcribe(st, pcm, n, &o, &part, err, sizeof(err));
+    CHECKF(rc == 0, "vad from 12.5 s: %s", err);
+    int np = part ? hark_result_n_segments(part) : 0;
+    CHECKF(np > 0 && full && np < hark_result_n_segments(full), "vad from 12.5 s: %d segments of %d", np,
+           full ? hark_result_n_segments(full) : 0);
+    for (int i = 0; i < np; i++)
+        CHECKF(hark_result_segment(part, i)->start_s >= 12.5, "vad from 12.5 s: segment %d at %.2f", i,
+               hark_result_segment(part, i)->start_s);
+    CHECK(full && part && hark_result_n_speech(part) == hark_result_n_speech(full));
+    hark_result_free(part);
+    part = NULL;
+    o.start_s = 40.0;
+    rc = hark_transcribe(st, pcm, n, &o, &part, err, sizeof(err));
+    CHECKF(rc == 0 && part && hark_result_n_segments(part) == 0, "vad past the end: rc %d", rc);
+    hark_result_free(part);
+    hark_result_free(full);
+    /* A start that is no time is refused. */
+    static const double bad[] = {-1.0, NAN};
+    for (int i = 0; i < 2; i++) {
+        o.start_s = bad[i];
+        part = (hark_result *)&o;
+        rc = hark_transcribe(st, pcm, n, &o, &part, err, sizeof(err));
+        CHECKF(rc == HARK_EINVAL && part == NULL && strstr(err, "start_s"), "start_s %g: rc %d %s", bad[i], rc,
+               err);
+    }
+    CHECK(hark_result_prepend(NULL, NULL, 0) == HARK_EINVAL);
+done:
+    free(pcm);
+    hark_vad_free(vad);
+    hark_state_free(st);
+    hark_model_free(m);
+}
+
 /* Bad arguments and bad audio give a code and a reason, never a result. */
 static void test_bad_input(void)
 {
@@ -607,6 +718,7 @@ int main(int argc, char **argv)
     t_run("sampling_determinism", test_sampling_determinism);
     t_run("progress_and_cancel", test_progress_and_cancel);
     t_run("segment_callback", test_segment_callback);
+    t_run("resume", test_resume);
     t_run("bad_input", test_bad_input);
     t_run("threads_share_model", test_threads);
     free(jfk);
