@@ -72,6 +72,10 @@ struct store_backend {
     int (*search)(struct store *s, const char *fts, const char *tsq, const char *owner, int limit,
                   int64_t offset, struct store_hit **hits, int *n, int64_t *total);
     int (*uploads_ran)(struct store *s, char ***ids, int *n);
+    int (*job_segment_put)(struct store *s, int64_t id, const char *worker, const struct store_job_segment *seg);
+    int (*job_segments)(struct store *s, int64_t id, int after, int limit, struct store_job_segment **rows,
+                        int *n);
+    int (*job_segments_trim)(struct store *s, int64_t id, int from);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -86,7 +86,7 @@
 
 #define N_CONNS 8
 /* More than the backend's statements, so every one is prepared. */
-#define N_PREPARED 32
+#define N_PREPARED 40
 #define CONNECT_TIMEOUT_S "10"
 /* Deadlock victims and serialization failures are run again this often. */
 #define N_TRIES 4
@@ -177,6 +177,14 @@ static const char *const migrations[] = {
     " tsv tsvector GENERATED ALWAYS AS (to_tsvector('hark_search'::regconfig, text)) STORED);"
     "CREATE INDEX transcript_segments_by_upload ON transcript_segments(upload_id, seg);"
     "CREATE INDEX transcript_segments_tsv ON transcript_segments USING GIN (tsv);",
+    /* 6: the segments of each job as its worker decodes them (JSON). */
+    "CREATE TABLE job_segments ("
+    " job_id BIGINT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    " seq INTEGER NOT NULL,"
+    " window_s DOUBLE PRECISION NOT NULL,"
+    " language TEXT NOT NULL DEFAULT '',"
+    " data TEXT NOT NULL,"
+    " PRIMARY KEY (job_id, seq));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -331,6 +339,19 @@ static const char sql_search_count[] =
     " WHERE s.tsv @@ to_tsquery('hark_search', $1) AND ($2::text IS NULL OR u.owner = $2)";
 
 static const char sql_uploads_ran[] = "SELECT id FROM uploads WHERE model_ran = 1 ORDER BY upload_date, id";
+
+static const char sql_job_segment_put[] =
+    "INSERT INTO job_segments (job_id, seq, window_s, language, data)"
+    " SELECT $1::bigint, $2::integer, $3::double precision, $4::text, $5::text WHERE EXISTS (SELECT 1 FROM jobs"
+    " WHERE id = $1 AND state = 'running' AND worker = $6)"
+    " ON CONFLICT (job_id, seq) DO UPDATE SET window_s = excluded.window_s,"
+    " language = excluded.language, data = excluded.data";
+
+static const char sql_job_segments[] =
+    "SELECT seq, window_s, language, data FROM job_segments"
+    " WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+
+static const char sql_job_segments_trim[] = "DELETE FROM job_segments WHERE job_id = $1 AND seq >= $2";
 
 static const char sql_job_fail[] =
     "UPDATE jobs SET state = 'failed', error = $2, finished = $3, lease_until = ''"
@@ -1528,6 +1549,58 @@ static int pg_uploads_ran(struct store *s, char ***ids, int *n)
     return 0;
 }
 
+static int pg_job_segment_put(struct store *s, int64_t id, const char *worker, const struct store_job_segment *seg)
+{
+    char key[24], seq[16], window[32];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    snprintf(seq, sizeof seq, "%d", seg->seq);
+    snprintf(window, sizeof window, "%.17g", seg->window_s);
+    const char *params[6] = {key, seq, window, seg->language, seg->data, worker};
+    return update_running(from_store(s), sql_job_segment_put, 6, params, "store_job_segment_put", id);
+}
+
+static int pg_job_segments(struct store *s, int64_t id, int after, int limit, struct store_job_segment **rows,
+                           int *n)
+{
+    static const char op[] = "store_job_segments";
+    char key[24], from[16], most[16];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    snprintf(from, sizeof from, "%d", after);
+    snprintf(most, sizeof most, "%d", limit);
+    const char *params[3] = {key, from, most};
+    int rc;
+    PGresult *r = pool_run(from_store(s), sql_job_segments, 3, params, op, &rc);
+    if (!r) return rc;
+    int count = PQntuples(r);
+    struct store_job_segment *out = count ? calloc((size_t)count, sizeof *out) : NULL;
+    int ok = !count || out;
+    for (int i = 0; ok && i < count; i++) {
+        out[i].seq = atoi(val(r, i, 0));
+        out[i].window_s = strtod(val(r, i, 1), NULL);
+        store_copy(out[i].language, sizeof out[i].language, val(r, i, 2));
+        ok = (out[i].data = strdup(val(r, i, 3))) != NULL;
+    }
+    PQclear(r);
+    if (!ok) {
+        store_job_segments_free(out, count);
+        store_set_error("%s: out of memory", op);
+        return HARK_ENOMEM;
+    }
+    *rows = out;
+    *n = count;
+    return 0;
+}
+
+static int pg_job_segments_trim(struct store *s, int64_t id, int from)
+{
+    char key[24], seq[16];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    snprintf(seq, sizeof seq, "%d", from);
+    const char *params[2] = {key, seq};
+    int rc;
+    return pool_change(from_store(s), sql_job_segments_trim, 2, params, "store_job_segments_trim", &rc) < 0 ? rc : 0;
+}
+
 const struct store_backend store_postgres_backend = {
     .name = "postgres",
     .shared = 1,
@@ -1560,4 +1633,7 @@ const struct store_backend store_postgres_backend = {
     .index_set = pg_index_set,
     .search = pg_search,
     .uploads_ran = pg_uploads_ran,
+    .job_segment_put = pg_job_segment_put,
+    .job_segments = pg_job_segments,
+    .job_segments_trim = pg_job_segments_trim,
 };

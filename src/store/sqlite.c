@@ -168,6 +168,14 @@ static const char *const migrations[] = {
     " BEGIN INSERT INTO transcript_fts(rowid, text) VALUES (new.id, new.text); END;"
     "CREATE TRIGGER transcript_segments_delete AFTER DELETE ON transcript_segments"
     " BEGIN INSERT INTO transcript_fts(transcript_fts, rowid, text) VALUES ('delete', old.id, old.text); END;",
+    /* 6: the segments of each job as its worker decodes them (JSON). */
+    "CREATE TABLE job_segments ("
+    " job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    " seq INTEGER NOT NULL,"
+    " window_s REAL NOT NULL,"
+    " language TEXT NOT NULL DEFAULT '',"
+    " data TEXT NOT NULL,"
+    " PRIMARY KEY (job_id, seq)) WITHOUT ROWID;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -279,7 +287,15 @@ static const char *const migrations[] = {
               " JOIN uploads u ON u.id = g.upload_id"                                      \
               " WHERE transcript_fts MATCH ?1 AND (?2 IS NULL OR u.owner = ?2)"            \
               " ORDER BY bm25(transcript_fts), g.upload_id, g.seg LIMIT ?3 OFFSET ?4")     \
-    X(UPLOADS_RAN, "SELECT id FROM uploads WHERE model_ran = 1 ORDER BY upload_date, id")
+    X(UPLOADS_RAN, "SELECT id FROM uploads WHERE model_ran = 1 ORDER BY upload_date, id")  \
+    X(JOB_SEG_PUT, "INSERT INTO job_segments (job_id, seq, window_s, language, data)"       \
+                   " SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM jobs"            \
+                   " WHERE id = ?1 AND state = 'running' AND worker = ?6)"                  \
+                   " ON CONFLICT (job_id, seq) DO UPDATE SET window_s = excluded.window_s," \
+                   " language = excluded.language, data = excluded.data")                   \
+    X(JOB_SEGS, "SELECT seq, window_s, language, data FROM job_segments"                    \
+                " WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")                    \
+    X(JOB_SEGS_TRIM, "DELETE FROM job_segments WHERE job_id = ?1 AND seq >= ?2")
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,
@@ -1561,6 +1577,83 @@ static int sqlite_uploads_ran(struct store *s, char ***ids, int *n)
     return rc;
 }
 
+static int sqlite_job_segment_put(struct store *s, int64_t id, const char *worker,
+                                  const struct store_job_segment *seg)
+{
+    static const char op[] = "store_job_segment_put";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_JOB_SEG_PUT, op, &rc);
+    if (q) {
+        sqlite3_bind_int64(q, 1, id);
+        sqlite3_bind_int(q, 2, seg->seq);
+        sqlite3_bind_double(q, 3, seg->window_s);
+        BIND_FIELD(q, 4, seg->language);
+        bind_str(q, 5, seg->data, NO_LIMIT);
+        bind_str(q, 6, worker, NO_LIMIT);
+        rc = update_running(c, q, op, id);
+    }
+    return write_end(st, op, rc);
+}
+
+/* A row of JOB_SEGS; data NULL when out of memory. */
+static void read_job_segment(sqlite3_stmt *q, void *out)
+{
+    struct store_job_segment *g = out;
+    g->seq = sqlite3_column_int(q, 0);
+    g->window_s = sqlite3_column_double(q, 1);
+    col_str(g->language, sizeof g->language, q, 2);
+    const char *data = (const char *)sqlite3_column_text(q, 3);
+    g->data = strdup(data ? data : "");
+}
+
+static int sqlite_job_segments(struct store *s, int64_t id, int after, int limit, struct store_job_segment **rows,
+                               int *n)
+{
+    static const char op[] = "store_job_segments";
+    struct sqlite_store *st = from_store(s);
+    struct conn *c = reader_take(st);
+    int rc = 0;
+    sqlite3_stmt *q = get_stmt(c, S_JOB_SEGS, op, &rc);
+    if (q) {
+        sqlite3_bind_int64(q, 1, id);
+        sqlite3_bind_int(q, 2, after);
+        sqlite3_bind_int(q, 3, limit);
+        void *got = NULL;
+        rc = collect_rows(c, q, sizeof **rows, read_job_segment, &got, n, op);
+        struct store_job_segment *g = got;
+        for (int i = 0; rc == 0 && i < *n; i++)
+            if (!g[i].data) rc = HARK_ENOMEM;
+        if (rc == HARK_ENOMEM) {
+            store_set_error("%s: out of memory", op);
+            store_job_segments_free(g, *n);
+            *n = 0;
+        } else if (rc == 0) {
+            *rows = g;
+        }
+    }
+    reader_give(st, c);
+    return rc;
+}
+
+static int sqlite_job_segments_trim(struct store *s, int64_t id, int from)
+{
+    static const char op[] = "store_job_segments_trim";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_JOB_SEGS_TRIM, op, &rc);
+    if (q) {
+        sqlite3_bind_int64(q, 1, id);
+        sqlite3_bind_int(q, 2, from);
+        rc = exec_stmt(c, q, op);
+    }
+    return write_end(st, op, rc);
+}
+
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
     .shared = 0,
@@ -1593,4 +1686,7 @@ const struct store_backend store_sqlite_backend = {
     .index_set = sqlite_index_set,
     .search = sqlite_search,
     .uploads_ran = sqlite_uploads_ran,
+    .job_segment_put = sqlite_job_segment_put,
+    .job_segments = sqlite_job_segments,
+    .job_segments_trim = sqlite_job_segments_trim,
 };

@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 static _Thread_local char last_error[512];
 
@@ -244,6 +244,36 @@ int store_uploads_ran(struct store *s, char ***ids, int *n)
     *ids = NULL;
     *n = 0;
     return s->ops->uploads_ran(s, ids, n);
+}
+
+int store_job_segment_put(struct store *s, int64_t id, const char *worker, const struct store_job_segment *seg)
+{
+    NEED_HANDLE(s, "store_job_segment_put");
+    if (!seg || !seg->data || seg->seq < 0 || !(seg->window_s >= 0.0))
+        return bad_args("store_job_segment_put", "no segment, or a bad place or time");
+    return s->ops->job_segment_put(s, id, worker ? worker : "", seg);
+}
+
+int store_job_segments(struct store *s, int64_t id, int after, int limit, struct store_job_segment **rows,
+                       int *n)
+{
+    NEED_HANDLE(s, "store_job_segments");
+    if (!rows || !n || limit < 1) return bad_args("store_job_segments", "no output or a limit below 1");
+    *rows = NULL;
+    *n = 0;
+    return s->ops->job_segments(s, id, after < -1 ? -1 : after, limit, rows, n);
+}
+
+void store_job_segments_free(struct store_job_segment *rows, int n)
+{
+    for (int i = 0; rows && i < n; i++) free(rows[i].data);
+    free(rows);
+}
+
+int store_job_segments_trim(struct store *s, int64_t id, int from)
+{
+    NEED_HANDLE(s, "store_job_segments_trim");
+    return s->ops->job_segments_trim(s, id, from < 0 ? 0 : from);
 }
 
 /* ------------------------------------------------------------- search */

@@ -245,6 +245,33 @@ int store_job_heartbeat(struct store *s, int64_t id, const char *worker);
  * unknown id with HARK_ESTALE too. */
 int store_job_progress(struct store *s, int64_t id, const char *worker, double progress);
 
+/* A segment of a job as its worker decoded it. The segments are kept as
+ * the job runs and after it ends (deleted with the job), so a client can
+ * follow a job from any process and a job run again after a crash can
+ * resume where the earlier run stopped. */
+struct store_job_segment {
+    int seq;                /* 0, 1, ...: its place in the job's results */
+    double window_s;        /* where the window it came from began: a resume point */
+    char language[16];      /* the language its run decoded in */
+    char *data;             /* the segment, a JSON object (malloc'ed when read) */
+};
+
+/* Keeps segment seg->seq of worker's running job, replacing one kept
+ * there before. HARK_ESTALE, and nothing written, if the job is not
+ * worker's running job. */
+int store_job_segment_put(struct store *s, int64_t id, const char *worker, const struct store_job_segment *seg);
+
+/* The job's kept segments after seq `after` (-1: from the first), in
+ * order, at most limit of them, in a malloc'ed array
+ * (store_job_segments_free). An unknown job has none. */
+int store_job_segments(struct store *s, int64_t id, int after, int limit, struct store_job_segment **rows,
+                       int *n);
+void store_job_segments_free(struct store_job_segment *rows, int n);
+
+/* Drops the job's kept segments from seq `from` on (a run that resumes
+ * redoes their window). */
+int store_job_segments_trim(struct store *s, int64_t id, int from);
+
 /* Completes worker's running job, once: the job becomes done (progress 100,
  * finished set), its upload gets model_ran = 1, model_date = now, model,
  * time_s and language, and the upload's transcript in the search index

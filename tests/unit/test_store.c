@@ -1381,7 +1381,7 @@ static void test_upgrade_v1(void)
     const char *path = fresh_path("upgrade_v1");
     struct store *s = open_store(path);
     if (!s) return;
-    CHECK(store_schema_version() == 5);
+    CHECK(store_schema_version() == 6);
     insert(s, 1, NULL);
     insert(s, 2, NULL);
     CHECK(store_job_enqueue(s, "up-000001", "m", "", "transcribe", NULL, NULL, NULL) == 0);
@@ -1389,8 +1389,10 @@ static void test_upgrade_v1(void)
     struct store_job j;
     CHECK(store_job_claim(s, "old", &j) == 0 && strcmp(j.upload_id, "up-000001") == 0);
     store_close(s);
-    /* Back to version 1: the search index (5) goes, owners and keys (4),
-     * and the content hash is unique again, then leases (2) and options (3). */
+    /* Back to version 1: the jobs' segments (6) and the search index (5)
+     * go, owners and keys (4), and the content hash is unique again, then
+     * leases (2) and options (3). */
+    CHECK(sql_exec(path, "DROP TABLE job_segments") == SQLITE_OK);
     if (backend == ON_PG)
         CHECK(sql_exec(path, "DROP TABLE transcript_segments; DROP TEXT SEARCH CONFIGURATION hark_search") == 0);
     else
@@ -1409,8 +1411,9 @@ static void test_upgrade_v1(void)
 
     s = open_store(path);
     if (!s) return;
-    CHECK(sql_int(path, "SELECT MAX(version) FROM schema_version") == 5);
+    CHECK(sql_int(path, "SELECT MAX(version) FROM schema_version") == 6);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM jobs WHERE lease_until = '' AND options = ''") == 2);
+    CHECK(sql_int(path, "SELECT COUNT(*) FROM job_segments") == 0);
     CHECK(sql_int(path, "SELECT COUNT(*) FROM transcript_segments") == 0);
     /* The uploads table was rebuilt (SQLite) without losing a job, and
      * every upload so far is the service's own. */
@@ -2175,6 +2178,65 @@ static void test_search(void)
     store_close(s);
 }
 
+/* A job's segments as they are decoded: kept only for the worker that
+ * runs it, replaced at the same place, read in order after a place, page
+ * by page, trimmed for a resumed run, kept after the job ends and gone
+ * with its upload. */
+static void test_job_segments(void)
+{
+    const char *path = fresh_path("job_segments");
+    struct store *s = open_store(path);
+    if (!s) return;
+    insert(s, 1, NULL);
+    insert(s, 2, NULL);
+    struct store_job a, b, got;
+    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", NULL, &a, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", NULL, &b, NULL) == 0);
+    struct store_job_segment g = {0, 0.0, "en", "{\"text\":\" zero\"}"};
+    /* Queued: not yet anyone's. */
+    CHECK(store_job_segment_put(s, a.id, "w1", &g) == HARK_ESTALE);
+    CHECK(store_job_claim(s, "w1", &got) == 0 && got.id == a.id);
+    CHECK(store_job_segment_put(s, a.id, "w2", &g) == HARK_ESTALE);
+    CHECK(store_job_segment_put(s, 9999, "w1", &g) == HARK_ESTALE);
+    CHECK(store_job_segment_put(s, a.id, "w1", NULL) == HARK_EINVAL);
+    char data[64];
+    for (int i = 0; i < 7; i++) {
+        snprintf(data, sizeof data, "{\"text\":\" s%d é\"}", i);
+        struct store_job_segment x = {i, i < 4 ? 0.0 : 29.5, "en", data};
+        CHECK(store_job_segment_put(s, a.id, "w1", &x) == 0);
+    }
+    /* The same place again replaces. */
+    struct store_job_segment x = {2, 0.0, "en", "{\"text\":\" two\"}"};
+    CHECK(store_job_segment_put(s, a.id, "w1", &x) == 0);
+    struct store_job_segment *rows = NULL;
+    int n = -1;
+    CHECK(store_job_segments(s, a.id, -1, 100, &rows, &n) == 0 && n == 7);
+    for (int i = 0; rows && i < n; i++) CHECKF(rows[i].seq == i, "row %d is seq %d", i, rows[i].seq);
+    CHECK(rows && !strcmp(rows[2].data, "{\"text\":\" two\"}") && !strcmp(rows[5].data, "{\"text\":\" s5 é\"}") &&
+          rows[5].window_s == 29.5 && !strcmp(rows[5].language, "en"));
+    store_job_segments_free(rows, n);
+    /* After a place, a page at a time. */
+    CHECK(store_job_segments(s, a.id, 2, 3, &rows, &n) == 0 && n == 3 && rows[0].seq == 3 && rows[2].seq == 5);
+    store_job_segments_free(rows, n);
+    CHECK(store_job_segments(s, a.id, 6, 3, &rows, &n) == 0 && n == 0 && rows == NULL);
+    CHECK(store_job_segments(s, b.id, -1, 3, &rows, &n) == 0 && n == 0);
+    CHECK(store_job_segments(s, a.id, -1, 0, &rows, &n) == HARK_EINVAL);
+    /* Trimmed from a place on. */
+    CHECK(store_job_segments_trim(s, a.id, 4) == 0);
+    CHECK(store_job_segments(s, a.id, -1, 100, &rows, &n) == 0 && n == 4 && rows[3].seq == 3);
+    store_job_segments_free(rows, n);
+    /* Kept when the job ends, written no more. */
+    CHECK(store_job_finish(s, a.id, "w1", "m", "en", 1.0, NULL, 0) == 0);
+    CHECK(store_job_segment_put(s, a.id, "w1", &g) == HARK_ESTALE);
+    CHECK(store_job_segments(s, a.id, -1, 100, &rows, &n) == 0 && n == 4);
+    store_job_segments_free(rows, n);
+    /* Gone with the upload. */
+    CHECK(store_upload_delete(s, "up-000001") == 0);
+    CHECK(store_job_segments(s, a.id, -1, 100, &rows, &n) == 0 && n == 0);
+    if (backend == ON_SQLITE) CHECK(sql_int(path, "SELECT COUNT(*) FROM job_segments") == 0);
+    store_close(s);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -2213,6 +2275,7 @@ static const struct {
     {"store_error_per_thread", test_error_per_thread, BOTH},
     {"store_big_list", test_big_list, BOTH},
     {"store_search", test_search, BOTH},
+    {"store_job_segments", test_job_segments, BOTH},
 };
 
 int main(int argc, char **argv)
