@@ -306,6 +306,7 @@ struct hark_segment {
     float no_speech_prob;
     int n_words;                   /* 0 without word timestamps */
     const struct hark_word *words;
+    const char *language;          /* the language it was decoded in: its result's */
 };
 
 /* Accessors. Pointers are borrowed and live as long as the result. */

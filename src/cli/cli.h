@@ -126,12 +126,14 @@ struct cli_jobs {
     int lease_s;
     struct cli_vad vad;     /* speech detection's defaults for jobs that set none */
     int words;              /* word timestamps for jobs that do not say (default on) */
+    int beam_size;          /* decoding: beam size (1: greedy) */
+    int no_fallback;        /* decoding: never retry a window at a higher temperature */
     hark_vad *vad_model;    /* loaded by cli_start_queue (owned; cli_jobs_deinit) */
 };
 
 /* The defaults, then HARK_DB, HARK_DATA, HARK_MODELS, HARK_MODEL,
- * HARK_WORKERS, HARK_THREADS, HARK_LEASE_SECONDS, HARK_WORD_TIMESTAMPS
- * and the HARK_VAD* variables; -1 after an error line. */
+ * HARK_WORKERS, HARK_THREADS, HARK_LEASE_SECONDS, HARK_WORD_TIMESTAMPS,
+ * HARK_BEAM_SIZE, HARK_NO_FALLBACK and the HARK_VAD* variables; -1 after an error line. */
 int cli_jobs_from_env(struct cli_jobs *j, int min_workers);
 
 /* Frees what cli_start_queue loaded; call after queue_stop. */
@@ -140,11 +142,12 @@ void cli_jobs_deinit(struct cli_jobs *j);
 /* Takes the getopt_long code of a shared option: 'D' (--db), 'd' (--data),
  * 'M' (--models), 'm' (--model), 'w' (--workers), 't' (--threads), 'l'
  * (--lease-seconds), CLI_OPT_WORDS (--word-timestamps), CLI_OPT_NO_WORDS
- * (--no-word-timestamps) or one of CLI_VAD_OPTIONS. 1 when it was one of them,
+ * (--no-word-timestamps), CLI_OPT_BEAM (--beam-size), CLI_OPT_NO_FALLBACK
+ * (--no-fallback) or one of CLI_VAD_OPTIONS. 1 when it was one of them,
  * 0 when not, -1 after an error line. */
 int cli_jobs_option(struct cli_jobs *j, int code, const char *arg);
 
-enum { CLI_OPT_WORDS = 0x620, CLI_OPT_NO_WORDS };
+enum { CLI_OPT_WORDS = 0x620, CLI_OPT_NO_WORDS, CLI_OPT_BEAM, CLI_OPT_NO_FALLBACK };
 
 /* The long options of cli_jobs_option, for a getopt_long table. */
 #define CLI_JOBS_OPTIONS                                                                       \
@@ -153,10 +156,12 @@ enum { CLI_OPT_WORDS = 0x620, CLI_OPT_NO_WORDS };
         {"workers", required_argument, 0, 'w'}, {"threads", required_argument, 0, 't'},        \
         {"lease-seconds", required_argument, 0, 'l'},                                          \
         {"word-timestamps", no_argument, 0, CLI_OPT_WORDS},                                    \
-        {"no-word-timestamps", no_argument, 0, CLI_OPT_NO_WORDS}, CLI_VAD_OPTIONS
+        {"no-word-timestamps", no_argument, 0, CLI_OPT_NO_WORDS},                              \
+        {"beam-size", required_argument, 0, CLI_OPT_BEAM},                                     \
+        {"no-fallback", no_argument, 0, CLI_OPT_NO_FALLBACK}, CLI_VAD_OPTIONS
 
-/* The end of serve's and worker's --help: word timestamps, -h, and speech
- * detection's options. */
+/* The end of serve's and worker's --help: word timestamps, decoding, -h,
+ * and speech detection's options. */
 void cli_jobs_help(FILE *out);
 
 struct store;

@@ -105,9 +105,13 @@ int cli_jobs_from_env(struct cli_jobs *j, int min_workers)
     j->lease_s = STORE_LEASE_MS_DEFAULT / 1000;
     j->vad_model = NULL;
     j->words = 1;
+    j->beam_size = 5;
+    j->no_fallback = 0;
     cli_vad_init(&j->vad);
     if (cli_env_int("HARK_WORKERS", min_workers, 64, &j->workers) < 0 ||
         cli_env_int("HARK_WORD_TIMESTAMPS", 0, 1, &j->words) < 0 ||
+        cli_env_int("HARK_BEAM_SIZE", 1, 8, &j->beam_size) < 0 ||
+        cli_env_int("HARK_NO_FALLBACK", 0, 1, &j->no_fallback) < 0 ||
         cli_env_int("HARK_THREADS", 1, 256, &j->threads) < 0 ||
         cli_env_int("HARK_LEASE_SECONDS", 1, MAX_LEASE_S, &j->lease_s) < 0 || cli_vad_from_env(&j->vad) < 0)
         return -1;
@@ -132,6 +136,8 @@ int cli_jobs_option(struct cli_jobs *j, int code, const char *arg)
     case 'l': return cli_option_int("lease-seconds", arg, 1, MAX_LEASE_S, &j->lease_s) < 0 ? -1 : 1;
     case CLI_OPT_WORDS: j->words = 1; return 1;
     case CLI_OPT_NO_WORDS: j->words = 0; return 1;
+    case CLI_OPT_BEAM: return cli_option_int("beam-size", arg, 1, 8, &j->beam_size) < 0 ? -1 : 1;
+    case CLI_OPT_NO_FALLBACK: j->no_fallback = 1; return 1;
     default: return cli_vad_option(&j->vad, code, arg);
     }
 }
@@ -142,6 +148,12 @@ void cli_jobs_help(FILE *out)
           "                         results.json and subtitles cut at words, for jobs that\n"
           "                         do not choose (HARK_WORD_TIMESTAMPS=1; the default)\n"
           "  --no-word-timestamps   only when a job asks (HARK_WORD_TIMESTAMPS=0)\n"
+          "  --beam-size N          beam size of the decoding, and candidates sampled when a\n"
+          "                         window is decoded again; 1 for greedy (HARK_BEAM_SIZE;\n"
+          "                         default 5): smaller is faster\n"
+          "  --no-fallback          decode each window once, never again at a higher\n"
+          "                         temperature when it looks wrong (HARK_NO_FALLBACK=1):\n"
+          "                         faster, at times less accurate\n"
           "  -h, --help             this help\n"
           "\n",
           out);
@@ -174,6 +186,8 @@ int cli_start_queue(struct store *store, struct cli_jobs *j, const char *default
     qc.vad_on = j->vad.mode != CLI_VAD_OFF;
     qc.vad_params = j->vad.params;
     qc.words_on = j->words;
+    qc.beam_size = j->beam_size;
+    qc.no_fallback = j->no_fallback;
     qc.data_dir = j->data;
     qc.models_dir = j->models;
     qc.default_model = default_model;

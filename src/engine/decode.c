@@ -606,6 +606,7 @@ static int add_segment(struct dctx *c, struct hark_result *r, const struct windo
         seg.n_tokens = i - i0 + 1;
     }
     seg.seek = seek;
+    seg.language = r->language;
     seg.start_s = start_s;
     seg.end_s = end_s;
     seg.temperature = wo->temperature;

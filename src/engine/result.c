@@ -252,7 +252,10 @@ int hark_result_prepend(hark_result *r, const struct hark_segment *segs, int n)
         }
     }
     if (r->n_segments) memcpy(all + n, r->segments, (size_t)r->n_segments * sizeof(*all));
-    for (int i = 0; i < total; i++) all[i].id = i;
+    for (int i = 0; i < total; i++) {
+        all[i].id = i;
+        all[i].language = r->language;
+    }
     free(r->segments);
     r->segments = all;
     r->n_segments = r->cap_segments = total;

@@ -6,6 +6,10 @@
  * holds a reference; the last to let go frees the stream. When the client
  * goes away, the producer's next sse_send says so, and it stops its work.
  *
+ * A pulled stream has no producer thread: when all is sent, the reader
+ * itself asks its source for what is new (sse_pull_response), and waits
+ * on the source between asks that found nothing.
+ *
  * While nothing new comes, the reader sends a comment line every
  * SSE_KEEPALIVE_S seconds, which keeps proxies and the idle timeout from
  * closing the connection, and looks at the socket every second: a client
@@ -32,6 +36,8 @@ struct sse {
     int gone;         /* the response was freed: no one reads any more */
     atomic_int *stopping; /* the server's flag: set, the reader ends */
     int fd;           /* the connection's socket, or -1 */
+    const struct sse_source *source; /* a pulled stream's, or NULL */
+    void *source_user;
 };
 
 struct sse *sse_new(atomic_int *stopping)
@@ -52,6 +58,7 @@ static void sse_release(struct sse *s)
     int last = --s->refs == 0;
     pthread_mutex_unlock(&s->mu);
     if (!last) return;
+    if (s->source) s->source->release(s->source_user);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->buf);
@@ -117,6 +124,13 @@ void sse_close(struct sse *s)
     sse_release(s);
 }
 
+/* Whether the client hung up: the socket says so without blocking. */
+static int hung_up(const struct sse *s)
+{
+    struct pollfd pf = {.fd = s->fd, .events = POLLRDHUP};
+    return s->fd >= 0 && poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max)
 {
     struct sse *s = cls;
@@ -142,17 +156,16 @@ static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max)
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += 1;
         static const char keepalive[] = ": keep-alive\n\n";
-        int waited = 0, hung_up = 0;
+        int waited = 0, gone = 0;
         while (!s->closed && s->len == s->head && !atomic_load(s->stopping) && waited < SSE_KEEPALIVE_S &&
-               !hung_up) {
+               !gone) {
             if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT) {
                 waited++;
                 until.tv_sec += 1;
-                struct pollfd pf = {.fd = s->fd, .events = POLLRDHUP};
-                hung_up = s->fd >= 0 && poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
+                gone = hung_up(s);
             }
         }
-        if (hung_up) {
+        if (gone) {
             n = MHD_CONTENT_READER_END_WITH_ERROR;
             break;
         }
@@ -166,6 +179,53 @@ static ssize_t read_events(void *cls, uint64_t pos, char *out, size_t max)
     return n;
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Copies up to max buffered bytes into out; 0 when none. */
+static ssize_t take(struct sse *s, char *out, size_t max)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->len - s->head < max ? s->len - s->head : max;
+    memcpy(out, s->buf + s->head, n);
+    s->head += n;
+    pthread_mutex_unlock(&s->mu);
+    return (ssize_t)n;
+}
+
+static ssize_t read_pulled(void *cls, uint64_t pos, char *out, size_t max)
+{
+    struct sse *s = cls;
+    static const char keepalive[] = ": keep-alive\n\n";
+    double quiet_since = mono_s(), checked = quiet_since;
+    (void)pos;
+    for (;;) {
+        ssize_t n = take(s, out, max);
+        if (n > 0) return n;
+        if (s->closed) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (atomic_load(s->stopping)) return MHD_CONTENT_READER_END_WITH_ERROR;
+        int rc = s->source->fill(s->source_user, s);
+        if (rc < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (rc > 0) s->closed = 1;
+        if ((n = take(s, out, max)) > 0) return n;
+        if (s->closed) return MHD_CONTENT_READER_END_OF_STREAM;
+        s->source->wait(s->source_user);
+        double now = mono_s();
+        if (now - checked >= 1.0) {
+            checked = now;
+            if (hung_up(s)) return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (now - quiet_since >= SSE_KEEPALIVE_S && max >= sizeof keepalive - 1) {
+            memcpy(out, keepalive, sizeof keepalive - 1);
+            return (ssize_t)(sizeof keepalive - 1);
+        }
+    }
+}
+
 static void free_reader(void *cls)
 {
     struct sse *s = cls;
@@ -175,11 +235,11 @@ static void free_reader(void *cls)
     sse_release(s);
 }
 
-struct MHD_Response *sse_response(struct sse *s, struct MHD_Connection *c)
+static struct MHD_Response *respond(struct sse *s, struct MHD_Connection *c, MHD_ContentReaderCallback reader)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     s->fd = ci ? ci->connect_fd : -1;
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, read_events, s, free_reader);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, s, free_reader);
     if (!r) {
         free_reader(s);
         return NULL;
@@ -188,4 +248,23 @@ struct MHD_Response *sse_response(struct sse *s, struct MHD_Connection *c)
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
     return r;
+}
+
+struct MHD_Response *sse_response(struct sse *s, struct MHD_Connection *c)
+{
+    return respond(s, c, read_events);
+}
+
+struct MHD_Response *sse_pull_response(struct MHD_Connection *c, atomic_int *stopping,
+                                       const struct sse_source *source, void *user)
+{
+    struct sse *s = sse_new(stopping);
+    if (!s) {
+        source->release(user);
+        return NULL;
+    }
+    s->refs = 1;
+    s->source = source;
+    s->source_user = user;
+    return respond(s, c, read_pulled);
 }

@@ -28,6 +28,7 @@ enum route {
     ROUTE_UPLOADS,         /* GET /uploads */
     ROUTE_UPLOAD_ONE,      /* GET, DELETE /uploads/<id> */
     ROUTE_JOB,             /* GET /jobs/<id> */
+    ROUTE_JOB_EVENTS,      /* GET /jobs/<id>/events: the job as Server-Sent Events */
     ROUTE_JOB_CANCEL,      /* POST /jobs/<id>/cancel */
     ROUTE_RESULTS,         /* GET /results/<id> */
     ROUTE_FILE,            /* GET, HEAD /<id>/<file> */
@@ -190,6 +191,23 @@ void sse_close(struct sse *s);
  * when this returns NULL). */
 struct MHD_Response *sse_response(struct sse *s, struct MHD_Connection *c);
 
+/* Where a pulled stream's events come from. On the connection's thread,
+ * whenever all is sent: fill sends what is new (sse_send) and returns 0,
+ * or 1 after the last event, or a negative code to end the response; when
+ * fill sent nothing, wait blocks until something may have changed (a
+ * fraction of a second at most). release frees user once the response is
+ * freed. */
+struct sse_source {
+    int (*fill)(void *user, struct sse *s);
+    void (*wait)(void *user);
+    void (*release)(void *user);
+};
+
+/* The response that sends a pulled stream on c (user released on failure
+ * too). */
+struct MHD_Response *sse_pull_response(struct MHD_Connection *c, atomic_int *stopping,
+                                       const struct sse_source *source, void *user);
+
 /* ---- the service's routes, by resource */
 
 /* uploads.c */
@@ -199,6 +217,8 @@ enum MHD_Result route_upload_one(struct http_server *srv, struct MHD_Connection 
 /* jobs.c */
 enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_job(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
+/* job_events.c */
+enum MHD_Result route_job_events(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 enum MHD_Result route_job_cancel(struct http_server *srv, struct MHD_Connection *c, struct request *rq);
 /* results.c */
 enum MHD_Result route_results(struct http_server *srv, struct MHD_Connection *c, struct request *rq);

@@ -48,6 +48,7 @@ static const char *const route_names[ROUTE_COUNT] = {
     [ROUTE_UPLOAD_ONE] = "/uploads/:id",
     [ROUTE_JOB] = "/jobs/:id",
     [ROUTE_JOB_CANCEL] = "/jobs/:id/cancel",
+    [ROUTE_JOB_EVENTS] = "/jobs/:id/events",
     [ROUTE_RESULTS] = "/results/:id",
     [ROUTE_FILE] = "/:id/:file",
     [ROUTE_HEALTH] = "/health",
@@ -145,6 +146,7 @@ void route_request(struct request *rq, const char *url)
     }
     if (n == 3) {
         if (SEG_IS(0, "jobs") && SEG_IS(2, "cancel")) rq->route = ROUTE_JOB_CANCEL;
+        else if (SEG_IS(0, "jobs") && SEG_IS(2, "events")) rq->route = ROUTE_JOB_EVENTS;
         return;
     }
     if (SEG_IS(0, "uploads")) rq->route = ROUTE_UPLOAD_ONE;
@@ -251,6 +253,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     case ROUTE_UPLOADS: return route_uploads(srv, c, rq);
     case ROUTE_UPLOAD_ONE: return route_upload_one(srv, c, rq);
     case ROUTE_JOB: return route_job(srv, c, rq);
+    case ROUTE_JOB_EVENTS: return route_job_events(srv, c, rq);
     case ROUTE_JOB_CANCEL: return route_job_cancel(srv, c, rq);
     case ROUTE_RESULTS: return route_results(srv, c, rq);
     case ROUTE_FILE: return route_file(srv, c, rq);

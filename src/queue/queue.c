@@ -236,6 +236,7 @@ static void queue_free(struct queue *q)
     }
     pthread_cond_destroy(&q->work_cv);
     pthread_cond_destroy(&q->end_cv);
+    pthread_cond_destroy(&q->change_cv);
     pthread_cond_destroy(&q->model_cv);
     pthread_cond_destroy(&q->watch_cv);
     pthread_mutex_destroy(&q->mu);
@@ -280,7 +281,7 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
         err_set(err, errlen, "queue_start: cannot create a mutex");
         return HARK_ENOMEM;
     }
-    if (cond_init(&q->work_cv) || cond_init(&q->end_cv) || cond_init(&q->watch_cv) ||
+    if (cond_init(&q->work_cv) || cond_init(&q->end_cv) || cond_init(&q->change_cv) || cond_init(&q->watch_cv) ||
         pthread_cond_init(&q->model_cv, NULL)) {
         /* Destroying a condition variable that was never made is harmless
          * for glibc's zero-filled ones. */
@@ -306,6 +307,8 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
     q->vad_on = cfg->vad && cfg->vad_on;
     q->vad_params = cfg->vad_params;
     q->words_on = cfg->words_on;
+    q->beam_size = cfg->beam_size;
+    q->no_fallback = cfg->no_fallback;
     if (hark_vad_params_check(&q->vad_params, NULL, 0) != 0) hark_vad_params_init(&q->vad_params);
     q->lease_ms = cfg->lease_ms > 0 ? cfg->lease_ms : STORE_LEASE_MS_DEFAULT;
     store_set_lease(store, q->lease_ms);
@@ -357,6 +360,7 @@ void queue_shutdown(struct queue *q)
     q->stopping = 1;
     pthread_cond_broadcast(&q->work_cv);
     pthread_cond_broadcast(&q->end_cv);
+    pthread_cond_broadcast(&q->change_cv);
     pthread_cond_broadcast(&q->watch_cv);
     for (struct request *r = q->req_head; r; r = r->next) pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&q->mu);
@@ -410,6 +414,37 @@ enum queue_step queue_job_failure(struct queue *q, int64_t job_id, int *rc)
     }
     pthread_mutex_unlock(&q->mu);
     return step;
+}
+
+void run_changed(struct queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->change_gen++;
+    pthread_cond_broadcast(&q->change_cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+uint64_t queue_changes(struct queue *q)
+{
+    if (!q) return 0;
+    pthread_mutex_lock(&q->mu);
+    uint64_t gen = q->change_gen;
+    pthread_mutex_unlock(&q->mu);
+    return gen;
+}
+
+void queue_wait_changes(struct queue *q, uint64_t *seen, int timeout_ms)
+{
+    struct timespec until = deadline_in(timeout_ms);
+    if (!q) {
+        struct timespec pause = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+        nanosleep(&pause, NULL);
+        return;
+    }
+    pthread_mutex_lock(&q->mu);
+    if (!q->stopping && q->change_gen == *seen) pthread_cond_timedwait(&q->change_cv, &q->mu, &until);
+    *seen = q->change_gen;
+    pthread_mutex_unlock(&q->mu);
 }
 
 int queue_wait(struct queue *q, int64_t job_id, int timeout_ms)
@@ -522,6 +557,8 @@ int queue_options_apply(struct queue *q, const struct queue_options *o, struct h
     const struct queue_vad *v = o ? &o->vad : NULL;
     int on = v && v->mode != QUEUE_VAD_DEFAULT ? v->mode == QUEUE_VAD_ON : q->vad_on;
     opt->word_timestamps = o && o->words >= 0 ? o->words : q->words_on;
+    if (q->beam_size > 0) opt->beam_size = opt->best_of = q->beam_size;
+    if (q->no_fallback) opt->no_fallback = 1;
     opt->vad = NULL;
     opt->vad_params = v && v->mode == QUEUE_VAD_ON ? v->params : q->vad_params;
     if (!on) return 0;

@@ -118,6 +118,8 @@ struct queue_config {
     int vad_on;                /* detection for jobs and requests that do not say (with a model) */
     struct hark_vad_params vad_params; /* settings for those that give none */
     int words_on;              /* word timestamps for jobs and requests that do not say */
+    int beam_size;             /* decoding of jobs and requests: beam size (0: the engine's default) */
+    int no_fallback;           /* ... and 1: each window decoded once */
 };
 
 /* Figures for /metrics, since start. */
@@ -170,6 +172,15 @@ void queue_cancel(struct queue *q, int64_t job_id);
  * timeout, HARK_ECANCELED when the queue is shutting down. */
 int queue_wait(struct queue *q, int64_t job_id, int timeout_ms);
 
+/* A count that moves whenever a job run by this process writes its
+ * progress or a segment, or ends: what a client following jobs waits on
+ * (jobs run by other processes are seen by asking the store again). */
+uint64_t queue_changes(struct queue *q);
+
+/* Waits until the count has moved past *seen or timeout_ms pass, and sets
+ * *seen to the count. Returns at once while the queue stops. */
+void queue_wait_changes(struct queue *q, uint64_t *seen, int timeout_ms);
+
 /* The step at which a job failed: what a request that waited for it
  * answers depends on it (a file that decodes to nothing is the client's,
  * a full disk the server's). */
@@ -200,8 +211,15 @@ int queue_transcribe(struct queue *q, const char *model, const float *pcm, size_
 
 void queue_stats(struct queue *q, struct queue_stats *out);
 
+/* A kept segment of a job (store_job_segments' data, its place seq) as a
+ * client sees it: {"index", "start", "end", "text"} and, with word
+ * timestamps, "words" ({"word", "start", "end", "probability"}, as in
+ * results.json). NULL when data cannot be read or out of memory. */
+struct json_t *queue_segment_event(const char *data, int seq);
+
 /* Sets opt->vad, opt->vad_params and opt->word_timestamps for a request or
- * job: its own choices, else the queue's defaults. Returns 0, or
+ * job: its own choices, else the queue's defaults; and the queue's beam size
+ * and fallback. Returns 0, or
  * HARK_ENOTSUP with a reason when detection is asked for and the queue has
  * no VAD model. */
 int queue_options_apply(struct queue *q, const struct queue_options *o, struct hark_options *opt, char *err,

@@ -36,6 +36,7 @@ struct run_ctx {
     hark_progress_fn ask;     /* a request's own callback: may cancel it */
     void *ask_user;
     int asked;                /* ... and did */
+    int seg_base;             /* a job's segments kept from an earlier run */
 };
 
 double run_now(void)
@@ -81,7 +82,113 @@ static int on_progress(void *user, float fraction)
         ctx->gone = 1;
         return 1;
     }
+    run_changed(ctx->q);
     return 0;
+}
+
+/* The segment callback of a job: each segment is kept in the store as it
+ * is decoded, for the job's events and for a run that resumes after this
+ * one is cut short. A store that cannot be reached only costs those; a
+ * job that is no longer this worker's stops. */
+static int on_job_segment(void *user, const struct hark_segment *seg, int index)
+{
+    struct run_ctx *ctx = user;
+    char *data = run_segment_encode(seg);
+    if (!data) return 0;
+    struct store_job_segment g = {ctx->seg_base + index, seg->seek / 100.0, "", data};
+    snprintf(g.language, sizeof g.language, "%s", seg->language ? seg->language : "");
+    int rc = store_job_segment_put(ctx->q->store, ctx->job_id, ctx->w->name, &g);
+    free(data);
+    if (rc == HARK_ESTALE) {
+        ctx->gone = 1;
+        return 1;
+    }
+    run_changed(ctx->q);
+    return 0;
+}
+
+/* What a job's earlier runs finished, for the run that resumes it: the
+ * segments of every window before the last one kept (that one may have
+ * been cut short, so it is decoded again), and where that window began. */
+struct resume {
+    struct hark_segment *segs;
+    int n;
+    double start_s;
+    char language[16];
+    char *prompt;             /* the kept text's end, which conditions the first window */
+};
+
+#define RESUME_PAGE 512
+#define RESUME_PROMPT_BYTES 1024 /* about the 223 tokens of earlier text a window sees */
+
+static void resume_free(struct resume *r)
+{
+    for (int i = 0; i < r->n; i++) run_segment_free(&r->segs[i]);
+    free(r->segs);
+    free(r->prompt);
+    memset(r, 0, sizeof *r);
+}
+
+/* Reads the job's kept segments into r and drops those of the last
+ * window from the store. A job with none, or whose segments cannot be
+ * read back, starts from the beginning (with none kept). */
+static int resume_load(struct queue *q, int64_t job_id, struct resume *r)
+{
+    memset(r, 0, sizeof *r);
+    struct store_job_segment *all = NULL;
+    int n = 0, rc = 0;
+    for (;;) {
+        struct store_job_segment *page = NULL;
+        int got = 0;
+        rc = store_job_segments(q->store, job_id, n ? all[n - 1].seq : -1, RESUME_PAGE, &page, &got);
+        if (rc < 0) break;
+        struct store_job_segment *grown = got ? realloc(all, (size_t)(n + got) * sizeof *all) : all;
+        if (got && !grown) {
+            store_job_segments_free(page, got);
+            rc = HARK_ENOMEM;
+            break;
+        }
+        all = grown;
+        if (got) memcpy(all + n, page, (size_t)got * sizeof *all);
+        free(page);
+        n += got;
+        if (got < RESUME_PAGE) break;
+    }
+    if (rc == 0 && n > 0) {
+        /* The rows in place from the first, less the last window among
+         * them. */
+        int keep = 0;
+        while (keep < n && all[keep].seq == keep) keep++;
+        double from = keep > 0 ? all[keep - 1].window_s : 0.0;
+        while (keep > 0 && all[keep - 1].window_s >= from) keep--;
+        r->segs = keep ? calloc((size_t)keep, sizeof *r->segs) : NULL;
+        if (keep && !r->segs) rc = HARK_ENOMEM;
+        for (int i = 0; rc == 0 && i < keep; i++, r->n++)
+            if ((rc = run_segment_decode(all[i].data, &r->segs[i])) < 0) break;
+        r->start_s = from;
+        snprintf(r->language, sizeof r->language, "%s", all[0].language);
+    }
+    size_t text = 0;
+    for (int i = 0; rc == 0 && i < r->n; i++) text += strlen(r->segs[i].text);
+    if (rc == 0 && text > 0 && (r->prompt = malloc(RESUME_PROMPT_BYTES + 1))) {
+        /* The end of the kept text, cut where a character begins. */
+        size_t at = text > RESUME_PROMPT_BYTES ? text - RESUME_PROMPT_BYTES : 0, pos = 0, len = 0;
+        for (int i = 0; i < r->n; i++) {
+            const char *t = r->segs[i].text;
+            size_t tl = strlen(t);
+            for (size_t k = 0; k < tl; k++, pos++)
+                if (pos >= at) r->prompt[len++] = t[k];
+        }
+        r->prompt[len] = 0;
+        size_t skip = 0;
+        while (skip < len && ((unsigned char)r->prompt[skip] & 0xc0) == 0x80) skip++;
+        memmove(r->prompt, r->prompt + skip, len - skip + 1);
+    }
+    store_job_segments_free(all, n);
+    if (rc < 0) resume_free(r);
+    /* What is not kept is decoded again: its rows go. */
+    int trim = store_job_segments_trim(q->store, job_id, r->n);
+    return rc < 0 ? rc : trim;
 }
 
 /* ------------------------------------------------------------------ models */
@@ -268,7 +375,8 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
     float *pcm = NULL;
     size_t n_samples = 0;
     struct hark_options opt;
-    struct run_ctx ctx = {q, w, job->id, 0.0, DECODE_SHARE, 0.0, run_now(), 0, NULL, NULL, 0};
+    struct run_ctx ctx = {q, w, job->id, 0.0, DECODE_SHARE, 0.0, run_now(), 0, NULL, NULL, 0, 0};
+    struct resume rs = {0};
     enum outcome out = OUT_FAILED;
     double t0, time_s = 0.0;
     int rc;
@@ -330,8 +438,27 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
         out = fail_job(q, w, job->id, QUEUE_STEP_ENGINE, rc, err);
         goto end;
     }
+    /* A job run before (cut short by a crash or a stop) goes on from the
+     * last window its earlier runs were decoding. */
+    if (job->attempts > 1 && (rc = resume_load(q, job->id, &rs)) < 0)
+        fprintf(stderr, "hark: job %lld: its earlier run's segments cannot be read (%s); it starts over\n",
+                (long long)job->id, rc == HARK_EFORMAT ? "not a segment" : store_error(q->store));
+    if (rs.n > 0 || rs.start_s > 0.0) {
+        opt.start_s = rs.start_s;
+        if (!opt.language && rs.language[0]) opt.language = rs.language;
+        if (rs.prompt) opt.initial_prompt = rs.prompt;
+        ctx.seg_base = rs.n;
+        fprintf(stderr, "hark: job %lld resumes at %.2f s, after %d segments\n", (long long)job->id, rs.start_s,
+                rs.n);
+    }
+    opt.on_segment = on_job_segment;
+    opt.segment_user = &ctx;
     rc = hark_transcribe(state, pcm, n_samples, &opt, &res, err, sizeof err);
     time_s = run_now() - t0;
+    if (rc == 0 && rs.n > 0 && hark_result_prepend(res, rs.segs, rs.n) < 0) {
+        snprintf(err, sizeof err, "out of memory");
+        rc = HARK_ENOMEM;
+    }
     if (rc < 0) {
         out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, w, job->id, QUEUE_STEP_ENGINE, rc, err);
         goto end;
@@ -357,6 +484,8 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
         else out = fail_job(q, w, job->id, QUEUE_STEP_RESULTS, rc, err);
         goto end;
     }
+    /* Rows an earlier run kept past this run's last segment go. */
+    store_job_segments_trim(q->store, job->id, hark_result_n_segments(res));
     const char *lang = hark_result_language(res);
     rc = finish_job(q, w, job->id, model_name, lang ? lang : "", time_s, res);
     if (rc == 0) {
@@ -380,6 +509,7 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
 end:
     free(pcm);
     hark_result_free(res);
+    resume_free(&rs);
     /* Cut short by queue_stop: the job goes back to the queue now, for any
      * worker anywhere (a failure leaves it to lease expiry). */
     if (out == OUT_INTERRUPTED) store_job_release(q->store, job->id, w->name);
@@ -400,7 +530,9 @@ end:
     w->lost = 0;
     q->busy--;
     q->end_gen++;
+    q->change_gen++;
     pthread_cond_broadcast(&q->end_cv);
+    pthread_cond_broadcast(&q->change_cv);
     pthread_mutex_unlock(&q->mu);
 }
 
@@ -413,7 +545,7 @@ void run_request(struct queue *q, struct worker *w, struct request *r)
     hark_state *state = NULL;
     hark_result *res = NULL;
     struct hark_options opt = r->opt;
-    struct run_ctx ctx = {q, w, 0, 0.0, 100.0, 0.0, 0.0, 0, r->opt.progress, r->opt.progress_user, 0};
+    struct run_ctx ctx = {q, w, 0, 0.0, 100.0, 0.0, 0.0, 0, r->opt.progress, r->opt.progress_user, 0, 0};
     double t0 = run_now(), time_s = 0.0;
     int rc;
 

@@ -66,6 +66,7 @@ struct queue {
     int vad_on;
     struct hark_vad_params vad_params;
     int words_on;
+    int beam_size, no_fallback;
     int announced;            /* the store announces new jobs (store_wait_for_jobs) */
     pthread_t watch;          /* heartbeats, expiry, announcements */
     int watch_started;
@@ -73,11 +74,12 @@ struct queue {
     pthread_mutex_t mu;
     pthread_cond_t work_cv;   /* work may be waiting: a notify, a request, a stop */
     pthread_cond_t end_cv;    /* a job ended (end_gen moved) */
+    pthread_cond_t change_cv; /* a job wrote progress or a segment, or ended (change_gen moved) */
     pthread_cond_t model_cv;  /* a model finished loading (or failed to) */
     pthread_cond_t watch_cv;  /* the queue is stopping (for the watch thread) */
     /* Guarded by mu. */
     int stopping;
-    uint64_t notify_gen, end_gen;
+    uint64_t notify_gen, end_gen, change_gen;
     struct request *req_head, *req_tail;
     struct model_entry *models;
     int busy;
@@ -92,6 +94,9 @@ double run_now(void);
 /* Keeps a message to one line: the store and the HTTP API show it as such. */
 void run_one_line(char *s);
 
+/* Moves change_gen and wakes those waiting on it. */
+void run_changed(struct queue *q);
+
 /* Runs a claimed job on worker w to its end: decodes the media, loads the
  * model, transcribes, writes and commits the results, and records the
  * outcome (done, failed, canceled, released or lost) in the store and the
@@ -101,5 +106,16 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job);
 /* Runs an interactive request (queue_transcribe) on worker w and wakes its
  * caller. */
 void run_request(struct queue *q, struct worker *w, struct request *r);
+
+/* ---- segments.c: a job's segments as the store keeps them. */
+
+/* The segment as stored (a malloc'ed JSON text), or NULL when out of
+ * memory. */
+char *run_segment_encode(const struct hark_segment *seg);
+
+/* A stored segment back into seg, which then owns its text, tokens and
+ * words (run_segment_free). HARK_EFORMAT when data is not one. */
+int run_segment_decode(const char *data, struct hark_segment *seg);
+void run_segment_free(struct hark_segment *seg);
 
 #endif

@@ -67,6 +67,8 @@ test_serve_worker_usage() {
     local c args
     for c in "serve --port x|--port must be a whole number from 0 to 65535" \
         "serve --workers 65|--workers must be" "serve --lease-seconds 0|--lease-seconds must be" \
+        "serve --beam-size 0|--beam-size must be a whole number from 1 to 8" \
+        "worker --beam-size 9 --db x|--beam-size must be" \
         "worker --threads 0|--threads must be" "worker --workers 0 --db x|--workers must be a whole number from 1" \
         "serve --bogus|--bogus" "worker --bogus|--bogus" "serve extra|extra" "worker extra|extra"; do
         args=${c%%|*}
@@ -76,6 +78,9 @@ test_serve_worker_usage() {
     HARK_WORKERS=99 "$HARK" serve --data "$tmp/nodata" >"$tmp/out" 2>"$tmp/err"
     rc=$?
     expect_rc 2 && one_line_error "HARK_WORKERS must be a whole number from 0 to 64" || return 1
+    HARK_BEAM_SIZE=2.5 "$HARK" serve --data "$tmp/nodata" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    expect_rc 2 && one_line_error "HARK_BEAM_SIZE must be a whole number from 1 to 8" || return 1
     HARK_LEASE_SECONDS=x "$HARK" worker --db x >"$tmp/out" 2>"$tmp/err"
     rc=$?
     expect_rc 2 && one_line_error "HARK_LEASE_SECONDS" || return 1

@@ -513,7 +513,9 @@ static void test_resume(void)
         CHECK(early && hark_result_prepend(part, early, k0) == 0);
         free(early);
         CHECKF(part && same_result(full, part), "run %zu: joined result differs", k);
-        for (int i = 0; part && i < hark_result_n_segments(part); i++) CHECK(hark_result_segment(part, i)->id == i);
+        for (int i = 0; part && i < hark_result_n_segments(part); i++)
+            CHECK(hark_result_segment(part, i)->id == i &&
+                  hark_result_segment(part, i)->language == hark_result_language(part));
         if (part && runs[k].words) {
             const struct hark_segment *a = hark_result_segment(full, 0), *b = hark_result_segment(part, 0);
             CHECK(a->n_words == b->n_words && a->words != b->words && a->n_words > 0 &&

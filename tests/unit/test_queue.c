@@ -107,11 +107,12 @@ static void put_u16(FILE *f, unsigned v)
     fwrite(b, 1, 2, f);
 }
 
-/* A 16 kHz 16-bit mono WAV of n samples of silence. */
-static int write_silence(const char *path, uint32_t n)
+/* A 16 kHz 16-bit mono WAV of n samples of pcm, `times` times over, or of
+ * silence when pcm is NULL. */
+static int write_wav(const char *path, const float *pcm, uint32_t n, int times)
 {
     FILE *f = fopen(path, "wb");
-    uint32_t bytes = n * 2;
+    uint32_t bytes = n * 2 * (uint32_t)times;
     if (!f) return -1;
     fwrite("RIFF", 1, 4, f);
     put_u32(f, 36 + bytes);
@@ -125,9 +126,16 @@ static int write_silence(const char *path, uint32_t n)
     put_u16(f, 16);    /* bits per sample */
     fwrite("data", 1, 4, f);
     put_u32(f, bytes);
-    for (uint32_t i = 0; i < n; i++) put_u16(f, 0);
+    for (int k = 0; k < times; k++) {
+        for (uint32_t i = 0; i < n; i++) {
+            float v = pcm ? pcm[i] * 32767.0f : 0.0f;
+            put_u16(f, (unsigned)(uint16_t)(int16_t)(v > 32767.0f ? 32767 : v < -32768.0f ? -32768 : (int)v));
+        }
+    }
     return fclose(f) == 0 ? 0 : -1;
 }
+
+static int write_silence(const char *path, uint32_t n) { return write_wav(path, NULL, n, 1); }
 
 static struct store *open_store(const char *name)
 {
@@ -718,6 +726,101 @@ out:
     store_close(s);
 }
 
+/* A kept segment as the worker stores it, with the given text and times
+ * and two tokens (a timestamp and one text token). */
+static void put_kept(struct store *s, int64_t id, int seq, double window_s, const char *text, double t0, double t1)
+{
+    char data[512];
+    snprintf(data, sizeof data,
+             "{\"seek\":%d,\"start\":%.2f,\"end\":%.2f,\"text\":\"%s\",\"temperature\":0,"
+             "\"avg_logprob\":-0.5,\"compression_ratio\":1.25,\"no_speech_prob\":0.125,"
+             "\"tokens\":[[50364,\"\",1,0,%.2f,%.2f,-1],[1234,\"206b\",0.5,-0.75,%.2f,%.2f,-1]],\"words\":[]}",
+             (int)(window_s * 100 + 0.5), t0, t1, text, t0, t0, t0, t1);
+    struct store_job_segment g = {seq, window_s, "en", data};
+    int rc = store_job_segment_put(s, id, "gone:1", &g);
+    CHECKF(rc == 0, "store_job_segment_put %d: %d %s", seq, rc, store_error(s));
+}
+
+/* A job cut short (its process died) runs again from the last window its
+ * run was decoding: the segments of the windows before are kept as they
+ * were stored, the rest is decoded again from that window's start, and
+ * every segment of the new run is stored as it is decoded. Kept segments
+ * that cannot be read back make it start over. */
+static void test_resume(void)
+{
+    struct store *s = open_store("resume.db");
+    struct store_upload u, v;
+    struct store_job job;
+    struct queue *q = NULL;
+    char wav[PATH_MAX];
+    if (!s) return;
+    snprintf(wav, sizeof wav, "%s/jfk2.wav", t_tmpdir());
+    CHECK(write_wav(wav, jfk_pcm, (uint32_t)jfk_n, 2) == 0);
+    int64_t id = add_job(s, wav, "jfk2.wav", MODEL, &u);
+    int64_t id2 = add_job(s, t_shared("media", "jfk.mp4"), "jfk.mp4", MODEL, &v);
+    /* A worker that died: two segments of the first window, one of the
+     * window from 9.5 s, which it was decoding. */
+    CHECK(store_job_claim(s, "gone:1", &job) == 0 && job.id == id);
+    put_kept(s, id, 0, 0.0, " kept zero", 0.5, 4.0);
+    put_kept(s, id, 1, 0.0, " kept one", 4.0, 9.5);
+    put_kept(s, id, 2, 9.5, " cut short", 10.0, 12.0);
+    /* The other's kept segment is not one. */
+    CHECK(store_job_claim(s, "gone:1", &job) == 0 && job.id == id2);
+    struct store_job_segment bad = {0, 0.0, "en", "{\"text\":\" unreadable\"}"};
+    CHECK(store_job_segment_put(s, id2, "gone:1", &bad) == 0);
+    put_kept(s, id2, 1, 5.0, " later", 5.0, 6.0);
+    q = start(s, 1); /* puts both back in the queue, as after a crash */
+    if (!q || !id || !id2) goto out;
+    CHECK(queue_wait(q, id, 300000) == 0 && queue_wait(q, id2, 300000) == 0);
+    CHECK(store_job_get(s, id, &job) == 0 && strcmp(job.state, STORE_DONE) == 0 && job.attempts == 2);
+
+    json_t *root = json_load_file(result_path(&u, "results.json"), 0, NULL);
+    json_t *segs = json_object_get(root, "segments");
+    size_t n = json_array_size(segs);
+    CHECKF(n >= 3, "%zu segments", n);
+    CHECKF(!strcmp(seg_text(segs, 0), " kept zero") && !strcmp(seg_text(segs, 1), " kept one"), "\"%s\" \"%s\"",
+           seg_text(segs, 0), seg_text(segs, 1));
+    json_t *s1 = json_array_get(segs, 1);
+    CHECK(json_number_value(json_object_get(s1, "start")) == 4.0 && json_number_value(json_object_get(s1, "end")) == 9.5);
+    CHECK(json_integer_value(json_array_get(json_object_get(s1, "tokens"), 1)) == 1234);
+    CHECK(json_integer_value(json_object_get(s1, "id")) == 1);
+    for (size_t i = 2; i < n; i++) {
+        json_t *g = json_array_get(segs, i);
+        CHECKF(strcmp(seg_text(segs, i), " cut short") != 0, "segment %zu was not decoded again", i);
+        CHECKF(json_number_value(json_object_get(g, "start")) >= 9.5, "segment %zu starts at %g", i,
+               json_number_value(json_object_get(g, "start")));
+        CHECK(json_integer_value(json_object_get(g, "id")) == (json_int_t)i);
+    }
+    /* The store holds each segment of the result as the result has it. */
+    struct store_job_segment *rows = NULL;
+    int nr = 0;
+    CHECK(store_job_segments(s, id, -1, 100, &rows, &nr) == 0);
+    CHECKF((size_t)nr == n, "%d kept segments for %zu in the result", nr, n);
+    for (int i = 0; i < nr && (size_t)i < n; i++) {
+        json_t *e = queue_segment_event(rows[i].data, rows[i].seq);
+        json_t *g = json_array_get(segs, (size_t)i);
+        CHECKF(e && rows[i].seq == i && !strcmp(json_string_value(json_object_get(e, "text")), seg_text(segs, i)) &&
+                   json_number_value(json_object_get(e, "end")) == json_number_value(json_object_get(g, "end")),
+               "kept segment %d", i);
+        json_decref(e);
+    }
+    CHECK(nr < 3 || rows[2].window_s >= 9.5);
+    store_job_segments_free(rows, nr);
+    json_decref(root);
+
+    /* Unreadable: started over, none of the earlier text kept. */
+    CHECK(store_job_get(s, id2, &job) == 0 && strcmp(job.state, STORE_DONE) == 0);
+    int n2 = 0;
+    char *text = json_segments(&v, &n2);
+    CHECKF(text && n2 > 0 && !strstr(text, "unreadable") && !strstr(text, "later"), "jfk.mp4: %s", text);
+    free(text);
+    CHECK(store_job_segments(s, id2, -1, 100, &rows, &nr) == 0 && nr == n2);
+    store_job_segments_free(rows, nr);
+out:
+    queue_stop(q);
+    store_close(s);
+}
+
 /* Leases: a run of several leases (300 ms) is kept by its heartbeats and
  * finishes once; a job taken from the worker (released under its name and
  * claimed by another, as after an expiry) stops at the worker's next
@@ -910,6 +1013,7 @@ int main(int argc, char **argv)
     t_run("failures", test_failures);
     t_run("transcribe", test_transcribe);
     t_run("stop_restart", test_stop_restart);
+    t_run("resume", test_resume);
     t_run("lease", test_lease);
     t_run("no_workers", test_no_workers);
     free(jfk_pcm);
