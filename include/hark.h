@@ -219,6 +219,13 @@ struct hark_segment;
  * hark_transcribe. */
 typedef int (*hark_segment_fn)(void *user, const struct hark_segment *segment, int index);
 
+/* Window callback: after each window, once its segments went to the
+ * segment callback. n_segments segments are final, and the next window
+ * begins at next_s on the audio's timeline: a run begun there (start_s),
+ * with those segments put in front (hark_result_prepend), goes on where
+ * this one is. Return nonzero to cancel. */
+typedef int (*hark_window_fn)(void *user, double next_s, int n_segments);
+
 struct hark_options {
     const char *language;       /* "en", "de", ... or "auto"/NULL: detect (multilingual models) */
     enum hark_task task;
@@ -246,6 +253,8 @@ struct hark_options {
     void *progress_user;
     hark_segment_fn on_segment; /* may be NULL */
     void *segment_user;
+    hark_window_fn on_window;   /* may be NULL */
+    void *window_user;
     /* Speech detection: with a VAD model, only the speech it finds is
      * transcribed, and every time in the result is on the original audio's
      * timeline. NULL (the default): the whole audio. */

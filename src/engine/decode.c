@@ -764,6 +764,14 @@ static int emit_segments(struct dctx *c, const struct hark_result *r, int first)
     return 0;
 }
 
+/* Tells the window callback that every segment so far is final and where
+ * the next window begins; a nonzero answer cancels. */
+static int report_window(struct dctx *c, const struct hark_result *r, int next)
+{
+    if (!c->opt->on_window) return 0;
+    return c->opt->on_window(c->opt->window_user, next / 100.0, r->n_segments) ? HARK_ECANCELED : 0;
+}
+
 static int report_progress(struct dctx *c, int seek, int total)
 {
     if (!c->opt->progress) return 0;
@@ -835,6 +843,8 @@ static int loop_wcpp(struct dctx *c, struct hark_result *r, int seek_end)
             c->hooks->window_end(c->hooks->user, window, seek, s, wo->result_len, wo->seek_delta, next);
         seek = next;
         window++;
+        rc = report_window(c, r, seek);
+        if (rc) goto fail;
         rc = report_progress(c, seek, seek_end);
         if (rc) goto fail;
     }
@@ -898,6 +908,8 @@ static int loop_openai(struct dctx *c, struct hark_result *r, int content, doubl
             c->hooks->window_end(c->hooks->user, window, seek, s, s->n, next - seek, next);
         seek = next;
         window++;
+        rc = report_window(c, r, seek);
+        if (rc) goto fail;
         rc = report_progress(c, seek, content);
         if (rc) goto fail;
     }

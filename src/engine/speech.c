@@ -493,6 +493,15 @@ static int relay_segment(void *user, const struct hark_segment *seg, int index)
     return rc;
 }
 
+/* The next window's start, on the original timeline: where a resumed run
+ * (start_s) leaves out the speech before. */
+static int relay_window(void *user, double next_s, int n_segments)
+{
+    const struct segment_relay *sr = user;
+    double at = speech_map_time(sr->map, to_cs(next_s), -1, 0) / 100.0;
+    return sr->opt->on_window(sr->opt->window_user, at, n_segments);
+}
+
 struct vad_cancel {
     const struct hark_options *opt;
 };
@@ -559,6 +568,10 @@ int speech_transcribe(struct hark_state *st, const float *pcm, size_t n_samples,
         if (opt->on_segment) {
             o.on_segment = relay_segment;
             o.segment_user = &relay;
+        }
+        if (opt->on_window) {
+            o.on_window = relay_window;
+            o.window_user = &relay;
         }
         rc = decode_run(st, joined, n_joined, &o, hooks, &r, err, errlen);
         if (rc) goto out;

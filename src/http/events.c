@@ -107,6 +107,17 @@ int sse_send(struct sse *s, const char *id, const char *event, json_t *data)
     return rc;
 }
 
+int sse_retry(struct sse *s, int ms)
+{
+    char line[32];
+    int n = snprintf(line, sizeof line, "retry: %d\n\n", ms);
+    pthread_mutex_lock(&s->mu);
+    int rc = put(s, line, (size_t)n) ? HARK_ENOMEM : 0;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 int sse_gone(struct sse *s)
 {
     pthread_mutex_lock(&s->mu);

@@ -179,6 +179,10 @@ struct sse *sse_new(atomic_int *stopping);
  * HARK_ECANCELED once the client is gone, or HARK_ENOMEM. */
 int sse_send(struct sse *s, const char *id, const char *event, json_t *data);
 
+/* Queues a "retry:" line: how many milliseconds a client that lost the
+ * stream waits before it connects again. */
+int sse_retry(struct sse *s, int ms);
+
 /* 1 once nobody reads the stream any more. */
 int sse_gone(struct sse *s);
 

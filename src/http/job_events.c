@@ -6,8 +6,8 @@
  *   progress  {"job", "state", "percent", "audio_seconds", "queue_position"
  *              while queued}, whenever the state or the percentage moves
  *   segment   id: the segment's place (0, 1, ...); {"index", "start",
- *              "end", "text", "words" with word timestamps}, each segment
- *              as soon as its worker has decoded and stored it
+ *              "end", "text", "decoded_at", "words" with word timestamps},
+ *              each segment as soon as its worker has decoded and stored it
  *   done      id: "end"; {"job", "upload_id", "segments", "language"}
  *   failed    id: "end"; {"job", "error"}
  *   canceled  id: "end"; {"job"} (also when the upload was deleted)
@@ -19,7 +19,8 @@
  * a browser's EventSource to stop. The stream is pulled (events.c): the
  * connection's thread asks the store for what is new whenever this
  * process's queue reports a change, and at least every POLL_MS for jobs
- * that other processes run.
+ * that other processes run. The stream begins with "retry: 1000": a
+ * client that loses it (a restarted server) tries again after a second.
  */
 #include <math.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
 #include "store.h"
 
 #define POLL_MS 250
+#define RETRY_MS 1000 /* a client that lost the stream connects again this soon */
 #define SEGMENTS_PER_FILL 64
 #define DECODE_SHARE 10.0 /* the queue's share of progress for decoding the media */
 
@@ -46,6 +48,7 @@ struct job_watch {
     double percent;           /* the percentage last sent */
     uint64_t seen;            /* the queue's change count last seen */
     int sent_progress;
+    int started;              /* the retry line went out */
 };
 
 static int fill(void *user, struct sse *s)
@@ -54,6 +57,10 @@ static int fill(void *user, struct sse *s)
     struct store *st = jw->srv->store;
     struct store_job job;
     char id[24];
+    if (!jw->started) {
+        sse_retry(s, RETRY_MS);
+        jw->started = 1;
+    }
     /* The state first: when it has ended, every segment was stored
      * before, and the segments read below are all of them. */
     int rc = store_job_get(st, jw->job_id, &job);

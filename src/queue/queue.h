@@ -212,7 +212,8 @@ int queue_transcribe(struct queue *q, const char *model, const float *pcm, size_
 void queue_stats(struct queue *q, struct queue_stats *out);
 
 /* A kept segment of a job (store_job_segments' data, its place seq) as a
- * client sees it: {"index", "start", "end", "text"} and, with word
+ * client sees it: {"index", "start", "end", "text", "decoded_at" (when
+ * its worker stored it, in the store's time format)} and, with word
  * timestamps, "words" ({"word", "start", "end", "probability"}, as in
  * results.json). NULL when data cannot be read or out of memory. */
 struct json_t *queue_segment_event(const char *data, int seq);

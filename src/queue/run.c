@@ -93,7 +93,9 @@ static int on_progress(void *user, float fraction)
 static int on_job_segment(void *user, const struct hark_segment *seg, int index)
 {
     struct run_ctx *ctx = user;
-    char *data = run_segment_encode(seg);
+    char now[32];
+    store_now(now);
+    char *data = run_segment_encode(seg, now);
     if (!data) return 0;
     struct store_job_segment g = {ctx->seg_base + index, seg->seek / 100.0, "", data};
     snprintf(g.language, sizeof g.language, "%s", seg->language ? seg->language : "");
@@ -107,9 +109,21 @@ static int on_job_segment(void *user, const struct hark_segment *seg, int index)
     return 0;
 }
 
-/* What a job's earlier runs finished, for the run that resumes it: the
- * segments of every window before the last one kept (that one may have
- * been cut short, so it is decoded again), and where that window began. */
+/* The window callback of a job: where it would resume if cut short now. */
+static int on_job_window(void *user, double next_s, int n_segments)
+{
+    struct run_ctx *ctx = user;
+    if (store_job_checkpoint(ctx->q->store, ctx->job_id, ctx->w->name, next_s, ctx->seg_base + n_segments) ==
+        HARK_ESTALE) {
+        ctx->gone = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* What a job's earlier runs finished, for the run that resumes it (the
+ * job's checkpoint): its final segments, read back from the store, and
+ * where the window after them begins. */
 struct resume {
     struct hark_segment *segs;
     int n;
@@ -129,45 +143,28 @@ static void resume_free(struct resume *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Reads the job's kept segments into r and drops those of the last
- * window from the store. A job with none, or whose segments cannot be
- * read back, starts from the beginning (with none kept). */
-static int resume_load(struct queue *q, int64_t job_id, struct resume *r)
+/* Reads the job's final segments into r and drops the rest from the
+ * store. A job whose final segments cannot all be read back starts from
+ * the beginning (with none kept). */
+static int resume_load(struct queue *q, const struct store_job *job, struct resume *r)
 {
     memset(r, 0, sizeof *r);
-    struct store_job_segment *all = NULL;
-    int n = 0, rc = 0;
-    for (;;) {
+    int want = job->resume_segments, rc = 0;
+    r->segs = want > 0 ? calloc((size_t)want, sizeof *r->segs) : NULL;
+    if (want > 0 && !r->segs) rc = HARK_ENOMEM;
+    while (rc == 0 && r->n < want) {
         struct store_job_segment *page = NULL;
         int got = 0;
-        rc = store_job_segments(q->store, job_id, n ? all[n - 1].seq : -1, RESUME_PAGE, &page, &got);
-        if (rc < 0) break;
-        struct store_job_segment *grown = got ? realloc(all, (size_t)(n + got) * sizeof *all) : all;
-        if (got && !grown) {
-            store_job_segments_free(page, got);
-            rc = HARK_ENOMEM;
-            break;
+        rc = store_job_segments(q->store, job->id, r->n - 1, RESUME_PAGE, &page, &got);
+        if (rc == 0 && got == 0) rc = HARK_EFORMAT; /* fewer than the checkpoint counted */
+        for (int i = 0; rc == 0 && i < got && r->n < want; i++) {
+            if (page[i].seq != r->n) rc = HARK_EFORMAT;
+            else if ((rc = run_segment_decode(page[i].data, &r->segs[r->n])) == 0) r->n++;
+            if (rc == 0 && r->n == 1) snprintf(r->language, sizeof r->language, "%s", page[i].language);
         }
-        all = grown;
-        if (got) memcpy(all + n, page, (size_t)got * sizeof *all);
-        free(page);
-        n += got;
-        if (got < RESUME_PAGE) break;
+        store_job_segments_free(page, got);
     }
-    if (rc == 0 && n > 0) {
-        /* The rows in place from the first, less the last window among
-         * them. */
-        int keep = 0;
-        while (keep < n && all[keep].seq == keep) keep++;
-        double from = keep > 0 ? all[keep - 1].window_s : 0.0;
-        while (keep > 0 && all[keep - 1].window_s >= from) keep--;
-        r->segs = keep ? calloc((size_t)keep, sizeof *r->segs) : NULL;
-        if (keep && !r->segs) rc = HARK_ENOMEM;
-        for (int i = 0; rc == 0 && i < keep; i++, r->n++)
-            if ((rc = run_segment_decode(all[i].data, &r->segs[i])) < 0) break;
-        r->start_s = from;
-        snprintf(r->language, sizeof r->language, "%s", all[0].language);
-    }
+    if (rc == 0) r->start_s = job->resume_s;
     size_t text = 0;
     for (int i = 0; rc == 0 && i < r->n; i++) text += strlen(r->segs[i].text);
     if (rc == 0 && text > 0 && (r->prompt = malloc(RESUME_PROMPT_BYTES + 1))) {
@@ -184,10 +181,9 @@ static int resume_load(struct queue *q, int64_t job_id, struct resume *r)
         while (skip < len && ((unsigned char)r->prompt[skip] & 0xc0) == 0x80) skip++;
         memmove(r->prompt, r->prompt + skip, len - skip + 1);
     }
-    store_job_segments_free(all, n);
     if (rc < 0) resume_free(r);
     /* What is not kept is decoded again: its rows go. */
-    int trim = store_job_segments_trim(q->store, job_id, r->n);
+    int trim = store_job_segments_trim(q->store, job->id, r->n);
     return rc < 0 ? rc : trim;
 }
 
@@ -440,7 +436,7 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
     }
     /* A job run before (cut short by a crash or a stop) goes on from the
      * last window its earlier runs were decoding. */
-    if (job->attempts > 1 && (rc = resume_load(q, job->id, &rs)) < 0)
+    if (job->attempts > 1 && (rc = resume_load(q, job, &rs)) < 0)
         fprintf(stderr, "hark: job %lld: its earlier run's segments cannot be read (%s); it starts over\n",
                 (long long)job->id, rc == HARK_EFORMAT ? "not a segment" : store_error(q->store));
     if (rs.n > 0 || rs.start_s > 0.0) {
@@ -453,6 +449,8 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
     }
     opt.on_segment = on_job_segment;
     opt.segment_user = &ctx;
+    opt.on_window = on_job_window;
+    opt.window_user = &ctx;
     rc = hark_transcribe(state, pcm, n_samples, &opt, &res, err, sizeof err);
     time_s = run_now() - t0;
     if (rc == 0 && rs.n > 0 && hark_result_prepend(res, rs.segs, rs.n) < 0) {

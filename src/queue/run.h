@@ -109,9 +109,9 @@ void run_request(struct queue *q, struct worker *w, struct request *r);
 
 /* ---- segments.c: a job's segments as the store keeps them. */
 
-/* The segment as stored (a malloc'ed JSON text), or NULL when out of
- * memory. */
-char *run_segment_encode(const struct hark_segment *seg);
+/* The segment as stored (a malloc'ed JSON text), with the time it was
+ * decoded when decoded_at is not NULL, or NULL when out of memory. */
+char *run_segment_encode(const struct hark_segment *seg, const char *decoded_at);
 
 /* A stored segment back into seg, which then owns its text, tokens and
  * words (run_segment_free). HARK_EFORMAT when data is not one. */

@@ -8,7 +8,8 @@
  *    "temperature": 0.0, "avg_logprob": -0.2, "compression_ratio": 1.1,
  *    "no_speech_prob": 0.01,
  *    "tokens": [[id, "bytes in hex", p, logprob, t0, t1, t_dtw], ...],
- *    "words": [["text", start, end, p, i0, i1], ...]}
+ *    "words": [["text", start, end, p, i0, i1], ...],
+ *    "decoded_at": "2026-12-07T13:42:50.583Z"}
  *
  * A token's bytes may be part of a character, which a JSON string cannot
  * hold, hence hex. Numbers are written with 17 digits: they read back to
@@ -58,7 +59,7 @@ static char *from_hex(const char *hex)
     return out;
 }
 
-char *run_segment_encode(const struct hark_segment *seg)
+char *run_segment_encode(const struct hark_segment *seg, const char *decoded_at)
 {
     json_t *tokens = json_array(), *words = json_array();
     for (int i = 0; tokens && i < seg->n_tokens; i++) {
@@ -90,6 +91,7 @@ char *run_segment_encode(const struct hark_segment *seg)
         json_decref(words);
         return NULL;
     }
+    if (decoded_at) json_object_set_new(o, "decoded_at", json_string(decoded_at));
     char *text = json_dumps(o, JSON_COMPACT | REAL_DIGITS);
     json_decref(o);
     return text;
@@ -170,6 +172,8 @@ json_t *queue_segment_event(const char *data, int seq)
     json_t *o = json_loads(data, 0, NULL), *words = json_object_get(o, "words");
     json_t *out = json_pack("{s:i s:O? s:O? s:O?}", "index", seq, "start", json_object_get(o, "start"), "end",
                             json_object_get(o, "end"), "text", json_object_get(o, "text"));
+    json_t *at = json_object_get(o, "decoded_at");
+    if (out && at) json_object_set(out, "decoded_at", at);
     if (out && json_array_size(words) > 0) {
         json_t *list = json_array();
         size_t i;

@@ -76,6 +76,7 @@ struct store_backend {
     int (*job_segments)(struct store *s, int64_t id, int after, int limit, struct store_job_segment **rows,
                         int *n);
     int (*job_segments_trim)(struct store *s, int64_t id, int from);
+    int (*job_checkpoint)(struct store *s, int64_t id, const char *worker, double resume_s, int n_segments);
 };
 
 extern const struct store_backend store_sqlite_backend;

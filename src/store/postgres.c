@@ -184,7 +184,9 @@ static const char *const migrations[] = {
     " window_s DOUBLE PRECISION NOT NULL,"
     " language TEXT NOT NULL DEFAULT '',"
     " data TEXT NOT NULL,"
-    " PRIMARY KEY (job_id, seq));",
+    " PRIMARY KEY (job_id, seq));"
+    "ALTER TABLE jobs ADD COLUMN resume_s DOUBLE PRECISION NOT NULL DEFAULT 0,"
+    " ADD COLUMN resume_segments INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -208,7 +210,7 @@ static const char *const migrations[] = {
 
 #define JOB_COLS                                                                   \
     "id, upload_id, model, language, task, state, progress, attempts, created,"    \
-    " started, finished, worker, error, lease_until, options"
+    " started, finished, worker, error, lease_until, options, resume_s, resume_segments"
 
 /* A time in the store's format, now by the server's clock, and the end of
  * a lease of $N milliseconds from now: every machine's workers compare
@@ -352,6 +354,9 @@ static const char sql_job_segments[] =
     " WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 
 static const char sql_job_segments_trim[] = "DELETE FROM job_segments WHERE job_id = $1 AND seq >= $2";
+
+static const char sql_job_checkpoint[] =
+    "UPDATE jobs SET resume_s = $2, resume_segments = $3 WHERE id = $1 AND state = 'running' AND worker = $4";
 
 static const char sql_job_fail[] =
     "UPDATE jobs SET state = 'failed', error = $2, finished = $3, lease_until = ''"
@@ -641,7 +646,7 @@ static void read_upload(const PGresult *r, int row, int c0, struct store_upload 
         store_copy(u->error, sizeof u->error, val(r, row, c0 + 15));
 }
 
-/* Fills a job from columns 0..14 (JOB_COLS) of a row. */
+/* Fills a job from columns 0..16 (JOB_COLS) of a row. */
 static void read_job(const PGresult *r, int row, struct store_job *j)
 {
     memset(j, 0, sizeof *j);
@@ -660,6 +665,8 @@ static void read_job(const PGresult *r, int row, struct store_job *j)
     store_copy(j->error, sizeof j->error, val(r, row, 12));
     store_copy(j->lease_until, sizeof j->lease_until, val(r, row, 13));
     store_copy(j->options, sizeof j->options, val(r, row, 14));
+    j->resume_s = val_f64(r, row, 15);
+    j->resume_segments = (int)val_i64(r, row, 16);
 }
 
 /* Runs a query for at most one upload with n parameters: 0 and *out (when
@@ -1591,6 +1598,16 @@ static int pg_job_segments(struct store *s, int64_t id, int after, int limit, st
     return 0;
 }
 
+static int pg_job_checkpoint(struct store *s, int64_t id, const char *worker, double resume_s, int n_segments)
+{
+    char key[24], at[32], n[16];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    snprintf(at, sizeof at, "%.17g", resume_s);
+    snprintf(n, sizeof n, "%d", n_segments);
+    const char *params[4] = {key, at, n, worker};
+    return update_running(from_store(s), sql_job_checkpoint, 4, params, "store_job_checkpoint", id);
+}
+
 static int pg_job_segments_trim(struct store *s, int64_t id, int from)
 {
     char key[24], seq[16];
@@ -1636,4 +1653,5 @@ const struct store_backend store_postgres_backend = {
     .job_segment_put = pg_job_segment_put,
     .job_segments = pg_job_segments,
     .job_segments_trim = pg_job_segments_trim,
+    .job_checkpoint = pg_job_checkpoint,
 };

@@ -175,7 +175,11 @@ static const char *const migrations[] = {
     " window_s REAL NOT NULL,"
     " language TEXT NOT NULL DEFAULT '',"
     " data TEXT NOT NULL,"
-    " PRIMARY KEY (job_id, seq)) WITHOUT ROWID;",
+    " PRIMARY KEY (job_id, seq)) WITHOUT ROWID;"
+    /* ... and where a run cut short resumes: the start of the window after
+     * the last one finished, and the segments final by then. */
+    "ALTER TABLE jobs ADD COLUMN resume_s REAL NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN resume_segments INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -196,7 +200,7 @@ static const char *const migrations[] = {
 
 #define JOB_COLS                                                                   \
     "id, upload_id, model, language, task, state, progress, attempts, created,"    \
-    " started, finished, worker, error, lease_until, options"
+    " started, finished, worker, error, lease_until, options, resume_s, resume_segments"
 
 #define KEY_COLS "name, created, admin, revoked"
 
@@ -295,7 +299,9 @@ static const char *const migrations[] = {
                    " language = excluded.language, data = excluded.data")                   \
     X(JOB_SEGS, "SELECT seq, window_s, language, data FROM job_segments"                    \
                 " WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")                    \
-    X(JOB_SEGS_TRIM, "DELETE FROM job_segments WHERE job_id = ?1 AND seq >= ?2")
+    X(JOB_SEGS_TRIM, "DELETE FROM job_segments WHERE job_id = ?1 AND seq >= ?2")                 \
+    X(JOB_CHECKPOINT, "UPDATE jobs SET resume_s = ?2, resume_segments = ?3"                  \
+                      " WHERE id = ?1 AND state = 'running' AND worker = ?4")
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,
@@ -499,6 +505,8 @@ static void read_job(sqlite3_stmt *q, struct store_job *j)
     col_str(j->error, sizeof j->error, q, 12);
     col_str(j->lease_until, sizeof j->lease_until, q, 13);
     col_str(j->options, sizeof j->options, q, 14);
+    j->resume_s = sqlite3_column_double(q, 15);
+    j->resume_segments = sqlite3_column_int(q, 16);
 }
 
 /* Runs a query that returns at most one upload row, keyed by ?1 and, when
@@ -1638,6 +1646,24 @@ static int sqlite_job_segments(struct store *s, int64_t id, int after, int limit
     return rc;
 }
 
+static int sqlite_job_checkpoint(struct store *s, int64_t id, const char *worker, double resume_s, int n_segments)
+{
+    static const char op[] = "store_job_checkpoint";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_JOB_CHECKPOINT, op, &rc);
+    if (q) {
+        sqlite3_bind_int64(q, 1, id);
+        sqlite3_bind_double(q, 2, resume_s);
+        sqlite3_bind_int(q, 3, n_segments);
+        bind_str(q, 4, worker, NO_LIMIT);
+        rc = update_running(c, q, op, id);
+    }
+    return write_end(st, op, rc);
+}
+
 static int sqlite_job_segments_trim(struct store *s, int64_t id, int from)
 {
     static const char op[] = "store_job_segments_trim";
@@ -1689,4 +1715,5 @@ const struct store_backend store_sqlite_backend = {
     .job_segment_put = sqlite_job_segment_put,
     .job_segments = sqlite_job_segments,
     .job_segments_trim = sqlite_job_segments_trim,
+    .job_checkpoint = sqlite_job_checkpoint,
 };

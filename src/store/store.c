@@ -276,6 +276,14 @@ int store_job_segments_trim(struct store *s, int64_t id, int from)
     return s->ops->job_segments_trim(s, id, from < 0 ? 0 : from);
 }
 
+int store_job_checkpoint(struct store *s, int64_t id, const char *worker, double resume_s, int n_segments)
+{
+    NEED_HANDLE(s, "store_job_checkpoint");
+    if (!(resume_s >= 0.0) || n_segments < 0)
+        return bad_args("store_job_checkpoint", "a resume point before the start");
+    return s->ops->job_checkpoint(s, id, worker ? worker : "", resume_s, n_segments);
+}
+
 /* ------------------------------------------------------------- search */
 
 /* A search query taken apart: terms, each a word or a quoted phrase (its

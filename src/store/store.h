@@ -103,6 +103,11 @@ struct store_job {
     char lease_until[32];   /* while running: when the claim lapses unless renewed, by the
                              * database's clock; "" otherwise */
     char options[512];      /* the job's own settings (JSON object) or "" */
+    /* Where a run cut short resumes (store_job_checkpoint): the time the
+     * next window begins at, and the segments final before it; 0, 0 for
+     * the beginning. */
+    double resume_s;
+    int resume_segments;
 };
 
 /* An API key as listed: never the key, nor its hash. */
@@ -271,6 +276,12 @@ void store_job_segments_free(struct store_job_segment *rows, int n);
 /* Drops the job's kept segments from seq `from` on (a run that resumes
  * redoes their window). */
 int store_job_segments_trim(struct store *s, int64_t id, int from);
+
+/* Records where worker's running job would resume if its run were cut
+ * short now: every window before resume_s is finished, and its first
+ * n_segments segments are final. Kept across claims (a new job starts at
+ * 0, 0). HARK_ESTALE if the job is not worker's running job. */
+int store_job_checkpoint(struct store *s, int64_t id, const char *worker, double resume_s, int n_segments);
 
 /* Completes worker's running job, once: the job becomes done (progress 100,
  * finished set), its upload gets model_ran = 1, model_date = now, model,

@@ -13,8 +13,9 @@
 # decoder's bytes per token against its read bandwidth, and whisper.cpp's
 # figures on the same files when WHISPER_CPP_BENCH names its whisper-bench
 # (tests/bench/table.sh). Then speech detection's figures (`hark bench vad`), the HTTP service's
-# (tests/bench/api.sh) and the job queue's on SQLite and PostgreSQL
-# (tests/bench/queue.sh).
+# (tests/bench/api.sh), the job queue's on SQLite and PostgreSQL
+# (tests/bench/queue.sh), the search index's (tests/bench/search.sh) and
+# how soon a job's events reach a client (tests/bench/events.sh).
 #
 # Environment:
 #   BENCH_MODELS   shapes to run (default: "tiny base small large-v3")
@@ -106,6 +107,7 @@ echo
 "$(dirname "$0")/api.sh"
 "$(dirname "$0")/queue.sh"
 "$(dirname "$0")/search.sh"
+"$(dirname "$0")/events.sh"
 echo
 echo "bench finished in $(( $(date +%s) - start )) s"
 exit 0

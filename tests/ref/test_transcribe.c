@@ -454,11 +454,47 @@ done:
     hark_model_free(m);
 }
 
-/* A run begun at the seek of a full run's window (start_s), without
- * conditioning on earlier text, gives the full run's segments from that
- * window on, tokens and words included; hark_result_prepend joins the
- * earlier ones back into the full result. With speech detection nothing
- * before start_s is transcribed and the speech found is still all listed. */
+/* What the window callback said: where each next window begins and how
+ * many segments were final then. */
+struct window_log {
+    int n;
+    double next_s[64];
+    int n_segments[64];
+};
+
+static int log_window(void *user, double next_s, int n_segments)
+{
+    struct window_log *g = user;
+    if (g->n < 64) {
+        g->next_s[g->n] = next_s;
+        g->n_segments[g->n] = n_segments;
+    }
+    g->n++;
+    return 0;
+}
+
+/* The window calls: in order, their counts growing to the result's. */
+static void check_windows(const struct window_log *g, const hark_result *r, const char *what)
+{
+    int n = hark_result_n_segments(r);
+    CHECKF(g->n > 0 && g->n <= 64 && g->n_segments[g->n - 1] == n, "%s: %d window calls, the last with %d of %d", what,
+           g->n, g->n ? g->n_segments[g->n - 1] : -1, n);
+    for (int i = 1; i < g->n && i < 64; i++)
+        CHECKF(g->next_s[i] > g->next_s[i - 1] && g->n_segments[i] >= g->n_segments[i - 1],
+               "%s: window %d at %.2f s after %.2f s", what, i, g->next_s[i], g->next_s[i - 1]);
+    for (int i = 0; i < g->n && i < 64; i++) {
+        int k = g->n_segments[i];
+        /* Each segment final by then began before that window. */
+        CHECKF(k == 0 || hark_result_segment(r, k - 1)->start_s < g->next_s[i] + 1e-9, "%s: window %d", what, i);
+    }
+}
+
+/* A run begun where the window callback said a full run's next window
+ * begins (start_s), without conditioning on earlier text, gives the full
+ * run's segments from that window on, tokens and words included;
+ * hark_result_prepend joins the earlier ones back into the full result.
+ * With speech detection nothing before start_s is transcribed and the
+ * speech found is still all listed. */
 static void test_resume(void)
 {
     hark_state *st = NULL;
@@ -480,16 +516,22 @@ static void test_resume(void)
         o.decoder = runs[k].wcpp ? HARK_DECODER_WHISPER_CPP : HARK_DECODER_OPENAI;
         o.word_timestamps = runs[k].words;
         hark_result *full = NULL, *part = NULL;
+        struct window_log wl = {0};
+        o.on_window = log_window;
+        o.window_user = &wl;
         int rc = hark_transcribe(st, pcm, n, &o, &full, err, sizeof(err));
         CHECKF(rc == 0, "run %zu: %s", k, err);
-        int nf = full ? hark_result_n_segments(full) : 0, k0 = 0;
-        while (k0 < nf && hark_result_segment(full, k0)->seek == 0) k0++;
-        CHECKF(k0 > 0 && k0 < nf, "run %zu: %d segments, %d in the first window", k, nf, k0);
-        if (k0 == 0 || k0 >= nf) {
+        if (full) check_windows(&wl, full, runs[k].wcpp ? "whisper.cpp" : "openai");
+        o.on_window = NULL;
+        int nf = full ? hark_result_n_segments(full) : 0, k0 = wl.n_segments[0];
+        CHECKF(wl.n > 1 && k0 > 0 && k0 < nf, "run %zu: %d segments, %d in the first of %d windows", k, nf, k0,
+               wl.n);
+        if (wl.n < 2 || k0 == 0 || k0 >= nf) {
             hark_result_free(full);
             continue;
         }
-        o.start_s = hark_result_segment(full, k0)->seek / 100.0;
+        CHECK(hark_result_segment(full, k0)->seek == (int)(wl.next_s[0] * 100.0 + 0.5));
+        o.start_s = wl.next_s[0];
         rc = hark_transcribe(st, pcm, n, &o, &part, err, sizeof(err));
         CHECKF(rc == 0, "run %zu from %.2f s: %s", k, o.start_s, err);
         int np = part ? hark_result_n_segments(part) : 0;
@@ -531,8 +573,13 @@ static void test_resume(void)
     o.no_fallback = 1;
     o.vad = vad;
     hark_result *full = NULL, *part = NULL;
+    struct window_log wl = {0};
+    o.on_window = log_window;
+    o.window_user = &wl;
     int rc = hark_transcribe(st, pcm, n, &o, &full, err, sizeof(err));
     CHECKF(rc == 0, "vad: %s", err);
+    if (full) check_windows(&wl, full, "vad");
+    o.on_window = NULL;
     o.start_s = 12.5;
     rc = hark_transcribe(st, pcm, n, &o, &part, err, sizeof(err));
     CHECKF(rc == 0, "vad from 12.5 s: %s", err);

@@ -741,11 +741,11 @@ static void put_kept(struct store *s, int64_t id, int seq, double window_s, cons
     CHECKF(rc == 0, "store_job_segment_put %d: %d %s", seq, rc, store_error(s));
 }
 
-/* A job cut short (its process died) runs again from the last window its
- * run was decoding: the segments of the windows before are kept as they
+/* A job cut short (its process died) runs again from its checkpoint: the
+ * window after the last one finished. Its final segments are kept as they
  * were stored, the rest is decoded again from that window's start, and
- * every segment of the new run is stored as it is decoded. Kept segments
- * that cannot be read back make it start over. */
+ * every segment and checkpoint of the new run is stored as it comes. Final
+ * segments that cannot be read back make it start over. */
 static void test_resume(void)
 {
     struct store *s = open_store("resume.db");
@@ -764,11 +764,13 @@ static void test_resume(void)
     put_kept(s, id, 0, 0.0, " kept zero", 0.5, 4.0);
     put_kept(s, id, 1, 0.0, " kept one", 4.0, 9.5);
     put_kept(s, id, 2, 9.5, " cut short", 10.0, 12.0);
+    CHECK(store_job_checkpoint(s, id, "gone:1", 9.5, 2) == 0);
     /* The other's kept segment is not one. */
     CHECK(store_job_claim(s, "gone:1", &job) == 0 && job.id == id2);
     struct store_job_segment bad = {0, 0.0, "en", "{\"text\":\" unreadable\"}"};
     CHECK(store_job_segment_put(s, id2, "gone:1", &bad) == 0);
     put_kept(s, id2, 1, 5.0, " later", 5.0, 6.0);
+    CHECK(store_job_checkpoint(s, id2, "gone:1", 5.0, 1) == 0);
     q = start(s, 1); /* puts both back in the queue, as after a crash */
     if (!q || !id || !id2) goto out;
     CHECK(queue_wait(q, id, 300000) == 0 && queue_wait(q, id2, 300000) == 0);
@@ -806,6 +808,8 @@ static void test_resume(void)
     }
     CHECK(nr < 3 || rows[2].window_s >= 9.5);
     store_job_segments_free(rows, nr);
+    /* The run's own checkpoints: the last counts every segment. */
+    CHECK(store_job_get(s, id, &job) == 0 && job.resume_segments == (int)n && job.resume_s > 9.5);
     json_decref(root);
 
     /* Unreadable: started over, none of the earlier text kept. */

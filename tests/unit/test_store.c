@@ -1392,7 +1392,8 @@ static void test_upgrade_v1(void)
     /* Back to version 1: the jobs' segments (6) and the search index (5)
      * go, owners and keys (4), and the content hash is unique again, then
      * leases (2) and options (3). */
-    CHECK(sql_exec(path, "DROP TABLE job_segments") == SQLITE_OK);
+    CHECK(sql_exec(path, "DROP TABLE job_segments; ALTER TABLE jobs DROP COLUMN resume_s;"
+                         " ALTER TABLE jobs DROP COLUMN resume_segments") == SQLITE_OK);
     if (backend == ON_PG)
         CHECK(sql_exec(path, "DROP TABLE transcript_segments; DROP TEXT SEARCH CONFIGURATION hark_search") == 0);
     else
@@ -2221,6 +2222,12 @@ static void test_job_segments(void)
     CHECK(store_job_segments(s, a.id, 6, 3, &rows, &n) == 0 && n == 0 && rows == NULL);
     CHECK(store_job_segments(s, b.id, -1, 3, &rows, &n) == 0 && n == 0);
     CHECK(store_job_segments(s, a.id, -1, 0, &rows, &n) == HARK_EINVAL);
+    /* The checkpoint: only the worker's, kept across a claim. */
+    CHECK(store_job_checkpoint(s, a.id, "w2", 29.5, 4) == HARK_ESTALE);
+    CHECK(store_job_checkpoint(s, a.id, "w1", -1.0, 4) == HARK_EINVAL);
+    CHECK(store_job_checkpoint(s, a.id, "w1", 29.5, 4) == 0);
+    CHECK(store_job_get(s, a.id, &got) == 0 && got.resume_s == 29.5 && got.resume_segments == 4);
+    CHECK(store_job_get(s, b.id, &got) == 0 && got.resume_s == 0.0 && got.resume_segments == 0);
     /* Trimmed from a place on. */
     CHECK(store_job_segments_trim(s, a.id, 4) == 0);
     CHECK(store_job_segments(s, a.id, -1, 100, &rows, &n) == 0 && n == 4 && rows[3].seq == 3);
