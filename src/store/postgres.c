@@ -267,7 +267,7 @@ static const char sql_upload_insert[] =
 static const char sql_upload_delete[] = "DELETE FROM uploads WHERE id = $1";
 
 /* Inserts a job unless the upload has an active one; the new job's
- * columns, its queue place (column 15) and the notification. */
+ * columns, its queue place (column 17) and the notification. */
 static const char sql_job_enqueue[] =
     "WITH ins AS (INSERT INTO jobs (upload_id, model, language, task, state, created, options)"
     " SELECT $1, $2, $3, $4, 'queued', $5, $6 WHERE NOT EXISTS (SELECT 1 FROM jobs"
@@ -1025,7 +1025,7 @@ static int pg_job_enqueue(struct store *s, const char *upload_id, const char *mo
         }
         if (PQntuples(r) == 1) {
             if (out) read_job(r, 0, out);
-            if (position) *position = (int)val_i64(r, 0, 15);
+            if (position) *position = (int)val_i64(r, 0, 17);
             PQclear(r);
             rc = 0;
             break;
