@@ -215,3 +215,91 @@ export const search = (q, offset = 0, limit = 20) =>
   request(`/search?q=${encodeURIComponent(q)}&offset=${offset}&limit=${limit}`, { what: 'The search' });
 
 export const results = (id) => request(`/results/${encodeURIComponent(id)}`, { what: 'Loading the transcript' });
+
+// followJob(id, on): follows an upload's latest job (or a job by number)
+// through GET /jobs/<id>/events. on.progress(data), on.segment(data) and
+// on.end(type, data) ("done", "failed", "canceled", or "gone" when there is
+// no job to follow) are called as events come. The stream is read with
+// fetch, which can send the API key (EventSource cannot); when it breaks
+// it is opened again after the server's retry time, with Last-Event-ID, so
+// nothing is missed or seen twice. Returns {close}.
+export function followJob(id, on) {
+  const ctrl = new AbortController();
+  let lastId = '';
+  let retry = 1000;
+  let closed = false;
+  const close = () => {
+    closed = true;
+    ctrl.abort();
+  };
+  const dispatch = (type, data, eventId) => {
+    if (eventId !== null) lastId = eventId;
+    let value = null;
+    try {
+      value = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (type === 'progress') on.progress && on.progress(value);
+    else if (type === 'segment') on.segment && on.segment(value);
+    else if (type === 'done' || type === 'failed' || type === 'canceled') {
+      closed = true;
+      on.end && on.end(type, value);
+    }
+  };
+  // Server-Sent Events: fields up to a blank line make one event.
+  const read = async (res) => {
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = '';
+    let type = 'message';
+    let data = [];
+    let eventId = null;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += decoder.decode(value, { stream: true });
+      let nl;
+      while ((nl = buf.search(/\r\n|\r|\n/)) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + (buf.startsWith('\r\n', nl) ? 2 : 1));
+        if (line === '') {
+          if (data.length) dispatch(type, data.join('\n'), eventId);
+          type = 'message';
+          data = [];
+          eventId = null;
+          if (closed) return;
+          continue;
+        }
+        if (line.startsWith(':')) continue;
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const v = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'event') type = v;
+        else if (field === 'data') data.push(v);
+        else if (field === 'id') eventId = v;
+        else if (field === 'retry' && /^\d+$/.test(v)) retry = Number(v);
+      }
+    }
+  };
+  (async () => {
+    while (!closed) {
+      try {
+        const headers = { ...authHeaders(), Accept: 'text/event-stream' };
+        if (lastId) headers['Last-Event-ID'] = lastId;
+        const res = await fetch(`/jobs/${encodeURIComponent(id)}/events`, { headers, signal: ctrl.signal });
+        if (res.status === 401 && (await unauthorizedHandler())) continue;
+        if (res.status === 204 || res.status === 404 || res.status === 401 || res.status === 403) {
+          if (!closed) on.end && on.end('gone', null);
+          return;
+        }
+        if (res.ok) await read(res);
+      } catch {
+        // A broken stream: tried again below.
+      }
+      if (closed) return;
+      await new Promise((resolve) => setTimeout(resolve, retry));
+    }
+  })();
+  return { close };
+}

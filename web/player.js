@@ -5,14 +5,16 @@
 // own: the word being spoken is marked inside the current segment (found by
 // binary search, every animation frame while playing), a click on a word
 // seeks to its start, and a word the model was unsure of is underlined.
-// An entry without a transcript shows its status (following the job while
-// one is active) and can be scheduled from here. When speech detection ran,
+// An entry without a transcript shows its status and can be scheduled from
+// here; while its job runs, the media plays beside the transcript as it is
+// written (store.js follows the job's events), and the finished transcript
+// takes its place when the job is done. When speech detection ran,
 // a timeline under the video greys out the stretches without speech
 // (clicking it seeks) and playback can skip them.
 
 import * as api from './api.js';
 import { el, clock, seconds, status, isActive } from './format.js';
-import { subscribe, watch } from './store.js';
+import { subscribe, watch, liveSegments } from './store.js';
 import { announce, settings, toast } from './ui.js';
 
 const state = {
@@ -28,6 +30,8 @@ const state = {
   revokers: [],
   token: 0,
   at: null,
+  live: false,
+  media: false,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -40,6 +44,7 @@ function releaseMedia() {
   video.load();
   for (const r of state.revokers) r();
   state.revokers = [];
+  state.media = false;
 }
 
 export function hidePlayer() {
@@ -59,7 +64,7 @@ function showMeta(meta) {
 }
 
 function showPending(meta) {
-  $('player-body').hidden = true;
+  if (!state.live) $('player-body').hidden = true;
   $('player-pending').hidden = false;
   let text = `Status: ${status(meta)}.`;
   if (meta.status === 'uploaded') text = 'This file has not been transcribed yet.';
@@ -89,6 +94,7 @@ export async function showPlayer(id, at = null) {
   const token = ++state.token;
   state.id = id;
   state.result = null;
+  state.live = false;
   state.at = at;
   $('player-title').textContent = 'Transcript';
   $('player-meta').textContent = 'Loading…';
@@ -100,13 +106,53 @@ export async function showPlayer(id, at = null) {
     state.meta = meta;
     showMeta(meta);
     if (meta.status === 'done') await showTranscript(meta, token);
-    else {
-      showPending(meta);
+    else if (isActive(meta)) {
       watch(meta);
-    }
+      showLive(meta, token);
+    } else showPending(meta);
   } catch (e) {
     if (token !== state.token) return;
     $('player-meta').textContent = e.message;
+  }
+}
+
+// showLive(meta, token): a running (or queued) job: its status, the media,
+// and the segments decoded so far, to which each new one is added.
+function showLive(meta, token) {
+  state.live = true;
+  state.result = null;
+  state.segments = liveSegments(meta.id);
+  state.active = -1;
+  state.word = null;
+  showPending(meta);
+  $('player-body').hidden = false;
+  $('player-body').dataset.live = 'true';
+  for (const b of document.querySelectorAll('#player-body [data-format]')) b.hidden = true;
+  $('speech').hidden = true;
+  renderSegments();
+  loadMedia(meta, token);
+}
+
+// loadMedia(meta, token): the entry's media into the video (once).
+async function loadMedia(meta, token) {
+  if (state.media) return;
+  state.media = true;
+  const video = $('player-video');
+  const note = $('player-media-note');
+  note.hidden = true;
+  try {
+    const media = await api.mediaUrl(meta.location);
+    if (token !== state.token) {
+      media.revoke();
+      return;
+    }
+    state.revokers.push(media.revoke);
+    video.src = media.url;
+    if (state.at !== null) seekTo(state.at);
+  } catch (e) {
+    state.media = false;
+    note.hidden = false;
+    note.textContent = `The media could not be loaded. ${e.message}`;
   }
 }
 
@@ -119,29 +165,31 @@ async function showTranscript(meta, token) {
     return;
   }
   if (token !== state.token) return;
+  state.live = false;
   state.result = result;
   state.segments = result.segments || [];
   state.active = -1;
   state.word = null;
   $('player-pending').hidden = true;
   $('player-body').hidden = false;
+  delete $('player-body').dataset.live;
+  for (const b of document.querySelectorAll('#player-body [data-format]')) b.hidden = false;
   renderSegments();
   renderSpeech(result);
+  highlight();
 
+  await loadMedia(meta, token);
+  if (token !== state.token) return;
   const video = $('player-video');
   const note = $('player-media-note');
-  note.hidden = true;
   try {
-    const media = await api.mediaUrl(meta.location);
     const vtt = await api.mediaUrl(`/results/${encodeURIComponent(meta.id)}?format=vtt`);
     if (token !== state.token) {
-      media.revoke();
       vtt.revoke();
       return;
     }
-    state.revokers.push(media.revoke, vtt.revoke);
-    video.src = media.url;
-    if (state.at !== null) seekTo(state.at);
+    state.revokers.push(vtt.revoke);
+    for (const t of [...video.querySelectorAll('track')]) t.remove();
     const track = el('track', {
       kind: 'captions',
       label: `Transcript${result.language ? ` (${result.language})` : ''}`,
@@ -157,7 +205,7 @@ async function showTranscript(meta, token) {
     track.track.mode = 'showing';
   } catch (e) {
     note.hidden = false;
-    note.textContent = `The media could not be loaded. ${e.message}`;
+    note.textContent = `The captions could not be loaded. ${e.message}`;
   }
 }
 
@@ -224,7 +272,9 @@ function renderSegments() {
           el('span', { class: 'text' }, nodes)));
     }),
   );
-  if (!state.segments.length) list.append(el('li', { class: 'empty' }, 'No speech was found.'));
+  if (!state.segments.length)
+    list.append(el('li', { class: 'empty' },
+      state.live ? 'The transcript appears here as it is written.' : 'No speech was found.'));
 }
 
 function renderSpeech(result) {
@@ -402,8 +452,8 @@ export function initPlayer() {
     try {
       const meta = await api.schedule(state.meta.id, settings());
       state.meta = meta;
-      showPending(meta);
       watch(meta);
+      showLive(meta, state.token);
       announce('Transcription queued.');
       $('player-status').focus();
     } catch (e) {
@@ -417,6 +467,12 @@ export function initPlayer() {
       $('player-pending').hidden = true;
       $('player-body').hidden = true;
       releaseMedia();
+      return;
+    }
+    if (kind === 'segment' && value.id === state.id && state.live) {
+      state.segments.push(value.segment);
+      renderSegments();
+      highlight();
       return;
     }
     if (kind !== 'update' || value.id !== state.id || state.result) return;

@@ -2,8 +2,9 @@
 // is uploaded (two at a time) with a progress bar of the bytes sent and a
 // cancel button. An upload the server already has (409) shows as "already
 // uploaded" with a link to that entry. Uploaded rows are scheduled with
-// the settings form, per row or all at once, and follow their job's
-// status through the store's polling until the transcript is ready.
+// the settings form, per row or all at once, and follow their job through
+// its event stream (store.js): the status, and the transcript's latest
+// words as they are decoded, until the transcript is ready.
 
 import * as api from './api.js';
 import { el, bytes, status, isActive, seconds } from './format.js';
@@ -11,6 +12,7 @@ import { subscribe, watch } from './store.js';
 import { announce, settings } from './ui.js';
 
 const MAX_PARALLEL = 2;
+const LIVE_CHARS = 240; // of the transcript so far, shown under a running job
 const items = [];
 let nextKey = 1;
 
@@ -28,6 +30,7 @@ function addFiles(files) {
       error: '',
       scheduleWhenUploaded: false,
       handle: null,
+      live: '',
     };
     items.push(item);
     document.getElementById('queue').append(buildRow(item));
@@ -44,6 +47,7 @@ function buildRow(item) {
   r.progress = el('progress', { id: `${id}-bar`, max: 100, value: 0, 'aria-label': `Progress of ${item.name}` });
   r.status = el('span', { class: 'status', id: `${id}-status` });
   r.note = el('p', { class: 'note', hidden: true });
+  r.live = el('p', { class: 'live-text', hidden: true, title: 'The transcript so far' });
   r.error = el('p', { class: 'error', role: 'alert', hidden: true });
   r.cancelUpload = el('button', { type: 'button', 'aria-describedby': `${id}-name`, onclick: () => cancelUpload(item) }, 'Cancel upload');
   r.transcribe = el('button', { type: 'button', class: 'primary', 'aria-describedby': `${id}-name`, onclick: () => transcribe(item) }, 'Transcribe');
@@ -59,6 +63,7 @@ function buildRow(item) {
     r.progress,
     el('div', { class: 'row-foot' }, r.status,
       el('div', { class: 'actions' }, r.cancelUpload, r.transcribe, r.cancelJob, r.open, r.dismiss)),
+    r.live,
     r.note,
     r.error,
   );
@@ -108,6 +113,10 @@ function update(item) {
   r.open.hidden = !(entry && m.status === 'done');
   if (entry) r.open.href = `#/player/${encodeURIComponent(m.id)}`;
   r.dismiss.hidden = item.state === 'waiting' || item.state === 'uploading' || (entry && isActive(m));
+
+  // While the job runs, the end of what it has transcribed so far.
+  r.live.hidden = !(entry && isActive(m) && item.live);
+  r.live.textContent = item.live || '';
 
   r.note.hidden = !item.duplicate;
   if (item.duplicate && m && !r.note.firstChild) {
@@ -258,9 +267,14 @@ export function initQueue() {
       if (!item.meta) continue;
       if (kind === 'update' && item.meta.id === value.id) {
         const was = item.meta.status;
+        if (value.job_id !== item.meta.job_id) item.live = '';
         item.meta = value;
         if (was !== value.status && value.status === 'done') announce(`${item.name}: transcript ready.`);
         if (was !== value.status && value.status === 'failed') announce(`${item.name}: transcription failed.`);
+        update(item);
+      } else if (kind === 'segment' && item.meta.id === value.id) {
+        const text = `${item.live || ''}${value.segment.text || ''}`.trim();
+        item.live = text.length > LIVE_CHARS ? `…${text.slice(text.length - LIVE_CHARS).trimStart()}` : text;
         update(item);
       } else if (kind === 'deleted' && item.meta.id === value) {
         item.state = 'deleted';

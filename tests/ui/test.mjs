@@ -244,9 +244,14 @@ await check('ui_schedule_and_wait_for_done', async () => {
   await page.selectOption('#opt-model', PLAYER_MODEL);
   await page.evaluate(() => {
     window.__states = [];
+    window.__liveText = [];
     new MutationObserver(() => {
-      for (const r of document.querySelectorAll('#queue li')) window.__states.push(`${r.dataset.name}:${r.dataset.state}`);
-    }).observe(document.getElementById('queue'), { subtree: true, attributes: true });
+      for (const r of document.querySelectorAll('#queue li')) {
+        window.__states.push(`${r.dataset.name}:${r.dataset.state}`);
+        const live = r.querySelector('.live-text');
+        if (live && !live.hidden && r.dataset.state === 'running') window.__liveText.push(`${r.dataset.name}:${live.textContent}`);
+      }
+    }).observe(document.getElementById('queue'), { subtree: true, attributes: true, childList: true, characterData: true });
   });
   await page.click('#transcribe-all');
   for (const n of ['jfk.mp4', clip]) {
@@ -254,6 +259,9 @@ await check('ui_schedule_and_wait_for_done', async () => {
   }
   const states = new Set(await page.evaluate(() => window.__states));
   assert(states.has(`${clip}:queued`) || states.has(`${clip}:running`), `the clip was never shown queued or running: ${[...states].join(' ')}`);
+  // While it ran, its row showed the transcript so far.
+  const live = (await page.evaluate(() => window.__liveText)).filter((t) => t.startsWith(`${clip}:`) && t.length > clip.length + 1);
+  assert(live.length > 0, 'the running row never showed the transcript so far');
   const errors = await page.$$eval('#queue li .error:not([hidden])', (e) => e.map((x) => x.textContent));
   assert(errors.length === 1 && errors[0].includes('notes.txt'), `row errors: ${errors.join(' | ')}`);
   const status = await row(page, clip).locator('.status').textContent();
@@ -321,6 +329,49 @@ await check('ui_search_opens_player_at_hit', async () => {
     document.querySelectorAll('#search-results .hit').length > 0, null, { timeout: T });
   await page.goForward();
   await page.waitForFunction(() => !document.getElementById('view-player').hidden, null, { timeout: T });
+});
+
+// The player opens a job still waiting in the queue: the media plays
+// beside the transcript as it is written, read from the job's event stream
+// (no polling), and the finished transcript takes its place.
+await check('ui_player_live_transcript', async () => {
+  const list = await (await api(BASE, '/uploads')).json();
+  const jfk = list.uploads.find((u) => u.filename === 'jfk.mp4');
+  assert(jfk && ids.clip, 'no entries to schedule');
+  const schedule = (id, extra = {}) => api(BASE, '/model', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ id, ...extra }) });
+  // jfk.mp4 first, so that the clip waits in the queue while the page opens.
+  assert((await schedule(jfk.id)).status === 202, 'jfk.mp4 not scheduled');
+  assert((await schedule(ids.clip, { model: PLAYER_MODEL })).status === 202, 'the clip not scheduled');
+  const requests = [];
+  const onRequest = (r) => requests.push(`${r.method()} ${new URL(r.url()).pathname}`);
+  page.on('request', onRequest);
+  await page.click('a[data-nav="history"]');
+  await page.evaluate((id) => {
+    window.__live = [];
+    new MutationObserver(() => {
+      window.__live.push({ n: document.querySelectorAll('#segments .seg').length,
+        live: document.getElementById('player-body').dataset.live === 'true', status: document.getElementById('player-status').textContent });
+    }).observe(document.getElementById('segments'), { childList: true });
+    location.hash = `#/player/${id}`;
+  }, ids.clip);
+  await page.waitForFunction(() => document.getElementById('player-body').dataset.live === 'true', null, { timeout: T });
+  await shoot(page, 'player-live');
+  await page.waitForFunction(() => !document.getElementById('player-body').dataset.live &&
+    document.getElementById('player-pending').hidden, null, { timeout: JOB });
+  page.off('request', onRequest);
+  const res = await (await api(BASE, `/results/${ids.clip}`)).json();
+  await page.waitForFunction((n) => document.querySelectorAll('#segments .seg').length === n, res.segments.length, { timeout: T });
+  const log = await page.evaluate(() => window.__live);
+  const grew = log.filter((e) => e.live && e.n > 0);
+  assert(grew.length > 0, `no segment was shown while the job ran: ${JSON.stringify(log).slice(0, 300)}`);
+  assert(grew.some((e) => /Transcribing|Queued/.test(e.status)), `the status while growing: ${JSON.stringify(grew).slice(0, 300)}`);
+  const polls = requests.filter((r) => r === `GET /uploads/${ids.clip}`).length;
+  const streams = requests.filter((r) => r === `GET /jobs/${ids.clip}/events`).length;
+  assert(streams >= 1, `no event stream: ${requests.join(' ')}`);
+  assert(polls <= 2, `the entry was fetched ${polls} times while its job ran: ${requests.join(' ')}`);
+  const src = await page.$eval('#player-video', (v) => v.currentSrc);
+  assert(src.endsWith(`/${ids.clip}/${path.basename(PLAYER_CLIP)}`), `video src ${src}`);
 });
 
 await check('ui_player_captions_track_loads', async () => {
