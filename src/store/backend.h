@@ -77,6 +77,11 @@ struct store_backend {
                         int *n);
     int (*job_segments_trim)(struct store *s, int64_t id, int from);
     int (*job_checkpoint)(struct store *s, int64_t id, const char *worker, double resume_s, int n_segments);
+    int (*job_set_callback)(struct store *s, int64_t id, const char *url);
+    int (*callback_claim)(struct store *s, int hold_ms, struct store_callback *out);
+    int (*callback_record)(struct store *s, int64_t id, int n, int status, const char *error, const char *state,
+                           int retry_ms);
+    int (*callback_attempts)(struct store *s, int64_t id, struct store_callback_attempt **rows, int *n);
 };
 
 extern const struct store_backend store_sqlite_backend;

@@ -186,7 +186,20 @@ static const char *const migrations[] = {
     " data TEXT NOT NULL,"
     " PRIMARY KEY (job_id, seq));"
     "ALTER TABLE jobs ADD COLUMN resume_s DOUBLE PRECISION NOT NULL DEFAULT 0,"
-    " ADD COLUMN resume_segments INTEGER NOT NULL DEFAULT 0;",
+    " ADD COLUMN resume_segments INTEGER NOT NULL DEFAULT 0,"
+    " ADD COLUMN callback_url TEXT NOT NULL DEFAULT '',"
+    " ADD COLUMN callback_state TEXT NOT NULL DEFAULT '',"
+    " ADD COLUMN callback_next TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+    " ADD COLUMN callback_tries INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX jobs_callbacks ON jobs(callback_next, id)"
+    " WHERE callback_url <> '' AND callback_state IN ('', 'pending');"
+    "CREATE TABLE callback_attempts ("
+    " job_id BIGINT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    " n INTEGER NOT NULL,"
+    " at TEXT NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " error TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY (job_id, n));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -210,7 +223,8 @@ static const char *const migrations[] = {
 
 #define JOB_COLS                                                                   \
     "id, upload_id, model, language, task, state, progress, attempts, created,"    \
-    " started, finished, worker, error, lease_until, options, resume_s, resume_segments"
+    " started, finished, worker, error, lease_until, options, resume_s, resume_segments,"   \
+    " callback_url, callback_state, callback_tries"
 
 /* A time in the store's format, now by the server's clock, and the end of
  * a lease of $N milliseconds from now: every machine's workers compare
@@ -267,7 +281,7 @@ static const char sql_upload_insert[] =
 static const char sql_upload_delete[] = "DELETE FROM uploads WHERE id = $1";
 
 /* Inserts a job unless the upload has an active one; the new job's
- * columns, its queue place (column 17) and the notification. */
+ * columns, its queue place (column 20) and the notification. */
 static const char sql_job_enqueue[] =
     "WITH ins AS (INSERT INTO jobs (upload_id, model, language, task, state, created, options)"
     " SELECT $1, $2, $3, $4, 'queued', $5, $6 WHERE NOT EXISTS (SELECT 1 FROM jobs"
@@ -354,6 +368,25 @@ static const char sql_job_segments[] =
     " WHERE job_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 
 static const char sql_job_segments_trim[] = "DELETE FROM job_segments WHERE job_id = $1 AND seq >= $2";
+
+static const char sql_job_set_callback[] = "UPDATE jobs SET callback_url = $2 WHERE id = $1";
+
+static const char sql_callback_claim[] =
+    "UPDATE jobs SET callback_state = 'pending', callback_next = " PG_LEASE("$1")
+    " WHERE id = (SELECT id FROM jobs WHERE callback_url <> '' AND callback_state IN ('', 'pending')"
+    " AND callback_next <= " PG_NOW " AND state IN ('done', 'failed', 'canceled')"
+    " ORDER BY callback_next, id FOR UPDATE SKIP LOCKED LIMIT 1)"
+    " RETURNING id, callback_url, callback_tries, finished, state";
+
+static const char sql_callback_record[] =
+    "WITH a AS (INSERT INTO callback_attempts (job_id, n, at, status, error)"
+    " VALUES ($1, $2, " PG_NOW ", $3, $4) ON CONFLICT (job_id, n) DO UPDATE SET at = excluded.at,"
+    " status = excluded.status, error = excluded.error)"
+    " UPDATE jobs SET callback_tries = $2, callback_state = $5, callback_next = " PG_LEASE("$6")
+    " WHERE id = $1";
+
+static const char sql_callback_attempts[] =
+    "SELECT n, at, status, error FROM callback_attempts WHERE job_id = $1 ORDER BY n";
 
 static const char sql_job_checkpoint[] =
     "UPDATE jobs SET resume_s = $2, resume_segments = $3 WHERE id = $1 AND state = 'running' AND worker = $4";
@@ -646,7 +679,7 @@ static void read_upload(const PGresult *r, int row, int c0, struct store_upload 
         store_copy(u->error, sizeof u->error, val(r, row, c0 + 15));
 }
 
-/* Fills a job from columns 0..16 (JOB_COLS) of a row. */
+/* Fills a job from columns 0..19 (JOB_COLS) of a row. */
 static void read_job(const PGresult *r, int row, struct store_job *j)
 {
     memset(j, 0, sizeof *j);
@@ -667,6 +700,9 @@ static void read_job(const PGresult *r, int row, struct store_job *j)
     store_copy(j->options, sizeof j->options, val(r, row, 14));
     j->resume_s = val_f64(r, row, 15);
     j->resume_segments = (int)val_i64(r, row, 16);
+    store_copy(j->callback_url, sizeof j->callback_url, val(r, row, 17));
+    store_copy(j->callback_state, sizeof j->callback_state, val(r, row, 18));
+    j->callback_tries = (int)val_i64(r, row, 19);
 }
 
 /* Runs a query for at most one upload with n parameters: 0 and *out (when
@@ -1025,7 +1061,7 @@ static int pg_job_enqueue(struct store *s, const char *upload_id, const char *mo
         }
         if (PQntuples(r) == 1) {
             if (out) read_job(r, 0, out);
-            if (position) *position = (int)val_i64(r, 0, 17);
+            if (position) *position = (int)val_i64(r, 0, 20);
             PQclear(r);
             rc = 0;
             break;
@@ -1608,6 +1644,86 @@ static int pg_job_checkpoint(struct store *s, int64_t id, const char *worker, do
     return update_running(from_store(s), sql_job_checkpoint, 4, params, "store_job_checkpoint", id);
 }
 
+static int pg_job_set_callback(struct store *s, int64_t id, const char *url)
+{
+    static const char op[] = "store_job_set_callback";
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    const char *params[2] = {key, url};
+    int rc;
+    int64_t k = pool_change(from_store(s), sql_job_set_callback, 2, params, op, &rc);
+    if (k < 0) return rc;
+    if (k == 0) {
+        store_set_error("%s: no job %lld", op, (long long)id);
+        return HARK_ENOENT;
+    }
+    return 0;
+}
+
+static int pg_callback_claim(struct store *s, int hold_ms, struct store_callback *out)
+{
+    char hold[16];
+    snprintf(hold, sizeof hold, "%d", hold_ms);
+    const char *params[1] = {hold};
+    int rc;
+    PGresult *r = pool_run(from_store(s), sql_callback_claim, 1, params, "store_callback_claim", &rc);
+    if (!r) return rc;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return HARK_EAGAIN;
+    }
+    memset(out, 0, sizeof *out);
+    out->job_id = val_i64(r, 0, 0);
+    store_copy(out->url, sizeof out->url, val(r, 0, 1));
+    out->tries = (int)val_i64(r, 0, 2);
+    store_copy(out->finished, sizeof out->finished, val(r, 0, 3));
+    store_copy(out->state, sizeof out->state, val(r, 0, 4));
+    PQclear(r);
+    return 0;
+}
+
+static int pg_callback_record(struct store *s, int64_t id, int n, int status, const char *error, const char *state,
+                              int retry_ms)
+{
+    char key[24], num[16], code[16], retry[16], err[256];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    snprintf(num, sizeof num, "%d", n);
+    snprintf(code, sizeof code, "%d", status);
+    snprintf(retry, sizeof retry, "%d", retry_ms);
+    store_copy(err, sizeof err, error);
+    const char *params[6] = {key, num, code, err, state, retry};
+    int rc;
+    return pool_change(from_store(s), sql_callback_record, 6, params, "store_callback_record", &rc) < 0 ? rc : 0;
+}
+
+static int pg_callback_attempts(struct store *s, int64_t id, struct store_callback_attempt **rows, int *n)
+{
+    static const char op[] = "store_callback_attempts";
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)id);
+    const char *params[1] = {key};
+    int rc;
+    PGresult *r = pool_run(from_store(s), sql_callback_attempts, 1, params, op, &rc);
+    if (!r) return rc;
+    int count = PQntuples(r);
+    struct store_callback_attempt *out = count ? calloc((size_t)count, sizeof *out) : NULL;
+    if (count && !out) {
+        PQclear(r);
+        store_set_error("%s: out of memory", op);
+        return HARK_ENOMEM;
+    }
+    for (int i = 0; i < count; i++) {
+        out[i].n = (int)val_i64(r, i, 0);
+        store_copy(out[i].at, sizeof out[i].at, val(r, i, 1));
+        out[i].status = (int)val_i64(r, i, 2);
+        store_copy(out[i].error, sizeof out[i].error, val(r, i, 3));
+    }
+    PQclear(r);
+    *rows = out;
+    *n = count;
+    return 0;
+}
+
 static int pg_job_segments_trim(struct store *s, int64_t id, int from)
 {
     char key[24], seq[16];
@@ -1654,4 +1770,8 @@ const struct store_backend store_postgres_backend = {
     .job_segments = pg_job_segments,
     .job_segments_trim = pg_job_segments_trim,
     .job_checkpoint = pg_job_checkpoint,
+    .job_set_callback = pg_job_set_callback,
+    .callback_claim = pg_callback_claim,
+    .callback_record = pg_callback_record,
+    .callback_attempts = pg_callback_attempts,
 };

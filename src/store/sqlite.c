@@ -179,7 +179,23 @@ static const char *const migrations[] = {
     /* ... and where a run cut short resumes: the start of the window after
      * the last one finished, and the segments final by then. */
     "ALTER TABLE jobs ADD COLUMN resume_s REAL NOT NULL DEFAULT 0;"
-    "ALTER TABLE jobs ADD COLUMN resume_segments INTEGER NOT NULL DEFAULT 0;",
+    "ALTER TABLE jobs ADD COLUMN resume_segments INTEGER NOT NULL DEFAULT 0;"
+    /* ... and the callback when a job ends: where, how it went
+     * ('' not yet tried, pending, delivered, failed), when it is next due,
+     * and every attempt. */
+    "ALTER TABLE jobs ADD COLUMN callback_url TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN callback_state TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN callback_next TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE jobs ADD COLUMN callback_tries INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX jobs_callbacks ON jobs(callback_next, id)"
+    " WHERE callback_url <> '' AND callback_state IN ('', 'pending');"
+    "CREATE TABLE callback_attempts ("
+    " job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    " n INTEGER NOT NULL,"
+    " at TEXT NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " error TEXT NOT NULL DEFAULT '',"
+    " PRIMARY KEY (job_id, n)) WITHOUT ROWID;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -200,7 +216,8 @@ static const char *const migrations[] = {
 
 #define JOB_COLS                                                                   \
     "id, upload_id, model, language, task, state, progress, attempts, created,"    \
-    " started, finished, worker, error, lease_until, options, resume_s, resume_segments"
+    " started, finished, worker, error, lease_until, options, resume_s, resume_segments,"   \
+    " callback_url, callback_state, callback_tries"
 
 #define KEY_COLS "name, created, admin, revoked"
 
@@ -301,7 +318,20 @@ static const char *const migrations[] = {
                 " WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")                    \
     X(JOB_SEGS_TRIM, "DELETE FROM job_segments WHERE job_id = ?1 AND seq >= ?2")                 \
     X(JOB_CHECKPOINT, "UPDATE jobs SET resume_s = ?2, resume_segments = ?3"                  \
-                      " WHERE id = ?1 AND state = 'running' AND worker = ?4")
+                      " WHERE id = ?1 AND state = 'running' AND worker = ?4")                \
+    X(JOB_SET_CALLBACK, "UPDATE jobs SET callback_url = ?2 WHERE id = ?1")                  \
+    X(CALLBACK_CLAIM, "UPDATE jobs SET callback_state = 'pending', callback_next = " SQL_LEASE("?1") \
+                      " WHERE id = (SELECT id FROM jobs WHERE callback_url <> ''"           \
+                      " AND callback_state IN ('', 'pending') AND callback_next <= " SQL_NOW \
+                      " AND state IN ('done', 'failed', 'canceled')"                        \
+                      " ORDER BY callback_next, id LIMIT 1)"                                \
+                      " RETURNING id, callback_url, callback_tries, finished, state")       \
+    X(CALLBACK_ATTEMPT_ADD, "INSERT OR REPLACE INTO callback_attempts (job_id, n, at, status, error)" \
+                            " VALUES (?1, ?2, " SQL_NOW ", ?3, ?4)")                        \
+    X(CALLBACK_UPDATE, "UPDATE jobs SET callback_tries = ?2, callback_state = ?3,"          \
+                       " callback_next = " SQL_LEASE("?4") " WHERE id = ?1")                \
+    X(CALLBACK_ATTEMPTS, "SELECT n, at, status, error FROM callback_attempts"               \
+                         " WHERE job_id = ?1 ORDER BY n")
 
 enum {
 #define STMT_ENUM(name, sql) S_##name,
@@ -507,6 +537,9 @@ static void read_job(sqlite3_stmt *q, struct store_job *j)
     col_str(j->options, sizeof j->options, q, 14);
     j->resume_s = sqlite3_column_double(q, 15);
     j->resume_segments = sqlite3_column_int(q, 16);
+    col_str(j->callback_url, sizeof j->callback_url, q, 17);
+    col_str(j->callback_state, sizeof j->callback_state, q, 18);
+    j->callback_tries = sqlite3_column_int(q, 19);
 }
 
 /* Runs a query that returns at most one upload row, keyed by ?1 and, when
@@ -1680,6 +1713,108 @@ static int sqlite_job_segments_trim(struct store *s, int64_t id, int from)
     return write_end(st, op, rc);
 }
 
+static int sqlite_job_set_callback(struct store *s, int64_t id, const char *url)
+{
+    static const char op[] = "store_job_set_callback";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_JOB_SET_CALLBACK, op, &rc);
+    if (q) {
+        sqlite3_bind_int64(q, 1, id);
+        bind_str(q, 2, url, NO_LIMIT);
+        rc = exec_stmt(c, q, op);
+        if (rc == 0 && sqlite3_changes(c->db) == 0) {
+            store_set_error("%s: no job %lld", op, (long long)id);
+            rc = HARK_ENOENT;
+        }
+    }
+    return write_end(st, op, rc);
+}
+
+static int sqlite_callback_claim(struct store *s, int hold_ms, struct store_callback *out)
+{
+    static const char op[] = "store_callback_claim";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_CALLBACK_CLAIM, op, &rc);
+    if (q) {
+        sqlite3_bind_int(q, 1, hold_ms);
+        int src = sqlite3_step(q);
+        if (src == SQLITE_ROW) {
+            memset(out, 0, sizeof *out);
+            out->job_id = sqlite3_column_int64(q, 0);
+            col_str(out->url, sizeof out->url, q, 1);
+            out->tries = sqlite3_column_int(q, 2);
+            col_str(out->finished, sizeof out->finished, q, 3);
+            col_str(out->state, sizeof out->state, q, 4);
+            src = sqlite3_step(q);
+        } else if (src == SQLITE_DONE) {
+            rc = HARK_EAGAIN;
+        }
+        if (src != SQLITE_DONE && src != SQLITE_ROW) rc = db_fail(c->db, op, src);
+        done_stmt(q);
+    }
+    if (rc == HARK_EAGAIN) return write_end(st, op, 0) < 0 ? HARK_EIO : HARK_EAGAIN;
+    return write_end(st, op, rc);
+}
+
+static int sqlite_callback_record(struct store *s, int64_t id, int n, int status, const char *error,
+                                  const char *state, int retry_ms)
+{
+    static const char op[] = "store_callback_record";
+    struct sqlite_store *st = from_store(s);
+    int rc = write_begin(st, op);
+    if (rc < 0) return rc;
+    struct conn *c = &st->writer;
+    sqlite3_stmt *q = get_stmt(c, S_CALLBACK_ATTEMPT_ADD, op, &rc);
+    if (q) {
+        sqlite3_bind_int64(q, 1, id);
+        sqlite3_bind_int(q, 2, n);
+        sqlite3_bind_int(q, 3, status);
+        bind_str(q, 4, error, 255);
+        rc = exec_stmt(c, q, op);
+    }
+    if (rc == 0 && (q = get_stmt(c, S_CALLBACK_UPDATE, op, &rc))) {
+        sqlite3_bind_int64(q, 1, id);
+        sqlite3_bind_int(q, 2, n);
+        bind_str(q, 3, state, NO_LIMIT);
+        sqlite3_bind_int(q, 4, retry_ms);
+        rc = exec_stmt(c, q, op);
+    }
+    return write_end(st, op, rc);
+}
+
+static void read_attempt(sqlite3_stmt *q, void *out)
+{
+    struct store_callback_attempt *a = out;
+    memset(a, 0, sizeof *a);
+    a->n = sqlite3_column_int(q, 0);
+    col_str(a->at, sizeof a->at, q, 1);
+    a->status = sqlite3_column_int(q, 2);
+    col_str(a->error, sizeof a->error, q, 3);
+}
+
+static int sqlite_callback_attempts(struct store *s, int64_t id, struct store_callback_attempt **rows, int *n)
+{
+    static const char op[] = "store_callback_attempts";
+    struct sqlite_store *st = from_store(s);
+    struct conn *c = reader_take(st);
+    int rc = 0;
+    sqlite3_stmt *q = get_stmt(c, S_CALLBACK_ATTEMPTS, op, &rc);
+    if (q) {
+        sqlite3_bind_int64(q, 1, id);
+        void *got = NULL;
+        rc = collect_rows(c, q, sizeof **rows, read_attempt, &got, n, op);
+        if (rc == 0) *rows = got;
+    }
+    reader_give(st, c);
+    return rc;
+}
+
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
     .shared = 0,
@@ -1716,4 +1851,8 @@ const struct store_backend store_sqlite_backend = {
     .job_segments = sqlite_job_segments,
     .job_segments_trim = sqlite_job_segments_trim,
     .job_checkpoint = sqlite_job_checkpoint,
+    .job_set_callback = sqlite_job_set_callback,
+    .callback_claim = sqlite_callback_claim,
+    .callback_record = sqlite_callback_record,
+    .callback_attempts = sqlite_callback_attempts,
 };

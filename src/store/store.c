@@ -284,6 +284,40 @@ int store_job_checkpoint(struct store *s, int64_t id, const char *worker, double
     return s->ops->job_checkpoint(s, id, worker ? worker : "", resume_s, n_segments);
 }
 
+int store_job_set_callback(struct store *s, int64_t id, const char *url)
+{
+    NEED_HANDLE(s, "store_job_set_callback");
+    if (!url || strlen(url) >= sizeof ((struct store_job *)0)->callback_url)
+        return bad_args("store_job_set_callback", "no URL, or one too long");
+    return s->ops->job_set_callback(s, id, url);
+}
+
+int store_callback_claim(struct store *s, int hold_ms, struct store_callback *out)
+{
+    NEED_HANDLE(s, "store_callback_claim");
+    if (!out || hold_ms < 1) return bad_args("store_callback_claim", "no output or no hold");
+    return s->ops->callback_claim(s, hold_ms, out);
+}
+
+int store_callback_record(struct store *s, int64_t id, int n, int status, const char *error, const char *state,
+                          int retry_ms)
+{
+    NEED_HANDLE(s, "store_callback_record");
+    if (n < 1 || !state || (strcmp(state, "delivered") && strcmp(state, "pending") && strcmp(state, "failed")) ||
+        retry_ms < 0)
+        return bad_args("store_callback_record", "a bad attempt number, state or delay");
+    return s->ops->callback_record(s, id, n, status, error ? error : "", state, retry_ms);
+}
+
+int store_callback_attempts(struct store *s, int64_t id, struct store_callback_attempt **rows, int *n)
+{
+    NEED_HANDLE(s, "store_callback_attempts");
+    if (!rows || !n) return bad_args("store_callback_attempts", "no output");
+    *rows = NULL;
+    *n = 0;
+    return s->ops->callback_attempts(s, id, rows, n);
+}
+
 /* ------------------------------------------------------------- search */
 
 /* A search query taken apart: terms, each a word or a quoted phrase (its

@@ -108,6 +108,12 @@ struct store_job {
      * the beginning. */
     double resume_s;
     int resume_segments;
+    /* Where the job's end is told (store_job_set_callback; "" for
+     * nowhere), how that went: "" not yet tried, "pending", "delivered" or
+     * "failed", and the attempts so far. */
+    char callback_url[1024];
+    char callback_state[16];
+    int callback_tries;
 };
 
 /* An API key as listed: never the key, nor its hash. */
@@ -276,6 +282,40 @@ void store_job_segments_free(struct store_job_segment *rows, int n);
 /* Drops the job's kept segments from seq `from` on (a run that resumes
  * redoes their window). */
 int store_job_segments_trim(struct store *s, int64_t id, int from);
+
+/* Sets the URL told when the job ends. HARK_ENOENT for an unknown job. */
+int store_job_set_callback(struct store *s, int64_t id, const char *url);
+
+/* A job whose end is due to be told. */
+struct store_callback {
+    int64_t job_id;
+    char url[1024];
+    int tries;              /* attempts before this one */
+    char finished[32];      /* when the job ended */
+    char state[16];         /* how it ended */
+};
+
+/* Claims the callback that is due first (a job that ended, with a URL,
+ * neither delivered nor failed, whose next attempt is due), holding it for
+ * hold_ms so that no other process sends it meanwhile. HARK_EAGAIN when
+ * none is due. */
+int store_callback_claim(struct store *s, int hold_ms, struct store_callback *out);
+
+/* Records attempt n (1, 2, ...) of a job's callback: the HTTP status (0:
+ * none came) and the error, and the callback's state after it
+ * ("delivered", "pending" again in retry_ms, or "failed"). */
+int store_callback_record(struct store *s, int64_t id, int n, int status, const char *error, const char *state,
+                          int retry_ms);
+
+struct store_callback_attempt {
+    int n;
+    char at[32];
+    int status;
+    char error[256];
+};
+
+/* The attempts of a job's callback, in order (malloc'ed array). */
+int store_callback_attempts(struct store *s, int64_t id, struct store_callback_attempt **rows, int *n);
 
 /* Records where worker's running job would resume if its run were cut
  * short now: every window before resume_s is finished, and its first

@@ -1392,8 +1392,11 @@ static void test_upgrade_v1(void)
     /* Back to version 1: the jobs' segments (6) and the search index (5)
      * go, owners and keys (4), and the content hash is unique again, then
      * leases (2) and options (3). */
-    CHECK(sql_exec(path, "DROP TABLE job_segments; ALTER TABLE jobs DROP COLUMN resume_s;"
-                         " ALTER TABLE jobs DROP COLUMN resume_segments") == SQLITE_OK);
+    CHECK(sql_exec(path, "DROP TABLE job_segments; DROP TABLE callback_attempts; DROP INDEX jobs_callbacks;"
+                         " ALTER TABLE jobs DROP COLUMN resume_s; ALTER TABLE jobs DROP COLUMN resume_segments;"
+                         " ALTER TABLE jobs DROP COLUMN callback_url; ALTER TABLE jobs DROP COLUMN callback_state;"
+                         " ALTER TABLE jobs DROP COLUMN callback_next;"
+                         " ALTER TABLE jobs DROP COLUMN callback_tries") == SQLITE_OK);
     if (backend == ON_PG)
         CHECK(sql_exec(path, "DROP TABLE transcript_segments; DROP TEXT SEARCH CONFIGURATION hark_search") == 0);
     else
@@ -1937,7 +1940,7 @@ static void test_migrate_race(void)
     CHECK(sql_int(path, "SELECT n FROM upload_count") == N_PROCS);
     if (backend == ON_PG)
         CHECK(sql_int(path, "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'jobs' AND "
-                            "schemaname = current_schema()") == 4);
+                            "schemaname = current_schema()") == 5);
 }
 
 /* PostgreSQL: a server that is not there, a database that does not exist. */
@@ -2244,6 +2247,54 @@ static void test_job_segments(void)
     store_close(s);
 }
 
+/* Callbacks: due once a job with a URL has ended, held while one process
+ * sends it, due again when an attempt failed and a retry is set, never
+ * again once delivered or failed; every attempt kept. */
+static void test_callbacks(void)
+{
+    const char *path = fresh_path("callbacks");
+    struct store *s = open_store(path);
+    if (!s) return;
+    insert(s, 1, NULL);
+    insert(s, 2, NULL);
+    struct store_job a, b, got;
+    struct store_callback cb;
+    CHECK(store_job_enqueue(s, "up-000001", "", "", "transcribe", NULL, &a, NULL) == 0);
+    CHECK(store_job_enqueue(s, "up-000002", "", "", "transcribe", NULL, &b, NULL) == 0);
+    CHECK(store_job_set_callback(s, a.id, "http://127.0.0.1:9/hook") == 0);
+    CHECK(store_job_set_callback(s, b.id, "http://127.0.0.1:9/other") == 0);
+    CHECK(store_job_set_callback(s, 99999, "http://x/") == HARK_ENOENT);
+    CHECK(store_callback_claim(s, 60000, &cb) == HARK_EAGAIN); /* neither has ended */
+    CHECK(store_job_claim(s, "w", &got) == 0 && got.id == a.id && !strcmp(got.callback_url, "http://127.0.0.1:9/hook"));
+    CHECK(store_job_finish(s, a.id, "w", "m", "en", 1.0, NULL, 0) == 0);
+    CHECK(store_callback_claim(s, 60000, &cb) == 0 && cb.job_id == a.id && cb.tries == 0 &&
+          !strcmp(cb.url, "http://127.0.0.1:9/hook") && !strcmp(cb.state, "done") && cb.finished[0]);
+    CHECK(store_callback_claim(s, 60000, &cb) == HARK_EAGAIN); /* held */
+    CHECK(store_callback_record(s, a.id, 1, 500, "HTTP 500", "pending", 0) == 0);
+    CHECK(store_callback_claim(s, 60000, &cb) == 0 && cb.job_id == a.id && cb.tries == 1);
+    CHECK(store_callback_record(s, a.id, 2, 200, "", "delivered", 0) == 0);
+    CHECK(store_callback_claim(s, 60000, &cb) == HARK_EAGAIN);
+    struct store_callback_attempt *at = NULL;
+    int n = 0;
+    CHECK(store_callback_attempts(s, a.id, &at, &n) == 0 && n == 2);
+    CHECK(at && at[0].n == 1 && at[0].status == 500 && !strcmp(at[0].error, "HTTP 500") && at[0].at[0] &&
+          at[1].n == 2 && at[1].status == 200);
+    free(at);
+    CHECK(store_job_get(s, a.id, &got) == 0 && !strcmp(got.callback_state, "delivered") && got.callback_tries == 2);
+    /* A canceled job's end is told too; failed for good, it is not due again. */
+    CHECK(store_job_cancel(s, b.id) == 0);
+    CHECK(store_callback_claim(s, 60000, &cb) == 0 && cb.job_id == b.id && !strcmp(cb.state, "canceled"));
+    CHECK(store_callback_record(s, b.id, 1, 0, "connection refused", "failed", 0) == 0);
+    CHECK(store_callback_claim(s, 60000, &cb) == HARK_EAGAIN);
+    CHECK(store_callback_record(s, b.id, 1, 0, "x", "maybe", 0) == HARK_EINVAL);
+    CHECK(store_job_get(s, b.id, &got) == 0 && !strcmp(got.callback_state, "failed") && got.callback_tries == 1);
+    /* Gone with the upload. */
+    CHECK(store_upload_delete(s, "up-000001") == 0);
+    CHECK(store_callback_attempts(s, a.id, &at, &n) == 0 && n == 0);
+    free(at);
+    store_close(s);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -2283,6 +2334,7 @@ static const struct {
     {"store_big_list", test_big_list, BOTH},
     {"store_search", test_search, BOTH},
     {"store_job_segments", test_job_segments, BOTH},
+    {"store_callbacks", test_callbacks, BOTH},
 };
 
 int main(int argc, char **argv)
