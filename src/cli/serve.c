@@ -45,6 +45,8 @@ struct serve_settings {
     int max_connections;
     int max_connections_per_ip;
     int idle_timeout_s;
+    const char *callback_allow;
+    const char *callback_secret;
 };
 
 void cli_serve_help(FILE *out)
@@ -78,6 +80,12 @@ void cli_serve_help(FILE *out)
           "  --idle-timeout-seconds N\n"
           "                         close a connection after N s without a byte either\n"
           "                         way, 0 for never (HARK_IDLE_TIMEOUT_SECONDS; default 60)\n"
+          "  --callback-allow HOSTS hosts a job's callback_url may name, \"host\" or\n"
+          "                         \"host:port\", comma-separated (HARK_CALLBACK_ALLOW;\n"
+          "                         default none: no callbacks)\n"
+          "  --callback-secret KEY  the key of the callbacks' X-Hark-Signature, HMAC-SHA256\n"
+          "                         (HARK_CALLBACK_SECRET; default the text of\n"
+          "                         <data>/callback-secret, made when missing)\n"
           "  --db LOCATION          the database: an SQLite file, or a postgres:// URI\n"
           "                         (HARK_DB; default <data>/hark.db)\n"
           "  --lease-seconds N      how long a running job stays this process's without a\n"
@@ -117,6 +125,8 @@ static int settings_from_env(struct serve_settings *s)
     s->max_connections = DEFAULT_MAX_CONNECTIONS;
     s->max_connections_per_ip = 0;
     s->idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S;
+    s->callback_allow = cli_env_str("HARK_CALLBACK_ALLOW", NULL);
+    s->callback_secret = cli_env_str("HARK_CALLBACK_SECRET", NULL);
     if (cli_jobs_from_env(&s->jobs, 0) < 0 || cli_env_int("HARK_PORT", 0, 65535, &s->port) < 0 ||
         cli_env_int("HARK_MAX_CONNECTIONS", 1, INT_MAX, &s->max_connections) < 0 ||
         cli_env_int("HARK_MAX_CONNECTIONS_PER_IP", 0, INT_MAX, &s->max_connections_per_ip) < 0 ||
@@ -137,6 +147,8 @@ static const struct option long_options[] = {
     {"max-connections", required_argument, 0, 'C'},
     {"max-connections-per-ip", required_argument, 0, 'I'},
     {"idle-timeout-seconds", required_argument, 0, 'T'},
+    {"callback-allow", required_argument, 0, 'A'},
+    {"callback-secret", required_argument, 0, 'S'},
     CLI_JOBS_OPTIONS,
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
@@ -173,6 +185,8 @@ static int parse_args(int argc, char **argv, struct serve_settings *s)
         case 'T':
             if (cli_option_int("idle-timeout-seconds", optarg, 0, INT_MAX, &s->idle_timeout_s) < 0) return -1;
             break;
+        case 'A': s->callback_allow = optarg; break;
+        case 'S': s->callback_secret = optarg; break;
         case 'h': cli_serve_help(stdout); return 1;
         case ':': cli_error("%s needs a value", cli_bad_option(argc, argv)); return -1;
         default: cli_error("unknown option %s (see hark serve --help)", cli_bad_option(argc, argv)); return -1;
@@ -256,6 +270,8 @@ int cli_serve(int argc, char **argv)
     hc.max_connections = (unsigned)s.max_connections;
     hc.max_connections_per_ip = (unsigned)s.max_connections_per_ip;
     hc.idle_timeout_s = (unsigned)s.idle_timeout_s;
+    hc.callback_allow = s.callback_allow;
+    hc.callback_secret = s.callback_secret;
     if (http_start(&hc, store, queue, &http, err, sizeof err) < 0) {
         cli_error("%s", err);
         goto out;

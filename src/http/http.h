@@ -29,6 +29,12 @@ struct http_config {
     unsigned max_connections;        /* at least 1 */
     unsigned max_connections_per_ip; /* 0: no limit */
     unsigned idle_timeout_s;         /* 0: never */
+    /* Callbacks (POST /model "callback_url"): the hosts they may go to,
+     * "host" or "host:port" comma-separated (NULL or "": none), and the key
+     * that signs them (NULL or "": <data_dir>/callback-secret, made when
+     * missing). */
+    const char *callback_allow;
+    const char *callback_secret;
 };
 
 struct http_server;

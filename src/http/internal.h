@@ -69,6 +69,12 @@ struct http_server {
     atomic_int keys_exist;
 
     atomic_int stopping;       /* set when the server stops: event streams end */
+    char callback_allow[1024]; /* hosts a callback may go to (callbacks.c) */
+    char callback_secret[256]; /* the key of the callbacks' signatures; "" when none could be had */
+    char callback_error[256];  /* ... and why */
+    pthread_t callbacks_thread;
+    int callbacks_started;
+    pthread_cond_t callbacks_cv; /* signaled when the server stops */
     pthread_mutex_t lock;      /* guards what follows */
     pthread_cond_t streams_cv; /* signaled when n_streams drops to 0 */
     int n_streams;             /* threads feeding event streams */
@@ -211,6 +217,26 @@ struct sse_source {
  * too). */
 struct MHD_Response *sse_pull_response(struct MHD_Connection *c, atomic_int *stopping,
                                        const struct sse_source *source, void *user);
+
+/* ---- callbacks.c: telling a job's callback_url that it ended */
+
+/* Whether url is http or https to a host the allow list names ("host" or
+ * "host:port", comma-separated); otherwise 0 with the reason in why. */
+int callback_allowed(const char *allow, const char *url, char *why, size_t whylen);
+
+/* The signatures' key: given (not NULL or ""), else the text of
+ * <data>/callback-secret, which is made when missing. */
+int callback_secret_load(const char *data_dir, const char *given, char *out, size_t outlen, char *err,
+                         size_t errlen);
+
+/* "sha256=" and the hex HMAC-SHA256 of body under secret, into out (72
+ * bytes). */
+void callback_sign(const char *secret, const char *body, size_t len, char *out);
+
+/* The thread that sends the callbacks that are due; stopped (joined) once
+ * srv->stopping is set. */
+int callbacks_start(struct http_server *srv);
+void callbacks_stop(struct http_server *srv);
 
 /* ---- the service's routes, by resource */
 

@@ -56,7 +56,7 @@ enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, s
     json_error_t jerr;
     struct store_upload u;
     struct store_job job;
-    const char *id, *model, *language = "", *task = "transcribe", *path;
+    const char *id, *model, *language = "", *task = "transcribe", *path, *callback = NULL;
     int wait = 0, position = 0, rc;
     enum MHD_Result ret;
 
@@ -91,6 +91,7 @@ enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, s
     STRING_MEMBER("language", language);
     STRING_MEMBER("task", task);
     STRING_MEMBER("path", path);
+    STRING_MEMBER("callback_url", callback);
 #undef STRING_MEMBER
     v = json_object_get(body, "wait");
     if (v && !json_is_null(v)) {
@@ -127,6 +128,24 @@ enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, s
                               "speech detection needs a VAD model, and there is none in the models folder: "
                               "hark models download silero-v6.2.0");
         goto out;
+    }
+    /* Told when the job ends: only hosts the operator allows. */
+    if (callback && *callback) {
+        char why[400];
+        if (strlen(callback) >= sizeof job.callback_url) {
+            ret = http_send_error(c, rq, 400, "invalid_request", "callback_url", NULL,
+                                  "callback_url is longer than %zu bytes", sizeof job.callback_url - 1);
+            goto out;
+        }
+        if (!callback_allowed(srv->callback_allow, callback, why, sizeof why)) {
+            ret = http_send_error(c, rq, 400, "callback_not_allowed", "callback_url", NULL, "%s", why);
+            goto out;
+        }
+        if (!srv->callback_secret[0]) {
+            ret = http_send_error(c, rq, 503, "callbacks_unavailable", "callback_url", NULL,
+                                  "callbacks cannot be signed here: %s", srv->callback_error);
+            goto out;
+        }
     }
     queue_options_encode(&jo, options, sizeof options);
     snprintf(rq->id, sizeof rq->id, "%s", id);
@@ -172,6 +191,13 @@ enum MHD_Result route_model(struct http_server *srv, struct MHD_Connection *c, s
         goto out;
     }
     if (rc < 0) {
+        ret = store_failure(srv, c, rq, rc);
+        goto out;
+    }
+    /* Set after the job is queued: a callback is due once the job has
+     * ended and has a URL, whichever comes last. */
+    if (callback && *callback && (rc = store_job_set_callback(srv->store, job.id, callback)) < 0) {
+        store_job_cancel(srv->store, job.id);
         ret = store_failure(srv, c, rq, rc);
         goto out;
     }
@@ -222,7 +248,23 @@ enum MHD_Result route_job(struct http_server *srv, struct MHD_Connection *c, str
     if (rc == HARK_ENOENT)
         return http_send_error(c, rq, 404, "not_found", "id", NULL, "no job \"%s\"", rq->id);
     if (rc < 0) return store_failure(srv, c, rq, rc);
-    return http_send_json(c, rq, 200, job_json(&job));
+    json_t *o = job_json(&job);
+    if (o && job.callback_url[0]) {
+        /* Where its end is told, and every attempt so far. */
+        struct store_callback_attempt *at = NULL;
+        int n = 0;
+        json_t *list = json_array();
+        if (store_callback_attempts(srv->store, job.id, &at, &n) == 0)
+            for (int i = 0; i < n; i++)
+                json_array_append_new(list, json_pack("{s:i, s:s, s:i, s:s?}", "attempt", at[i].n, "at", at[i].at,
+                                                      "status", at[i].status, "error",
+                                                      at[i].error[0] ? at[i].error : NULL));
+        free(at);
+        json_object_set_new(o, "callback",
+                            json_pack("{s:s, s:s, s:o}", "url", job.callback_url, "state",
+                                      job.callback_state[0] ? job.callback_state : "waiting", "attempts", list));
+    }
+    return http_send_json(c, rq, 200, o);
 }
 
 enum MHD_Result route_job_cancel(struct http_server *srv, struct MHD_Connection *c, struct request *rq)

@@ -488,6 +488,12 @@ int http_start(const struct http_config *cfg, struct store *store, struct queue 
              cfg->default_model ? cfg->default_model : "");
     snprintf(srv->api_key, sizeof srv->api_key, "%s", cfg->api_key ? cfg->api_key : "");
     srv->max_upload_bytes = cfg->max_upload_bytes;
+    pthread_cond_init(&srv->callbacks_cv, NULL);
+    snprintf(srv->callback_allow, sizeof srv->callback_allow, "%s", cfg->callback_allow ? cfg->callback_allow : "");
+    /* Without a key there are no callbacks, and POST /model says why. */
+    if (callback_secret_load(cfg->data_dir, cfg->callback_secret, srv->callback_secret,
+                             sizeof srv->callback_secret, srv->callback_error, sizeof srv->callback_error) < 0)
+        srv->callback_secret[0] = 0;
 
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -522,6 +528,11 @@ int http_start(const struct http_config *cfg, struct store *store, struct queue 
     }
     info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : cfg->port;
+    if (callbacks_start(srv) < 0) {
+        snprintf(err, errlen, "cannot start the callbacks' thread");
+        http_stop(srv);
+        return HARK_ENOMEM;
+    }
     *out = srv;
     return 0;
 }
@@ -535,6 +546,7 @@ void http_stop(struct http_server *srv)
 {
     if (!srv) return;
     atomic_store(&srv->stopping, 1);
+    callbacks_stop(srv);
     if (srv->daemon) MHD_stop_daemon(srv->daemon);
     /* The threads of event streams end once their transcriptions do (the
      * queue is shut down first). */
@@ -542,6 +554,7 @@ void http_stop(struct http_server *srv)
     while (srv->n_streams > 0) pthread_cond_wait(&srv->streams_cv, &srv->lock);
     pthread_mutex_unlock(&srv->lock);
     pthread_cond_destroy(&srv->streams_cv);
+    pthread_cond_destroy(&srv->callbacks_cv);
     pthread_mutex_destroy(&srv->lock);
     free(srv);
 }
