@@ -5,7 +5,7 @@
 # keys added by `hark keys add` on its store while it runs: alice and bob
 # (owners) and root (an admin). Checks that the same file uploaded by two
 # owners is two entries, and a duplicate only within one owner; that bob
-# can never list, read, schedule, range-read, HEAD, cancel or delete
+# can never list, read, follow (events), schedule, range-read, HEAD, cancel or delete
 # alice's upload, by id, by job number, by file name, by result file or
 # through /v1, and that every such answer is exactly the answer to an
 # unknown id (status and body, the id aside); that deleting alice's copy
@@ -194,13 +194,19 @@ test_read_others() {
     like_unknown bob GET "/results/$A_ID?format=srt" "$A_ID" "$NOBODY" || return 1
     like_unknown bob GET "/jobs/$A_JOB" "$A_JOB" 999999999 || return 1
     like_unknown bob GET "/jobs/$A_ID" "$A_ID" "$NOBODY" || return 1
+    like_unknown bob GET "/jobs/$A_JOB/events" "$A_JOB" 999999999 || return 1
+    like_unknown bob GET "/jobs/$A_ID/events" "$A_ID" "$NOBODY" || return 1
+    as alice GET "/jobs/$A_ID/events"
+    want 200 && grep -q '^event: done' "$API_TMP/body" || { say "alice's events: $(body)"; return 1; }
     # Root reads them all.
     as root GET "/uploads/$A_ID"
     want 200 && jqb '.owner == "alice"' || return 1
     as root GET "/results/$A_ID"
     want 200 || return 1
     as root GET "/jobs/$A_JOB"
-    want 200
+    want 200 || return 1
+    as root GET "/jobs/$A_JOB/events"
+    want 200 && grep -q '^event: done' "$API_TMP/body"
 }
 
 # Search sees only what the key may read: alice's transcript is found by
