@@ -385,21 +385,49 @@ static int log_segment(void *user, const struct hark_segment *s, int index)
     return g->cancel_at > 0 && g->calls >= g->cancel_at;
 }
 
+/* The mini model, the VAD model and jfk.wav three times over (33 s, two
+ * windows), for the tests of long runs; members NULL where loading failed
+ * (reported). */
+struct long_run {
+    hark_model *m;
+    hark_state *st;
+    hark_vad *vad;
+    float *pcm;
+    size_t n;
+};
+
+static void long_run_open(struct long_run *lr)
+{
+    char err[256];
+    lr->m = load("rt-mini.en-f16.bin", &lr->st);
+    lr->vad = hark_vad_load(t_shared("vad", "ggml-silero-v6.2.0.bin"), NULL, err, sizeof err);
+    CHECKF(lr->vad != NULL, "vad: %s", err);
+    lr->n = 3 * jfk_n;
+    lr->pcm = malloc(lr->n * sizeof(float));
+    for (size_t i = 0; lr->pcm && i < lr->n; i++) lr->pcm[i] = jfk[i % jfk_n];
+}
+
+static void long_run_close(struct long_run *lr)
+{
+    free(lr->pcm);
+    hark_vad_free(lr->vad);
+    hark_state_free(lr->st);
+    hark_model_free(lr->m);
+}
+
 /* The segment callback gives every segment of the result in order, as the
  * result has it in the end (times, text, words), the first while a window
  * is still left; with speech detection its times are already on the
  * original timeline. A nonzero answer cancels. */
 static void test_segment_callback(void)
 {
-    hark_state *st = NULL;
-    hark_model *m = load("rt-mini.en-f16.bin", &st);
+    struct long_run lr;
+    long_run_open(&lr);
+    hark_state *st = lr.st;
+    hark_vad *vad = lr.vad;
+    float *pcm = lr.pcm;
+    size_t n = lr.n;
     char err[256];
-    hark_vad *vad = hark_vad_load(t_shared("vad", "ggml-silero-v6.2.0.bin"), NULL, err, sizeof err);
-    CHECKF(vad != NULL, "vad: %s", err);
-    /* jfk.wav three times over: 33 s, two windows. */
-    size_t n = 3 * jfk_n;
-    float *pcm = malloc(n * sizeof(float));
-    for (size_t i = 0; pcm && i < n; i++) pcm[i] = jfk[i % jfk_n];
     if (!st || !vad || !pcm) goto done;
     static const struct { int wcpp, words, vad; } runs[] = {{0, 0, 0}, {0, 1, 1}, {1, 0, 1}};
     for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
@@ -448,10 +476,7 @@ static void test_segment_callback(void)
         for (int i = 0; i < c.calls && i < 256; i++) free(c.text[i]);
     }
 done:
-    free(pcm);
-    hark_vad_free(vad);
-    hark_state_free(st);
-    hark_model_free(m);
+    long_run_close(&lr);
 }
 
 /* What the window callback said: where each next window begins and how
@@ -497,14 +522,13 @@ static void check_windows(const struct window_log *g, const hark_result *r, cons
  * speech found is still all listed. */
 static void test_resume(void)
 {
-    hark_state *st = NULL;
-    hark_model *m = load("rt-mini.en-f16.bin", &st);
+    struct long_run lr;
+    long_run_open(&lr);
+    hark_state *st = lr.st;
+    hark_vad *vad = lr.vad;
+    float *pcm = lr.pcm;
+    size_t n = lr.n;
     char err[256];
-    hark_vad *vad = hark_vad_load(t_shared("vad", "ggml-silero-v6.2.0.bin"), NULL, err, sizeof err);
-    CHECKF(vad != NULL, "vad: %s", err);
-    size_t n = 3 * jfk_n;
-    float *pcm = malloc(n * sizeof(float));
-    for (size_t i = 0; pcm && i < n; i++) pcm[i] = jfk[i % jfk_n];
     if (!st || !vad || !pcm) goto done;
     static const struct { int wcpp, words; } runs[] = {{0, 0}, {0, 1}, {1, 1}};
     for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
@@ -608,10 +632,7 @@ static void test_resume(void)
     }
     CHECK(hark_result_prepend(NULL, NULL, 0) == HARK_EINVAL);
 done:
-    free(pcm);
-    hark_vad_free(vad);
-    hark_state_free(st);
-    hark_model_free(m);
+    long_run_close(&lr);
 }
 
 /* Bad arguments and bad audio give a code and a reason, never a result. */
