@@ -326,6 +326,9 @@ static const char *const migrations[] = {
                       " AND state IN ('done', 'failed', 'canceled')"                        \
                       " ORDER BY callback_next, id LIMIT 1)"                                \
                       " RETURNING id, callback_url, callback_tries, finished, state")       \
+    X(CALLBACK_DUE, "SELECT EXISTS (SELECT 1 FROM jobs WHERE callback_url <> ''"          \
+                    " AND callback_state IN ('', 'pending') AND callback_next <= " SQL_NOW  \
+                    " AND state IN ('done', 'failed', 'canceled'))")                        \
     X(CALLBACK_ATTEMPT_ADD, "INSERT OR REPLACE INTO callback_attempts (job_id, n, at, status, error)" \
                             " VALUES (?1, ?2, " SQL_NOW ", ?3, ?4)")                        \
     X(CALLBACK_UPDATE, "UPDATE jobs SET callback_tries = ?2, callback_state = ?3,"          \
@@ -1737,10 +1740,21 @@ static int sqlite_callback_claim(struct store *s, int hold_ms, struct store_call
 {
     static const char op[] = "store_callback_claim";
     struct sqlite_store *st = from_store(s);
-    int rc = write_begin(st, op);
+    /* Looked for without the write lock first: mostly none is due. */
+    struct conn *r = reader_take(st);
+    int rc = 0;
+    int64_t due = 0;
+    sqlite3_stmt *q = get_stmt(r, S_CALLBACK_DUE, op, &rc);
+    if (q) {
+        rc = query_int(r, q, op, &due);
+    }
+    reader_give(st, r);
+    if (rc < 0) return rc;
+    if (!due) return HARK_EAGAIN;
+    rc = write_begin(st, op);
     if (rc < 0) return rc;
     struct conn *c = &st->writer;
-    sqlite3_stmt *q = get_stmt(c, S_CALLBACK_CLAIM, op, &rc);
+    q = get_stmt(c, S_CALLBACK_CLAIM, op, &rc);
     if (q) {
         sqlite3_bind_int(q, 1, hold_ms);
         int src = sqlite3_step(q);

@@ -121,6 +121,16 @@ static int f_job_fail(struct store *s, int64_t id, const char *worker, const cha
 }
 static int f_job_release(struct store *s, int64_t id, const char *worker) { PASS(job_release, id, worker); }
 static int f_job_cancel(struct store *s, int64_t id) { PASS(job_cancel, id); }
+/* A segment and a checkpoint per window: as many in every run. */
+static int f_job_segment_put(struct store *s, int64_t id, const char *worker, const struct store_job_segment *g)
+{
+    PASS(job_segment_put, id, worker, g);
+}
+static int f_job_checkpoint(struct store *s, int64_t id, const char *worker, double at, int n)
+{
+    PASS(job_checkpoint, id, worker, at, n);
+}
+static int f_job_segments_trim(struct store *s, int64_t id, int from) { PASS(job_segments_trim, id, from); }
 
 /* Untraced: their calls depend on timing. */
 #define PASS_UNTRACED(op, ...) return fault_call(#op, 0) ? HARK_EIO : fs.inner->ops->op(fs.inner, __VA_ARGS__)
@@ -175,6 +185,27 @@ static int f_search(struct store *s, const char *fts, const char *tsq, const cha
     return fs.inner->ops->search(fs.inner, fts, tsq, owner, limit, offset, hits, n, total);
 }
 static int f_uploads_ran(struct store *s, char ***ids, int *n) { return fs.inner->ops->uploads_ran(fs.inner, ids, n); }
+static int f_job_segments(struct store *s, int64_t id, int after, int limit, struct store_job_segment **rows, int *n)
+{
+    return fs.inner->ops->job_segments(fs.inner, id, after, limit, rows, n);
+}
+static int f_job_set_callback(struct store *s, int64_t id, const char *url)
+{
+    return fs.inner->ops->job_set_callback(fs.inner, id, url);
+}
+static int f_callback_claim(struct store *s, int hold_ms, struct store_callback *out)
+{
+    return fs.inner->ops->callback_claim(fs.inner, hold_ms, out);
+}
+static int f_callback_record(struct store *s, int64_t id, int n, int status, const char *error, const char *state,
+                             int retry_ms)
+{
+    return fs.inner->ops->callback_record(fs.inner, id, n, status, error, state, retry_ms);
+}
+static int f_callback_attempts(struct store *s, int64_t id, struct store_callback_attempt **rows, int *n)
+{
+    return fs.inner->ops->callback_attempts(fs.inner, id, rows, n);
+}
 
 static const struct store_backend fault_backend = {
     .name = "faulty", .shared = 0, .close = f_close,
@@ -186,7 +217,10 @@ static const struct store_backend fault_backend = {
     .requeue_expired = f_requeue_expired, .wait_for_jobs = f_wait_for_jobs, .jobs_in_state = f_jobs_in_state,
     .stats = f_stats, .key_add = f_key_add, .key_list = f_key_list, .key_revoke = f_key_revoke,
     .key_find = f_key_find, .key_count = f_key_count, .index_set = f_index_set, .search = f_search,
-    .uploads_ran = f_uploads_ran,
+    .uploads_ran = f_uploads_ran, .job_segment_put = f_job_segment_put, .job_segments = f_job_segments,
+    .job_segments_trim = f_job_segments_trim, .job_checkpoint = f_job_checkpoint,
+    .job_set_callback = f_job_set_callback, .callback_claim = f_callback_claim,
+    .callback_record = f_callback_record, .callback_attempts = f_callback_attempts,
 };
 
 static void arm(const char *op, int k)
