@@ -1,7 +1,7 @@
 // receiver.mjs: a local HTTP receiver for hark's callbacks
 // (tests/api/test_callbacks.sh). Listens on 127.0.0.1 (a free port,
 // printed as "listening PORT"), answers POST /flaky with 500 the first
-// time and 200 after, anything else with 200, and
+// time and 200 after, POST /down with 503 always, anything else with 200, and
 // appends every request to HARK_LOG as one JSON line: {path, headers,
 // body, validSignature} where validSignature says whether X-Hark-Signature
 // is the HMAC-SHA256 of the raw body under HARK_SECRET.
@@ -25,6 +25,7 @@ const server = http.createServer((req, res) => {
       body: body.toString('utf8'), validSignature }) + '\n');
     let status = 200;
     if (req.url === '/flaky' && flaky++ === 0) status = 500;
+    if (req.url === '/down') status = 503;
     res.writeHead(status, { 'Content-Type': 'text/plain' });
     res.end(status === 200 ? 'ok' : 'not now');
   });

@@ -6,7 +6,8 @@
 # with a given secret. A job's end is POSTed there once, signed
 # (X-Hark-Signature: the receiver checks the HMAC-SHA256 of the body), with
 # the job, the upload and the results; an answer of 500 is tried again and
-# every attempt is in GET /jobs/<n>; a canceled job is told too. URLs to
+# every attempt is in GET /jobs/<n>; a canceled job is told too; one still
+# failing an hour after its job ended is given up. URLs to
 # hosts or ports not allowed, other schemes and a server without
 # --callback-allow are refused (400 callback_not_allowed) before anything
 # is queued. Server D, without --callback-secret, makes its secret in
@@ -110,6 +111,33 @@ test_canceled() {
     call POST "/jobs/$first/cancel"
 }
 
+# A callback still failing an hour after its job ended has failed: no more
+# attempts. (The job's end is moved two hours back in the database.)
+test_gives_up() {
+    url=$C_url
+    call GET "/uploads/$JFK"
+    local job
+    job=$(jq -r .job_id "$API_TMP/body")
+    python3 - "$API_TMP/c/hark.db" "$job" "http://127.0.0.1:$PORT/down" <<'PY' || { say "cannot change the job"; return 1; }
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=10)
+with db:
+    db.execute("UPDATE jobs SET callback_url = ?, callback_state = '', callback_next = '', callback_tries = 0,"
+               " finished = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-2 hours') WHERE id = ?",
+               (sys.argv[3], int(sys.argv[2])))
+PY
+    local i
+    for ((i = 0; i < 100 * SLOW; i++)); do
+        call GET "/jobs/$job"
+        jq -e '.callback.state == "failed"' "$API_TMP/body" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    jobq "$job" '.callback.state == "failed" and (.callback.attempts | length) == 1 and
+        .callback.attempts[0].status == 503 and .callback.attempts[0].error == "HTTP 503"' || return 1
+    sleep 2.5
+    [ "$(grep -c '"path":"/down"' "$LOG")" = 1 ] || { say "tried $(grep -c '"path":"/down"' "$LOG") times"; return 1; }
+}
+
 test_refused() {
     url=$C_url
     local u
@@ -166,6 +194,7 @@ elif server_start C "$API_TMP/c" "${DECODE[@]}" --callback-allow "127.0.0.1:$POR
     t callbacks_delivered_signed test_delivered
     t callbacks_retried test_retried
     t callbacks_canceled test_canceled
+    t callbacks_give_up test_gives_up
     t callbacks_refused test_refused
     t callbacks_secret_file test_secret_file
     t callbacks_stop stop_all
