@@ -202,7 +202,7 @@ static ssize_t take(struct sse *s, char *out, size_t max)
 {
     pthread_mutex_lock(&s->mu);
     size_t n = s->len - s->head < max ? s->len - s->head : max;
-    memcpy(out, s->buf + s->head, n);
+    if (n) memcpy(out, s->buf + s->head, n);
     s->head += n;
     pthread_mutex_unlock(&s->mu);
     return (ssize_t)n;

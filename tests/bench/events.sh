@@ -24,7 +24,6 @@ if ! command -v node >/dev/null || [ ! -x "$HARK" ]; then
     exit 0
 fi
 api_init || exit 0
-trap '_api_cleanup; pg_stop' EXIT
 clip=$API_TMP/clip.wav
 wav_header "$clip" $((44 + 90 * 32000))
 for _ in $(seq 9); do tail -c 352000 "$AUDIO/jfk.wav"; done | head -c $((90 * 32000)) >>"$clip"
@@ -63,6 +62,8 @@ else
     echo "  note: the server did not start"
 fi
 if pg_start 2>"$API_TMP/pg.err"; then
+    # pg_start's own exit trap stops the cluster; the processes go first.
+    trap '_api_cleanup; pg_stop' EXIT
     HARK_API_PG=${HARK_TEST_PG%/*}
     if server_start P "$API_TMP/p" --workers 0 "${DECODE[@]}"; then
         "$HARK" worker --db "$HARK_API_PG/$api_db" --data "$API_TMP/p" --models "$MODELS" --model "$MODEL" \
