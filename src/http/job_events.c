@@ -36,7 +36,6 @@
 #define POLL_MS 250
 #define RETRY_MS 1000 /* a client that lost the stream connects again this soon */
 #define SEGMENTS_PER_FILL 64
-#define DECODE_SHARE 10.0 /* the queue's share of progress for decoding the media */
 
 struct job_watch {
     struct http_server *srv;
@@ -88,7 +87,7 @@ static int fill(void *user, struct sse *s)
      * is not sent again. */
     double percent = round(job.progress * 10.0) / 10.0;
     if (!ended && (!jw->sent_progress || strcmp(job.state, jw->state) || percent != jw->percent)) {
-        double share = (job.progress - DECODE_SHARE) / (100.0 - DECODE_SHARE);
+        double share = (job.progress - QUEUE_DECODE_SHARE) / (100.0 - QUEUE_DECODE_SHARE);
         double audio_s = share > 0 ? round(share * jw->duration_s * 100.0) / 100.0 : 0.0;
         json_t *e = json_pack("{s:I, s:s, s:f, s:f}", "job", (json_int_t)job.id, "state", job.state, "percent",
                               percent, "audio_seconds", audio_s);

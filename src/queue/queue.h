@@ -122,6 +122,10 @@ struct queue_config {
     int no_fallback;           /* ... and 1: each window decoded once */
 };
 
+/* A job's progress (0..100) gives its first QUEUE_DECODE_SHARE percent to
+ * decoding the media, the rest to the transcription. */
+#define QUEUE_DECODE_SHARE 10.0
+
 /* Figures for /metrics, since start. */
 struct queue_stats {
     int64_t jobs_done, jobs_failed, jobs_canceled;

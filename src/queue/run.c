@@ -22,7 +22,6 @@
 
 #define PROGRESS_STEP 1.0     /* percent between progress writes */
 #define PROGRESS_PERIOD_S 0.5 /* or this long */
-#define DECODE_SHARE 10.0     /* percent of a job's progress given to decoding */
 
 /* What a progress callback needs: the job (0 for a request), the share of
  * the whole it reports, and what it last wrote. */
@@ -157,10 +156,10 @@ static int resume_load(struct queue *q, const struct store_job *job, struct resu
         int got = 0;
         rc = store_job_segments(q->store, job->id, r->n - 1, RESUME_PAGE, &page, &got);
         if (rc == 0 && got == 0) rc = HARK_EFORMAT; /* fewer than the checkpoint counted */
+        if (rc == 0 && r->n == 0) snprintf(r->language, sizeof r->language, "%s", page[0].language);
         for (int i = 0; rc == 0 && i < got && r->n < want; i++) {
             if (page[i].seq != r->n) rc = HARK_EFORMAT;
             else if ((rc = run_segment_decode(page[i].data, &r->segs[r->n])) == 0) r->n++;
-            if (rc == 0 && r->n == 1) snprintf(r->language, sizeof r->language, "%s", page[i].language);
         }
         store_job_segments_free(page, got);
     }
@@ -169,16 +168,15 @@ static int resume_load(struct queue *q, const struct store_job *job, struct resu
     for (int i = 0; rc == 0 && i < r->n; i++) text += strlen(r->segs[i].text);
     if (rc == 0 && text > 0 && (r->prompt = malloc(RESUME_PROMPT_BYTES + 1))) {
         /* The end of the kept text, cut where a character begins. */
-        size_t at = text > RESUME_PROMPT_BYTES ? text - RESUME_PROMPT_BYTES : 0, pos = 0, len = 0;
+        size_t skip = text > RESUME_PROMPT_BYTES ? text - RESUME_PROMPT_BYTES : 0, len = 0;
         for (int i = 0; i < r->n; i++) {
-            const char *t = r->segs[i].text;
-            size_t tl = strlen(t);
-            for (size_t k = 0; k < tl; k++, pos++)
-                if (pos >= at) r->prompt[len++] = t[k];
+            size_t tl = strlen(r->segs[i].text), k = skip < tl ? skip : tl;
+            memcpy(r->prompt + len, r->segs[i].text + k, tl - k);
+            len += tl - k;
+            skip -= k;
         }
         r->prompt[len] = 0;
-        size_t skip = 0;
-        while (skip < len && ((unsigned char)r->prompt[skip] & 0xc0) == 0x80) skip++;
+        while (((unsigned char)r->prompt[skip] & 0xc0) == 0x80) skip++;
         memmove(r->prompt, r->prompt + skip, len - skip + 1);
     }
     if (rc < 0) resume_free(r);
@@ -371,7 +369,7 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
     float *pcm = NULL;
     size_t n_samples = 0;
     struct hark_options opt;
-    struct run_ctx ctx = {q, w, job->id, 0.0, DECODE_SHARE, 0.0, run_now(), 0, NULL, NULL, 0, 0};
+    struct run_ctx ctx = {q, w, job->id, 0.0, QUEUE_DECODE_SHARE, 0.0, run_now(), 0, NULL, NULL, 0, 0};
     struct resume rs = {0};
     enum outcome out = OUT_FAILED;
     double t0, time_s = 0.0;
@@ -416,7 +414,7 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
 
     /* The engine's part of the progress starts where decoding ended. */
     ctx.last_write_s = 0.0;
-    ctx.lo = DECODE_SHARE;
+    ctx.lo = QUEUE_DECODE_SHARE;
     ctx.hi = 100.0;
     if (on_progress(&ctx, 0.0f)) {
         out = stopped_job(&ctx);
@@ -482,8 +480,9 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
         else out = fail_job(q, w, job->id, QUEUE_STEP_RESULTS, rc, err);
         goto end;
     }
-    /* Rows an earlier run kept past this run's last segment go. */
-    store_job_segments_trim(q->store, job->id, hark_result_n_segments(res));
+    /* Rows an earlier run left past this run's last segment go (a first
+     * run has none). */
+    if (job->attempts > 1) store_job_segments_trim(q->store, job->id, hark_result_n_segments(res));
     const char *lang = hark_result_language(res);
     rc = finish_job(q, w, job->id, model_name, lang ? lang : "", time_s, res);
     if (rc == 0) {
