@@ -43,12 +43,12 @@ const STATUS_WORDS = {
   canceled: 'Canceled',
 };
 
-// status(meta): the entry's state in words, with the queue position or
-// the progress while it has a job.
+// status(meta): the entry's state in words, with the queue position (the
+// API's, 1 for the next job to run) or the progress while it has a job.
 export function status(meta) {
   const word = STATUS_WORDS[meta.status] || meta.status;
   if (meta.status === 'queued' && Number.isInteger(meta.queue_position))
-    return `${word} (position ${meta.queue_position + 1})`;
+    return `${word} (position ${meta.queue_position})`;
   if (meta.status === 'running') return `${word} ${Math.round(meta.progress || 0)} %`;
   return word;
 }

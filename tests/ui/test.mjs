@@ -353,6 +353,9 @@ await check('ui_player_live_transcript', async () => {
       window.__live.push({ n: document.querySelectorAll('#segments .seg').length,
         live: document.getElementById('player-body').dataset.live === 'true', status: document.getElementById('player-status').textContent });
     }).observe(document.getElementById('segments'), { childList: true });
+    window.__statuses = [];
+    new MutationObserver(() => window.__statuses.push(document.getElementById('player-status').textContent))
+      .observe(document.getElementById('player-status'), { childList: true, characterData: true, subtree: true });
     location.hash = `#/player/${id}`;
   }, ids.clip);
   await page.waitForFunction(() => document.getElementById('player-body').dataset.live === 'true', null, { timeout: T });
@@ -366,6 +369,14 @@ await check('ui_player_live_transcript', async () => {
   const grew = log.filter((e) => e.live && e.n > 0);
   assert(grew.length > 0, `no segment was shown while the job ran: ${JSON.stringify(log).slice(0, 300)}`);
   assert(grew.some((e) => /Transcribing|Queued/.test(e.status)), `the status while growing: ${JSON.stringify(grew).slice(0, 300)}`);
+  // The clip waited behind jfk.mp4 alone: the next job to run, place 1.
+  const queued = (await page.evaluate(() => window.__statuses)).filter((t) => /Queued/.test(t));
+  assert(queued.every((t) => t.includes('Queued (position 1)')), `queued statuses: ${queued.join(' | ')}`);
+  const words = await page.evaluate(async () => {
+    const { status } = await import('/ui/format.js');
+    return [1, 3].map((n) => status({ status: 'queued', queue_position: n }));
+  });
+  assert(words[0] === 'Queued (position 1)' && words[1] === 'Queued (position 3)', `queue places in words: ${words.join(', ')}`);
   const polls = requests.filter((r) => r === `GET /uploads/${ids.clip}`).length;
   const streams = requests.filter((r) => r === `GET /jobs/${ids.clip}/events`).length;
   assert(streams >= 1, `no event stream: ${requests.join(' ')}`);
