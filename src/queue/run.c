@@ -400,14 +400,15 @@ void run_job(struct queue *q, struct worker *w, const struct store_job *job)
 
     t0 = run_now();
     rc = media_decode(media, &pcm, &n_samples, on_progress, &ctx, err, sizeof err);
-    if (rc < 0 && media_reason(err, media) != err) {
+    if (rc < 0) {
         /* The reason names the file as its owner does, not by the
          * server's path. */
-        char reason[sizeof err];
-        snprintf(reason, sizeof reason, "%s: %s", up.filename, media_reason(err, media));
-        memcpy(err, reason, sizeof err);
-    }
-    if (rc < 0) {
+        const char *why = media_reason(err, media);
+        if (why != err) {
+            char reason[sizeof err];
+            snprintf(reason, sizeof reason, "%s: %s", up.filename, why);
+            memcpy(err, reason, sizeof err);
+        }
         out = rc == HARK_ECANCELED ? stopped_job(&ctx) : fail_job(q, w, job->id, QUEUE_STEP_MEDIA, rc, err);
         goto end;
     }
