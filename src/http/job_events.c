@@ -18,8 +18,9 @@
  * that reconnects after the end (Last-Event-ID: end) gets 204, which tells
  * a browser's EventSource to stop. The stream is pulled (events.c): the
  * connection's thread asks the store for what is new whenever this
- * process's queue reports a change, and at least every POLL_MS for jobs
- * that other processes run. The stream begins with "retry: 1000": a
+ * process's queue reports a change (its own jobs', and on PostgreSQL any
+ * process's, announced by the store), and at least every POLL_MS in case
+ * an announcement was lost. The stream begins with "retry: 1000": a
  * client that loses it (a restarted server) tries again after a second.
  */
 #include <math.h>

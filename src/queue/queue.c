@@ -7,7 +7,10 @@
  * queue_notify() signals, and that the watch thread broadcasts when the
  * store announces a job queued by any process (PostgreSQL's LISTEN/NOTIFY).
  * Without announcements (SQLite) an idle worker looks every second; with
- * them, every ten as a safety net.
+ * them, every ten as a safety net. The store also announces what changes
+ * in a running job (progress, segments, its end), which the watch thread
+ * passes on to queue_wait_changes(): that is how a job's event stream in
+ * one process follows a job run by another, even one with no workers.
  *
  * Many processes on many machines may run one shared queue. Each worker
  * claims under its own name ("host:pid/n"), and a claim is a lease that
@@ -186,9 +189,11 @@ static void heartbeat_all(struct queue *q)
 /* The watch thread: every third of a lease it renews the leases of the
  * jobs this queue runs and puts back in the queue the jobs whose lease has
  * passed (anyone's: a worker that died anywhere); in between it waits for
- * the store's announcements of new jobs and wakes the idle workers. A
- * failing database is retried at the next beat: only HARK_ESTALE stops a
- * run, so a database restart costs nothing but a few failed calls. */
+ * the store's announcements: new jobs wake the idle workers, changes to
+ * running jobs wake queue_wait_changes(). A queue with no workers only
+ * listens. A failing database is retried at the next beat: only
+ * HARK_ESTALE stops a run, so a database restart costs nothing but a few
+ * failed calls. */
 static void *watch_main(void *arg)
 {
     struct queue *q = arg;
@@ -199,18 +204,19 @@ static void *watch_main(void *arg)
         pthread_mutex_unlock(&q->mu);
         if (stopping) break;
         double t = run_now();
-        if (t >= next_beat) {
+        if (t >= next_beat && q->n_workers > 0) {
             int n = 0;
             heartbeat_all(q);
             if (store_requeue_expired(q->store, &n) == 0 && n > 0) wake_workers(q);
             next_beat = t + beat_s;
         }
         long wait_ms = (long)((next_beat - run_now()) * 1000.0) + 1;
-        if (wait_ms > WATCH_MS) wait_ms = WATCH_MS;
+        if (wait_ms > WATCH_MS || q->n_workers == 0) wait_ms = WATCH_MS;
         if (wait_ms < 1) wait_ms = 1;
         if (q->announced) {
-            int rc = store_wait_for_jobs(q->store, (int)wait_ms);
-            if (rc > 0) wake_workers(q);
+            int news = store_wait_news(q->store, (int)wait_ms);
+            if (news > 0 && (news & STORE_NEWS_JOBS)) wake_workers(q);
+            if (news > 0 && (news & STORE_NEWS_CHANGES)) run_changed(q);
             continue;
         }
         pthread_mutex_lock(&q->mu);
@@ -335,10 +341,10 @@ int queue_start(struct store *store, const struct queue_config *cfg, struct queu
         }
         q->n_started++;
     }
-    if (cfg->workers > 0) {
-        /* Subscribes to the announcements before the first idle wait, so
-         * none made from now on is missed. */
-        q->announced = store_wait_for_jobs(store, 0) != HARK_ENOTSUP;
+    /* Subscribes to the announcements before the first idle wait, so none
+     * made from now on is missed. */
+    q->announced = store_wait_news(store, 0) != HARK_ENOTSUP;
+    if (cfg->workers > 0 || q->announced) {
         if (pthread_create(&q->watch, NULL, watch_main, q) != 0) {
             err_set(err, errlen, "queue_start: cannot start the watch thread");
             queue_stop(q);

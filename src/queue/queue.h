@@ -144,6 +144,8 @@ struct queue;
  * jobs they run, puts back in the queue jobs whose lease has passed, and
  * wakes idle workers when the store announces a job (PostgreSQL's
  * LISTEN/NOTIFY; without announcements idle workers look every second).
+ * With announcements the watch thread runs even with no workers, to pass
+ * on other processes' changes to running jobs (queue_changes).
  * Sets the store's lease. With a database of its own (SQLite), jobs left
  * running by a process that died are put back in the queue first
  * (store_requeue_running), so each runs once more; with a shared one
@@ -177,8 +179,10 @@ void queue_cancel(struct queue *q, int64_t job_id);
 int queue_wait(struct queue *q, int64_t job_id, int timeout_ms);
 
 /* A count that moves whenever a job run by this process writes its
- * progress or a segment, or ends: what a client following jobs waits on
- * (jobs run by other processes are seen by asking the store again). */
+ * progress or a segment, or ends, and when the store announces the same
+ * of a job run by another process (PostgreSQL): what a client following
+ * jobs waits on. Without announcements (SQLite), jobs run by other
+ * processes are seen only by asking the store again. */
 uint64_t queue_changes(struct queue *q);
 
 /* Waits until the count has moved past *seen or timeout_ms pass, and sets

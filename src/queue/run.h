@@ -67,7 +67,7 @@ struct queue {
     struct hark_vad_params vad_params;
     int words_on;
     int beam_size, no_fallback;
-    int announced;            /* the store announces new jobs (store_wait_for_jobs) */
+    int announced;            /* the store announces jobs and changes (store_wait_news) */
     pthread_t watch;          /* heartbeats, expiry, announcements */
     int watch_started;
 

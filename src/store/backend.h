@@ -58,7 +58,7 @@ struct store_backend {
     int (*job_cancel)(struct store *s, int64_t id);
     int (*requeue_running)(struct store *s, int *n);
     int (*requeue_expired)(struct store *s, int *n);
-    int (*wait_for_jobs)(struct store *s, int timeout_ms);
+    int (*wait_news)(struct store *s, int timeout_ms);
     int (*jobs_in_state)(struct store *s, const char *state, int64_t **ids, int *n);
     int (*stats)(struct store *s, struct store_stats *out);
     int (*key_add)(struct store *s, const char *name, const char *hash, int admin);

@@ -60,11 +60,13 @@
  * on every call; this needs a session per connection, so a pooler in front
  * of the server must run in session mode. A job queued (enqueued,
  * released, or taken back when its lease passed) is announced with
- * pg_notify('hark_jobs', id), delivered when its change commits.
- * store_wait_for_jobs listens on a connection of its own, outside the
- * pool, made on first use and remade when it is lost (then it answers 1:
- * announcements may have been missed), and waits with poll() on its
- * socket: idle workers cost the server nothing.
+ * pg_notify('hark_jobs', id), and a running job's progress, a segment
+ * stored and its end with pg_notify('hark_changes', id), each delivered
+ * when its change commits. store_wait_news listens to both on a
+ * connection of its own, outside the pool, made on first use and remade
+ * when it is lost (then it answers both: announcements may have been
+ * missed), and waits with poll() on its socket: idle workers cost the
+ * server nothing.
  *
  * Leases are computed and compared by the server's clock (now() in UTC,
  * formatted as store_now does), so workers on machines whose clocks
@@ -280,6 +282,10 @@ static const char sql_upload_insert[] =
 
 static const char sql_upload_delete[] = "DELETE FROM uploads WHERE id = $1";
 
+/* A change to a job that its followers see (GET /jobs/<n>/events: its
+ * state, progress, segments) announces itself on hark_changes. */
+#define CHANGED(id) " RETURNING pg_notify('hark_changes', " id "::text)"
+
 /* Inserts a job unless the upload has an active one; the new job's
  * columns, its queue place (column 20) and the notification. */
 static const char sql_job_enqueue[] =
@@ -301,14 +307,14 @@ static const char sql_job_claim[] =
     "UPDATE jobs SET state = 'running', attempts = attempts + 1, started = $1, worker = $2,"
     " progress = 0, finished = '', error = '', lease_until = " PG_LEASE("$3")
     " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id"
-    " FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING " JOB_COLS;
+    " FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING " JOB_COLS ", pg_notify('hark_changes', id::text)";
 
 static const char sql_job_heartbeat[] =
     "UPDATE jobs SET lease_until = " PG_LEASE("$3")
     " WHERE id = $1 AND state = 'running' AND worker = $2";
 
 static const char sql_job_progress[] =
-    "UPDATE jobs SET progress = $2 WHERE id = $1 AND state = 'running' AND worker = $3";
+    "UPDATE jobs SET progress = $2 WHERE id = $1 AND state = 'running' AND worker = $3" CHANGED("id");
 
 /* The segments of a transcript, $N a JSON array of {seg, start_s, end_s,
  * text}, as rows. */
@@ -325,7 +331,7 @@ static const char sql_job_finish[] =
     " SELECT j.upload_id, x.seg, x.start_s, x.end_s, x.text FROM j CROSS JOIN " SEGMENT_ROWS("$7") ")"
     " UPDATE uploads u SET model_ran = 1, model_date = $2,"
     " model = COALESCE(NULLIF($3, ''), j.model), time_s = $4, language = $5"
-    " FROM j WHERE u.id = j.upload_id";
+    " FROM j WHERE u.id = j.upload_id" CHANGED("$1");
 
 /* store_index_set: the number of uploads found (0 or 1). */
 static const char sql_index_set[] =
@@ -361,7 +367,7 @@ static const char sql_job_segment_put[] =
     " SELECT $1::bigint, $2::integer, $3::double precision, $4::text, $5::text WHERE EXISTS (SELECT 1 FROM jobs"
     " WHERE id = $1 AND state = 'running' AND worker = $6)"
     " ON CONFLICT (job_id, seq) DO UPDATE SET window_s = excluded.window_s,"
-    " language = excluded.language, data = excluded.data";
+    " language = excluded.language, data = excluded.data" CHANGED("job_id");
 
 static const char sql_job_segments[] =
     "SELECT seq, window_s, language, data FROM job_segments"
@@ -393,23 +399,23 @@ static const char sql_job_checkpoint[] =
 
 static const char sql_job_fail[] =
     "UPDATE jobs SET state = 'failed', error = $2, finished = $3, lease_until = ''"
-    " WHERE id = $1 AND state = 'running' AND worker = $4";
+    " WHERE id = $1 AND state = 'running' AND worker = $4" CHANGED("id");
 
 /* Both announce the job queued again, as an enqueue does. */
 static const char sql_job_release[] =
     "WITH r AS (UPDATE jobs SET state = 'queued', progress = 0, lease_until = ''"
     " WHERE id = $1 AND state = 'running' AND worker = $2 RETURNING id)"
-    " SELECT pg_notify('hark_jobs', id::text) FROM r";
+    " SELECT pg_notify('hark_jobs', id::text), pg_notify('hark_changes', id::text) FROM r";
 
 static const char sql_requeue_expired[] =
     "WITH r AS (UPDATE jobs SET state = 'queued', progress = 0, lease_until = ''"
     " WHERE state = 'running' AND lease_until < " PG_NOW " RETURNING id)"
-    " SELECT pg_notify('hark_jobs', id::text) FROM r";
+    " SELECT pg_notify('hark_jobs', id::text), pg_notify('hark_changes', id::text) FROM r";
 
 /* Column 0: 1 when canceled now; column 1: whether the job exists. */
 static const char sql_job_cancel[] =
     "WITH c AS (UPDATE jobs SET state = 'canceled', finished = $2, lease_until = ''"
-    " WHERE id = $1 AND state IN ('queued', 'running') RETURNING 1)"
+    " WHERE id = $1 AND state IN ('queued', 'running')" CHANGED("id") ")"
     " SELECT (SELECT COUNT(*) FROM c), EXISTS (SELECT 1 FROM jobs WHERE id = $1)";
 
 static const char sql_requeue[] =
@@ -459,7 +465,7 @@ struct pg_store {
     int free_slots[N_CONNS];    /* a stack: the most recently used on top */
     int n_free;
     pthread_mutex_t listen_lock; /* guards listen: one waiter at a time */
-    PGconn *listen;             /* LISTEN hark_jobs; made by the first wait */
+    PGconn *listen;             /* LISTEN hark_jobs, hark_changes; made by the first wait */
 };
 
 static struct pg_store *from_store(struct store *s) { return (struct pg_store *)s; }
@@ -1244,16 +1250,17 @@ static int pg_requeue_expired(struct store *s, int *n)
     return 0;
 }
 
-/* Drains the notifications read so far: how many were about jobs. */
+/* Drains the notifications read so far: the STORE_NEWS_* bits heard. */
 static int drain_notes(PGconn *c)
 {
-    int n = 0;
+    int news = 0;
     PGnotify *note;
     while ((note = PQnotifies(c)) != NULL) {
-        if (strcmp(note->relname, "hark_jobs") == 0) n++;
+        if (strcmp(note->relname, "hark_jobs") == 0) news |= STORE_NEWS_JOBS;
+        else if (strcmp(note->relname, "hark_changes") == 0) news |= STORE_NEWS_CHANGES;
         PQfreemem(note);
     }
-    return n;
+    return news;
 }
 
 /* Sleeps ms milliseconds (the wait's answer to a server it cannot reach,
@@ -1266,8 +1273,9 @@ static void sleep_ms(int ms)
 }
 
 /* The listening connection: made (or remade after a loss) and subscribed
- * to hark_jobs. 0, 1 when it was (re)made now (notifications may have
- * been missed meanwhile), or a negative code. Under listen_lock. */
+ * to hark_jobs and hark_changes. 0, 1 when it was (re)made now
+ * (notifications may have been missed meanwhile), or a negative code.
+ * Under listen_lock. */
 static int listen_ready(struct pg_store *st, const char *op)
 {
     if (st->listen && PQstatus(st->listen) == CONNECTION_OK) return 0;
@@ -1277,7 +1285,7 @@ static int listen_ready(struct pg_store *st, const char *op)
     }
     int rc = conn_open(st->location, &st->listen, op);
     if (rc < 0) return rc;
-    PGresult *r = PQexec(st->listen, "LISTEN hark_jobs");
+    PGresult *r = PQexec(st->listen, "LISTEN hark_jobs; LISTEN hark_changes");
     if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
         rc = pg_fail(st->listen, r, op);
         PQclear(r);
@@ -1289,38 +1297,39 @@ static int listen_ready(struct pg_store *st, const char *op)
     return 1;
 }
 
-static int pg_wait_for_jobs(struct store *s, int timeout_ms)
+static int pg_wait_news(struct store *s, int timeout_ms)
 {
-    static const char op[] = "store_wait_for_jobs";
+    static const char op[] = "store_wait_news";
+    const int all = STORE_NEWS_JOBS | STORE_NEWS_CHANGES;
     struct pg_store *st = from_store(s);
     pthread_mutex_lock(&st->listen_lock);
     int rc = listen_ready(st, op);
     if (rc != 0) {
         pthread_mutex_unlock(&st->listen_lock);
         if (rc < 0) sleep_ms(timeout_ms);
-        return rc;
+        return rc < 0 ? rc : all;
     }
     PGconn *c = st->listen;
-    int n = drain_notes(c);
-    if (n == 0) {
+    int news = drain_notes(c);
+    if (news == 0) {
         struct pollfd pfd = {PQsocket(c), POLLIN, 0};
         int k = poll(&pfd, 1, timeout_ms);
         if (k > 0) {
             /* Readable with nothing to consume: the server hung up. The
-             * next wait reconnects and answers 1. */
+             * next wait reconnects; this one answers that anything may
+             * have been missed. */
             if (!PQconsumeInput(c)) {
                 store_set_error("%s: PostgreSQL: %s", op, PQerrorMessage(c));
-                rc = 1;
+                news = all;
             }
-            n = drain_notes(c);
+            news |= drain_notes(c);
         } else if (k < 0 && errno != EINTR) {
             store_set_error("%s: poll: %s", op, strerror(errno));
             rc = HARK_EIO;
         }
     }
     pthread_mutex_unlock(&st->listen_lock);
-    if (rc < 0) return rc;
-    return n > 0 || rc > 0 ? 1 : 0;
+    return rc < 0 ? rc : news;
 }
 
 static int pg_job_cancel(struct store *s, int64_t id)
@@ -1755,7 +1764,7 @@ const struct store_backend store_postgres_backend = {
     .job_cancel = pg_job_cancel,
     .requeue_running = pg_requeue_running,
     .requeue_expired = pg_requeue_expired,
-    .wait_for_jobs = pg_wait_for_jobs,
+    .wait_news = pg_wait_news,
     .jobs_in_state = pg_jobs_in_state,
     .stats = pg_stats,
     .key_add = pg_key_add,

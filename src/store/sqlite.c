@@ -35,7 +35,7 @@
  *
  * Leases (store.h) use SQLite's own clock ('now' in strftime), the same
  * for every process on the machine. There are no announcements across
- * processes: store_wait_for_jobs is not supported, and a queue over SQLite
+ * processes: store_wait_news is not supported, and a queue over SQLite
  * looks at the store on its own schedule.
  *
  * Strings are stored as given and cut (at a UTF-8 character boundary) only
@@ -1850,7 +1850,7 @@ const struct store_backend store_sqlite_backend = {
     .job_cancel = sqlite_job_cancel,
     .requeue_running = sqlite_requeue_running,
     .requeue_expired = sqlite_requeue_expired,
-    .wait_for_jobs = NULL, /* no announcements across processes */
+    .wait_news = NULL, /* no announcements across processes */
     .jobs_in_state = sqlite_jobs_in_state,
     .stats = sqlite_stats,
     .key_add = sqlite_key_add,

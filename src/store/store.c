@@ -444,14 +444,14 @@ int store_requeue_expired(struct store *s, int *n)
     return s->ops->requeue_expired(s, n);
 }
 
-int store_wait_for_jobs(struct store *s, int timeout_ms)
+int store_wait_news(struct store *s, int timeout_ms)
 {
-    NEED_HANDLE(s, "store_wait_for_jobs");
-    if (!s->ops->wait_for_jobs) {
-        store_set_error("store_wait_for_jobs: the %s store announces no jobs", s->ops->name);
+    NEED_HANDLE(s, "store_wait_news");
+    if (!s->ops->wait_news) {
+        store_set_error("store_wait_news: the %s store announces nothing", s->ops->name);
         return HARK_ENOTSUP;
     }
-    return s->ops->wait_for_jobs(s, timeout_ms < 0 ? 0 : timeout_ms);
+    return s->ops->wait_news(s, timeout_ms < 0 ? 0 : timeout_ms);
 }
 
 int store_is_shared(struct store *s) { return s && s->ops->shared; }

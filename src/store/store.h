@@ -353,17 +353,22 @@ int store_requeue_running(struct store *s, int *n);
 
 /* Every running job whose lease has passed goes back to the queue, keeping
  * its place; *n (when not NULL) gets how many. Idle workers are told
- * (store_wait_for_jobs). */
+ * (store_wait_news). */
 int store_requeue_expired(struct store *s, int *n);
 
-/* Waits until a job may have been queued by any process (an enqueue, a
- * release, a requeue) or timeout_ms passes: 1 when one was announced (or
- * announcements may have been missed, after a reconnection), 0 on timeout.
- * HARK_ENOTSUP at once on a backend without announcements (SQLite): the
- * caller looks at the queue on its own schedule. A negative code for a
- * database fault, after waiting up to timeout_ms. One thread at a time per
- * handle waits (others queue behind it). */
-int store_wait_for_jobs(struct store *s, int timeout_ms);
+/* What store_wait_news heard: a job may have been queued by any process
+ * (an enqueue, a release, a requeue), or a running job changed (its
+ * progress, a segment stored, its end: what GET /jobs/<n>/events shows). */
+enum { STORE_NEWS_JOBS = 1, STORE_NEWS_CHANGES = 2 };
+
+/* Waits until the store announces news from any process, or timeout_ms
+ * passes: the STORE_NEWS_* bits heard (both after a reconnection, when
+ * announcements may have been missed), 0 on timeout. HARK_ENOTSUP at once
+ * on a backend without announcements (SQLite): the caller looks at the
+ * queue on its own schedule. A negative code for a database fault, after
+ * waiting up to timeout_ms. One thread at a time per handle waits (others
+ * queue behind it). */
+int store_wait_news(struct store *s, int timeout_ms);
 
 /* 1 when other processes, on other machines, may use the database at the
  * same time (PostgreSQL): then a running job may belong to a live worker

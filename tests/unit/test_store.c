@@ -34,6 +34,7 @@
 
 #include "harness.h"
 #include "hark.h"
+#include "queue.h"
 #include "store.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -1291,16 +1292,35 @@ static void test_lease_exactly_once(void)
     store_close(s);
 }
 
-/* The announcements: SQLite has none; PostgreSQL wakes a waiter for an
- * enqueue, a release and an expiry by any process, and a waiter whose
- * connection was cut reconnects. */
-static void test_wait_for_jobs(void)
+/* Waits on s for the next announcement: the bits heard, and how long it
+ * took in *ms. */
+static int news_in(struct store *s, int timeout_ms, double *ms)
 {
-    const char *path = fresh_path("wait_jobs");
+    double t0 = now_us();
+    int news = store_wait_news(s, timeout_ms);
+    if (ms) *ms = (now_us() - t0) / 1000;
+    return news;
+}
+
+/* Everything announced on s until 300 ms pass quietly: the bits heard. */
+static int news_all(struct store *s)
+{
+    int heard = 0, news;
+    while ((news = store_wait_news(s, 300)) > 0) heard |= news;
+    return heard;
+}
+
+/* The announcements: SQLite has none; PostgreSQL wakes a waiter for an
+ * enqueue, a release and an expiry by any process (jobs), and for what a
+ * job's followers see change: its claim, progress, a segment stored, its
+ * end (changes). A waiter whose connection was cut reconnects. */
+static void test_wait_news(void)
+{
+    const char *path = fresh_path("wait_news");
     struct store *s = open_store(path);
     if (!s) return;
     if (backend == ON_SQLITE) {
-        CHECK(store_wait_for_jobs(s, 10) == HARK_ENOTSUP);
+        CHECK(store_wait_news(s, 10) == HARK_ENOTSUP);
         store_close(s);
         return;
     }
@@ -1309,42 +1329,115 @@ static void test_wait_for_jobs(void)
         store_close(s);
         return;
     }
-    for (int i = 1; i <= 3; i++) insert(other, i, NULL);
+    const int jobs = STORE_NEWS_JOBS, changes = STORE_NEWS_CHANGES;
+    for (int i = 1; i <= 5; i++) insert(other, i, NULL);
     /* The first wait subscribes; then nothing is announced. */
-    int rc = store_wait_for_jobs(s, 0);
-    CHECKF(rc == 0 || rc == 1, "rc %d %s", rc, store_error(s));
-    double t0 = now_us();
-    CHECK(store_wait_for_jobs(s, 100) == 0);
-    double waited_ms = (now_us() - t0) / 1000;
-    CHECKF(waited_ms >= 90 && waited_ms < 1000, "timeout after %.0f ms", waited_ms);
+    int rc = store_wait_news(s, 0);
+    CHECKF(rc == 0 || rc == (jobs | changes), "rc %d %s", rc, store_error(s));
+    double ms;
+    CHECK(news_in(s, 100, &ms) == 0);
+    CHECKF(ms >= 90 && ms < 1000, "timeout after %.0f ms", ms);
 
     struct store_job j;
     CHECK(store_job_enqueue(other, "up-000001", "", "", "transcribe", NULL, &j, NULL) == 0);
-    t0 = now_us();
-    CHECK(store_wait_for_jobs(s, 5000) == 1);
-    double woke_ms = (now_us() - t0) / 1000;
-    CHECKF(woke_ms < 1000, "woken after %.0f ms", woke_ms);
-    CHECK(store_wait_for_jobs(s, 50) == 0);
+    CHECK(news_in(s, 5000, &ms) == jobs);
+    CHECKF(ms < 1000, "woken after %.0f ms", ms);
+    CHECK(news_in(s, 50, NULL) == 0);
 
     CHECK(store_job_claim(other, "w", &j) == 0);
+    CHECK(news_in(s, 5000, NULL) == changes);
+    CHECK(store_job_heartbeat(other, j.id, "w") == 0);
+    CHECK(store_job_checkpoint(other, j.id, "w", 30.0, 1) == 0);
+    CHECK(news_in(s, 100, NULL) == 0);
+    CHECK(store_job_progress(other, j.id, "w", 40.0) == 0);
+    CHECK(news_in(s, 5000, &ms) == changes);
+    CHECKF(ms < 1000, "woken after %.0f ms", ms);
+    struct store_job_segment seg = {.seq = 0, .window_s = 0.0, .language = "en", .data = "{\"text\":\" a\"}"};
+    CHECK(store_job_segment_put(other, j.id, "w", &seg) == 0);
+    CHECK(news_in(s, 5000, NULL) == changes);
+    /* Refused changes announce nothing. */
+    CHECK(store_job_progress(other, j.id, "someone else", 50.0) == HARK_ESTALE);
+    CHECK(store_job_segment_put(other, j.id, "someone else", &seg) == HARK_ESTALE);
+    CHECK(news_in(s, 100, NULL) == 0);
     CHECK(store_job_release(other, j.id, "w") == 0);
-    CHECK(store_wait_for_jobs(s, 5000) == 1);
+    CHECK(news_in(s, 5000, NULL) == (jobs | changes));
+    CHECK(store_job_claim(other, "w", &j) == 0);
+    CHECK(store_job_finish(other, j.id, "w", "m", "en", 1.0, NULL, 0) == 0);
+    int heard = news_all(s);
+    CHECKF(heard == changes, "claim and finish: %d", heard);
+
+    CHECK(store_job_enqueue(other, "up-000002", "", "", "transcribe", NULL, &j, NULL) == 0);
+    CHECK(store_job_claim(other, "w", &j) == 0);
+    CHECK(store_job_fail(other, j.id, "w", "broken") == 0);
+    heard = news_all(s);
+    CHECKF(heard == (jobs | changes), "enqueue, claim and fail: %d", heard);
+    CHECK(store_job_enqueue(other, "up-000003", "", "", "transcribe", NULL, &j, NULL) == 0);
+    CHECK(news_in(s, 5000, NULL) == jobs);
+    CHECK(store_job_cancel(other, j.id) == 0);
+    CHECK(news_in(s, 5000, NULL) == changes);
+
     store_set_lease(other, 1);
+    CHECK(store_job_enqueue(other, "up-000004", "", "", "transcribe", NULL, &j, NULL) == 0);
     CHECK(store_job_claim(other, "w", &j) == 0);
     usleep(20 * 1000);
     int n = 0;
     CHECK(store_requeue_expired(other, &n) == 0 && n == 1);
-    CHECK(store_wait_for_jobs(s, 5000) == 1);
+    heard = news_all(s);
+    CHECKF(heard == (jobs | changes), "enqueue, claim and expiry: %d", heard);
 
-    /* The listening connection is cut: the waiter reconnects, says so,
-     * and hears the next announcement. */
+    /* The listening connection is cut: the waiter reconnects, says that
+     * anything may have been missed, and hears the next announcement. */
     CHECK(sql_int(path, "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
                         "datname = current_database() AND query LIKE 'LISTEN%'") == 1);
-    int ones = 0;
-    for (int k = 0; k < 5; k++) ones += store_wait_for_jobs(s, 200) == 1;
-    CHECKF(ones >= 1, "%d", ones);
-    CHECK(store_job_enqueue(other, "up-000002", "", "", "transcribe", NULL, NULL, NULL) == 0);
-    CHECK(store_wait_for_jobs(s, 5000) == 1);
+    int all = 0;
+    for (int k = 0; k < 5; k++) all += store_wait_news(s, 200) == (jobs | changes);
+    CHECKF(all >= 1, "%d", all);
+    CHECK(store_job_enqueue(other, "up-000005", "", "", "transcribe", NULL, NULL, NULL) == 0);
+    CHECK(news_in(s, 5000, NULL) == jobs);
+    store_close(other);
+    store_close(s);
+}
+
+/* A queue with no workers, as an API server beside `hark worker`
+ * processes has, still hears what other processes change in running jobs:
+ * its change count (what GET /jobs/<n>/events waits on) moves at once. */
+static void test_news_reach_queue(void)
+{
+    const char *path = fresh_path("news_queue");
+    struct store *s = open_store(path), *other = open_store(path);
+    struct queue *q = NULL;
+    if (!s || !other) goto out;
+    struct queue_config cfg = {.data_dir = t_tmpdir(), .models_dir = t_tmpdir(), .default_model = "m",
+                               .workers = 0, .threads = 1, .worker_name = "api:1"};
+    char err[512] = "";
+    int rc = queue_start(s, &cfg, &q, err, sizeof err);
+    CHECKF(rc == 0 && q, "queue_start: %d %s", rc, err);
+    if (!q) goto out;
+    insert(other, 1, NULL);
+    struct store_job j;
+    CHECK(store_job_enqueue(other, "up-000001", "m", "", "transcribe", NULL, &j, NULL) == 0);
+    CHECK(store_job_claim(other, "elsewhere/1", &j) == 0);
+    uint64_t seen = queue_changes(q);
+    queue_wait_changes(q, &seen, 100);
+    seen = queue_changes(q);
+    struct store_job_segment seg = {.seq = 0, .window_s = 0.0, .language = "en", .data = "{\"text\":\" a\"}"};
+    CHECK(store_job_segment_put(other, j.id, "elsewhere/1", &seg) == 0);
+    uint64_t before = seen;
+    double t0 = now_us();
+    queue_wait_changes(q, &seen, 5000);
+    double ms = (now_us() - t0) / 1000;
+    CHECKF(seen != before && ms < 2000, "a segment stored elsewhere: count %llu -> %llu after %.0f ms",
+           (unsigned long long)before, (unsigned long long)seen, ms);
+    before = seen;
+    CHECK(store_job_finish(other, j.id, "elsewhere/1", "m", "en", 1.0, NULL, 0) == 0);
+    queue_wait_changes(q, &seen, 5000);
+    CHECKF(seen != before, "the job's end elsewhere: count stayed %llu", (unsigned long long)seen);
+    /* A queue with no workers claims nothing and takes nothing back. */
+    CHECK(store_job_enqueue(other, "up-000001", "m", "", "transcribe", NULL, &j, NULL) == 0);
+    usleep(300 * 1000);
+    CHECK(store_job_get(s, j.id, &j) == 0 && !strcmp(j.state, STORE_QUEUED));
+out:
+    queue_stop(q);
     store_close(other);
     store_close(s);
 }
@@ -2321,13 +2414,14 @@ static const struct {
     {"store_requeue_after_crash", test_requeue_after_crash, BOTH},
     {"store_lease", test_lease, BOTH},
     {"store_lease_exactly_once", test_lease_exactly_once, BOTH},
-    {"store_wait_for_jobs", test_wait_for_jobs, BOTH},
+    {"store_wait_news", test_wait_news, BOTH},
     {"store_reopen_keeps_data", test_reopen_keeps_data, BOTH},
     {"store_newer_schema", test_newer_schema, BOTH},
     {"store_not_a_database", test_not_a_database, SQLITE_ONLY},
     {"store_open_errors", test_pg_open_errors, PG_ONLY},
     {"store_reconnect", test_pg_reconnect, PG_ONLY},
     {"store_notify", test_pg_notify, PG_ONLY},
+    {"store_news_reach_queue", test_news_reach_queue, PG_ONLY},
     {"store_crash_mid_transaction", test_crash_mid_transaction, BOTH},
     {"store_crash_store_api", test_crash_store_api, BOTH},
     {"store_error_per_thread", test_error_per_thread, BOTH},

@@ -150,9 +150,9 @@ static int f_job_progress(struct store *s, int64_t id, const char *worker, doubl
 {
     PASS_UNTRACED(job_progress, id, worker, progress);
 }
-static int f_wait_for_jobs(struct store *s, int timeout_ms)
+static int f_wait_news(struct store *s, int timeout_ms)
 {
-    return fs.inner->ops->wait_for_jobs ? fs.inner->ops->wait_for_jobs(fs.inner, timeout_ms) : HARK_ENOTSUP;
+    return fs.inner->ops->wait_news ? fs.inner->ops->wait_news(fs.inner, timeout_ms) : HARK_ENOTSUP;
 }
 static int f_requeue_running(struct store *s, int *n) { return fs.inner->ops->requeue_running(fs.inner, n); }
 static int f_requeue_expired(struct store *s, int *n) { return fs.inner->ops->requeue_expired(fs.inner, n); }
@@ -214,7 +214,7 @@ static const struct store_backend fault_backend = {
     .job_active = f_job_active, .job_claim = f_job_claim, .job_heartbeat = f_job_heartbeat,
     .job_progress = f_job_progress, .job_finish = f_job_finish, .job_fail = f_job_fail,
     .job_release = f_job_release, .job_cancel = f_job_cancel, .requeue_running = f_requeue_running,
-    .requeue_expired = f_requeue_expired, .wait_for_jobs = f_wait_for_jobs, .jobs_in_state = f_jobs_in_state,
+    .requeue_expired = f_requeue_expired, .wait_news = f_wait_news, .jobs_in_state = f_jobs_in_state,
     .stats = f_stats, .key_add = f_key_add, .key_list = f_key_list, .key_revoke = f_key_revoke,
     .key_find = f_key_find, .key_count = f_key_count, .index_set = f_index_set, .search = f_search,
     .uploads_ran = f_uploads_ran, .job_segment_put = f_job_segment_put, .job_segments = f_job_segments,
