@@ -3,7 +3,7 @@
 # tests/bench/run.sh. A server on SQLite runs the jobs itself (the stream
 # wakes when its queue stores a segment); on a throwaway PostgreSQL cluster
 # (tests/store/pg.sh) a `hark worker` process runs them and the server's
-# stream finds them by asking the database again (every 250 ms at most).
+# stream wakes when PostgreSQL announces each stored segment (LISTEN/NOTIFY).
 # Each job is 90 s of jfk.wav's speech over and over (three windows),
 # decoded greedily with the test model; Node's EventSource
 # (tests/api/events.mjs) follows it and measures, for every segment, the
