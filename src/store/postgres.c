@@ -60,9 +60,9 @@
  * on every call; this needs a session per connection, so a pooler in front
  * of the server must run in session mode. A job queued (enqueued,
  * released, or taken back when its lease passed) is announced with
- * pg_notify('hark_jobs', id), and a running job's progress, a segment
- * stored and its end with pg_notify('hark_changes', id), each delivered
- * when its change commits. store_wait_news listens to both on a
+ * pg_notify('hark_jobs', id), and whatever a job's followers see change
+ * (its claim, progress, a segment stored, its release or end) with
+ * pg_notify('hark_changes', id), each delivered when its change commits. store_wait_news listens to both on a
  * connection of its own, outside the pool, made on first use and remade
  * when it is lost (then it answers both: announcements may have been
  * missed), and waits with poll() on its socket: idle workers cost the
