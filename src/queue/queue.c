@@ -215,8 +215,10 @@ static void *watch_main(void *arg)
         if (wait_ms < 1) wait_ms = 1;
         if (q->announced) {
             int news = store_wait_news(q->store, (int)wait_ms);
-            if (news > 0 && (news & STORE_NEWS_JOBS)) wake_workers(q);
-            if (news > 0 && (news & STORE_NEWS_CHANGES)) run_changed(q);
+            if (news > 0) {
+                if (news & STORE_NEWS_JOBS) wake_workers(q);
+                if (news & STORE_NEWS_CHANGES) run_changed(q);
+            }
             continue;
         }
         pthread_mutex_lock(&q->mu);

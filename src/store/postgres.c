@@ -62,11 +62,11 @@
  * released, or taken back when its lease passed) is announced with
  * pg_notify('hark_jobs', id), and whatever a job's followers see change
  * (its claim, progress, a segment stored, its release or end) with
- * pg_notify('hark_changes', id), each delivered when its change commits. store_wait_news listens to both on a
- * connection of its own, outside the pool, made on first use and remade
- * when it is lost (then it answers both: announcements may have been
- * missed), and waits with poll() on its socket: idle workers cost the
- * server nothing.
+ * pg_notify('hark_changes', id), each delivered when its change commits.
+ * store_wait_news listens to both on a connection of its own, outside the
+ * pool, made on first use and remade when it is lost (then it answers
+ * both: announcements may have been missed), and waits with poll() on its
+ * socket: idle workers cost the server nothing.
  *
  * Leases are computed and compared by the server's clock (now() in UTC,
  * formatted as store_now does), so workers on machines whose clocks
@@ -284,7 +284,8 @@ static const char sql_upload_delete[] = "DELETE FROM uploads WHERE id = $1";
 
 /* A change to a job that its followers see (GET /jobs/<n>/events: its
  * state, progress, segments) announces itself on hark_changes. */
-#define CHANGED(id) " RETURNING pg_notify('hark_changes', " id "::text)"
+#define NOTIFY_CHANGED(id) "pg_notify('hark_changes', " id "::text)"
+#define CHANGED(id) " RETURNING " NOTIFY_CHANGED(id)
 
 /* Inserts a job unless the upload has an active one; the new job's
  * columns, its queue place (column 20) and the notification. */
@@ -307,7 +308,7 @@ static const char sql_job_claim[] =
     "UPDATE jobs SET state = 'running', attempts = attempts + 1, started = $1, worker = $2,"
     " progress = 0, finished = '', error = '', lease_until = " PG_LEASE("$3")
     " WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id"
-    " FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING " JOB_COLS ", pg_notify('hark_changes', id::text)";
+    " FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING " JOB_COLS ", " NOTIFY_CHANGED("id");
 
 static const char sql_job_heartbeat[] =
     "UPDATE jobs SET lease_until = " PG_LEASE("$3")
@@ -405,12 +406,12 @@ static const char sql_job_fail[] =
 static const char sql_job_release[] =
     "WITH r AS (UPDATE jobs SET state = 'queued', progress = 0, lease_until = ''"
     " WHERE id = $1 AND state = 'running' AND worker = $2 RETURNING id)"
-    " SELECT pg_notify('hark_jobs', id::text), pg_notify('hark_changes', id::text) FROM r";
+    " SELECT pg_notify('hark_jobs', id::text), " NOTIFY_CHANGED("id") " FROM r";
 
 static const char sql_requeue_expired[] =
     "WITH r AS (UPDATE jobs SET state = 'queued', progress = 0, lease_until = ''"
     " WHERE state = 'running' AND lease_until < " PG_NOW " RETURNING id)"
-    " SELECT pg_notify('hark_jobs', id::text), pg_notify('hark_changes', id::text) FROM r";
+    " SELECT pg_notify('hark_jobs', id::text), " NOTIFY_CHANGED("id") " FROM r";
 
 /* Column 0: 1 when canceled now; column 1: whether the job exists. */
 static const char sql_job_cancel[] =

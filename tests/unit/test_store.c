@@ -1400,13 +1400,22 @@ static void test_wait_news(void)
 
 /* A queue with no workers, as an API server beside `hark worker`
  * processes has, still hears what other processes change in running jobs:
- * its change count (what GET /jobs/<n>/events waits on) moves at once. */
+ * its change count (what GET /jobs/<n>/events waits on) moves at once. It
+ * only listens: a job whose lease has passed is left to the workers. */
 static void test_news_reach_queue(void)
 {
     const char *path = fresh_path("news_queue");
     struct store *s = open_store(path), *other = open_store(path);
     struct queue *q = NULL;
     if (!s || !other) goto out;
+    /* A job elsewhere whose lease has passed, before the queue starts. */
+    insert(other, 2, NULL);
+    struct store_job expired;
+    store_set_lease(other, 1);
+    CHECK(store_job_enqueue(other, "up-000002", "m", "", "transcribe", NULL, &expired, NULL) == 0);
+    CHECK(store_job_claim(other, "elsewhere/2", &expired) == 0);
+    store_set_lease(other, 60000);
+    usleep(20 * 1000);
     struct queue_config cfg = {.data_dir = t_tmpdir(), .models_dir = t_tmpdir(), .default_model = "m",
                                .workers = 0, .threads = 1, .worker_name = "api:1"};
     char err[512] = "";
@@ -1417,9 +1426,9 @@ static void test_news_reach_queue(void)
     struct store_job j;
     CHECK(store_job_enqueue(other, "up-000001", "m", "", "transcribe", NULL, &j, NULL) == 0);
     CHECK(store_job_claim(other, "elsewhere/1", &j) == 0);
+    /* The claim's own announcement passes first. */
     uint64_t seen = queue_changes(q);
-    queue_wait_changes(q, &seen, 100);
-    seen = queue_changes(q);
+    queue_wait_changes(q, &seen, 300);
     struct store_job_segment seg = {.seq = 0, .window_s = 0.0, .language = "en", .data = "{\"text\":\" a\"}"};
     CHECK(store_job_segment_put(other, j.id, "elsewhere/1", &seg) == 0);
     uint64_t before = seen;
@@ -1432,10 +1441,11 @@ static void test_news_reach_queue(void)
     CHECK(store_job_finish(other, j.id, "elsewhere/1", "m", "en", 1.0, NULL, 0) == 0);
     queue_wait_changes(q, &seen, 5000);
     CHECKF(seen != before, "the job's end elsewhere: count stayed %llu", (unsigned long long)seen);
-    /* A queue with no workers claims nothing and takes nothing back. */
+    /* It claims nothing, and takes nothing back. */
     CHECK(store_job_enqueue(other, "up-000001", "m", "", "transcribe", NULL, &j, NULL) == 0);
     usleep(300 * 1000);
     CHECK(store_job_get(s, j.id, &j) == 0 && !strcmp(j.state, STORE_QUEUED));
+    CHECK(store_job_get(s, expired.id, &expired) == 0 && !strcmp(expired.state, STORE_RUNNING));
 out:
     queue_stop(q);
     store_close(other);
